@@ -16,14 +16,17 @@
 #include <stddef.h>
 
 struct buf {
-	char *data;   /* NUL-terminated; never NULL once initialised */
-	size_t len;   /* bytes used, not counting the terminating NUL */
+	char *data; /* NUL-terminated; never NULL once initialised */
+	size_t len; /* bytes used, not counting the terminating NUL */
 	size_t alloc; /* bytes allocated, 0 while data points at a static "" */
-	size_t cap;   /* maximum len, 0 = unbounded */
+	size_t cap; /* maximum len, 0 = unbounded */
 };
 
 extern char buf_empty[];
-#define BUF_INIT { buf_empty, 0, 0, 0 }
+#define BUF_INIT                                                               \
+	{                                                                      \
+		buf_empty, 0, 0, 0                                             \
+	}
 
 /** Initialise @b as empty, with @cap as its maximum length (0: none). */
 void buf_init(struct buf *b, size_t cap);

@@ -31,10 +31,10 @@ void log_msg(int level, const char *fmt, ...)
 void log_vmsg(int level, const char *fmt, va_list ap)
 	__attribute__((format(printf, 2, 0)));
 
-#define log_at(lvl, ...)                         \
-	do {                                     \
-		if ((lvl) <= log_level)          \
-			log_msg((lvl), __VA_ARGS__); \
+#define log_at(lvl, ...)                                                       \
+	do {                                                                   \
+		if ((lvl) <= log_level)                                        \
+			log_msg((lvl), __VA_ARGS__);                           \
 	} while (0)
 #define log_err(...)   log_at(LOG_ERR, __VA_ARGS__)
 #define log_warn(...)  log_at(LOG_WARNING, __VA_ARGS__)

@@ -217,8 +217,8 @@ int util_time_parse(const char *s, int64_t *sec, int32_t *nsec)
 	int64_t t;
 
 	if (!s || digits(&s, 4, &Y) || *s++ != '-' || digits(&s, 2, &M) ||
-	    *s++ != '-' || digits(&s, 2, &D) || (*s != 'T' && *s != 't' &&
-						 *s != ' '))
+	    *s++ != '-' || digits(&s, 2, &D) ||
+	    (*s != 'T' && *s != 't' && *s != ' '))
 		return -EINVAL;
 	s++;
 	if (digits(&s, 2, &h) || *s++ != ':' || digits(&s, 2, &m) ||

@@ -108,8 +108,7 @@ static void test_time(void)
 	CHECK_EQ(util_time_parse("2017-09-14 12:34:53", &s, &ns), 0);
 	CHECK_EQ(util_time_parse("2017-13-14T12:34:53Z", &s, &ns), -EINVAL);
 	CHECK_EQ(util_time_parse("2017-09-14T12:34Z", &s, &ns), -EINVAL);
-	CHECK_EQ(util_time_parse("2017-09-14T12:34:53Zjunk", &s, &ns),
-		 -EINVAL);
+	CHECK_EQ(util_time_parse("2017-09-14T12:34:53Zjunk", &s, &ns), -EINVAL);
 	CHECK_EQ(util_time_parse("", &s, &ns), -EINVAL);
 	util_time_format(1505392493, out, sizeof(out));
 	CHECK_STR(out, "2017-09-14T12:34:53Z");
