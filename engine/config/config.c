@@ -127,8 +127,8 @@ bool conf_url_valid(const char *s, bool plain_ok)
 	for (i = 0; s[i]; i++) {
 		unsigned char c = (unsigned char)s[i];
 
-		if (c <= ' ' || c >= 0x7f || c == '?' || c == '#' ||
-		    c == '@' || c == '\\')
+		if (c <= ' ' || c >= 0x7f || c == '?' || c == '#' || c == '@' ||
+		    c == '\\')
 			return false;
 	}
 	return true;
@@ -222,7 +222,8 @@ int conf_services_parse(const char *s, unsigned *mask, struct conf_err *err)
 			}
 		}
 		if (!found) {
-			err_set(err, "services are files, onedrive and mail, separated by commas",
+			err_set(err,
+				"services are files, onedrive and mail, separated by commas",
 				"unknown service '%.*s'", (int)n, p);
 			return -EINVAL;
 		}
@@ -231,7 +232,8 @@ int conf_services_parse(const char *s, unsigned *mask, struct conf_err *err)
 			p++;
 	}
 	if (!m) {
-		err_set(err, "services are files, onedrive and mail, separated by commas",
+		err_set(err,
+			"services are files, onedrive and mail, separated by commas",
 			"no service given");
 		return -EINVAL;
 	}
@@ -269,8 +271,17 @@ const char *conf_graph_url(const struct conf_conn *c)
 }
 
 /* Keys of the file: name, where it goes, and how it is checked. */
-enum kind { K_STR, K_PATH, K_URL, K_GUID, K_TENANT, K_CRED, K_CLOUD,
-	    K_SVC, K_TIME };
+enum kind {
+	K_STR,
+	K_PATH,
+	K_URL,
+	K_GUID,
+	K_TENANT,
+	K_CRED,
+	K_CLOUD,
+	K_SVC,
+	K_TIME
+};
 
 struct key {
 	const char *name;
@@ -279,8 +290,11 @@ struct key {
 	size_t size;
 };
 
-#define KEY(n, k, f) { n, k, offsetof(struct conf_conn, f), \
-		       sizeof(((struct conf_conn *)0)->f) }
+#define KEY(n, k, f)                                                           \
+	{                                                                      \
+		n, k, offsetof(struct conf_conn, f),                           \
+			sizeof(((struct conf_conn *)0)->f)                     \
+	}
 
 static const struct key keys[] = {
 	KEY("tenant", K_TENANT, tenant),
@@ -325,14 +339,16 @@ static int set_key(struct conf_conn *c, const struct key *k, const char *v,
 	switch (k->kind) {
 	case K_GUID:
 		if (!util_guid_valid(v)) {
-			err_set(err, "a GUID looks like 01234567-89ab-cdef-0123-456789abcdef (Entra admin center, App registrations, Overview)",
+			err_set(err,
+				"a GUID looks like 01234567-89ab-cdef-0123-456789abcdef (Entra admin center, App registrations, Overview)",
 				"%s: %s '%s' is not a GUID", where, k->name, v);
 			return -EINVAL;
 		}
 		break;
 	case K_TENANT:
 		if (!conf_tenant_valid(v)) {
-			err_set(err, "give the tenant id (a GUID) or a verified domain such as contoso.onmicrosoft.com",
+			err_set(err,
+				"give the tenant id (a GUID) or a verified domain such as contoso.onmicrosoft.com",
 				"%s: tenant '%s' is neither a GUID nor a domain name",
 				where, v);
 			return -EINVAL;
@@ -340,7 +356,8 @@ static int set_key(struct conf_conn *c, const struct key *k, const char *v,
 		break;
 	case K_URL:
 		if (!conf_url_valid(v, false)) {
-			err_set(err, "write an absolute https URL without query, such as https://graph.microsoft.com",
+			err_set(err,
+				"write an absolute https URL without query, such as https://graph.microsoft.com",
 				"%s: %s '%s' is not an https URL", where,
 				k->name, v);
 			return -EINVAL;
@@ -348,14 +365,16 @@ static int set_key(struct conf_conn *c, const struct key *k, const char *v,
 		break;
 	case K_CRED:
 		if (conf_cred_parse(v, &c->cred) < 0) {
-			err_set(err, "use 'credential = secret', 'certificate' or 'pfx'",
+			err_set(err,
+				"use 'credential = secret', 'certificate' or 'pfx'",
 				"%s: unknown credential '%s'", where, v);
 			return -EINVAL;
 		}
 		return 0;
 	case K_CLOUD:
 		if (conf_cloud_parse(v, &c->cloud) < 0) {
-			err_set(err, "use global, usgov, usgovdod, china or custom",
+			err_set(err,
+				"use global, usgov, usgovdod, china or custom",
 				"%s: unknown cloud '%s'", where, v);
 			return -EINVAL;
 		}
@@ -424,7 +443,8 @@ int conf_parse(struct conf_conn *c, const char *path, const char *text,
 			if (!strcmp(keys[i].name, k))
 				break;
 		if (i == ARRAY_SIZE(keys)) {
-			err_set(err, "remove the line or correct the key (see 'man m365-connect', CONFIGURATION)",
+			err_set(err,
+				"remove the line or correct the key (see 'man m365-connect', CONFIGURATION)",
 				"%s: unknown key '%s'", where, k);
 			ret = -EINVAL;
 			goto out;
@@ -462,7 +482,8 @@ int conf_validate(const struct conf_conn *c, struct conf_err *err)
 	else if (!c->client_id[0])
 		need = "client_id";
 	if (need) {
-		err_set(err, "add the line or recreate the connection with 'm365-connect add'",
+		err_set(err,
+			"add the line or recreate the connection with 'm365-connect add'",
 			"connection '%s' has no '%s'", c->name, need);
 		return -EINVAL;
 	}
@@ -480,19 +501,22 @@ int conf_validate(const struct conf_conn *c, struct conf_err *err)
 			need = "pfx_file";
 		break;
 	case CONF_CRED_NONE:
-		err_set(err, "add 'credential = secret|certificate|pfx' with its file, or run 'm365-connect add' again",
+		err_set(err,
+			"add 'credential = secret|certificate|pfx' with its file, or run 'm365-connect add' again",
 			"connection '%s' has no credential", c->name);
 		return -EINVAL;
 	}
 	if (need) {
-		err_set(err, "add the line or recreate the connection with 'm365-connect add'",
+		err_set(err,
+			"add the line or recreate the connection with 'm365-connect add'",
 			"connection '%s' uses a %s but has no '%s'", c->name,
 			conf_cred_name(c->cred), need);
 		return -EINVAL;
 	}
 	if (c->cloud == CONF_CLOUD_CUSTOM &&
 	    (!c->login_url[0] || !c->graph_url[0])) {
-		err_set(err, "set login_url and graph_url, or choose a cloud: global, usgov, usgovdod, china",
+		err_set(err,
+			"set login_url and graph_url, or choose a cloud: global, usgov, usgovdod, china",
 			"connection '%s' uses cloud 'custom' without login_url and graph_url",
 			c->name);
 		return -EINVAL;
@@ -500,15 +524,17 @@ int conf_validate(const struct conf_conn *c, struct conf_err *err)
 	return 0;
 }
 
-int conf_check_private(const char *path, const char *what,
-		       struct conf_err *err)
+int conf_check_private(const char *path, const char *what, struct conf_err *err)
 {
 	struct stat st;
 
 	if (stat(path, &st) < 0) {
 		int rc = -errno;
 
-		err_set(err, rc == -ENOENT ? "check the path, or recreate the connection with 'm365-connect add'" : NULL,
+		err_set(err,
+			rc == -ENOENT
+				? "check the path, or recreate the connection with 'm365-connect add'"
+				: NULL,
 			"cannot read %s '%s': %s", what, path, strerror(-rc));
 		return rc;
 	}
@@ -544,7 +570,8 @@ int conf_load(const char *dir, const char *name, struct conf_conn *c,
 
 	conf_init(c, dir, name);
 	if (!conf_name_valid(name)) {
-		err_set(err, "names use letters, digits, '.', '_' and '-' (at most 64)",
+		err_set(err,
+			"names use letters, digits, '.', '_' and '-' (at most 64)",
 			"'%s' is not a valid connection name", name);
 		return -EINVAL;
 	}
@@ -553,7 +580,8 @@ int conf_load(const char *dir, const char *name, struct conf_conn *c,
 		goto out;
 	ret = conf_check_private(path.data, "connection file", err);
 	if (ret == -ENOENT) {
-		err_set(err, "list connections with 'm365-connect list', create one with 'm365-connect add' or 'register'",
+		err_set(err,
+			"list connections with 'm365-connect list', create one with 'm365-connect add' or 'register'",
 			"no connection '%s' (no file '%s')", name, path.data);
 		goto out;
 	}
@@ -593,7 +621,8 @@ int conf_format(const struct conf_conn *c, struct buf *out)
 	char when[32];
 	int rc = 0;
 
-	rc |= buf_addf(out, "# m365fs connection '%s' (see 'man m365-connect')\n",
+	rc |= buf_addf(out,
+		       "# m365fs connection '%s' (see 'man m365-connect')\n",
 		       c->name);
 	rc |= put(out, "tenant", c->tenant);
 	rc |= put(out, "client_id", c->client_id);

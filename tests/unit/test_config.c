@@ -9,19 +9,18 @@
 #include "config/config.h"
 #include "util/util.h"
 
-static const char good[] =
-	"# a comment\n"
-	"tenant = contoso.onmicrosoft.com\n"
-	"client_id = 01234567-89AB-cdef-0123-456789abcdef\n"
-	"  credential=certificate  \r\n"
-	"cert_file = work.pem\n"
-	"\n"
-	"cloud = custom\n"
-	"login_url = https://127.0.0.1:8443\n"
-	"graph_url = https://127.0.0.1:8443\n"
-	"ca_file = /tmp/ca.pem\n"
-	"services = mail,files\n"
-	"registered = 2026-11-21T02:00:00Z\n";
+static const char good[] = "# a comment\n"
+			   "tenant = contoso.onmicrosoft.com\n"
+			   "client_id = 01234567-89AB-cdef-0123-456789abcdef\n"
+			   "  credential=certificate  \r\n"
+			   "cert_file = work.pem\n"
+			   "\n"
+			   "cloud = custom\n"
+			   "login_url = https://127.0.0.1:8443\n"
+			   "graph_url = https://127.0.0.1:8443\n"
+			   "ca_file = /tmp/ca.pem\n"
+			   "services = mail,files\n"
+			   "registered = 2026-11-21T02:00:00Z\n";
 
 static void test_parse_good(void)
 {
@@ -47,15 +46,20 @@ static void test_parse_bad(void)
 	static const struct {
 		const char *text, *want;
 	} cases[] = {
-		{ "tenant = x.com\nfoo = bar\n", "work.conf:2: unknown key 'foo'" },
-		{ "client_id = 1234\n", "work.conf:1: client_id '1234' is not a GUID" },
-		{ "tenant = not a tenant\n", "work.conf:1: tenant 'not a tenant'" },
-		{ "\n\ngraph_url = http://x\n", "work.conf:3: graph_url 'http://x' is not an https URL" },
+		{ "tenant = x.com\nfoo = bar\n",
+		  "work.conf:2: unknown key 'foo'" },
+		{ "client_id = 1234\n",
+		  "work.conf:1: client_id '1234' is not a GUID" },
+		{ "tenant = not a tenant\n",
+		  "work.conf:1: tenant 'not a tenant'" },
+		{ "\n\ngraph_url = http://x\n",
+		  "work.conf:3: graph_url 'http://x' is not an https URL" },
 		{ "login_url = https://x/?a=b\n", "is not an https URL" },
 		{ "cloud = mars\n", "unknown cloud 'mars'" },
 		{ "credential = password\n", "unknown credential 'password'" },
 		{ "services = files,calendar\n", "unknown service 'calendar'" },
-		{ "tenant = a.com\ntenant = b.com\n", "work.conf:2: key 'tenant' is given twice" },
+		{ "tenant = a.com\ntenant = b.com\n",
+		  "work.conf:2: key 'tenant' is given twice" },
 		{ "tenant\n", "work.conf:1: line is not 'key = value'" },
 		{ "tenant =\n", "has no value" },
 		{ "registered = yesterday\n", "not an ISO 8601 time" },
