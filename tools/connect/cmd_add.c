@@ -27,20 +27,28 @@ enum {
 };
 
 static const struct cli_opt opts[] = {
-	{ "tenant", O_TENANT, "ID", "tenant id (GUID) or domain (contoso.onmicrosoft.com)" },
+	{ "tenant", O_TENANT, "ID",
+	  "tenant id (GUID) or domain (contoso.onmicrosoft.com)" },
 	{ "client-id", O_CLIENT, "GUID", "Application (client) ID of the app" },
-	{ "cert", O_CERT, "FILE", "PEM certificate (with the key, or see --key)" },
+	{ "cert", O_CERT, "FILE",
+	  "PEM certificate (with the key, or see --key)" },
 	{ "key", O_KEY, "FILE", "PEM private key of --cert" },
 	{ "pfx", O_PFX, "FILE", "PKCS#12 certificate with its key" },
-	{ "password-file", O_PASSFILE, "FILE", "password of --pfx (else asked)" },
-	{ "secret-file", O_SECRETFILE, "FILE", "client secret value in a 0600 file" },
-	{ "secret-stdin", O_SECRETSTDIN, NULL, "read the client secret from stdin" },
-	{ "cloud", O_CLOUD, "CLOUD", "global (default), usgov, usgovdod, china, custom" },
+	{ "password-file", O_PASSFILE, "FILE",
+	  "password of --pfx (else asked)" },
+	{ "secret-file", O_SECRETFILE, "FILE",
+	  "client secret value in a 0600 file" },
+	{ "secret-stdin", O_SECRETSTDIN, NULL,
+	  "read the client secret from stdin" },
+	{ "cloud", O_CLOUD, "CLOUD",
+	  "global (default), usgov, usgovdod, china, custom" },
 	{ "login-url", O_LOGIN, "URL", "sign-in endpoint override" },
 	{ "graph-url", O_GRAPH, "URL", "Graph endpoint override" },
 	{ "ca-file", O_CA, "FILE", "extra CA bundle (PEM) to trust" },
-	{ "services", O_SERVICES, "LIST", "files,onedrive,mail (default: all)" },
-	{ "sharepoint-url", O_SPURL, "URL", "https://TENANT.sharepoint.com (checked by test)" },
+	{ "services", O_SERVICES, "LIST",
+	  "files,onedrive,mail (default: all)" },
+	{ "sharepoint-url", O_SPURL, "URL",
+	  "https://TENANT.sharepoint.com (checked by test)" },
 	{ "force", O_FORCE, NULL, "replace an existing connection" },
 	{ NULL, 0, NULL, NULL },
 };
@@ -57,21 +65,51 @@ static int on_opt(void *ctx, const struct cli_opt *o, const char *arg)
 	struct add_args *a = ctx;
 
 	switch (o->key) {
-	case O_TENANT: a->tenant = arg; break;
-	case O_CLIENT: a->client_id = arg; break;
-	case O_CERT: a->cert = arg; break;
-	case O_KEY: a->key = arg; break;
-	case O_PFX: a->pfx = arg; break;
-	case O_PASSFILE: a->passfile = arg; break;
-	case O_SECRETFILE: a->secret_file = arg; break;
-	case O_SECRETSTDIN: a->secret_stdin = true; break;
-	case O_CLOUD: a->cloud = arg; break;
-	case O_LOGIN: a->login = arg; break;
-	case O_GRAPH: a->graph = arg; break;
-	case O_CA: a->ca = arg; break;
-	case O_SERVICES: a->services = arg; break;
-	case O_SPURL: a->spurl = arg; break;
-	case O_FORCE: a->force = true; break;
+	case O_TENANT:
+		a->tenant = arg;
+		break;
+	case O_CLIENT:
+		a->client_id = arg;
+		break;
+	case O_CERT:
+		a->cert = arg;
+		break;
+	case O_KEY:
+		a->key = arg;
+		break;
+	case O_PFX:
+		a->pfx = arg;
+		break;
+	case O_PASSFILE:
+		a->passfile = arg;
+		break;
+	case O_SECRETFILE:
+		a->secret_file = arg;
+		break;
+	case O_SECRETSTDIN:
+		a->secret_stdin = true;
+		break;
+	case O_CLOUD:
+		a->cloud = arg;
+		break;
+	case O_LOGIN:
+		a->login = arg;
+		break;
+	case O_GRAPH:
+		a->graph = arg;
+		break;
+	case O_CA:
+		a->ca = arg;
+		break;
+	case O_SERVICES:
+		a->services = arg;
+		break;
+	case O_SPURL:
+		a->spurl = arg;
+		break;
+	case O_FORCE:
+		a->force = true;
+		break;
 	}
 	return 0;
 }
@@ -99,8 +137,10 @@ int connect_endpoints(struct conf_conn *c, const char *cmd, const char *cloud,
 	int rc;
 
 	if (cloud && conf_cloud_parse(cloud, &c->cloud) < 0)
-		return cli_usage(cmd, "unknown cloud '%s' (global, usgov, usgovdod, china, custom)",
-				 cloud);
+		return cli_usage(
+			cmd,
+			"unknown cloud '%s' (global, usgov, usgovdod, china, custom)",
+			cloud);
 	if (login && (rc = set_url(c->login_url, sizeof(c->login_url), login,
 				   "login-url")))
 		return rc;
@@ -108,7 +148,9 @@ int connect_endpoints(struct conf_conn *c, const char *cmd, const char *cloud,
 				   "graph-url")))
 		return rc;
 	if (c->cloud == CONF_CLOUD_CUSTOM && (!login || !graph))
-		return cli_usage(cmd, "--cloud custom needs --login-url and --graph-url");
+		return cli_usage(
+			cmd,
+			"--cloud custom needs --login-url and --graph-url");
 	if (ca) {
 		real = realpath(ca, NULL);
 		if (!real) {
@@ -163,7 +205,8 @@ static int read_cert(const struct add_args *a, struct auth_cert **cert)
 			if (rc == -ENXIO) {
 				cli_error("PFX file '%s' needs a password",
 					  a->pfx);
-				cli_hint("give it with --password-file FILE (mode 0600)");
+				cli_hint(
+					"give it with --password-file FILE (mode 0600)");
 				return CLI_EXIT_FAIL;
 			}
 			if (!rc)
@@ -210,29 +253,37 @@ int cmd_add(int argc, char **argv)
 		return cli_usage("add", "give one connection NAME");
 	name = argv[0];
 	if (!conf_name_valid(name))
-		return cli_usage("add", "'%s' is not a valid connection name (letters, digits, '.', '_', '-')",
-				 name);
+		return cli_usage(
+			"add",
+			"'%s' is not a valid connection name (letters, digits, '.', '_', '-')",
+			name);
 	if (!a.tenant)
 		return cli_usage("add", "--tenant is required");
 	if (!conf_tenant_valid(a.tenant))
-		return cli_usage("add", "tenant '%s' is neither a GUID nor a domain name",
-				 a.tenant);
+		return cli_usage(
+			"add",
+			"tenant '%s' is neither a GUID nor a domain name",
+			a.tenant);
 	if (!a.client_id)
 		return cli_usage("add", "--client-id is required");
 	if (!util_guid_valid(a.client_id)) {
 		cli_error("client id '%s' is not a GUID", a.client_id);
-		cli_hint("copy the Application (client) ID from Entra admin center, App registrations, Overview");
+		cli_hint(
+			"copy the Application (client) ID from Entra admin center, App registrations, Overview");
 		return CLI_EXIT_USAGE;
 	}
 	ncred = !!a.cert + !!a.pfx + !!a.secret_file + a.secret_stdin;
 	if (ncred != 1)
-		return cli_usage("add", "give exactly one credential: --cert, --pfx, --secret-file or --secret-stdin");
+		return cli_usage(
+			"add",
+			"give exactly one credential: --cert, --pfx, --secret-file or --secret-stdin");
 	if (a.key && !a.cert)
 		return cli_usage("add", "--key goes with --cert");
 	if (a.passfile && !a.pfx)
 		return cli_usage("add", "--password-file goes with --pfx");
 	if (a.spurl && !conf_url_valid(a.spurl, false))
-		return cli_usage("add", "--sharepoint-url '%s' is not an https URL",
+		return cli_usage("add",
+				 "--sharepoint-url '%s' is not an https URL",
 				 a.spurl);
 
 	rc = connect_dir(&dir);
@@ -251,8 +302,9 @@ int cmd_add(int argc, char **argv)
 	buf_addf(&p1, "%s/%s.conf", dir.data, name);
 	if (!a.force && stat(p1.data, &sb) == 0) {
 		cli_error("connection '%s' exists already", name);
-		cli_hint("remove it with 'm365-connect remove %s' or replace it with --force",
-			 name);
+		cli_hint(
+			"remove it with 'm365-connect remove %s' or replace it with --force",
+			name);
 		rc = CLI_EXIT_FAIL;
 		goto out;
 	}
@@ -313,8 +365,7 @@ int cmd_add(int argc, char **argv)
 		goto out;
 	}
 	printf("connection '%s' saved in %s/%s.conf\n", name, dir.data, name);
-	printf("  tenant:     %s\n  client id:  %s\n", c->tenant,
-	       c->client_id);
+	printf("  tenant:     %s\n  client id:  %s\n", c->tenant, c->client_id);
 	if (cert) {
 		printf("  credential: certificate (copied to %s, %s)\n",
 		       c->cert_file, c->key_file);

@@ -72,7 +72,8 @@ int cmd_list(int argc, char **argv)
 	if (json)
 		cli_json_print(arr);
 	else if (!names[0])
-		fprintf(stderr, "no connections in %s: create one with 'm365-connect add' or 'register'\n",
+		fprintf(stderr,
+			"no connections in %s: create one with 'm365-connect add' or 'register'\n",
 			dir.data);
 	rc = 0;
 out:
@@ -167,8 +168,8 @@ int cmd_remove(int argc, char **argv)
 	bool force = false;
 	int npos, rc;
 
-	rc = cli_parse(argc, argv, "remove", "m365-connect remove NAME",
-		       ropts, on_force, &force, &npos);
+	rc = cli_parse(argc, argv, "remove", "m365-connect remove NAME", ropts,
+		       on_force, &force, &npos);
 	if (rc)
 		return rc < 0 ? CLI_EXIT_OK : rc;
 	if (npos != 1 || !conf_name_valid(argv[0]))
@@ -257,7 +258,8 @@ int cmd_cert(int argc, char **argv)
 	static const struct cli_opt copts[] = {
 		{ "bits", O_BITS, "N", "RSA key size: 3072 (default) or 2048" },
 		{ "years", O_YEARS, "N", "validity: 1 (default) or 2 years" },
-		{ "force", O_FORCE, NULL, "'new': replace an existing certificate" },
+		{ "force", O_FORCE, NULL,
+		  "'new': replace an existing certificate" },
 		{ NULL, 0, NULL, NULL },
 	};
 	struct cert_args a = { 3072, 1, false, 0 };
@@ -268,23 +270,28 @@ int cmd_cert(int argc, char **argv)
 	const char *verb;
 	int npos, rc;
 
-	rc = cli_parse(argc, argv, "cert", "m365-connect cert new|show|renew NAME",
-		       copts, on_cert, &a, &npos);
+	rc = cli_parse(argc, argv, "cert",
+		       "m365-connect cert new|show|renew NAME", copts, on_cert,
+		       &a, &npos);
 	if (rc)
 		return rc < 0 ? CLI_EXIT_OK : rc;
 	if (npos != 2)
-		return cli_usage("cert", "give new, show or renew and a connection NAME");
+		return cli_usage(
+			"cert",
+			"give new, show or renew and a connection NAME");
 	verb = argv[0];
-	if (strcmp(verb, "new") && strcmp(verb, "show") && strcmp(verb, "renew"))
-		return cli_usage("cert", "unknown action '%s' (new, show, renew)",
-				 verb);
+	if (strcmp(verb, "new") && strcmp(verb, "show") &&
+	    strcmp(verb, "renew"))
+		return cli_usage(
+			"cert", "unknown action '%s' (new, show, renew)", verb);
 	rc = connect_load(argv[1], &cx);
 	if (rc)
 		return rc;
 	if (!strcmp(verb, "show")) {
 		if (cx.conn.cred == CONF_CRED_SECRET) {
-			cli_error("connection '%s' uses a client secret, not a certificate",
-				  cx.conn.name);
+			cli_error(
+				"connection '%s' uses a client secret, not a certificate",
+				cx.conn.name);
 			cli_hint("create one with 'm365-connect cert new %s'",
 				 cx.conn.name);
 			rc = CLI_EXIT_FAIL;
@@ -306,9 +313,11 @@ int cmd_cert(int argc, char **argv)
 	}
 	if (!strcmp(verb, "new") && cx.conn.cred != CONF_CRED_SECRET &&
 	    !a.force) {
-		cli_error("connection '%s' has a certificate already", cx.conn.name);
-		cli_hint("use 'm365-connect cert renew %s' (keeps a copy of the old one) or --force",
-			 cx.conn.name);
+		cli_error("connection '%s' has a certificate already",
+			  cx.conn.name);
+		cli_hint(
+			"use 'm365-connect cert renew %s' (keeps a copy of the old one) or --force",
+			cx.conn.name);
 		rc = CLI_EXIT_FAIL;
 		goto out;
 	}

@@ -28,19 +28,27 @@ enum {
 };
 
 static const struct cli_opt reg_opts[] = {
-	{ "tenant", O_TENANT, "ID", "tenant id (GUID) or domain to register in" },
-	{ "services", O_SERVICES, "LIST", "files,onedrive,mail (default: all)" },
-	{ "display-name", O_NAME, "TEXT", "name of the app (default 'm365fs backup NAME')" },
-	{ "public-client-id", O_PUBLIC, "GUID", "public client for the admin sign-in" },
-	{ "cloud", O_CLOUD, "CLOUD", "global (default), usgov, usgovdod, china, custom" },
+	{ "tenant", O_TENANT, "ID",
+	  "tenant id (GUID) or domain to register in" },
+	{ "services", O_SERVICES, "LIST",
+	  "files,onedrive,mail (default: all)" },
+	{ "display-name", O_NAME, "TEXT",
+	  "name of the app (default 'm365fs backup NAME')" },
+	{ "public-client-id", O_PUBLIC, "GUID",
+	  "public client for the admin sign-in" },
+	{ "cloud", O_CLOUD, "CLOUD",
+	  "global (default), usgov, usgovdod, china, custom" },
 	{ "login-url", O_LOGIN, "URL", "sign-in endpoint override" },
 	{ "graph-url", O_GRAPH, "URL", "Graph endpoint override" },
 	{ "ca-file", O_CA, "FILE", "extra CA bundle (PEM) to trust" },
 	{ "sharepoint-url", O_SPURL, "URL", "https://TENANT.sharepoint.com" },
-	{ "wait", O_WAIT, "TIME", "how long to wait for the sign-in (default 15m)" },
-	{ "bits", O_BITS, "N", "RSA key size of a new certificate: 3072 or 2048" },
+	{ "wait", O_WAIT, "TIME",
+	  "how long to wait for the sign-in (default 15m)" },
+	{ "bits", O_BITS, "N",
+	  "RSA key size of a new certificate: 3072 or 2048" },
 	{ "years", O_YEARS, "N", "validity of a new certificate: 1 or 2" },
-	{ "no-verify", O_NOWAIT, NULL, "do not wait until the new credential works" },
+	{ "no-verify", O_NOWAIT, NULL,
+	  "do not wait until the new credential works" },
 	{ NULL, 0, NULL, NULL },
 };
 
@@ -56,16 +64,35 @@ static int on_opt(void *ctx, const struct cli_opt *o, const char *arg)
 	struct reg_args *a = ctx;
 
 	switch (o->key) {
-	case O_TENANT: a->tenant = arg; break;
-	case O_SERVICES: a->services = arg; break;
-	case O_NAME: a->display = arg; break;
-	case O_PUBLIC: a->pub = arg; break;
-	case O_CLOUD: a->cloud = arg; break;
-	case O_LOGIN: a->login = arg; break;
-	case O_GRAPH: a->graph = arg; break;
-	case O_CA: a->ca = arg; break;
-	case O_SPURL: a->spurl = arg; break;
-	case O_WAIT: return cli_parse_duration(arg, "wait", &a->wait_s);
+	case O_TENANT:
+		a->tenant = arg;
+		break;
+	case O_SERVICES:
+		a->services = arg;
+		break;
+	case O_NAME:
+		a->display = arg;
+		break;
+	case O_PUBLIC:
+		a->pub = arg;
+		break;
+	case O_CLOUD:
+		a->cloud = arg;
+		break;
+	case O_LOGIN:
+		a->login = arg;
+		break;
+	case O_GRAPH:
+		a->graph = arg;
+		break;
+	case O_CA:
+		a->ca = arg;
+		break;
+	case O_SPURL:
+		a->spurl = arg;
+		break;
+	case O_WAIT:
+		return cli_parse_duration(arg, "wait", &a->wait_s);
 	case O_BITS:
 		if (cli_parse_u64(arg, "bits", 8192, &a->bits))
 			return CLI_EXIT_USAGE;
@@ -76,7 +103,9 @@ static int on_opt(void *ctx, const struct cli_opt *o, const char *arg)
 		if (cli_parse_u64(arg, "years", 2, &a->years) || !a->years)
 			return cli_usage("register", "--years is 1 or 2");
 		break;
-	case O_NOWAIT: a->no_verify = true; break;
+	case O_NOWAIT:
+		a->no_verify = true;
+		break;
 	}
 	return 0;
 }
@@ -161,8 +190,9 @@ static int verify(struct connect_ctx *cx)
 		if (cx->auth)
 			auth_last_status(cx->auth, &st);
 		connect_report(&st);
-		cli_hint("Entra ID can take a few minutes more: run 'm365-connect test %s --wait 5m'",
-			 cx->conn.name);
+		cli_hint(
+			"Entra ID can take a few minutes more: run 'm365-connect test %s --wait 5m'",
+			cx->conn.name);
 	} else {
 		printf("%-8s the application's certificate is accepted\n",
 		       "ok");
@@ -216,14 +246,18 @@ static int run(int argc, char **argv, bool grant)
 	if (!existing) {
 		conf_init(&cx.conn, dir.data, argv[0]);
 		if (!a.tenant) {
-			rc = cli_usage(cmd, "--tenant is required for a new connection");
+			rc = cli_usage(
+				cmd,
+				"--tenant is required for a new connection");
 			goto out;
 		}
 	}
 	if (a.tenant) {
 		if (!conf_tenant_valid(a.tenant)) {
-			rc = cli_usage(cmd, "tenant '%s' is neither a GUID nor a domain name",
-				       a.tenant);
+			rc = cli_usage(
+				cmd,
+				"tenant '%s' is neither a GUID nor a domain name",
+				a.tenant);
 			goto out;
 		}
 		snprintf(cx.conn.tenant, sizeof(cx.conn.tenant), "%s",
@@ -270,8 +304,8 @@ static int run(int argc, char **argv, bool grant)
 	reg.app_id = cx.conn.client_id[0] ? cx.conn.client_id : NULL;
 	reg.cert = cx.cert;
 	reg.services = cx.conn.services ? cx.conn.services : CONF_SVC_ALL;
-	rc = auth_register(h, conf_graph_url(&cx.conn), admin.access.data,
-			   &reg, grant, on_step, NULL, &st);
+	rc = auth_register(h, conf_graph_url(&cx.conn), admin.access.data, &reg,
+			   grant, on_step, NULL, &st);
 	if (rc < 0) {
 		connect_report(&st);
 		rc = CLI_EXIT_FAIL;

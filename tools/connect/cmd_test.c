@@ -53,7 +53,11 @@ static void step(struct test *t, const char *state, const char *hint,
 		cli_json_str(o, "hint", hint && *hint ? hint : NULL);
 		return;
 	}
-	printf("%-8s %s\n", !strcmp(state, "ok") ? "ok" : !strcmp(state, "failed") ? "FAILED" : state, what);
+	printf("%-8s %s\n",
+	       !strcmp(state, "ok")	  ? "ok"
+	       : !strcmp(state, "failed") ? "FAILED"
+					  : state,
+	       what);
 	if (hint && *hint)
 		printf("         hint: %s\n", hint);
 	fflush(stdout);
@@ -116,14 +120,15 @@ static int get(struct test *t, struct connect_ctx *cx, const char *token,
 	char hint[512];
 	int rc;
 
-	rc = auth_graph_call(cx->http, conf_graph_url(&cx->conn), token,
-			     "GET", path, NULL, out, &st);
+	rc = auth_graph_call(cx->http, conf_graph_url(&cx->conn), token, "GET",
+			     path, NULL, out, &st);
 	if (!rc)
 		return 0;
 	if (st.http_status == 403) {
-		snprintf(hint, sizeof(hint),
-			 "grant the application permissions with 'm365-connect grant %s' (admin consent)",
-			 t->name);
+		snprintf(
+			hint, sizeof(hint),
+			"grant the application permissions with 'm365-connect grant %s' (admin consent)",
+			t->name);
 		step(t, "failed", hint, "%s: access denied (%s%s%s)", doing,
 		     st.error, st.detail[0] ? ": " : "", st.detail);
 	} else if (st.http_status) {
@@ -151,9 +156,10 @@ static void test_sharepoint_url(struct test *t, struct connect_ctx *cx,
 	    http_url_origin(want, b, sizeof(b)) < 0 || strcasecmp(a, b)) {
 		char hint[600];
 
-		snprintf(hint, sizeof(hint),
-			 "set sharepoint_url to %s, or check the tenant of the connection",
-			 web ? web : "the tenant's SharePoint address");
+		snprintf(
+			hint, sizeof(hint),
+			"set sharepoint_url to %s, or check the tenant of the connection",
+			web ? web : "the tenant's SharePoint address");
 		step(t, "failed", hint,
 		     "SharePoint URL '%s' does not belong to tenant '%s' (its root site is '%s')",
 		     want, cx->conn.tenant, web ? web : "?");
@@ -171,12 +177,12 @@ static void test_sites(struct test *t, struct connect_ctx *cx,
 	struct buf path = BUF_INIT;
 	int n;
 
-	if (get(t, cx, token, "/sites/getAllSites?$top=10&$select=id,webUrl,displayName",
-		&j, "listing site collections") < 0)
+	if (get(t, cx, token,
+		"/sites/getAllSites?$top=10&$select=id,webUrl,displayName", &j,
+		"listing site collections") < 0)
 		return;
 	n = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "value"));
-	s = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "value"),
-			       0);
+	s = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "value"), 0);
 	if (!s || !jstr(s, "id")) {
 		step(t, "failed", "check that the tenant has SharePoint sites",
 		     "no site collections listed");
@@ -208,16 +214,17 @@ static void test_users(struct test *t, struct connect_ctx *cx,
 	int tries = 0;
 	struct auth_status st;
 
-	if (get(t, cx, token, "/users?$select=id,userPrincipalName,mail&$top=20",
-		&users, "listing users") < 0)
+	if (get(t, cx, token,
+		"/users?$select=id,userPrincipalName,mail&$top=20", &users,
+		"listing users") < 0)
 		return;
 	step(t, "ok", NULL, "users listed (%d on the first page)",
 	     cJSON_GetArraySize(
 		     cJSON_GetObjectItemCaseSensitive(users, "value")));
 	cJSON_ArrayForEach(u, cJSON_GetObjectItemCaseSensitive(users, "value"))
 	{
-		const char *id = jstr(u, "id"), *upn = jstr(u,
-							    "userPrincipalName");
+		const char *id = jstr(u, "id"),
+			   *upn = jstr(u, "userPrincipalName");
 		cJSON *j = NULL;
 
 		if (!id || (mail_done && od_done) || ++tries > 10)
@@ -225,14 +232,15 @@ static void test_users(struct test *t, struct connect_ctx *cx,
 		if (!mail_done && jstr(u, "mail")) {
 			buf_reset(&path);
 			buf_addf(&path, "/users/%s/mailFolders?$top=20", id);
-			if (!auth_graph_call(cx->http, conf_graph_url(&cx->conn),
-					     token, "GET", path.data, NULL, &j,
-					     &st)) {
+			if (!auth_graph_call(cx->http,
+					     conf_graph_url(&cx->conn), token,
+					     "GET", path.data, NULL, &j, &st)) {
 				step(t, "ok", NULL,
 				     "mailbox of '%s' read (%d top folders)",
 				     upn ? upn : id,
-				     cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(
-					     j, "value")));
+				     cJSON_GetArraySize(
+					     cJSON_GetObjectItemCaseSensitive(
+						     j, "value")));
 				mail_done = true;
 			} else if (st.http_status == 403 ||
 				   st.http_status == 401 || !st.http_status) {
@@ -246,10 +254,11 @@ static void test_users(struct test *t, struct connect_ctx *cx,
 		if (!od_done) {
 			buf_reset(&path);
 			buf_addf(&path, "/users/%s/drive", id);
-			if (!auth_graph_call(cx->http, conf_graph_url(&cx->conn),
-					     token, "GET", path.data, NULL, &j,
-					     &st)) {
-				step(t, "ok", NULL, "OneDrive of '%s' reachable",
+			if (!auth_graph_call(cx->http,
+					     conf_graph_url(&cx->conn), token,
+					     "GET", path.data, NULL, &j, &st)) {
+				step(t, "ok", NULL,
+				     "OneDrive of '%s' reachable",
 				     upn ? upn : id);
 				od_done = true;
 			} else if (st.http_status == 403 ||
@@ -262,10 +271,12 @@ static void test_users(struct test *t, struct connect_ctx *cx,
 		}
 	}
 	if (!mail_done)
-		step(t, "failed", "check that users have Exchange Online mailboxes (licences)",
+		step(t, "failed",
+		     "check that users have Exchange Online mailboxes (licences)",
 		     "no mailbox could be read among the first users");
 	if (!od_done)
-		step(t, "failed", "check that users have OneDrive (licences, provisioned)",
+		step(t, "failed",
+		     "check that users have OneDrive (licences, provisioned)",
 		     "no OneDrive could be read among the first users");
 	cJSON_Delete(users);
 	buf_release(&path);
@@ -302,7 +313,8 @@ int cmd_test(int argc, char **argv)
 {
 	static const struct cli_opt opts[] = {
 		{ "json", O_JSON, NULL, "print the result as JSON" },
-		{ "wait", O_WAIT, "TIME", "wait up to TIME (e.g. 2m) for a new app to propagate" },
+		{ "wait", O_WAIT, "TIME",
+		  "wait up to TIME (e.g. 2m) for a new app to propagate" },
 		{ NULL, 0, NULL, NULL },
 	};
 	struct test t = { 0 };
@@ -317,8 +329,9 @@ int cmd_test(int argc, char **argv)
 	size_t n;
 	int npos, rc, prop;
 
-	rc = cli_parse(argc, argv, "test", "m365-connect test NAME [--json] [--wait TIME]",
-		       opts, on_opt, &t, &npos);
+	rc = cli_parse(argc, argv, "test",
+		       "m365-connect test NAME [--json] [--wait TIME]", opts,
+		       on_opt, &t, &npos);
 	if (rc)
 		return rc < 0 ? CLI_EXIT_OK : rc;
 	if (npos != 1)
@@ -375,9 +388,9 @@ int cmd_test(int argc, char **argv)
 	     cx.cert ? "certificate" : "client secret");
 
 	/* Graph reachable: any answer but 401 will do */
-	rc = auth_graph_call(cx.http, conf_graph_url(&cx.conn), tok.data,
-			     "GET", "/organization?$select=id,displayName",
-			     NULL, &org, &st);
+	rc = auth_graph_call(cx.http, conf_graph_url(&cx.conn), tok.data, "GET",
+			     "/organization?$select=id,displayName", NULL, &org,
+			     &st);
 	if (rc < 0 && (st.http_status == 401 || !st.http_status)) {
 		step_st(&t, &st);
 		goto done;
@@ -393,9 +406,10 @@ int cmd_test(int argc, char **argv)
 	if (!cJSON_GetArraySize(roles)) {
 		char hint[512];
 
-		snprintf(hint, sizeof(hint),
-			 "an administrator grants admin consent: 'm365-connect grant %s' (or API permissions, Grant admin consent)",
-			 t.name);
+		snprintf(
+			hint, sizeof(hint),
+			"an administrator grants admin consent: 'm365-connect grant %s' (or API permissions, Grant admin consent)",
+			t.name);
 		step(&t, "failed", hint,
 		     "the application has no permissions granted (admin consent is missing)");
 		goto done;
@@ -408,9 +422,10 @@ int cmd_test(int argc, char **argv)
 				buf_addf(&missing, "%s%s",
 					 missing.len ? ", " : "", r->name);
 		if (missing.len) {
-			snprintf(hint, sizeof(hint),
-				 "add and consent them with 'm365-connect grant %s'",
-				 t.name);
+			snprintf(
+				hint, sizeof(hint),
+				"add and consent them with 'm365-connect grant %s'",
+				t.name);
 			step(&t, "failed", hint,
 			     "permissions missing for the services: %s",
 			     missing.data);
@@ -426,8 +441,7 @@ int cmd_test(int argc, char **argv)
 	if (cx.conn.services & CONF_SVC_FILES)
 		test_sites(&t, &cx, tok.data);
 	if (cx.conn.services & (CONF_SVC_MAIL | CONF_SVC_ONEDRIVE))
-		test_users(&t, &cx, tok.data,
-			   cx.conn.services & CONF_SVC_MAIL,
+		test_users(&t, &cx, tok.data, cx.conn.services & CONF_SVC_MAIL,
 			   cx.conn.services & CONF_SVC_ONEDRIVE);
 	http_stats_get(cx.http, &hs);
 	if (hs.throttled && !t.json)

@@ -8,8 +8,8 @@
 
 struct connect_global connect_opts;
 
-static void status_set(struct auth_status *st, int rc,
-				   const char *what, const char *hint)
+static void status_set(struct auth_status *st, int rc, const char *what,
+		       const char *hint)
 {
 	memset(st, 0, sizeof(*st));
 	st->rc = rc;
@@ -58,8 +58,7 @@ out:
 	return rc;
 }
 
-int connect_path(const struct conf_conn *c, const char *file,
-		 struct buf *out)
+int connect_path(const struct conf_conn *c, const char *file, struct buf *out)
 {
 	return conf_path(c, file, out);
 }
@@ -122,13 +121,13 @@ static int load_cert(const struct conf_conn *conn, struct auth_cert **cert,
 		if (!rc && conn->pfx_password_file[0]) {
 			rc = conf_path(conn, conn->pfx_password_file, &p2);
 			if (!rc)
-				rc = conf_check_private(p2.data,
-							"PFX password file",
-							&err);
+				rc = conf_check_private(
+					p2.data, "PFX password file", &err);
 			if (!rc)
 				rc = util_read_file(p2.data, &pw, 4096);
-			while (!rc && pw.len && (pw.data[pw.len - 1] == '\n' ||
-						 pw.data[pw.len - 1] == '\r'))
+			while (!rc && pw.len &&
+			       (pw.data[pw.len - 1] == '\n' ||
+				pw.data[pw.len - 1] == '\r'))
 				buf_truncate(&pw, pw.len - 1);
 		}
 		if (rc < 0)
@@ -188,7 +187,7 @@ int connect_open(struct connect_ctx *c, int propagation_s,
 			rc = -ENODATA;
 		if (rc < 0) {
 			status_set(st, rc, "cannot read the secret file",
-					       "check secret_file of the connection");
+				   "check secret_file of the connection");
 			goto out;
 		}
 		cfg.secret = c->secret.data;
@@ -253,9 +252,10 @@ int connect_admin_signin(struct http *h, const struct conf_conn *conn,
 
 	rc = conf_graph_resource(conn, &res);
 	if (!rc)
-		rc = buf_addf(&scopes,
-			      "%s/Application.ReadWrite.All %s/AppRoleAssignment.ReadWrite.All offline_access",
-			      res.data, res.data);
+		rc = buf_addf(
+			&scopes,
+			"%s/Application.ReadWrite.All %s/AppRoleAssignment.ReadWrite.All offline_access",
+			res.data, res.data);
 	if (rc < 0)
 		goto out;
 	rc = auth_device_login(h, conf_login_url(conn), conn->tenant,
@@ -264,8 +264,9 @@ int connect_admin_signin(struct http *h, const struct conf_conn *conn,
 	if (rc < 0) {
 		connect_report(&st);
 		if (st.aadsts == 700016)
-			cli_hint("the public client '%s' is not known in the tenant: give your own with --public-client-id",
-				 public_client);
+			cli_hint(
+				"the public client '%s' is not known in the tenant: give your own with --public-client-id",
+				public_client);
 	}
 out:
 	buf_release(&res);

@@ -13,7 +13,7 @@
 
 /* Global options, set before the command runs. */
 struct connect_global {
-	bool system;		/* --system: /etc/m365fs */
+	bool system; /* --system: /etc/m365fs */
 	const char *config_dir; /* --config-dir DIR */
 };
 
@@ -28,7 +28,7 @@ extern struct connect_global connect_opts;
 struct connect_ctx {
 	struct conf_conn conn;
 	struct auth_cert *cert; /* certificate credential, or NULL */
-	struct buf secret;	/* secret credential (wiped) */
+	struct buf secret; /* secret credential (wiped) */
 	struct http *http;
 	struct auth *auth;
 	struct buf scope; /* RESOURCE/.default */
@@ -57,8 +57,7 @@ void connect_close(struct connect_ctx *c);
 void connect_report(const struct auth_status *st);
 
 /* Resolve a file of the connection to an absolute path in @out. */
-int connect_path(const struct conf_conn *c, const char *file,
-		 struct buf *out);
+int connect_path(const struct conf_conn *c, const char *file, struct buf *out);
 
 /* Print the facts of a certificate ("subject, thumbprint, valid until"). */
 void connect_cert_print(FILE *f, const struct auth_cert *cert,

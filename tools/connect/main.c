@@ -10,8 +10,10 @@ static const struct {
 	const char *help;
 } cmds[] = {
 	{ "add", cmd_add, "store a connection for an app registered by hand" },
-	{ "register", cmd_register, "register the app automatically (admin sign-in)" },
-	{ "grant", cmd_grant, "add missing permissions, consent and certificate to an app" },
+	{ "register", cmd_register,
+	  "register the app automatically (admin sign-in)" },
+	{ "grant", cmd_grant,
+	  "add missing permissions, consent and certificate to an app" },
 	{ "test", cmd_test, "check a connection step by step" },
 	{ "cert", cmd_cert, "new|show|renew the certificate of a connection" },
 	{ "list", cmd_list, "list the connections" },
@@ -23,14 +25,16 @@ static void usage(FILE *f)
 {
 	size_t i;
 
-	fprintf(f, "usage: m365-connect [--system | --config-dir DIR] COMMAND [ARGS]\n\n"
-		   "commands:\n");
+	fprintf(f,
+		"usage: m365-connect [--system | --config-dir DIR] COMMAND [ARGS]\n\n"
+		"commands:\n");
 	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		fprintf(f, "  %-10s %s\n", cmds[i].name, cmds[i].help);
-	fprintf(f, "\nglobal options:\n"
-		   "  --system           use /etc/m365fs (the default for root)\n"
-		   "  --config-dir DIR   use DIR for connection files\n"
-		   "\n'm365-connect COMMAND --help' tells more; see also 'man m365-connect'.\n");
+	fprintf(f,
+		"\nglobal options:\n"
+		"  --system           use /etc/m365fs (the default for root)\n"
+		"  --config-dir DIR   use DIR for connection files\n"
+		"\n'm365-connect COMMAND --help' tells more; see also 'man m365-connect'.\n");
 }
 
 int main(int argc, char **argv)
