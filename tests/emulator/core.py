@@ -375,6 +375,7 @@ def throttle_response(status, retry_after=None):
 def dispatch(req, apply_faults=True):
     """Runs REQ through fault rules and the routes -> (Response, pattern,
     fault rule or None).  Used by the HTTP layer and by $batch."""
+    prev = getattr(_current, "req", None)
     _current.req = req
     fault = match_fault(req) if apply_faults else None
     pattern = "-"
@@ -394,7 +395,7 @@ def dispatch(req, apply_faults=True):
         traceback.print_exc()
         resp = graph_error(500, "generalException", "internal error: %r" % e)
     finally:
-        _current.req = None
+        _current.req = prev
     if req.host != "control":
         resp.headers.setdefault("request-id", req.request_id)
         resp.headers.setdefault("client-request-id",
@@ -480,18 +481,35 @@ async def _serve(req, send, loop):
     await send({"type": "http.response.start", "status": resp.status,
                 "headers": out})
     sent = 0
+    accounted = [False]
+
+    def account(dropped=False):
+        if accounted[0]:
+            return
+        accounted[0] = True
+        extra = {"bytes": sent}
+        if dropped:
+            extra["dropped"] = True
+        if req.host == "files" and req.method == "GET":
+            with EMU.lock:
+                EMU.stats["bytes_downloaded"] += sent
+        EMU.count(req, pattern, resp.status, extra)
+
     try:
         if req.method == "HEAD":
-            pass
+            account()
+            await send({"type": "http.response.body", "body": b""})
         elif body_iter is None:
             body = resp.body
             if drop is not None:
+                sent = min(len(body), int(drop))
+                account(True)
                 await send({"type": "http.response.body",
                             "body": body[:int(drop)], "more_body": True})
-                sent = min(len(body), int(drop))
                 raise DropConnection()
-            await send({"type": "http.response.body", "body": body})
             sent = len(body)
+            account()
+            await send({"type": "http.response.body", "body": body})
         else:
             it = iter(body_iter)
             while True:
@@ -500,19 +518,15 @@ async def _serve(req, send, loop):
                     break
                 if drop is not None and sent + len(chunk) >= int(drop):
                     chunk = chunk[:int(drop) - sent]
+                    sent += len(chunk)
+                    account(True)
                     await send({"type": "http.response.body",
                                 "body": bytes(chunk), "more_body": True})
-                    sent += len(chunk)
                     raise DropConnection()
+                sent += len(chunk)
                 await send({"type": "http.response.body", "body":
                             bytes(chunk), "more_body": True})
-                sent += len(chunk)
+            account()
             await send({"type": "http.response.body", "body": b""})
     finally:
-        extra = {"bytes": sent}
-        if drop is not None:
-            extra["dropped"] = True
-        if req.host == "files" and req.method == "GET":
-            with EMU.lock:
-                EMU.stats["bytes_downloaded"] += sent
-        EMU.count(req, pattern, resp.status, extra)
+        account()
