@@ -183,7 +183,10 @@ struct http_request {
 	const struct http_sink *sink; /* stream a 2xx body here instead of
 					 resp->body; NULL = keep in memory */
 	size_t body_cap; /* cap of resp->body; 0 = default cap */
-	unsigned timeout_ms; /* total per attempt; 0 = config default */
+	unsigned timeout_ms; /* total per attempt; 0 = the config's
+				timeout_ms, or none when a sink or source
+				is set (streams may take long: the
+				low-speed limit guards them) */
 	unsigned flags; /* HTTP_F_* */
 };
 
