@@ -322,6 +322,7 @@ class Emulator:
                 entry.update(extra)
             if len(s["log"]) < 200000:
                 s["log"].append(entry)
+            return entry
 
 
 EMU = Emulator()
@@ -478,55 +479,48 @@ async def _serve(req, send, loop):
         hdrs["Content-Length"] = str(length)
     out = [(k.lower().encode("latin-1"), str(v).encode("latin-1"))
            for k, v in hdrs.items()]
+    # counted before anything is sent, so a client that has its answer
+    # always finds it in /stats
+    entry = EMU.count(req, pattern, resp.status, {"bytes": 0})
+    counting = req.host == "files" and req.method == "GET"
+
+    def add(n, dropped=False):
+        with EMU.lock:
+            entry["bytes"] += n
+            if dropped:
+                entry["dropped"] = True
+            if counting:
+                EMU.stats["bytes_downloaded"] += n
+
     await send({"type": "http.response.start", "status": resp.status,
                 "headers": out})
-    sent = 0
-    accounted = [False]
-
-    def account(dropped=False):
-        if accounted[0]:
-            return
-        accounted[0] = True
-        extra = {"bytes": sent}
-        if dropped:
-            extra["dropped"] = True
-        if req.host == "files" and req.method == "GET":
-            with EMU.lock:
-                EMU.stats["bytes_downloaded"] += sent
-        EMU.count(req, pattern, resp.status, extra)
-
-    try:
-        if req.method == "HEAD":
-            account()
-            await send({"type": "http.response.body", "body": b""})
-        elif body_iter is None:
-            body = resp.body
-            if drop is not None:
-                sent = min(len(body), int(drop))
-                account(True)
+    if req.method == "HEAD":
+        await send({"type": "http.response.body", "body": b""})
+    elif body_iter is None:
+        body = resp.body
+        if drop is not None:
+            body = body[:int(drop)]
+            add(len(body), True)
+            await send({"type": "http.response.body", "body": body,
+                        "more_body": True})
+            raise DropConnection()
+        add(len(body))
+        await send({"type": "http.response.body", "body": body})
+    else:
+        it = iter(body_iter)
+        sent = 0
+        while True:
+            chunk = await loop.run_in_executor(_POOL, next, it, None)
+            if chunk is None:
+                break
+            if drop is not None and sent + len(chunk) >= int(drop):
+                chunk = chunk[:int(drop) - sent]
+                add(len(chunk), True)
                 await send({"type": "http.response.body",
-                            "body": body[:int(drop)], "more_body": True})
+                            "body": bytes(chunk), "more_body": True})
                 raise DropConnection()
-            sent = len(body)
-            account()
-            await send({"type": "http.response.body", "body": body})
-        else:
-            it = iter(body_iter)
-            while True:
-                chunk = await loop.run_in_executor(_POOL, next, it, None)
-                if chunk is None:
-                    break
-                if drop is not None and sent + len(chunk) >= int(drop):
-                    chunk = chunk[:int(drop) - sent]
-                    sent += len(chunk)
-                    account(True)
-                    await send({"type": "http.response.body",
-                                "body": bytes(chunk), "more_body": True})
-                    raise DropConnection()
-                sent += len(chunk)
-                await send({"type": "http.response.body", "body":
-                            bytes(chunk), "more_body": True})
-            account()
-            await send({"type": "http.response.body", "body": b""})
-    finally:
-        account()
+            sent += len(chunk)
+            add(len(chunk))
+            await send({"type": "http.response.body", "body": bytes(chunk),
+                        "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
