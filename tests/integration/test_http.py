@@ -133,7 +133,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 ("Location", other + "/files/blob?sig=secret")])
         if u.path == "/files/blob":
             rng = self.headers.get("Range")
-            if rng and rng.startswith("bytes="):
+            if rng and "norange" not in q and rng.startswith("bytes="):
                 a, b = rng[6:].split("-")
                 a = int(a)
                 b = int(b) if b else len(BLOB) - 1
@@ -334,3 +334,19 @@ def test_http_parallel_requests_bounded(mini):
                        "8", opts=("--max-inflight", "3"))
     assert all(r["status"] == 200 for r in res) and len(res) == 8
     assert tail["stats"]["inflight_max"] == 3
+
+
+@pytest.mark.parametrize("norange", [False, True])
+@pytest.mark.parametrize("sink", [False, True])
+def test_http_range_fields_exact_even_when_ignored(mini, norange, sink):
+    url = mini.url + "/redirect" if not norange else \
+        mini.files_url + "/files/blob?norange=1"
+    extra = ["sink"] if sink else []
+    res, _, _ = run(mini, "get", url, "follow", "roff", "300000", "rlen",
+                    "70000", *extra)
+    r = res[0]
+    assert r["status"] == (200 if norange else 206)
+    assert r["bytes"] == 70000
+    assert r["sha256"] == hashlib.sha256(BLOB[300000:370000]).hexdigest()
+    res, _, _ = run(mini, "get", url, "follow", "roff", "1000000", *extra)
+    assert res[0]["sha256"] == hashlib.sha256(BLOB[1000000:]).hexdigest()

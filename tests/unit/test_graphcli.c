@@ -9,7 +9,7 @@
  *            --timeout MS  --deadline MS (overall, from now)
  *   http commands (print one JSON object per request on stdout):
  *     get URL [range A-B] [follow] [sink] [threads N] [count N]
- *         [delay MS] (thread i starts i * MS later)
+ *         [delay MS] (thread i starts i * MS later) [roff N] [rlen N]
  *     put URL SIZE            (streamed source of SIZE bytes 'x')
  *   graph commands:
  *     users | groups | sites | drives-site ID | drives-user ID
@@ -128,6 +128,7 @@ struct get_args {
 	bool follow, sink;
 	int count;
 	int delay_ms;
+	uint64_t roff, rlen;
 	pthread_mutex_t *out_lock;
 	int rc;
 };
@@ -153,6 +154,8 @@ static void *get_thread(void *arg)
 	req.bearer = TOKEN;
 	req.headers = headers;
 	req.flags = a->follow ? HTTP_F_FOLLOW : 0;
+	req.range_off = a->roff;
+	req.range_len = a->rlen;
 	for (int i = 0; i < a->count; i++) {
 		char hex[65] = "", qx[29] = "";
 		int64_t t0 = util_mono_ms(), t1;
@@ -212,6 +215,10 @@ static int cmd_get(int argc, char **argv)
 			a.sink = true;
 		else if (!strcmp(argv[i], "threads") && i + 1 < argc)
 			threads = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "roff") && i + 1 < argc)
+			a.roff = strtoull(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "rlen") && i + 1 < argc)
+			a.rlen = strtoull(argv[++i], NULL, 10);
 		else if (!strcmp(argv[i], "delay") && i + 1 < argc)
 			a.delay_ms = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "count") && i + 1 < argc)
