@@ -76,7 +76,10 @@ static void usage(FILE *f)
 		FS_DEFAULT_TIMEOUT);
 }
 
-#define FS_OPT(t, p) { t, offsetof(struct fs_opts, p), 1 }
+#define FS_OPT(t, p)                                                           \
+	{                                                                      \
+		t, offsetof(struct fs_opts, p), 1                              \
+	}
 static const struct fuse_opt opt_spec[] = {
 	FS_OPT("repo=%s", repo),
 	FS_OPT("key_file=%s", key_file),
@@ -87,17 +90,19 @@ static const struct fuse_opt opt_spec[] = {
 	FUSE_OPT_END,
 };
 
-struct nonopts {
+/* Arguments that are not options: REPO and MOUNTPOINT. */
+static struct nonopts {
 	char *arg[2];
 	int n;
 	int extra;
-};
+} nonopts;
 
 static int opt_proc(void *data, const char *arg, int key,
 		    struct fuse_args *outargs)
 {
-	struct nonopts *no = data;
+	struct nonopts *no = &nonopts;
 
+	(void)data;
 	(void)outargs;
 	if (key != FUSE_OPT_KEY_NONOPT)
 		return 1; /* keep: for libfuse */
@@ -250,10 +255,13 @@ static int check_mountpoint(const char *mnt)
 	return rc;
 }
 
-/* fuse_daemonize() points stderr at /dev/null: keep ours (journald). */
+/*
+ * fuse_daemonize() points stderr at /dev/null.  Under systemd (a mount
+ * unit, $JOURNAL_STREAM) keep it: it is the journal.
+ */
 static int daemonize_keep_stderr(void)
 {
-	int saved = dup(2), rc;
+	int saved = getenv("JOURNAL_STREAM") ? dup(2) : -1, rc;
 
 	rc = fuse_daemonize(0);
 	if (saved >= 0) {
@@ -269,7 +277,7 @@ int main(int argc, char **argv)
 	struct fuse_cmdline_opts copts = { 0 };
 	struct fuse_loop_config *lcfg = NULL;
 	struct fuse_session *se = NULL;
-	struct nonopts no = { { NULL, NULL }, 0, 0 };
+	struct nonopts no = { 0 };
 	unsigned char key[STORE_KEY_LEN];
 	struct fs fs = { 0 };
 	struct store *st = NULL;
@@ -285,6 +293,7 @@ int main(int argc, char **argv)
 		ret = 2;
 		goto out;
 	}
+	no = nonopts;
 	if (no.n == 2) {
 		if (fs.o.repo) {
 			error("the repository is given twice ('%s' and -o repo=%s)",
@@ -295,6 +304,9 @@ int main(int argc, char **argv)
 		fs.o.repo = no.arg[0];
 		no.arg[0] = NULL;
 	}
+	/* before libfuse, which would say "bad mount point" */
+	if (no.n && check_mountpoint(no.arg[no.n - 1]) < 0)
+		goto out;
 	if (no.n && fuse_opt_add_arg(&args, no.arg[no.n - 1]) < 0)
 		goto out;
 	if (fuse_parse_cmdline(&args, &copts) != 0) {
@@ -315,7 +327,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if (no.extra || !fs.o.repo || !copts.mountpoint) {
-		error(no.extra ? "too many arguments"
+		error(no.extra	   ? "too many arguments"
 		      : !fs.o.repo ? "no repository given"
 				   : "no mountpoint given");
 		hint("see '" PROG " --help'");
@@ -342,7 +354,7 @@ int main(int argc, char **argv)
 		goto out;
 	store_close(st);
 	st = NULL;
-	if (check_catalog(&fs.o) < 0 || check_mountpoint(copts.mountpoint) < 0)
+	if (check_catalog(&fs.o) < 0)
 		goto out;
 
 	snprintf(fsname, sizeof(fsname), "-ofsname=%s", fs.o.repo);
@@ -384,8 +396,11 @@ int main(int argc, char **argv)
 		if (!lcfg)
 			goto out;
 		fuse_loop_cfg_set_clone_fd(lcfg, copts.clone_fd);
-		fuse_loop_cfg_set_idle_threads(lcfg, copts.max_idle_threads);
-		fuse_loop_cfg_set_max_threads(lcfg, copts.max_threads);
+		if (copts.max_idle_threads != UINT_MAX)
+			fuse_loop_cfg_set_idle_threads(lcfg,
+						       copts.max_idle_threads);
+		if (copts.max_threads && copts.max_threads != UINT_MAX)
+			fuse_loop_cfg_set_max_threads(lcfg, copts.max_threads);
 		rc = fuse_session_loop_mt(se, lcfg);
 	}
 	ret = rc == 0 ? 0 : 1;

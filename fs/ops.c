@@ -170,7 +170,9 @@ static int marker_line(void *ctx, const struct cat_snap_error *e)
 	if (m->out->len > MARKER_MAX - 4096)
 		return 0; /* keep counting, stop writing */
 	return buf_addf(m->out, "%s\t%s\t%s\n", e->service,
-			e->path ? e->path : e->graph_id ? e->graph_id : "-",
+			e->path	      ? e->path
+			: e->graph_id ? e->graph_id
+				      : "-",
 			e->reason);
 }
 
@@ -535,8 +537,7 @@ static char *rbuf_get(size_t size)
 	return b->data;
 }
 
-static void read_failed(struct fs *fs, struct file_obj *f, uint64_t ino,
-			int rc)
+static void read_failed(struct fs *fs, struct file_obj *f, uint64_t ino, int rc)
 {
 	struct buf path = BUF_INIT;
 
@@ -901,8 +902,8 @@ static void fsop_opendir(fuse_req_t req, fuse_ino_t ino,
 	fuse_reply_open(req, fi);
 }
 
-static void fsop_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
-			 off_t off, struct fuse_file_info *fi)
+static void fsop_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			 struct fuse_file_info *fi)
 {
 	(void)fi;
 	do_readdir(req, ino, size, off, false);

@@ -298,7 +298,7 @@ void fs_path(struct fs *fs, uint64_t ino, struct buf *out)
 	int n = 0, i;
 
 	if (snap == 0) {
-		buf_adds(out, ino == INO_ROOT	   ? "."
+		buf_adds(out, ino == INO_ROOT	  ? "."
 			      : ino == INO_LATEST ? "snapshots/latest"
 						  : "snapshots");
 		return;

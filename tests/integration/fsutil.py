@@ -179,7 +179,8 @@ class Mount:
         return self
 
     def output(self):
-        self.logf.flush()
+        if not self.logf.closed:
+            self.logf.flush()
         return self.log.read_text(errors="replace")
 
     def rss_kib(self):
