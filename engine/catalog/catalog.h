@@ -30,8 +30,9 @@
  * commit hook, e.g. store_flush(), succeeded) so the WAL and memory stay
  * bounded.  A run that dies (killed, crashed) or finishes as failed is
  * rolled back by the next writer (cat_snapshot_begin() or
- * cat_recover()): its item versions, errors and delta tokens go away, the
- * versions it ended are valid again, and it stays in the list as "failed".
+ * cat_recover()): its item versions and delta tokens go away, the
+ * versions it ended are valid again, and it stays in the list as "failed"
+ * with its errors and counters.
  * Contents (cat_content_put()) survive a rolled-back run, so the next run
  * never downloads them again.
  *
@@ -112,8 +113,8 @@ void cat_close(struct cat *c);
 
 /**
  * Roll back every snapshot left running by a dead writer (and any finished
- * as failed but not yet rolled back): remove its versions, errors and
- * delta tokens, make the versions it ended valid again, mark it failed.
+ * as failed but not yet rolled back): remove its versions and delta
+ * tokens (errors stay), make the versions it ended valid again, mark it failed.
  * cat_open() (write) and cat_snapshot_begin() call it; exposed for tools.
  * @rolled_back (may be NULL) receives the number of snapshots rolled back.
  * Returns 0, -EROFS or an I/O error.

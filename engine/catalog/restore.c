@@ -1,0 +1,255 @@
+/*
+ * restore.c - the durable restore queue (written by the daemon and the
+ * uploaders, possibly while a snapshot runs in another process).
+ */
+#include "catalog/cat_i.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/log.h"
+#include "util/util.h"
+
+#define RESTORE_COLS                                                           \
+	"id,target,spool,size,status,reason,attempts,created,updated,remote_id"
+
+void cat_restore_release(struct cat_restore *r)
+{
+	if (!r)
+		return;
+	free(r->target);
+	free(r->spool);
+	free(r->reason);
+	free(r->remote_id);
+	r->target = r->spool = r->reason = r->remote_id = NULL;
+}
+
+static char *dup_col(sqlite3_stmt *q, int i)
+{
+	const unsigned char *s = sqlite3_column_text(q, i);
+
+	return s ? strdup((const char *)s) : NULL;
+}
+
+static int restore_read(sqlite3_stmt *q, struct cat_restore *r, bool copy)
+{
+	memset(r, 0, sizeof(*r));
+	r->id = sqlite3_column_int64(q, 0);
+	r->size = sqlite3_column_int64(q, 3);
+	r->status = sqlite3_column_int(q, 4);
+	r->attempts = sqlite3_column_int(q, 6);
+	r->created = sqlite3_column_int64(q, 7);
+	r->updated = sqlite3_column_int64(q, 8);
+	if (!copy) {
+		r->target = (char *)sqlite3_column_text(q, 1);
+		r->spool = (char *)sqlite3_column_text(q, 2);
+		r->reason = (char *)sqlite3_column_text(q, 5);
+		r->remote_id = (char *)sqlite3_column_text(q, 9);
+		return 0;
+	}
+	r->target = dup_col(q, 1);
+	r->spool = dup_col(q, 2);
+	r->reason = dup_col(q, 5);
+	r->remote_id = dup_col(q, 9);
+	if (!r->target || !r->spool ||
+	    (sqlite3_column_type(q, 5) != SQLITE_NULL && !r->reason) ||
+	    (sqlite3_column_type(q, 9) != SQLITE_NULL && !r->remote_id)) {
+		cat_restore_release(r);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* Borrow a connection ready for a small durable write transaction. */
+static struct conn *wconn(struct cat *c)
+{
+	struct conn *k = cat_conn_get(c);
+
+	if (k)
+		cat_restore_prepare(c);
+	return k;
+}
+
+int cat_restore_enqueue(struct cat *c, const char *target, const char *spool,
+			int64_t size, int64_t *id)
+{
+	struct conn *k;
+	sqlite3_stmt *q = NULL;
+	int64_t now = util_now();
+	int rc, ret = 0;
+
+	if (!target || !spool || size < 0)
+		return -EINVAL;
+	k = wconn(c);
+	if (!k)
+		return -ENOMEM;
+	rc = sqlite3_prepare_v2(k->db,
+				"INSERT INTO restore(target, spool, size, "
+				"status, created, updated) VALUES(?1,?2,?3,0,"
+				"?4,?4)",
+				-1, &q, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_text(q, 1, target, -1, SQLITE_STATIC);
+		sqlite3_bind_text(q, 2, spool, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(q, 3, size);
+		sqlite3_bind_int64(q, 4, now);
+		rc = sqlite3_step(q);
+	}
+	if (rc != SQLITE_DONE)
+		ret = cat_errno(k->db, rc, "enqueue restore");
+	else if (id)
+		*id = sqlite3_last_insert_rowid(k->db);
+	sqlite3_finalize(q);
+	cat_conn_put(c, k);
+	return ret;
+}
+
+int cat_restore_claim(struct cat *c, struct cat_restore *out)
+{
+	struct conn *k;
+	sqlite3_stmt *q = NULL;
+	int rc, ret;
+
+	k = wconn(c);
+	if (!k)
+		return -ENOMEM;
+	rc = sqlite3_prepare_v2(k->db,
+				"UPDATE restore SET status=1, attempts="
+				"attempts+1, updated=?1 WHERE id=(SELECT id "
+				"FROM restore WHERE status=0 ORDER BY id "
+				"LIMIT 1) RETURNING " RESTORE_COLS,
+				-1, &q, NULL);
+	if (rc != SQLITE_OK) {
+		ret = cat_errno(k->db, rc, "claim restore");
+		goto out;
+	}
+	sqlite3_bind_int64(q, 1, util_now());
+	rc = sqlite3_step(q);
+	if (rc == SQLITE_DONE) {
+		ret = -ENOENT;
+		goto out;
+	}
+	if (rc != SQLITE_ROW) {
+		ret = cat_errno(k->db, rc, "claim restore");
+		goto out;
+	}
+	ret = restore_read(q, out, true);
+	/* finish the statement so that the update commits */
+	rc = sqlite3_step(q);
+	if (rc != SQLITE_DONE) {
+		cat_restore_release(out);
+		ret = cat_errno(k->db, rc, "claim restore");
+	}
+out:
+	sqlite3_finalize(q);
+	cat_conn_put(c, k);
+	return ret;
+}
+
+int cat_restore_update(struct cat *c, int64_t id, int status,
+		       const char *reason, const char *remote_id)
+{
+	struct conn *k;
+	sqlite3_stmt *q = NULL;
+	int rc, ret = 0;
+
+	if (status < CAT_RESTORE_PENDING || status > CAT_RESTORE_FAILED)
+		return -EINVAL;
+	k = wconn(c);
+	if (!k)
+		return -ENOMEM;
+	rc = sqlite3_prepare_v2(k->db,
+				"UPDATE restore SET status=?2, reason="
+				"coalesce(?3, reason), remote_id=coalesce(?4,"
+				" remote_id), updated=?5 WHERE id=?1",
+				-1, &q, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_int64(q, 1, id);
+		sqlite3_bind_int(q, 2, status);
+		if (reason)
+			sqlite3_bind_text(q, 3, reason, -1, SQLITE_STATIC);
+		if (remote_id)
+			sqlite3_bind_text(q, 4, remote_id, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(q, 5, util_now());
+		rc = sqlite3_step(q);
+	}
+	if (rc != SQLITE_DONE)
+		ret = cat_errno(k->db, rc, "update restore");
+	else if (sqlite3_changes(k->db) == 0)
+		ret = -ENOENT;
+	sqlite3_finalize(q);
+	cat_conn_put(c, k);
+	return ret;
+}
+
+int cat_restore_requeue(struct cat *c, int *count)
+{
+	struct conn *k;
+	int ret;
+
+	k = wconn(c);
+	if (!k)
+		return -ENOMEM;
+	ret = cat_exec_i(k->db,
+			 "UPDATE restore SET status=0, updated=?1 WHERE "
+			 "status=1",
+			 1, (int64_t)util_now());
+	if (ret == 0 && count)
+		*count = sqlite3_changes(k->db);
+	cat_conn_put(c, k);
+	return ret;
+}
+
+/* Query entries; @id 0 = all.  @copy: give owned strings to one entry. */
+static int restore_query(struct cat *c, int64_t id, cat_restore_cb cb,
+			 void *ctx, struct cat_restore *one)
+{
+	struct conn *k;
+	sqlite3_stmt *q = NULL;
+	struct cat_restore r;
+	int rc, ret = 0;
+
+	k = cat_conn_get(c);
+	if (!k)
+		return -ENOMEM;
+	rc = sqlite3_prepare_v2(k->db,
+				one ? "SELECT " RESTORE_COLS " FROM restore "
+				      "WHERE id=?1"
+				    : "SELECT " RESTORE_COLS " FROM restore "
+				      "ORDER BY id",
+				-1, &q, NULL);
+	if (rc != SQLITE_OK) {
+		ret = cat_errno(k->db, rc, "read restore queue");
+		goto out;
+	}
+	sqlite3_bind_int64(q, 1, id);
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		if (one) {
+			ret = restore_read(q, one, true);
+			goto out;
+		}
+		restore_read(q, &r, false);
+		ret = cb(ctx, &r);
+		if (ret)
+			goto out;
+	}
+	if (rc != SQLITE_DONE)
+		ret = cat_errno(k->db, rc, "read restore queue");
+	else if (one)
+		ret = -ENOENT;
+out:
+	sqlite3_finalize(q);
+	cat_conn_put(c, k);
+	return ret;
+}
+
+int cat_restore_get(struct cat *c, int64_t id, struct cat_restore *out)
+{
+	return restore_query(c, id, NULL, NULL, out);
+}
+
+int cat_restore_list(struct cat *c, cat_restore_cb cb, void *ctx)
+{
+	return restore_query(c, 0, cb, ctx, NULL);
+}

@@ -1,0 +1,312 @@
+/*
+ * crypt.c - keys, chunk ids, AES-256-GCM, the plain-payload checksum and
+ * the key helpers of the tools.  OpenSSL errors are mapped here only.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/kdf.h>
+#include <openssl/sha.h>
+
+#include "store/store_i.h"
+#include "util/log.h"
+#include "util/util.h"
+
+int ssl_errno(const char *what)
+{
+	unsigned long e = ERR_get_error();
+	char msg[256];
+
+	if (!e) {
+		log_err("store: %s failed", what);
+		return -EIO;
+	}
+	ERR_error_string_n(e, msg, sizeof(msg));
+	ERR_clear_error();
+	log_err("store: %s failed: %s", what, msg);
+	if (ERR_GET_REASON(e) == ERR_R_MALLOC_FAILURE)
+		return -ENOMEM;
+	return -EIO;
+}
+
+static int hkdf(const unsigned char *key, const unsigned char salt[16],
+		const char *info, unsigned char out[32])
+{
+	EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_id(EVP_PKEY_HKDF, NULL);
+	size_t len = 32;
+	int ret = 0;
+
+	if (!c || EVP_PKEY_derive_init(c) <= 0 ||
+	    EVP_PKEY_CTX_set_hkdf_md(c, EVP_sha256()) <= 0 ||
+	    EVP_PKEY_CTX_set1_hkdf_salt(c, salt, 16) <= 0 ||
+	    EVP_PKEY_CTX_set1_hkdf_key(c, key, STORE_KEY_LEN) <= 0 ||
+	    EVP_PKEY_CTX_add1_hkdf_info(c, (const unsigned char *)info,
+					(int)strlen(info)) <= 0 ||
+	    EVP_PKEY_derive(c, out, &len) <= 0 || len != 32)
+		ret = ssl_errno("hkdf");
+	EVP_PKEY_CTX_free(c);
+	return ret;
+}
+
+int keys_derive(struct store_keys *k, const unsigned char *key,
+		const unsigned char repo_id[16])
+{
+	int ret;
+
+	memset(k, 0, sizeof(*k));
+	k->enc = true;
+	ret = hkdf(key, repo_id, "m365fs chunk id", k->id_key);
+	if (!ret)
+		ret = hkdf(key, repo_id, "m365fs data", k->data_key);
+	if (!ret)
+		ret = hkdf(key, repo_id, "m365fs key check", k->check);
+	return ret;
+}
+
+int chunk_id(const struct store_keys *k, const void *p, size_t n,
+	     unsigned char id[32])
+{
+	unsigned int len = 32;
+
+	if (!k->enc) {
+		if (!SHA256(p, n, id))
+			return ssl_errno("sha-256");
+		return 0;
+	}
+	if (!HMAC(EVP_sha256(), k->id_key, 32, p, n, id, &len))
+		return ssl_errno("hmac-sha-256");
+	return 0;
+}
+
+static int gcm(bool seal, const unsigned char key[32],
+	       const unsigned char *nonce, const void *aad, size_t aad_len,
+	       const void *p, size_t n, struct buf *out)
+{
+	EVP_CIPHER_CTX *c = NULL;
+	size_t body = seal ? n : n - GCM_TAG_LEN;
+	size_t old = out->len;
+	unsigned char *dst;
+	int len, ret;
+
+	if (!seal && n < GCM_TAG_LEN)
+		return -EBADMSG;
+	ret = buf_grow(out, body + GCM_TAG_LEN);
+	if (ret)
+		return ret;
+	dst = (unsigned char *)out->data + old;
+	c = EVP_CIPHER_CTX_new();
+	if (!c)
+		return -ENOMEM;
+	if (EVP_CipherInit_ex(c, EVP_aes_256_gcm(), NULL, key, nonce, seal) !=
+		    1 ||
+	    EVP_CipherUpdate(c, NULL, &len, aad, (int)aad_len) != 1 ||
+	    EVP_CipherUpdate(c, dst, &len, p, (int)body) != 1) {
+		ret = ssl_errno("aes-256-gcm");
+		goto out;
+	}
+	if (seal) {
+		if (EVP_CipherFinal_ex(c, dst + len, &len) != 1 ||
+		    EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, GCM_TAG_LEN,
+					dst + body) != 1) {
+			ret = ssl_errno("aes-256-gcm seal");
+			goto out;
+		}
+		out->len = old + body + GCM_TAG_LEN;
+	} else {
+		if (EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, GCM_TAG_LEN,
+					(unsigned char *)p + body) != 1) {
+			ret = ssl_errno("aes-256-gcm tag");
+			goto out;
+		}
+		if (EVP_CipherFinal_ex(c, dst + len, &len) != 1) {
+			ERR_clear_error();
+			ret = -EBADMSG; /* the tag does not match */
+			goto out;
+		}
+		out->len = old + body;
+	}
+	out->data[out->len] = 0;
+	ret = 0;
+out:
+	EVP_CIPHER_CTX_free(c);
+	return ret;
+}
+
+int gcm_seal(const unsigned char key[32], const unsigned char *nonce,
+	     const void *aad, size_t aad_len, const void *p, size_t n,
+	     struct buf *out)
+{
+	return gcm(true, key, nonce, aad, aad_len, p, n, out);
+}
+
+int gcm_open(const unsigned char key[32], const unsigned char *nonce,
+	     const void *aad, size_t aad_len, const void *p, size_t n,
+	     struct buf *out)
+{
+	return gcm(false, key, nonce, aad, aad_len, p, n, out);
+}
+
+/*
+ * chk64: four lanes of 64-bit multiply-rotate over 32-byte blocks, then
+ * the tail byte by byte, then a final mix (FORMAT.md).  Detects damage,
+ * not tampering: encrypted repositories rely on the GCM tag.
+ */
+#define P1 0x9E3779B185EBCA87ULL
+#define P2 0xC2B2AE3D27D4EB4FULL
+#define P3 0x165667B19E3779F9ULL
+
+static inline uint64_t rotl(uint64_t x, int r)
+{
+	return (x << r) | (x >> (64 - r));
+}
+
+uint64_t chk64(const void *p, size_t n)
+{
+	const unsigned char *s = p;
+	uint64_t a = P1, b = P2, c = P3, d = P1 ^ P2, h;
+	size_t i = 0;
+
+	for (; i + 32 <= n; i += 32) {
+		a = rotl(a + le64_get(s + i) * P2, 31) * P1;
+		b = rotl(b + le64_get(s + i + 8) * P2, 31) * P1;
+		c = rotl(c + le64_get(s + i + 16) * P2, 31) * P1;
+		d = rotl(d + le64_get(s + i + 24) * P2, 31) * P1;
+	}
+	h = rotl(a, 1) + rotl(b, 7) + rotl(c, 12) + rotl(d, 18) + n;
+	for (; i < n; i++)
+		h = rotl(h ^ (s[i] * P3), 11) * P1;
+	h ^= h >> 33;
+	h *= P2;
+	h ^= h >> 29;
+	h *= P3;
+	h ^= h >> 32;
+	return h;
+}
+
+/* ---- key helpers for the tools ---- */
+
+int store_key_parse(const char *text, unsigned char key[STORE_KEY_LEN])
+{
+	struct buf b = BUF_INIT;
+	size_t len;
+	int ret;
+
+	while (*text == ' ' || *text == '\t' || *text == '\n' || *text == '\r')
+		text++;
+	len = strlen(text);
+	while (len && (text[len - 1] == ' ' || text[len - 1] == '\t' ||
+		       text[len - 1] == '\n' || text[len - 1] == '\r'))
+		len--;
+	if (len != STORE_KEY_B64_LEN)
+		return -EINVAL;
+	ret = util_b64_decode(&b, text, len);
+	if (!ret && b.len != STORE_KEY_LEN)
+		ret = -EINVAL;
+	if (!ret)
+		memcpy(key, b.data, STORE_KEY_LEN);
+	OPENSSL_cleanse(b.data, b.len);
+	buf_release(&b);
+	return ret;
+}
+
+void store_key_format(const unsigned char key[STORE_KEY_LEN],
+		      char out[STORE_KEY_B64_LEN + 1])
+{
+	struct buf b = BUF_INIT;
+
+	out[0] = 0;
+	if (!util_b64_encode(&b, key, STORE_KEY_LEN, false) &&
+	    b.len == STORE_KEY_B64_LEN)
+		memcpy(out, b.data, STORE_KEY_B64_LEN + 1);
+	OPENSSL_cleanse(b.data, b.len);
+	buf_release(&b);
+}
+
+int store_key_load_file(const char *path, unsigned char key[STORE_KEY_LEN],
+			struct buf *why)
+{
+	char text[256];
+	struct stat sb;
+	ssize_t n;
+	int fd, ret;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		ret = -errno;
+		if (why)
+			buf_addf(why, "cannot open key file '%s': %s", path,
+				 strerror(-ret));
+		return ret;
+	}
+	if (fstat(fd, &sb) < 0) {
+		ret = -errno;
+		goto out;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		ret = -EINVAL;
+		if (why)
+			buf_addf(why, "key file '%s' is not a regular file",
+				 path);
+		goto out;
+	}
+	if (sb.st_mode & 077) {
+		ret = -EPERM;
+		if (why)
+			buf_addf(
+				why,
+				"key file '%s' is readable by others: run 'chmod 600 %s'",
+				path, path);
+		goto out;
+	}
+	n = read(fd, text, sizeof(text) - 1);
+	if (n < 0) {
+		ret = -errno;
+		goto out;
+	}
+	text[n] = 0;
+	ret = store_key_parse(text, key);
+	if (ret && why)
+		buf_addf(
+			why,
+			"key file '%s' does not hold a key (44 base64 characters)",
+			path);
+	OPENSSL_cleanse(text, sizeof(text));
+out:
+	if (ret && why && !why->len)
+		buf_addf(why, "cannot read key file '%s': %s", path,
+			 strerror(-ret));
+	close(fd);
+	return ret;
+}
+
+int store_key_load_credential(const char *name,
+			      unsigned char key[STORE_KEY_LEN], struct buf *why)
+{
+	const char *dir = getenv("CREDENTIALS_DIRECTORY");
+	struct buf path = BUF_INIT;
+	int ret;
+
+	if (!dir || !*dir) {
+		if (why)
+			buf_addf(
+				why,
+				"no systemd credentials: $CREDENTIALS_DIRECTORY is not set (use LoadCredential=%s:... in the unit)",
+				name);
+		return -ENOENT;
+	}
+	if (!*name || strchr(name, '/'))
+		return -EINVAL;
+	ret = buf_addf(&path, "%s/%s", dir, name);
+	if (!ret)
+		ret = store_key_load_file(path.data, key, why);
+	buf_release(&path);
+	return ret;
+}

@@ -1,0 +1,539 @@
+/*
+ * read.c - the read side: a bounded pool of pack descriptors, a sharded
+ * cache of decompressed chunks, and random-access content reads.
+ *
+ * DESIGN: a read looks the chunk up in the cache (shard lock held only
+ * for the hash lookup); on a miss it finds the chunk (pending rows, then
+ * the index: a miss there is re-checked on every call, so chunks flushed
+ * by another process become visible), borrows a pack descriptor from the
+ * pool, reads the record with no lock held, verifies and decompresses
+ * it, and inserts it into the cache.  Two threads missing the same chunk
+ * at once may both load it; the second insert is dropped.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "store/store_i.h"
+#include "util/log.h"
+#include "util/util.h"
+
+#define CACHE_BUCKETS 256
+
+/* ---- descriptor pool ---- */
+
+int fdpool_init(struct fd_pool *p, unsigned n)
+{
+	pthread_mutex_init(&p->lock, NULL);
+	p->slot = calloc(n, sizeof(*p->slot));
+	if (!p->slot)
+		return -ENOMEM;
+	p->n = n;
+	for (unsigned i = 0; i < n; i++) {
+		p->slot[i].pack = -1;
+		p->slot[i].fd = -1;
+	}
+	return 0;
+}
+
+void fdpool_release(struct fd_pool *p)
+{
+	if (!p->slot)
+		return;
+	for (unsigned i = 0; i < p->n; i++)
+		if (p->slot[i].fd >= 0)
+			close(p->slot[i].fd);
+	free(p->slot);
+	p->slot = NULL;
+	pthread_mutex_destroy(&p->lock);
+}
+
+void fdpool_drop(struct store *st, int64_t pack)
+{
+	struct fd_pool *p = &st->fds;
+
+	pthread_mutex_lock(&p->lock);
+	for (unsigned i = 0; i < p->n; i++) {
+		struct fd_slot *s = &p->slot[i];
+
+		if ((pack < 0 || s->pack == pack) && s->fd >= 0 && !s->refs) {
+			close(s->fd);
+			s->fd = -1;
+			s->pack = -1;
+		}
+	}
+	pthread_mutex_unlock(&p->lock);
+}
+
+static int pack_open(struct store *st, int64_t pack)
+{
+	struct buf rel = BUF_INIT, path = BUF_INIT;
+	int fd = -1, ret;
+
+	ret = index_pack_name(st, pack, &rel);
+	if (!ret)
+		ret = buf_addf(&path, "%s/data/%s", st->repo, rel.data);
+	if (ret)
+		goto out;
+	fd = open(path.data, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		ret = -errno;
+		if (ret != -ENOENT)
+			log_err("store: cannot open pack '%s': %s", path.data,
+				strerror(errno));
+	}
+out:
+	buf_release(&rel);
+	buf_release(&path);
+	return ret ? ret : fd;
+}
+
+/* Borrow a descriptor of @pack: *@slot is the pool slot or -1 (private). */
+static int fd_get(struct store *st, int64_t pack, int *slot)
+{
+	struct fd_pool *p = &st->fds;
+	struct fd_slot *s, *victim = NULL;
+	int fd, old = -1;
+
+	pthread_mutex_lock(&p->lock);
+	for (unsigned i = 0; i < p->n; i++) {
+		s = &p->slot[i];
+		if (s->pack == pack && s->fd >= 0) {
+			s->refs++;
+			s->used = ++p->tick;
+			*slot = (int)i;
+			fd = s->fd;
+			pthread_mutex_unlock(&p->lock);
+			return fd;
+		}
+		if (s->refs || (s->pack >= 0 && s->fd < 0))
+			continue; /* busy, or being opened */
+		if (!victim || s->used < victim->used)
+			victim = s;
+	}
+	if (victim) {
+		old = victim->fd;
+		victim->pack = pack;
+		victim->fd = -1;
+		victim->refs = 1;
+		victim->used = ++p->tick;
+	}
+	pthread_mutex_unlock(&p->lock);
+	if (old >= 0)
+		close(old);
+	fd = pack_open(st, pack);
+	if (!victim) {
+		*slot = -1;
+		return fd;
+	}
+	pthread_mutex_lock(&p->lock);
+	if (fd < 0) {
+		victim->pack = -1;
+		victim->refs = 0;
+	} else {
+		victim->fd = fd;
+	}
+	pthread_mutex_unlock(&p->lock);
+	*slot = (int)(victim - p->slot);
+	return fd;
+}
+
+static void fd_put(struct store *st, int fd, int slot)
+{
+	if (slot < 0) {
+		close(fd);
+		return;
+	}
+	pthread_mutex_lock(&st->fds.lock);
+	st->fds.slot[slot].refs--;
+	pthread_mutex_unlock(&st->fds.lock);
+}
+
+int store_record_read(struct store *st, const struct loc *loc, struct buf *out)
+{
+	size_t len = CHUNK_HDR_LEN + (size_t)loc->stored;
+	int fd, slot, ret;
+
+	ret = buf_grow(out, len);
+	if (ret)
+		return ret;
+	fd = fd_get(st, loc->pack, &slot);
+	if (fd < 0)
+		return fd;
+	ret = util_pread_all(fd, out->data + out->len, len, (off_t)loc->off);
+	fd_put(st, fd, slot);
+	if (ret)
+		return ret == -EIO ? -EBADMSG : ret; /* short: pack cut off */
+	out->len += len;
+	out->data[out->len] = 0;
+	return 0;
+}
+
+static void log_damage(struct store *st, const unsigned char *id,
+		       const struct loc *loc, const char *what)
+{
+	struct buf rel = BUF_INIT;
+	char hex[65];
+
+	util_hex(hex, id, 32, false);
+	if (index_pack_name(st, loc->pack, &rel))
+		buf_addf(&rel, "#%lld", (long long)loc->pack);
+	log_err("store: chunk %s in pack '%s' at offset %llu is damaged (%s): run 'm365-snapshot check --read-data'",
+		hex, rel.data, (unsigned long long)loc->off, what);
+	buf_release(&rel);
+}
+
+int store_chunk_load(struct store *st, const unsigned char *id,
+		     const struct loc *loc, bool rehash, struct buf *out)
+{
+	struct buf rec = BUF_INIT;
+	struct chunk_hdr h;
+	const char *what = NULL;
+	int ret;
+
+	ret = store_record_read(st, loc, &rec);
+	if (ret == -EBADMSG)
+		what = "pack too short";
+	if (ret)
+		goto out;
+	ret = chunk_hdr_decode((unsigned char *)rec.data, &h);
+	if (ret) {
+		what = "bad header";
+		goto out;
+	}
+	if (memcmp(h.id, id, 32) || h.plain != loc->plain ||
+	    h.stored != loc->stored) {
+		ret = -EBADMSG;
+		what = "header does not match the index";
+		goto out;
+	}
+	ret = chunk_unseal(&st->keys, (unsigned char *)rec.data, &h,
+			   rec.data + CHUNK_HDR_LEN, rehash, out);
+	if (ret == -EBADMSG)
+		what = "bad checksum, tag or content";
+out:
+	if (ret == -EBADMSG)
+		log_damage(st, id, loc, what);
+	buf_release(&rec);
+	return ret;
+}
+
+/* Locate and load @id; retries once when a pack vanished (prune). */
+static int chunk_fetch(struct store *st, const unsigned char *id, bool rehash,
+		       struct buf *out)
+{
+	struct loc loc;
+	int ret, tries = 0;
+
+	do {
+		ret = store_locate(st, id, &loc);
+		if (!ret)
+			ret = store_chunk_load(st, id, &loc, rehash, out);
+	} while (ret == -ENOENT && ++tries < 2);
+	if (ret == -ENOENT) {
+		char hex[65];
+
+		util_hex(hex, id, 32, false);
+		log_err("store: chunk %s is missing from repository '%s'", hex,
+			st->repo);
+	}
+	return ret;
+}
+
+int store_chunk_get(struct store *st, const unsigned char id[STORE_ID_LEN],
+		    struct buf *out)
+{
+	return chunk_fetch(st, id, true, out);
+}
+
+bool store_chunk_exists(struct store *st, const unsigned char id[STORE_ID_LEN])
+{
+	struct loc loc;
+
+	return !store_locate(st, id, &loc);
+}
+
+/* ---- cache ---- */
+
+int cache_init(struct store *st, size_t bytes)
+{
+	for (int i = 0; i < CACHE_SHARDS; i++) {
+		struct cache_shard *s = &st->shard[i];
+
+		pthread_mutex_init(&s->lock, NULL);
+		s->nbucket = CACHE_BUCKETS;
+		s->bucket = calloc(CACHE_BUCKETS, sizeof(*s->bucket));
+		if (!s->bucket)
+			return -ENOMEM;
+		s->cap = bytes / CACHE_SHARDS;
+	}
+	return 0;
+}
+
+static void ent_put(struct cache_ent *e)
+{
+	if (e && atomic_fetch_sub(&e->refs, 1) == 1) {
+		free(e->data);
+		free(e);
+	}
+}
+
+void cache_release(struct store *st)
+{
+	for (int i = 0; i < CACHE_SHARDS; i++) {
+		struct cache_shard *s = &st->shard[i];
+		struct cache_ent *e, *next;
+
+		if (!s->bucket)
+			continue;
+		for (e = s->head; e; e = next) {
+			next = e->next;
+			ent_put(e);
+		}
+		free(s->bucket);
+		s->bucket = NULL;
+		pthread_mutex_destroy(&s->lock);
+	}
+}
+
+static struct cache_shard *shard_of(struct store *st, const unsigned char *id)
+{
+	return &st->shard[id[0] % CACHE_SHARDS];
+}
+
+static size_t bucket_of(const struct cache_shard *s, const unsigned char *id)
+{
+	return ((size_t)id[1] << 8 | id[2]) % s->nbucket;
+}
+
+static void lru_unlink(struct cache_shard *s, struct cache_ent *e)
+{
+	if (e->prev)
+		e->prev->next = e->next;
+	else
+		s->head = e->next;
+	if (e->next)
+		e->next->prev = e->prev;
+	else
+		s->tail = e->prev;
+	e->prev = e->next = NULL;
+}
+
+static void lru_push(struct cache_shard *s, struct cache_ent *e)
+{
+	e->prev = NULL;
+	e->next = s->head;
+	if (s->head)
+		s->head->prev = e;
+	s->head = e;
+	if (!s->tail)
+		s->tail = e;
+}
+
+static struct cache_ent *cache_get(struct store *st, const unsigned char *id)
+{
+	struct cache_shard *s = shard_of(st, id);
+	struct cache_ent *e;
+
+	pthread_mutex_lock(&s->lock);
+	for (e = s->bucket[bucket_of(s, id)]; e; e = e->hnext)
+		if (!memcmp(e->id, id, 32))
+			break;
+	if (e) {
+		atomic_fetch_add(&e->refs, 1);
+		if (s->head != e) {
+			lru_unlink(s, e);
+			lru_push(s, e);
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	return e;
+}
+
+static void hash_unlink(struct cache_shard *s, struct cache_ent *e)
+{
+	struct cache_ent **pp = &s->bucket[bucket_of(s, e->id)];
+
+	while (*pp && *pp != e)
+		pp = &(*pp)->hnext;
+	if (*pp)
+		*pp = e->hnext;
+	e->hnext = NULL;
+}
+
+/* Insert @e (one reference for the caller); returns the entry to use. */
+static struct cache_ent *cache_insert(struct store *st, struct cache_ent *e)
+{
+	struct cache_shard *s = shard_of(st, e->id);
+	struct cache_ent *old, *evicted = NULL;
+	size_t b;
+
+	if (e->len > s->cap)
+		return e; /* too large for the cache: caller only */
+	pthread_mutex_lock(&s->lock);
+	b = bucket_of(s, e->id);
+	for (old = s->bucket[b]; old; old = old->hnext)
+		if (!memcmp(old->id, e->id, 32))
+			break;
+	if (old) {
+		atomic_fetch_add(&old->refs, 1);
+		pthread_mutex_unlock(&s->lock);
+		ent_put(e);
+		return old;
+	}
+	atomic_fetch_add(&e->refs, 1); /* the cache's reference */
+	e->hnext = s->bucket[b];
+	s->bucket[b] = e;
+	lru_push(s, e);
+	s->bytes += e->len;
+	while (s->bytes > s->cap && s->tail && s->tail != e) {
+		struct cache_ent *v = s->tail;
+
+		lru_unlink(s, v);
+		hash_unlink(s, v);
+		s->bytes -= v->len;
+		v->next = evicted; /* free outside the lock */
+		evicted = v;
+	}
+	pthread_mutex_unlock(&s->lock);
+	while (evicted) {
+		old = evicted;
+		evicted = evicted->next;
+		ent_put(old);
+	}
+	return e;
+}
+
+/* A referenced cache entry holding the plaintext of @id. */
+static int chunk_cached(struct store *st, const unsigned char *id,
+			struct cache_ent **out)
+{
+	struct buf b = BUF_INIT;
+	struct cache_ent *e;
+	size_t len;
+	int ret;
+
+	e = cache_get(st, id);
+	if (e) {
+		*out = e;
+		return 0;
+	}
+	ret = chunk_fetch(st, id, false, &b);
+	if (ret)
+		goto out;
+	e = calloc(1, sizeof(*e));
+	if (!e) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	memcpy(e->id, id, 32);
+	e->data = (unsigned char *)buf_detach(&b, &len);
+	e->len = (uint32_t)len;
+	atomic_init(&e->refs, 1);
+	*out = cache_insert(st, e);
+out:
+	buf_release(&b);
+	return ret;
+}
+
+/* ---- content reads ---- */
+
+/* O(1) shape check of a descriptor; entries are checked as used. */
+static int desc_shape(const void *desc, size_t len, uint64_t *count,
+		      uint64_t *size)
+{
+	const unsigned char *d = desc;
+
+	if (!d || len < DESC_HDR_LEN || d[0] != 'D' || d[1] != 1 || d[2] ||
+	    d[3])
+		return -EBADMSG;
+	*count = le32_get(d + 4);
+	if ((len - DESC_HDR_LEN) / DESC_ENTRY_LEN != *count ||
+	    (len - DESC_HDR_LEN) % DESC_ENTRY_LEN)
+		return -EBADMSG;
+	*size = *count ? le64_get(d + len - 8) : 0;
+	return 0;
+}
+
+ssize_t store_read(struct store *st, const void *desc, size_t desc_len,
+		   uint64_t off, void *p, size_t n)
+{
+	const unsigned char *id;
+	uint64_t count, size, lo, hi, start, end, pos = off;
+	size_t done = 0;
+	int ret;
+
+	ret = desc_shape(desc, desc_len, &count, &size);
+	if (ret)
+		return ret;
+	if (off >= size || !n)
+		return 0;
+	if (n > size - off)
+		n = (size_t)(size - off);
+	if (n > SSIZE_MAX)
+		n = SSIZE_MAX;
+	/* first chunk whose end is past @off */
+	lo = 0;
+	hi = count;
+	while (lo < hi) {
+		uint64_t mid = lo + (hi - lo) / 2;
+
+		desc_entry(desc, mid, &id, &start, &end);
+		if (end <= off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (uint64_t i = lo; done < n && i < count; i++) {
+		struct cache_ent *e = NULL;
+		size_t take;
+
+		desc_entry(desc, i, &id, &start, &end);
+		if (end <= start || end - start > CHUNK_LIMIT || pos < start ||
+		    pos >= end)
+			return -EBADMSG;
+		ret = chunk_cached(st, id, &e);
+		if (ret)
+			return ret;
+		if (e->len != end - start) {
+			ent_put(e);
+			return -EBADMSG;
+		}
+		take = (size_t)(end - pos);
+		if (take > n - done)
+			take = n - done;
+		memcpy((char *)p + done, e->data + (pos - start), take);
+		ent_put(e);
+		done += take;
+		pos += take;
+	}
+	return (ssize_t)done;
+}
+
+int store_read_fd(struct store *st, const void *desc, size_t desc_len, int fd)
+{
+	struct buf b = BUF_INIT;
+	const unsigned char *id;
+	uint64_t count, size, start, end;
+	int ret;
+
+	ret = store_desc_parse(desc, desc_len, &size, &count);
+	if (ret)
+		return ret;
+	for (uint64_t i = 0; i < count; i++) {
+		desc_entry(desc, i, &id, &start, &end);
+		buf_reset(&b);
+		ret = chunk_fetch(st, id, false, &b);
+		if (!ret && b.len != end - start)
+			ret = -EBADMSG;
+		if (!ret)
+			ret = util_write_all(fd, b.data, b.len);
+		if (ret)
+			break;
+	}
+	buf_release(&b);
+	return ret;
+}

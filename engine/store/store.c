@@ -1,0 +1,885 @@
+/*
+ * store.c - repository config, create/open/close, the writer lock, pack
+ * appends and flush (FORMAT.md "Config", "Packs", "Locks").
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <lz4.h>
+#include <openssl/crypto.h>
+
+#include "store/store_i.h"
+#include "util/log.h"
+#include "util/util.h"
+
+#define CONFIG_MAX (64 * 1024)
+
+int store_path(const struct store *st, const char *rel, struct buf *out)
+{
+	buf_reset(out);
+	return buf_addf(out, "%s/%s", st->repo, rel);
+}
+
+static void why_set(struct buf *why, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void why_set(struct buf *why, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!why)
+		return;
+	buf_reset(why);
+	va_start(ap, fmt);
+	buf_vaddf(why, fmt, ap);
+	va_end(ap);
+}
+
+/* ---- config ---- */
+
+struct config {
+	unsigned format;
+	unsigned char id[16];
+	uint32_t min, avg, max;
+	bool enc;
+	unsigned char check[32];
+};
+
+static int config_write(const char *repo, const struct config *c)
+{
+	struct buf text = BUF_INIT, path = BUF_INIT;
+	char id[33], check[65];
+	int ret;
+
+	util_hex(id, c->id, 16, false);
+	util_hex(check, c->check, 32, false);
+	ret = buf_addf(&text,
+		       "m365fs repository\n"
+		       "format %u\n"
+		       "id %s\n"
+		       "chunker fastcdc %u %u %u\n"
+		       "encryption %s\n",
+		       c->format, id, c->min, c->avg, c->max,
+		       c->enc ? "aes-256-gcm" : "none");
+	if (!ret && c->enc)
+		ret = buf_addf(&text, "keycheck %s\n", check);
+	if (!ret)
+		ret = buf_addf(&path, "%s/config", repo);
+	if (!ret)
+		ret = util_write_file_atomic(path.data, text.data, text.len,
+					     0644);
+	buf_release(&text);
+	buf_release(&path);
+	return ret;
+}
+
+static int config_parse(char *text, struct config *c)
+{
+	char *line, *save = NULL, word[32], arg[80];
+	bool magic = false, have_id = false, have_chunker = false;
+	bool have_enc = false, have_check = false;
+
+	memset(c, 0, sizeof(*c));
+	for (line = strtok_r(text, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		if (!strcmp(line, "m365fs repository")) {
+			magic = true;
+		} else if (sscanf(line, "format %u", &c->format) == 1) {
+		} else if (sscanf(line, "id %32s", arg) == 1) {
+			if (strlen(arg) != 32 || util_unhex(c->id, 16, arg))
+				return -EPROTO;
+			have_id = true;
+		} else if (sscanf(line, "chunker fastcdc %u %u %u", &c->min,
+				  &c->avg, &c->max) == 3) {
+			have_chunker = true;
+		} else if (sscanf(line, "encryption %31s", word) == 1) {
+			if (!strcmp(word, "aes-256-gcm"))
+				c->enc = true;
+			else if (strcmp(word, "none"))
+				return -EPROTO;
+			have_enc = true;
+		} else if (sscanf(line, "keycheck %64s", arg) == 1) {
+			if (strlen(arg) != 64 || util_unhex(c->check, 32, arg))
+				return -EPROTO;
+			have_check = true;
+		}
+		/* unknown lines: ignored (later minor additions) */
+	}
+	if (!magic || !have_id || !have_chunker || !have_enc ||
+	    (c->enc && !have_check))
+		return -EPROTO;
+	if (c->min < 64 || c->avg < c->min || c->max < c->avg ||
+	    c->max > CHUNK_LIMIT || (c->avg & (c->avg - 1)))
+		return -EPROTO;
+	return 0;
+}
+
+/* ---- create ---- */
+
+int store_create(const char *repo, const struct store_create_opts *opts,
+		 unsigned char key_out[STORE_KEY_LEN], struct buf *why)
+{
+	static const char *const dirs[] = { "data", "locks", "roots" };
+	struct store_create_opts def = { 0 };
+	struct store tmp = { 0 };
+	struct store_keys keys;
+	struct buf path = BUF_INIT;
+	struct config c = { 0 };
+	struct stat sb;
+	int ret;
+
+	if (!opts)
+		opts = &def;
+	c.format = STORE_FORMAT;
+	c.min = opts->chunk_min ? opts->chunk_min : STORE_CHUNK_MIN;
+	c.avg = opts->chunk_avg ? opts->chunk_avg : STORE_CHUNK_AVG;
+	c.max = opts->chunk_max ? opts->chunk_max : STORE_CHUNK_MAX;
+	c.enc = opts->encrypt;
+	if (c.min < 64 || c.avg < c.min || c.max < c.avg ||
+	    c.max > CHUNK_LIMIT || (c.avg & (c.avg - 1)) ||
+	    (c.enc && !key_out)) {
+		why_set(why, "invalid repository parameters for '%s'", repo);
+		return -EINVAL;
+	}
+	ret = util_mkdir_p(repo, 0700);
+	if (ret) {
+		why_set(why, "cannot create directory '%s': %s", repo,
+			strerror(-ret));
+		return ret;
+	}
+	ret = buf_addf(&path, "%s/config", repo);
+	if (ret)
+		goto out;
+	if (!stat(path.data, &sb)) {
+		why_set(why, "'%s' is already a repository", repo);
+		ret = -EEXIST;
+		goto out;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
+		buf_reset(&path);
+		ret = buf_addf(&path, "%s/%s", repo, dirs[i]);
+		if (!ret)
+			ret = util_mkdir_p(path.data, 0700);
+		if (ret) {
+			why_set(why, "cannot create directory '%s': %s",
+				path.data, strerror(-ret));
+			goto out;
+		}
+	}
+	ret = util_random(c.id, sizeof(c.id));
+	if (ret)
+		goto out;
+	if (c.enc) {
+		ret = util_random(key_out, STORE_KEY_LEN);
+		if (!ret)
+			ret = keys_derive(&keys, key_out, c.id);
+		if (ret)
+			goto out;
+		memcpy(c.check, keys.check, 32);
+		OPENSSL_cleanse(&keys, sizeof(keys));
+	}
+	tmp.repo = (char *)repo;
+	ret = index_open(&tmp, true);
+	index_close(&tmp);
+	if (ret) {
+		why_set(why, "cannot create the index of '%s': %s", repo,
+			strerror(-ret));
+		goto out;
+	}
+	ret = config_write(repo, &c);
+	if (ret)
+		why_set(why, "cannot write '%s/config': %s", repo,
+			strerror(-ret));
+out:
+	buf_release(&path);
+	return ret;
+}
+
+/* ---- lock ---- */
+
+static int lock_path(const char *repo, struct buf *out)
+{
+	buf_reset(out);
+	return buf_addf(out, "%s/locks/writer", repo);
+}
+
+/* "m365-snapshot (pid 1234 on host, since ...)" from the lock file. */
+static int holder_read(int fd, struct buf *out)
+{
+	char text[1024], cmd[256] = "?", host[256] = "?", since[64] = "?";
+	char *line, *save = NULL;
+	long pid = 0;
+	ssize_t n;
+
+	n = pread(fd, text, sizeof(text) - 1, 0);
+	if (n < 0)
+		return -errno;
+	text[n] = 0;
+	for (line = strtok_r(text, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		if (sscanf(line, "pid %ld", &pid) == 1)
+			continue;
+		if (!strncmp(line, "host ", 5))
+			snprintf(host, sizeof(host), "%s", line + 5);
+		else if (!strncmp(line, "command ", 8))
+			snprintf(cmd, sizeof(cmd), "%s", line + 8);
+		else if (!strncmp(line, "since ", 6))
+			snprintf(since, sizeof(since), "%s", line + 6);
+	}
+	return buf_addf(out, "%s (pid %ld on %s, since %s)", cmd, pid, host,
+			since);
+}
+
+static int lock_take(struct store *st, const char *command, struct buf *why)
+{
+	struct buf path = BUF_INIT, text = BUF_INIT;
+	char host[256] = "", since[32];
+	int fd = -1, ret;
+
+	ret = lock_path(st->repo, &path);
+	if (ret)
+		goto out;
+	fd = open(path.data, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		ret = -errno;
+		why_set(why, "cannot open lock file '%s': %s", path.data,
+			strerror(-ret));
+		goto out;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		ret = -errno;
+		if (ret == -EWOULDBLOCK) {
+			ret = -EBUSY;
+			if (why) {
+				buf_reset(why);
+				holder_read(fd, why);
+			}
+		} else {
+			why_set(why, "cannot lock '%s': %s", path.data,
+				strerror(-ret));
+		}
+		goto out;
+	}
+	gethostname(host, sizeof(host) - 1);
+	util_time_format(util_now(), since, sizeof(since));
+	ret = buf_addf(&text, "pid %ld\nhost %s\ncommand %s\nsince %s\n",
+		       (long)getpid(), host, command ? command : "m365fs",
+		       since);
+	if (ret)
+		goto out;
+	if (ftruncate(fd, 0) < 0 ||
+	    pwrite(fd, text.data, text.len, 0) != (ssize_t)text.len) {
+		ret = -errno;
+		goto out;
+	}
+	st->lock_fd = fd;
+	fd = -1;
+out:
+	if (fd >= 0)
+		close(fd);
+	buf_release(&path);
+	buf_release(&text);
+	return ret;
+}
+
+int store_lock_holder(const char *repo, struct buf *out)
+{
+	struct buf path = BUF_INIT;
+	int fd = -1, ret;
+
+	ret = lock_path(repo, &path);
+	if (ret)
+		goto out;
+	fd = open(path.data, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		ret = -errno;
+		goto out;
+	}
+	if (!flock(fd, LOCK_SH | LOCK_NB)) {
+		ret = -ENOENT; /* nobody holds it */
+		goto out;
+	}
+	ret = holder_read(fd, out);
+out:
+	if (fd >= 0)
+		close(fd);
+	buf_release(&path);
+	return ret;
+}
+
+/* ---- open / close ---- */
+
+/* Cut packs a crashed writer left unsealed back to their last chunk. */
+static int recover(struct store *st)
+{
+	sqlite3_stmt *q = NULL;
+	struct buf path = BUF_INIT, rel = BUF_INIT;
+	int64_t *ids = NULL;
+	int64_t *ends = NULL;
+	size_t n = 0, a = 0, a_ends = 0;
+	int rc, ret = 0;
+
+	pthread_mutex_lock(&st->db_lock);
+	rc = sqlite3_prepare_v2(st->db,
+				"SELECT p.id, (SELECT max(off + 64 + stored)"
+				" FROM chunks c WHERE c.pack = p.id)"
+				" FROM packs p WHERE sealed = 0",
+				-1, &q, NULL);
+	if (rc != SQLITE_OK) {
+		ret = index_errno(st, rc, "prepare recovery");
+		goto out;
+	}
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		ret = array_grow(&ids, &a, n + 1, sizeof(*ids));
+		if (!ret)
+			ret = array_grow(&ends, &a_ends, n + 1, sizeof(*ends));
+		if (ret)
+			goto out;
+		ids[n] = sqlite3_column_int64(q, 0);
+		ends[n] = sqlite3_column_type(q, 1) == SQLITE_NULL
+				  ? 0
+				  : sqlite3_column_int64(q, 1);
+		n++;
+	}
+	if (rc != SQLITE_DONE)
+		ret = index_errno(st, rc, "recovery");
+out:
+	sqlite3_finalize(q);
+	pthread_mutex_unlock(&st->db_lock);
+	for (size_t i = 0; !ret && i < n; i++) {
+		char sql[160];
+
+		buf_reset(&rel);
+		ret = index_pack_name(st, ids[i], &rel);
+		if (ret)
+			break;
+		ret = store_path(st, "data/", &path);
+		if (!ret)
+			ret = buf_adds(&path, rel.data);
+		if (ret)
+			break;
+		if (!ends[i]) {
+			log_info(
+				"store: removing pack '%s' left empty by an interrupted writer",
+				rel.data);
+			if (unlink(path.data) < 0 && errno != ENOENT) {
+				ret = -errno;
+				break;
+			}
+			snprintf(sql, sizeof(sql),
+				 "DELETE FROM packs WHERE id = %lld",
+				 (long long)ids[i]);
+		} else {
+			int fd = open(path.data, O_WRONLY | O_CLOEXEC);
+			struct stat sb;
+
+			if (fd >= 0 && !fstat(fd, &sb) &&
+			    sb.st_size > ends[i]) {
+				log_info(
+					"store: cutting pack '%s' back to its last committed chunk (%lld of %lld bytes)",
+					rel.data, (long long)ends[i],
+					(long long)sb.st_size);
+				if (ftruncate(fd, ends[i]) < 0 || fsync(fd) < 0)
+					ret = -errno;
+			}
+			if (fd >= 0)
+				close(fd);
+			if (ret)
+				break;
+			snprintf(sql, sizeof(sql),
+				 "UPDATE packs SET sealed = 1, size = %lld"
+				 " WHERE id = %lld",
+				 (long long)ends[i], (long long)ids[i]);
+		}
+		pthread_mutex_lock(&st->db_lock);
+		ret = index_exec(st, sql);
+		pthread_mutex_unlock(&st->db_lock);
+	}
+	free(ids);
+	free(ends);
+	buf_release(&path);
+	buf_release(&rel);
+	return ret;
+}
+
+int store_open(const char *repo, const struct store_open_opts *opts,
+	       struct store **out, struct buf *why)
+{
+	struct store_open_opts def = { 0 };
+	struct buf path = BUF_INIT, text = BUF_INIT;
+	struct store *st = NULL;
+	struct config c;
+	int ret;
+
+	*out = NULL;
+	if (!opts)
+		opts = &def;
+	ret = buf_addf(&path, "%s/config", repo);
+	if (ret)
+		goto out;
+	ret = util_read_file(path.data, &text, CONFIG_MAX);
+	if (ret) {
+		if (ret == -ENOENT)
+			why_set(why, "'%s' is not a repository (no 'config')",
+				repo);
+		else
+			why_set(why, "cannot read '%s': %s", path.data,
+				strerror(-ret));
+		goto out;
+	}
+	ret = config_parse(text.data, &c);
+	if (!ret && c.format != STORE_FORMAT)
+		ret = -EPROTO;
+	if (ret) {
+		why_set(why,
+			"'%s' is not a repository of a format this version reads (format %u)",
+			repo, c.format);
+		goto out;
+	}
+	st = calloc(1, sizeof(*st));
+	if (!st) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	st->lock_fd = -1;
+	st->pack_fd = -1;
+	pthread_mutex_init(&st->db_lock, NULL);
+	pthread_mutex_init(&st->flush_lock, NULL);
+	pthread_mutex_init(&st->wlock, NULL);
+	idmap_init(&st->pendmap);
+	st->repo = strdup(repo);
+	if (!st->repo) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	util_hex(st->info.repo_id, c.id, 16, false);
+	st->info.format = c.format;
+	st->info.encrypted = c.enc;
+	st->info.chunk_min = c.min;
+	st->info.chunk_avg = c.avg;
+	st->info.chunk_max = c.max;
+	cdc_init(&st->cdc, c.min, c.avg, c.max);
+	st->pack_target =
+		opts->pack_target ? opts->pack_target : 64ull * 1024 * 1024;
+	if (c.enc) {
+		if (!opts->key) {
+			why_set(why,
+				"repository '%s' is encrypted: give its key",
+				repo);
+			ret = -ENOKEY;
+			goto out;
+		}
+		ret = keys_derive(&st->keys, opts->key, c.id);
+		if (ret)
+			goto out;
+		if (CRYPTO_memcmp(st->keys.check, c.check, 32)) {
+			why_set(why,
+				"the key given is not the key of repository '%s'",
+				repo);
+			log_err("store: the key given is not the key of repository '%s'",
+				repo);
+			ret = -EKEYREJECTED;
+			goto out;
+		}
+	}
+	if (opts->flags & STORE_OPEN_WRITE) {
+		ret = lock_take(st, opts->command, why);
+		if (ret)
+			goto out;
+		st->info.writable = true;
+	}
+	ret = index_open(st, st->info.writable);
+	if (ret) {
+		why_set(why, "cannot open the index of repository '%s': %s",
+			repo, strerror(-ret));
+		goto out;
+	}
+	if (st->info.writable) {
+		ret = recover(st);
+		if (ret) {
+			why_set(why,
+				"cannot recover unfinished packs of '%s': %s",
+				repo, strerror(-ret));
+			goto out;
+		}
+	}
+	ret = cache_init(st, opts->cache_bytes ? opts->cache_bytes
+					       : 64ull * 1024 * 1024);
+	if (!ret)
+		ret = fdpool_init(&st->fds, opts->max_fds ? opts->max_fds : 64);
+	if (ret)
+		goto out;
+	*out = st;
+	st = NULL;
+out:
+	if (st)
+		store_close(st);
+	buf_release(&path);
+	buf_release(&text);
+	return ret;
+}
+
+void store_info(struct store *st, struct store_info *info)
+{
+	*info = st->info;
+}
+
+int store_close(struct store *st)
+{
+	int ret = 0;
+
+	if (!st)
+		return 0;
+	if (st->info.writable && st->db) {
+		ret = store_flush(st);
+		if (!ret)
+			ret = store_seal_pack(st);
+	}
+	if (st->pack_fd >= 0)
+		close(st->pack_fd);
+	for (size_t i = 0; i < st->nuns; i++)
+		close(st->uns[i].fd);
+	free(st->uns);
+	free(st->pend);
+	idmap_release(&st->pendmap);
+	fdpool_release(&st->fds);
+	cache_release(st);
+	index_close(st);
+	if (st->lock_fd >= 0) {
+		/* a clean release leaves no stale holder description */
+		if (ftruncate(st->lock_fd, 0) < 0)
+			log_debug("store: cannot clear the lock file");
+		close(st->lock_fd);
+	}
+	pthread_mutex_destroy(&st->db_lock);
+	pthread_mutex_destroy(&st->flush_lock);
+	pthread_mutex_destroy(&st->wlock);
+	OPENSSL_cleanse(&st->keys, sizeof(st->keys));
+	free(st->repo);
+	free(st);
+	return ret;
+}
+
+/* ---- packs ---- */
+
+/* Create a new pack; caller holds st->wlock. */
+static int pack_new(struct store *st)
+{
+	unsigned char rnd[32], hdr[PACK_HDR_LEN];
+	char hex[65];
+	struct buf rel = BUF_INIT, path = BUF_INIT;
+	sqlite3_stmt *q = NULL;
+	int fd = -1, dfd = -1, rc, ret;
+
+	ret = util_random(rnd, sizeof(rnd));
+	if (ret)
+		goto out;
+	util_hex(hex, rnd, sizeof(rnd), false);
+	ret = buf_addf(&rel, "%.2s/%s.pack", hex, hex);
+	if (!ret)
+		ret = buf_addf(&path, "%s/data/%.2s", st->repo, hex);
+	if (!ret)
+		ret = util_mkdir_p(path.data, 0700);
+	if (ret)
+		goto out;
+	pthread_mutex_lock(&st->db_lock);
+	rc = sqlite3_prepare_v2(st->db,
+				"INSERT INTO packs(name, size, sealed)"
+				" VALUES(?, ?, 0)",
+				-1, &q, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_text(q, 1, rel.data, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(q, 2, PACK_HDR_LEN);
+		rc = sqlite3_step(q);
+	}
+	if (rc != SQLITE_DONE && rc != SQLITE_OK)
+		ret = index_errno(st, rc, "add pack");
+	else
+		st->pack_id = sqlite3_last_insert_rowid(st->db);
+	sqlite3_finalize(q);
+	pthread_mutex_unlock(&st->db_lock);
+	if (ret)
+		goto out;
+	dfd = open(path.data, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	ret = buf_addf(&path, "/%s.pack", hex);
+	if (ret)
+		goto out;
+	fd = open(path.data, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		ret = -errno;
+		log_err("store: cannot create pack '%s': %s", path.data,
+			strerror(errno));
+		goto out;
+	}
+	pack_hdr_encode(hdr);
+	ret = util_write_all(fd, hdr, sizeof(hdr));
+	if (ret)
+		goto out;
+	if (dfd >= 0 && fsync(dfd) < 0) {
+		ret = -errno;
+		goto out;
+	}
+	st->pack_fd = fd;
+	st->pack_off = PACK_HDR_LEN;
+	fd = -1;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (dfd >= 0)
+		close(dfd);
+	buf_release(&rel);
+	buf_release(&path);
+	return ret;
+}
+
+int store_append(struct store *st, const unsigned char *rec, size_t len,
+		 bool dedup, bool *dup)
+{
+	struct pending *p;
+	uint64_t v;
+	int ret = 0;
+
+	*dup = false;
+	pthread_mutex_lock(&st->wlock);
+	if (dedup && idmap_get(&st->pendmap, rec + 8, &v)) {
+		*dup = true;
+		goto out;
+	}
+	if (st->pack_fd >= 0 && st->pack_off > PACK_HDR_LEN &&
+	    st->pack_off + len > st->pack_target) {
+		ret = array_grow(&st->uns, &st->auns, st->nuns + 1,
+				 sizeof(*st->uns));
+		if (ret)
+			goto out;
+		st->uns[st->nuns].fd = st->pack_fd;
+		st->uns[st->nuns].pack = st->pack_id;
+		st->uns[st->nuns].size = st->pack_off;
+		st->nuns++;
+		st->pack_fd = -1;
+	}
+	if (st->pack_fd < 0) {
+		ret = pack_new(st);
+		if (ret)
+			goto out;
+	}
+	ret = array_grow(&st->pend, &st->apend, st->npend + 1,
+			 sizeof(*st->pend));
+	if (ret)
+		goto out;
+	ret = idmap_put(&st->pendmap, rec + 8, st->npend);
+	if (ret)
+		goto out;
+	ret = util_write_all(st->pack_fd, rec, len);
+	if (ret) {
+		/* undo a partial record so the pack stays parseable */
+		if (ftruncate(st->pack_fd, (off_t)st->pack_off) < 0 ||
+		    lseek(st->pack_fd, (off_t)st->pack_off, SEEK_SET) < 0)
+			log_err("store: cannot undo a failed pack write");
+		log_err("store: cannot append to a pack: %s", strerror(-ret));
+		/* the map entry now points past the end: rebuild it */
+		idmap_clear(&st->pendmap);
+		for (size_t i = 0; i < st->npend; i++)
+			idmap_put(&st->pendmap, st->pend[i].id, i);
+		goto out;
+	}
+	p = &st->pend[st->npend++];
+	memcpy(p->id, rec + 8, 32);
+	p->loc.pack = st->pack_id;
+	p->loc.off = st->pack_off;
+	p->loc.flags = rec[4];
+	p->loc.plain = le32_get(rec + 40);
+	p->loc.stored = le32_get(rec + 44);
+	st->pack_off += len;
+out:
+	pthread_mutex_unlock(&st->wlock);
+	return ret;
+}
+
+int store_locate(struct store *st, const unsigned char *id, struct loc *loc)
+{
+	uint64_t v;
+	bool hit;
+
+	pthread_mutex_lock(&st->wlock);
+	hit = idmap_get(&st->pendmap, id, &v);
+	if (hit)
+		*loc = st->pend[v].loc;
+	pthread_mutex_unlock(&st->wlock);
+	if (hit)
+		return 0;
+	return index_get(st, id, loc);
+}
+
+static int commit_rows(struct store *st, const struct pending *rows, size_t n,
+		       const struct unsynced *uns, size_t nuns, int64_t cur,
+		       uint64_t cur_size)
+{
+	sqlite3_stmt *ins = NULL, *upd = NULL;
+	int rc, ret;
+
+	pthread_mutex_lock(&st->db_lock);
+	ret = index_exec(st, "BEGIN IMMEDIATE");
+	if (ret)
+		goto out;
+	rc = sqlite3_prepare_v2(st->db,
+				"INSERT OR REPLACE INTO chunks"
+				" VALUES(?, ?, ?, ?, ?, ?)",
+				-1, &ins, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(st->db,
+					"UPDATE packs SET size = ?,"
+					" sealed = sealed OR ? WHERE id = ?",
+					-1, &upd, NULL);
+	if (rc != SQLITE_OK) {
+		ret = index_errno(st, rc, "prepare commit");
+		goto rollback;
+	}
+	for (size_t i = 0; i < n; i++) {
+		sqlite3_bind_blob(ins, 1, rows[i].id, 32, SQLITE_STATIC);
+		sqlite3_bind_int64(ins, 2, rows[i].loc.pack);
+		sqlite3_bind_int64(ins, 3, (int64_t)rows[i].loc.off);
+		sqlite3_bind_int64(ins, 4, rows[i].loc.stored);
+		sqlite3_bind_int64(ins, 5, rows[i].loc.plain);
+		sqlite3_bind_int(ins, 6, rows[i].loc.flags);
+		rc = sqlite3_step(ins);
+		sqlite3_reset(ins);
+		if (rc != SQLITE_DONE) {
+			ret = index_errno(st, rc, "insert chunk");
+			goto rollback;
+		}
+	}
+	for (size_t i = 0; i <= nuns; i++) {
+		if (i == nuns && cur < 0)
+			break;
+		sqlite3_bind_int64(
+			upd, 1, (int64_t)(i < nuns ? uns[i].size : cur_size));
+		sqlite3_bind_int(upd, 2, i < nuns);
+		sqlite3_bind_int64(upd, 3, i < nuns ? uns[i].pack : cur);
+		rc = sqlite3_step(upd);
+		sqlite3_reset(upd);
+		if (rc != SQLITE_DONE) {
+			ret = index_errno(st, rc, "update pack");
+			goto rollback;
+		}
+	}
+	ret = index_exec(st, "COMMIT");
+	if (!ret)
+		goto out;
+rollback:
+	sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+out:
+	sqlite3_finalize(ins);
+	sqlite3_finalize(upd);
+	pthread_mutex_unlock(&st->db_lock);
+	return ret;
+}
+
+int store_flush(struct store *st)
+{
+	struct pending *rows = NULL;
+	struct unsynced *uns = NULL;
+	size_t n, nuns;
+	int64_t cur;
+	uint64_t cur_size;
+	int cur_fd, ret = 0;
+
+	if (!st->info.writable)
+		return -EROFS;
+	pthread_mutex_lock(&st->flush_lock);
+	pthread_mutex_lock(&st->wlock);
+	n = st->npend;
+	nuns = st->nuns;
+	cur_fd = st->pack_fd;
+	cur = cur_fd >= 0 ? st->pack_id : -1;
+	cur_size = st->pack_off;
+	if (n) {
+		rows = malloc(n * sizeof(*rows));
+		if (rows)
+			memcpy(rows, st->pend, n * sizeof(*rows));
+	}
+	uns = st->uns;
+	st->uns = NULL;
+	st->nuns = st->auns = 0;
+	pthread_mutex_unlock(&st->wlock);
+	if (n && !rows) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < nuns; i++) {
+		if (fsync(uns[i].fd) < 0) {
+			ret = -errno;
+			log_err("store: cannot fsync a pack: %s",
+				strerror(errno));
+			goto out;
+		}
+	}
+	if (cur_fd >= 0 && fdatasync(cur_fd) < 0) {
+		ret = -errno;
+		log_err("store: cannot fsync a pack: %s", strerror(errno));
+		goto out;
+	}
+	if (!n && !nuns)
+		goto out;
+	ret = commit_rows(st, rows, n, uns, nuns, cur, cur_size);
+	if (ret)
+		goto out;
+	pthread_mutex_lock(&st->wlock);
+	memmove(st->pend, st->pend + n, (st->npend - n) * sizeof(*st->pend));
+	st->npend -= n;
+	idmap_clear(&st->pendmap);
+	for (size_t i = 0; i < st->npend; i++)
+		idmap_put(&st->pendmap, st->pend[i].id, i);
+	pthread_mutex_unlock(&st->wlock);
+	for (size_t i = 0; i < nuns; i++)
+		close(uns[i].fd);
+	nuns = 0;
+out:
+	if (nuns) {
+		/* keep them for the next flush */
+		pthread_mutex_lock(&st->wlock);
+		for (size_t i = 0; i < nuns; i++) {
+			if (array_grow(&st->uns, &st->auns, st->nuns + 1,
+				       sizeof(*st->uns))) {
+				close(uns[i].fd);
+				continue;
+			}
+			st->uns[st->nuns++] = uns[i];
+		}
+		pthread_mutex_unlock(&st->wlock);
+	}
+	free(uns);
+	free(rows);
+	pthread_mutex_unlock(&st->flush_lock);
+	return ret;
+}
+
+int store_seal_pack(struct store *st)
+{
+	char sql[128];
+	int ret = 0;
+
+	pthread_mutex_lock(&st->flush_lock);
+	pthread_mutex_lock(&st->wlock);
+	if (st->pack_fd >= 0 && !st->npend && !st->nuns) {
+		snprintf(sql, sizeof(sql),
+			 "UPDATE packs SET sealed = 1, size = %llu"
+			 " WHERE id = %lld",
+			 (unsigned long long)st->pack_off,
+			 (long long)st->pack_id);
+		pthread_mutex_lock(&st->db_lock);
+		ret = index_exec(st, sql);
+		pthread_mutex_unlock(&st->db_lock);
+		if (!ret) {
+			close(st->pack_fd);
+			st->pack_fd = -1;
+		}
+	}
+	pthread_mutex_unlock(&st->wlock);
+	pthread_mutex_unlock(&st->flush_lock);
+	return ret;
+}

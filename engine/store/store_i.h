@@ -1,0 +1,284 @@
+/*
+ * store_i.h - private declarations shared by the files of engine/store/.
+ * On-disk layouts are described in FORMAT.md; keep both in step.
+ *
+ * Lock order (outer first): st->flush_lock, st->wlock, st->db_lock;
+ * the cache shard locks and st->fds.lock are leaves.  No lock is held
+ * while reading pack data.
+ */
+#ifndef M365_STORE_I_H
+#define M365_STORE_I_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sqlite3.h>
+
+#include "store/store.h"
+#include "util/buf.h"
+
+#define PACK_MAGIC     "M365PACK"
+#define PACK_HDR_LEN   16
+#define PACK_VERSION   1
+#define CHUNK_MAGIC    "CHK1"
+#define CHUNK_HDR_LEN  64
+#define CHUNK_AAD_LEN  48 /* magic .. stored size */
+#define CHUNK_F_LZ4    0x01
+#define CHUNK_F_ENC    0x02
+#define CHUNK_F_ALL    (CHUNK_F_LZ4 | CHUNK_F_ENC)
+#define CHUNK_LIMIT    (16u * 1024 * 1024) /* largest plaintext chunk */
+#define GCM_NONCE_LEN  12
+#define GCM_TAG_LEN    16
+#define DESC_HDR_LEN   8
+#define DESC_ENTRY_LEN 40
+#define ROOT_MAGIC     "M365ROOT"
+#define CACHE_SHARDS   16
+
+/* ---- keys and crypto (crypt.c) ---- */
+
+struct store_keys {
+	bool enc;
+	unsigned char id_key[32]; /* HMAC key for chunk ids */
+	unsigned char data_key[32]; /* AES-256-GCM key */
+	unsigned char check[32]; /* key check value */
+};
+
+/* Derive the keys of repository @repo_id (16 bytes) from @key. */
+int keys_derive(struct store_keys *k, const unsigned char *key,
+		const unsigned char repo_id[16]);
+
+/* Chunk id of @n bytes at @p (SHA-256 or HMAC-SHA-256). */
+int chunk_id(const struct store_keys *k, const void *p, size_t n,
+	     unsigned char id[32]);
+
+/* AES-256-GCM: seal @n bytes into @out (ciphertext + tag appended). */
+int gcm_seal(const unsigned char key[32], const unsigned char *nonce,
+	     const void *aad, size_t aad_len, const void *p, size_t n,
+	     struct buf *out);
+/* Open @n bytes (ciphertext + tag) into @out; -EBADMSG on a bad tag. */
+int gcm_open(const unsigned char key[32], const unsigned char *nonce,
+	     const void *aad, size_t aad_len, const void *p, size_t n,
+	     struct buf *out);
+
+/* Log OpenSSL's error queue with @what; returns -EIO (or -ENOMEM). */
+int ssl_errno(const char *what);
+
+/* Fast 64-bit checksum of plain payloads (FORMAT.md "chk64"). */
+uint64_t chk64(const void *p, size_t n);
+
+/* ---- chunker (chunker.c) ---- */
+
+struct cdc {
+	uint32_t min, avg, max;
+	uint64_t mask_s, mask_l;
+};
+
+void cdc_init(struct cdc *c, uint32_t min, uint32_t avg, uint32_t max);
+/* Length of the next chunk of @p[0..n); @n >= max unless at the end. */
+size_t cdc_cut(const struct cdc *c, const unsigned char *p, size_t n);
+
+/* ---- chunk records (pack.c) ---- */
+
+struct chunk_hdr {
+	uint8_t flags;
+	unsigned char id[32];
+	uint32_t plain; /* plaintext bytes */
+	uint32_t stored; /* payload bytes after the header */
+	unsigned char nonce[GCM_NONCE_LEN]; /* or chk64 of plain payloads */
+};
+
+void le32_put(unsigned char *p, uint32_t v);
+void le64_put(unsigned char *p, uint64_t v);
+uint32_t le32_get(const unsigned char *p);
+uint64_t le64_get(const unsigned char *p);
+
+void chunk_hdr_encode(const struct chunk_hdr *h, unsigned char *out);
+/* Parse and validate a header; -EBADMSG when it is not one. */
+int chunk_hdr_decode(const unsigned char *in, struct chunk_hdr *h);
+
+/*
+ * Build the record (header + payload) of plaintext chunk @p (@n bytes,
+ * id @id) into @rec (reset first).  @lz4 is per-thread lz4 state,
+ * @tmp per-thread scratch.
+ */
+int chunk_seal(const struct store_keys *k, const unsigned char *id,
+	       const void *p, size_t n, void *lz4, struct buf *tmp,
+	       struct buf *rec);
+
+/*
+ * Verify record payload @payload of header @h and append the plaintext
+ * to @out.  @raw is the header as stored (AAD).  @rehash: recompute the
+ * id from the plaintext.  Returns 0 or -EBADMSG.
+ */
+int chunk_unseal(const struct store_keys *k, const unsigned char *raw,
+		 const struct chunk_hdr *h, const void *payload, bool rehash,
+		 struct buf *out);
+
+void pack_hdr_encode(unsigned char *out);
+int pack_hdr_check(const unsigned char *in);
+
+/*
+ * Walk the records of the pack open at @fd (@size bytes).  @rec gets
+ * each record that parses (header and payload within the file); @bad
+ * gets each range that does not [off, end).  Either may be NULL; a
+ * non-zero return stops the walk and is returned.
+ */
+struct pack_walk {
+	int (*rec)(void *arg, uint64_t off, const unsigned char *raw,
+		   const struct chunk_hdr *h);
+	int (*bad)(void *arg, uint64_t off, uint64_t end);
+	void *arg;
+};
+int pack_walk(int fd, uint64_t size, const struct pack_walk *pw);
+
+/*
+ * Make room for @need elements of @elem bytes in the array *@arr that has
+ * room for *@alloc (doubling).  Returns 0 or -ENOMEM (array unchanged).
+ */
+int array_grow(void *arr, size_t *alloc, size_t need, size_t elem);
+
+/* ---- descriptors and id sets (desc.c) ---- */
+
+int desc_begin(struct buf *d);
+int desc_add(struct buf *d, const unsigned char *id, uint64_t end);
+int desc_end(struct buf *d, uint64_t count);
+/* Entry @i of a checked descriptor: id and [start, end). */
+void desc_entry(const void *desc, uint64_t i, const unsigned char **id,
+		uint64_t *start, uint64_t *end);
+
+/* A hash map from 32-byte id to a 64-bit value. */
+struct idmap {
+	unsigned char *keys; /* cap * 32 */
+	uint64_t *vals;
+	unsigned char *used;
+	size_t cap, count;
+};
+void idmap_init(struct idmap *m);
+void idmap_release(struct idmap *m);
+void idmap_clear(struct idmap *m);
+int idmap_put(struct idmap *m, const unsigned char *id, uint64_t val);
+bool idmap_get(const struct idmap *m, const unsigned char *id, uint64_t *val);
+
+/* ---- index (index.c) ---- */
+
+struct loc {
+	int64_t pack;
+	uint64_t off;
+	uint32_t stored, plain;
+	uint8_t flags;
+};
+
+int index_open(struct store *st, bool create);
+void index_close(struct store *st);
+/* Look @id up; 0, -ENOENT or -EIO.  Takes st->db_lock. */
+int index_get(struct store *st, const unsigned char *id, struct loc *loc);
+/* Pack path relative to REPO for @pack. Takes st->db_lock. */
+int index_pack_name(struct store *st, int64_t pack, struct buf *name);
+int index_errno(struct store *st, int rc, const char *what);
+/* Run @sql (no rows); caller holds st->db_lock. */
+int index_exec(struct store *st, const char *sql);
+
+/* ---- the store (store.c) ---- */
+
+struct pending {
+	unsigned char id[32];
+	struct loc loc;
+};
+
+struct unsynced {
+	int fd;
+	int64_t pack;
+	uint64_t size;
+};
+
+struct cache_ent {
+	unsigned char id[32];
+	unsigned char *data;
+	uint32_t len;
+	atomic_int refs;
+	struct cache_ent *hnext, *prev, *next;
+};
+
+struct cache_shard {
+	pthread_mutex_t lock;
+	struct cache_ent **bucket; /* protected by lock */
+	size_t nbucket;
+	struct cache_ent *head, *tail; /* LRU: head is newest */
+	size_t bytes, cap;
+};
+
+struct fd_slot {
+	int64_t pack; /* -1: free */
+	int fd; /* -1 while opening */
+	unsigned refs;
+	uint64_t used;
+};
+
+struct fd_pool {
+	pthread_mutex_t lock;
+	struct fd_slot *slot; /* protected by lock */
+	unsigned n;
+	uint64_t tick;
+};
+
+struct store {
+	char *repo;
+	struct store_info info;
+	struct store_keys keys;
+	struct cdc cdc;
+	int lock_fd;
+	uint64_t pack_target;
+
+	pthread_mutex_t db_lock;
+	sqlite3 *db; /* protected by db_lock */
+	sqlite3_stmt *q_get; /* chunk lookup, protected by db_lock */
+
+	pthread_mutex_t flush_lock; /* one flush (or prune step) at a time */
+	pthread_mutex_t wlock;
+	int pack_fd; /* current pack (protected by wlock) */
+	int64_t pack_id; /* its index id */
+	uint64_t pack_off; /* its size */
+	struct unsynced *uns; /* rotated packs awaiting fsync */
+	size_t nuns, auns;
+	struct pending *pend; /* appended, not yet committed */
+	size_t npend, apend;
+	struct idmap pendmap; /* id -> index in pend */
+
+	struct cache_shard shard[CACHE_SHARDS];
+	struct fd_pool fds;
+};
+
+/* Append a finished record to the current pack (rotating as needed). */
+int store_append(struct store *st, const unsigned char *rec, size_t len,
+		 bool dedup, bool *dup);
+/* Locate @id: pending rows first, then the index. */
+int store_locate(struct store *st, const unsigned char *id, struct loc *loc);
+/* Read, verify and decode the chunk at @loc into @out. */
+int store_chunk_load(struct store *st, const unsigned char *id,
+		     const struct loc *loc, bool rehash, struct buf *out);
+/* Read the raw record at @loc (header + payload) into @out. */
+int store_record_read(struct store *st, const struct loc *loc, struct buf *out);
+/* Path of REPO/@rel into @out. */
+int store_path(const struct store *st, const char *rel, struct buf *out);
+int store_seal_pack(struct store *st);
+
+/* ---- read side (read.c) ---- */
+
+int cache_init(struct store *st, size_t bytes);
+void cache_release(struct store *st);
+int fdpool_init(struct fd_pool *p, unsigned n);
+void fdpool_release(struct fd_pool *p);
+/* Forget pool descriptors of @pack (before it is deleted; < 0: all). */
+void fdpool_drop(struct store *st, int64_t pack);
+
+/* ---- roots (blob.c) ---- */
+
+/* Add the chunks of every blob to @set. */
+int roots_keep(struct store *st, struct store_idset *set);
+/* Check every root record (decodes, its chunks exist); counts problems. */
+int roots_check(struct store *st,
+		void (*fn)(void *arg, const struct store_problem *p), void *arg,
+		uint64_t *problems);
+
+#endif

@@ -1,0 +1,243 @@
+/*
+ * writer.c - streaming content writers: chunking, hashing, compression
+ * and sealing in the calling thread; only the pack append is serialised
+ * (store_append()).
+ */
+#include <errno.h>
+#include <lz4.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "store/store_i.h"
+#include "util/log.h"
+#include "util/util.h"
+
+struct store_writer {
+	struct store *st;
+	unsigned char *buf; /* chunker window: [start, len) not yet cut */
+	size_t start, len, cap;
+	EVP_MD_CTX *whole; /* SHA-256 of the whole content */
+	struct buf desc;
+	uint64_t size, chunks, new_chunks, new_bytes, stored_bytes;
+	void *lz4;
+	struct buf tmp, rec;
+	int err;
+};
+
+void store_content_init(struct store_content *c)
+{
+	memset(c, 0, sizeof(*c));
+	buf_init(&c->desc, 0);
+}
+
+void store_content_release(struct store_content *c)
+{
+	if (c)
+		buf_release(&c->desc);
+}
+
+void store_writer_reset(struct store_writer *w)
+{
+	w->start = w->len = 0;
+	w->size = w->chunks = w->new_chunks = w->new_bytes = 0;
+	w->stored_bytes = 0;
+	w->err = desc_begin(&w->desc);
+	if (!w->err && EVP_DigestInit_ex(w->whole, EVP_sha256(), NULL) != 1)
+		w->err = ssl_errno("sha-256");
+}
+
+int store_writer_new(struct store *st, struct store_writer **out)
+{
+	struct store_writer *w;
+
+	*out = NULL;
+	if (!st->info.writable)
+		return -EROFS;
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	w->st = st;
+	w->cap = 2 * (size_t)st->cdc.max;
+	w->buf = malloc(w->cap);
+	w->whole = EVP_MD_CTX_new();
+	w->lz4 = malloc((size_t)LZ4_sizeofState());
+	buf_init(&w->desc, 0);
+	buf_init(&w->tmp, 0);
+	buf_init(&w->rec, 0);
+	if (!w->buf || !w->whole || !w->lz4) {
+		store_writer_free(w);
+		return -ENOMEM;
+	}
+	store_writer_reset(w);
+	if (w->err) {
+		int ret = w->err;
+
+		store_writer_free(w);
+		return ret;
+	}
+	*out = w;
+	return 0;
+}
+
+void store_writer_free(struct store_writer *w)
+{
+	if (!w)
+		return;
+	free(w->buf);
+	EVP_MD_CTX_free(w->whole);
+	free(w->lz4);
+	buf_release(&w->desc);
+	buf_release(&w->tmp);
+	buf_release(&w->rec);
+	free(w);
+}
+
+static int emit(struct store_writer *w, const unsigned char *p, size_t n)
+{
+	struct store *st = w->st;
+	unsigned char id[32];
+	struct loc loc;
+	bool dup;
+	int ret;
+
+	ret = chunk_id(&st->keys, p, n, id);
+	if (ret)
+		return ret;
+	w->size += n;
+	w->chunks++;
+	ret = desc_add(&w->desc, id, w->size);
+	if (ret)
+		return ret;
+	ret = store_locate(st, id, &loc);
+	if (!ret)
+		return 0; /* dedup: already stored */
+	if (ret != -ENOENT)
+		return ret;
+	ret = chunk_seal(&st->keys, id, p, n, w->lz4, &w->tmp, &w->rec);
+	if (ret)
+		return ret;
+	ret = store_append(st, (unsigned char *)w->rec.data, w->rec.len, true,
+			   &dup);
+	if (ret || dup)
+		return ret;
+	w->new_chunks++;
+	w->new_bytes += n;
+	w->stored_bytes += w->rec.len;
+	return 0;
+}
+
+int store_writer_add(struct store_writer *w, const void *p, size_t n)
+{
+	const unsigned char *s = p;
+	size_t take, cut;
+
+	if (w->err)
+		return w->err;
+	if (n && EVP_DigestUpdate(w->whole, p, n) != 1) {
+		w->err = ssl_errno("sha-256");
+		return w->err;
+	}
+	while (n) {
+		if (w->len == w->cap) {
+			memmove(w->buf, w->buf + w->start, w->len - w->start);
+			w->len -= w->start;
+			w->start = 0;
+		}
+		take = w->cap - w->len;
+		if (take > n)
+			take = n;
+		memcpy(w->buf + w->len, s, take);
+		w->len += take;
+		s += take;
+		n -= take;
+		while (w->len - w->start >= w->st->cdc.max) {
+			cut = cdc_cut(&w->st->cdc, w->buf + w->start,
+				      w->len - w->start);
+			w->err = emit(w, w->buf + w->start, cut);
+			if (w->err)
+				return w->err;
+			w->start += cut;
+		}
+	}
+	return 0;
+}
+
+int store_writer_finish(struct store_writer *w, struct store_content *res)
+{
+	unsigned int mdlen = 32;
+	struct buf tmp;
+	size_t cut;
+	int ret;
+
+	while (!w->err && w->len > w->start) {
+		cut = cdc_cut(&w->st->cdc, w->buf + w->start,
+			      w->len - w->start);
+		w->err = emit(w, w->buf + w->start, cut);
+		w->start += cut;
+	}
+	if (!w->err)
+		w->err = desc_end(&w->desc, w->chunks);
+	if (!w->err && EVP_DigestFinal_ex(w->whole, res->sha256, &mdlen) != 1)
+		w->err = ssl_errno("sha-256");
+	ret = w->err;
+	if (!ret) {
+		tmp = res->desc;
+		res->desc = w->desc;
+		w->desc = tmp;
+		res->size = w->size;
+		res->chunks = w->chunks;
+		res->new_chunks = w->new_chunks;
+		res->new_bytes = w->new_bytes;
+		res->stored_bytes = w->stored_bytes;
+	}
+	store_writer_reset(w);
+	return ret;
+}
+
+int store_put(struct store *st, const void *p, size_t n,
+	      struct store_content *res)
+{
+	struct store_writer *w = NULL;
+	int ret;
+
+	ret = store_writer_new(st, &w);
+	if (!ret)
+		ret = store_writer_add(w, p, n);
+	if (!ret)
+		ret = store_writer_finish(w, res);
+	store_writer_free(w);
+	return ret;
+}
+
+int store_put_fd(struct store *st, int fd, struct store_content *res)
+{
+	struct store_writer *w = NULL;
+	size_t bsize = 1 << 20;
+	char *b = malloc(bsize);
+	ssize_t n;
+	int ret;
+
+	if (!b)
+		return -ENOMEM;
+	ret = store_writer_new(st, &w);
+	while (!ret) {
+		n = read(fd, b, bsize);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			ret = -errno;
+			break;
+		}
+		if (!n)
+			break;
+		ret = store_writer_add(w, b, (size_t)n);
+	}
+	if (!ret)
+		ret = store_writer_finish(w, res);
+	store_writer_free(w);
+	free(b);
+	return ret;
+}

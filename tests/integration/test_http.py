@@ -1,0 +1,352 @@
+"""engine/http against a small scripted HTTPS server (HTTP/1.1, test CA).
+
+The driver is build/tests/test_graphcli (tests/unit/test_graphcli.c).  The
+server here scripts the failures precisely (429/503 with and without
+Retry-After, truncated bodies, redirects to a second host that records the
+Authorization header, ranges, uploads), independent of the emulator; the
+emulator tests (HTTP/2, Graph) live in test_graph*.py.
+"""
+import datetime
+import hashlib
+import http.server
+import ipaddress
+import json
+import os
+import pathlib
+import socketserver
+import ssl
+import subprocess
+import threading
+import time
+import urllib.parse
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+BUILD = pathlib.Path(os.environ.get("M365_BUILD", ROOT / "build"))
+DRIVER = BUILD / "tests" / "test_graphcli"
+
+BLOB = bytes((i * 7 + (i >> 8)) & 0xFF for i in range(1 << 20))
+
+
+def make_ca(d):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test ca")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name)
+          .issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number())
+          .not_valid_before(now - datetime.timedelta(days=1))
+          .not_valid_after(now + datetime.timedelta(days=2))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None),
+                         critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(
+                NameOID.COMMON_NAME, "127.0.0.1")]))
+            .issuer_name(ca_name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=2))
+            .add_extension(x509.SubjectAlternativeName([
+                x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                x509.IPAddress(ipaddress.ip_address("127.0.0.2"))]),
+                critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    (d / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    (d / "cert.pem").write_bytes(cert.public_bytes(
+        serialization.Encoding.PEM))
+    (d / "key.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+
+
+class State:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.hits = []      # dicts: t, host, method, path, auth, range
+        self.counters = {}  # id -> times seen
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *a):
+        pass
+
+    def _send(self, status, body=b"", headers=()):
+        self.send_response(status)
+        for k, v in headers:
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _handle(self):
+        st = self.server.state
+        u = urllib.parse.urlsplit(self.path)
+        q = dict(urllib.parse.parse_qsl(u.query))
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        host = self.server.server_address[0]
+        with st.lock:
+            key = q.get("id", u.path)
+            n = st.counters.get(key, 0)
+            st.counters[key] = n + 1
+            st.hits.append({"t": time.monotonic(), "host": host,
+                            "method": self.command, "path": u.path,
+                            "auth": self.headers.get("Authorization"),
+                            "range": self.headers.get("Range"),
+                            "crid": self.headers.get("client-request-id"),
+                            "len": len(body)})
+        times = int(q.get("n", 0))
+        if u.path == "/ok":
+            return self._send(200, b"hello", [("request-id", "rid-1")])
+        if u.path == "/throttle":
+            if n < times:
+                hdrs = [("Retry-After", q["ra"])] if "ra" in q else []
+                return self._send(int(q.get("status", 429)),
+                                  b'{"error":{"code":"TooManyRequests"}}',
+                                  hdrs)
+            return self._send(200, b"done")
+        if u.path == "/trunc":
+            if n < times:
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(BLOB)))
+                self.end_headers()
+                self.wfile.write(BLOB[:100000])
+                self.wfile.flush()
+                self.close_connection = True
+                self.connection.shutdown(2)
+                return
+            return self._send(200, BLOB)
+        if u.path == "/redirect":
+            other = self.server.other_url
+            return self._send(302, b"", [
+                ("Location", other + "/files/blob?sig=secret")])
+        if u.path == "/files/blob":
+            rng = self.headers.get("Range")
+            if rng and "norange" not in q and rng.startswith("bytes="):
+                a, b = rng[6:].split("-")
+                a = int(a)
+                b = int(b) if b else len(BLOB) - 1
+                return self._send(206, BLOB[a:b + 1], [
+                    ("Content-Range", "bytes %d-%d/%d" % (a, b, len(BLOB)))])
+            return self._send(200, BLOB)
+        if u.path == "/upload":
+            return self._send(201, json.dumps({
+                "len": len(body),
+                "sha256": hashlib.sha256(body).hexdigest()}).encode())
+        if u.path == "/slow":
+            time.sleep(float(q.get("s", 3)))
+            return self._send(200, b"late")
+        if u.path == "/status":
+            return self._send(int(q["code"]), b'{"error":{"code":"x"}}')
+        return self._send(404, b"no")
+
+    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
+
+
+class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+@pytest.fixture(scope="module")
+def mini(tmp_path_factory):
+    if not DRIVER.exists():
+        pytest.fail("%s is missing: run 'make' first" % DRIVER)
+    d = tmp_path_factory.mktemp("mini")
+    make_ca(d)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(d / "cert.pem", d / "key.pem")
+    state = State()
+    servers = []
+    for addr in ("127.0.0.1", "127.0.0.2"):
+        s = Server((addr, 0), Handler)
+        s.socket = ctx.wrap_socket(s.socket, server_side=True)
+        s.state = state
+        servers.append(s)
+    urls = ["https://%s:%d" % s.server_address for s in servers]
+    servers[0].other_url = urls[1]
+    servers[1].other_url = urls[0]
+    for s in servers:
+        threading.Thread(target=s.serve_forever, daemon=True).start()
+
+    class Mini:
+        pass
+    m = Mini()
+    m.url, m.files_url, m.ca, m.state = urls[0], urls[1], str(d / "ca.pem"), \
+        state
+    yield m
+    for s in servers:
+        s.shutdown()
+
+
+def run(mini, *args, opts=(), timeout=60):
+    cmd = [str(DRIVER), "--ca", mini.ca, "--token", "tok-123"] + \
+        list(opts) + list(args)
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    lines = [json.loads(x) for x in p.stdout.splitlines() if x.strip()]
+    assert lines, "no output: %s" % p.stderr
+    assert "AddressSanitizer" not in p.stderr, p.stderr
+    assert "runtime error" not in p.stderr, p.stderr
+    return lines[:-1], lines[-1], p.stderr
+
+
+def test_http_get_ok_sends_request_id(mini):
+    res, tail, _ = run(mini, "get", mini.url + "/ok")
+    assert res[0]["status"] == 200 and res[0]["rc"] == 0
+    assert res[0]["bytes"] == 5
+    assert res[0]["sha256"] == hashlib.sha256(b"hello").hexdigest()
+    assert res[0]["http_version"] == 11
+    hit = [h for h in mini.state.hits if h["path"] == "/ok"][-1]
+    assert hit["crid"] == res[0]["client_request_id"]
+    assert hit["auth"] == "Bearer tok-123"
+    assert tail["stats"]["requests"] == 1
+
+
+def test_http_tls_verification_fails_with_wrong_ca(mini):
+    p = subprocess.run([str(DRIVER), "--ca", "/etc/ssl/certs/ca-certificates"
+                        ".crt", "get", mini.url + "/ok"],
+                       capture_output=True, text=True, timeout=60)
+    last = json.loads(p.stdout.splitlines()[-1])
+    assert last["rc"] == -1  # -EPERM
+    assert p.returncode == 1
+
+
+def test_http_retry_after_fractional_is_waited(mini):
+    res, tail, err = run(mini, "get",
+                         mini.url + "/throttle?n=1&ra=1.5&id=ra1")
+    r = res[0]
+    assert r["status"] == 200 and r["attempts"] == 2
+    assert r["elapsed_ms"] >= 1500
+    assert r["waited_ms"] >= 1500
+    assert tail["stats"]["throttled"] == 1 and tail["stats"]["retries"] == 1
+    hits = [h for h in mini.state.hits if h["path"] == "/throttle"
+            and "ra1" in str(mini.state.counters)]
+    assert len([h for h in hits]) >= 2
+
+
+def test_http_retry_after_fences_other_requests_to_host(mini):
+    # thread 0 is throttled for 2 s at t=0; thread 1 starts at t=0.4 and
+    # must not reach the server before the fence ends
+    t0 = time.monotonic()
+    res, tail, _ = run(mini, "get", mini.url + "/throttle?n=1&ra=2&id=fence",
+                       "threads", "2", "delay", "400")
+    assert all(r["status"] == 200 for r in res)
+    hits = [h for h in mini.state.hits if h["path"] == "/throttle"
+            and h["t"] >= t0]
+    assert len(hits) == 3
+    first = hits[0]["t"]
+    later = [h["t"] - first for h in hits[1:]]
+    assert min(later) >= 1.9, later
+    waited = sorted(r["waited_ms"] for r in res)
+    assert waited[0] >= 1400  # the fenced one waited without a 429 itself
+    assert tail["stats"]["throttled"] == 1
+
+
+def test_http_503_without_retry_after_backs_off(mini):
+    res, tail, _ = run(mini, "get",
+                       mini.url + "/throttle?n=2&status=503&id=u503",
+                       opts=("--backoff", "100"))
+    assert res[0]["status"] == 200 and res[0]["attempts"] == 3
+    assert tail["stats"]["retries"] == 2
+
+
+def test_http_gives_up_after_max_retries(mini):
+    res, tail, _ = run(mini, "get",
+                       mini.url + "/throttle?n=10&status=503&id=many",
+                       opts=("--backoff", "20", "--retries", "2"))
+    assert res[0]["rc"] == 0 and res[0]["status"] == 503
+    assert res[0]["attempts"] == 3
+
+
+@pytest.mark.parametrize("sink", [False, True])
+def test_http_truncated_body_is_retried(mini, sink):
+    extra = ["sink"] if sink else []
+    res, tail, _ = run(mini, "get", mini.url + "/trunc?n=1&id=tr%d" % sink,
+                       *extra, opts=("--backoff", "50"))
+    r = res[0]
+    assert r["rc"] == 0 and r["status"] == 200
+    assert r["sha256"] == hashlib.sha256(BLOB).hexdigest()
+    assert r["bytes"] == len(BLOB)
+    assert r["attempts"] == 2
+    if sink:
+        assert r["resets"] == 1
+
+
+def test_http_redirect_never_carries_authorization(mini):
+    res, tail, _ = run(mini, "get", mini.url + "/redirect", "follow",
+                       "sink")
+    r = res[0]
+    assert r["status"] == 200
+    assert r["sha256"] == hashlib.sha256(BLOB).hexdigest()
+    assert r["url"].startswith(mini.files_url)
+    hits = [h for h in mini.state.hits if h["path"] in ("/redirect",
+                                                        "/files/blob")]
+    assert hits[-2]["path"] == "/redirect" and hits[-2]["auth"]
+    assert hits[-1]["path"] == "/files/blob" and hits[-1]["auth"] is None
+    assert tail["stats"]["redirects"] == 1
+
+
+def test_http_redirect_not_followed_without_flag(mini):
+    res, _, _ = run(mini, "get", mini.url + "/redirect")
+    assert res[0]["status"] == 302
+
+
+def test_http_range_goes_through_redirect(mini):
+    res, _, _ = run(mini, "get", mini.url + "/redirect", "follow", "sink",
+                    "range", "1000-1999")
+    r = res[0]
+    assert r["status"] == 206 and r["bytes"] == 1000
+    assert r["sha256"] == hashlib.sha256(BLOB[1000:2000]).hexdigest()
+    assert r["content_range"] == "bytes 1000-1999/%d" % len(BLOB)
+
+
+def test_http_streamed_upload(mini):
+    size = 5 * 1024 * 1024 + 17
+    res, tail, _ = run(mini, "put", mini.url + "/upload", str(size))
+    body = json.loads(res[0]["body"])
+    assert res[0]["status"] == 201
+    assert body["len"] == size
+    assert body["sha256"] == hashlib.sha256(b"x" * size).hexdigest()
+    assert tail["stats"]["bytes_out"] == size
+
+
+def test_http_overall_deadline(mini):
+    t0 = time.monotonic()
+    res, tail, _ = run(mini, "get", mini.url + "/slow?s=5",
+                       opts=("--deadline", "700"))
+    assert res[0]["rc"] == -110  # -ETIMEDOUT
+    assert time.monotonic() - t0 < 4
+
+
+def test_http_parallel_requests_bounded(mini):
+    res, tail, _ = run(mini, "get", mini.url + "/slow?s=0.3", "threads",
+                       "8", opts=("--max-inflight", "3"))
+    assert all(r["status"] == 200 for r in res) and len(res) == 8
+    assert tail["stats"]["inflight_max"] == 3
+
+
+@pytest.mark.parametrize("norange", [False, True])
+@pytest.mark.parametrize("sink", [False, True])
+def test_http_range_fields_exact_even_when_ignored(mini, norange, sink):
+    url = mini.url + "/redirect" if not norange else \
+        mini.files_url + "/files/blob?norange=1"
+    extra = ["sink"] if sink else []
+    res, _, _ = run(mini, "get", url, "follow", "roff", "300000", "rlen",
+                    "70000", *extra)
+    r = res[0]
+    assert r["status"] == (200 if norange else 206)
+    assert r["bytes"] == 70000
+    assert r["sha256"] == hashlib.sha256(BLOB[300000:370000]).hexdigest()
+    res, _, _ = run(mini, "get", url, "follow", "roff", "1000000", *extra)
+    assert res[0]["sha256"] == hashlib.sha256(BLOB[1000000:]).hexdigest()

@@ -1,0 +1,36 @@
+/*
+ * m365-snapshot internals shared by its source files.
+ * Thread safety: none (the tool's main thread).
+ */
+#ifndef M365_SNAPSHOT_TOOL_H
+#define M365_SNAPSHOT_TOOL_H
+
+#include "graph/graph.h"
+#include "http/http.h"
+
+struct auth;
+struct auth_cert;
+
+/* Exit codes of m365-snapshot (documented in --help and the man page). */
+#define EXIT_PARTIAL 3 /* snapshot committed with per-item errors */
+#define EXIT_LOCKED  4 /* another writer holds the repository */
+
+struct tool_conn {
+	struct http *http;
+	struct auth *auth;
+	struct auth_cert *cert;
+	struct graph *graph;
+	unsigned services; /* of the connection */
+};
+
+/**
+ * Load connection @name and build http + auth + graph; a token is fetched
+ * once to fail early.  Errors are reported to the user.
+ * Returns 0 or -errno (then @tc is empty).
+ */
+int tool_connect(const char *name, struct tool_conn *tc);
+
+/** Free what tool_connect() built.  Fine on an empty @tc. */
+void tool_disconnect(struct tool_conn *tc);
+
+#endif
