@@ -726,6 +726,13 @@ def _build(t, scale):
             s.group = gr
             gr.site = s
             sites.append(s)
+    else:  # the team site belongs to an M365 group
+        gr = Group(_guid(rng), sites[1].display_name, sites[1].name,
+                   "%s group" % sites[1].display_name, _ts(rng))
+        gr.mail = "%s@%s" % (sites[1].name, t.domain)
+        t.groups.append(gr)
+        sites[1].group = gr
+        gr.site = sites[1]
     sec = Group(_guid(rng), "All Staff (security)", "allstaff",
                 "security group", _ts(rng), unified=False)
     t.groups.append(sec)
