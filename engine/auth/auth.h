@@ -57,7 +57,7 @@ struct auth_status {
 	long aadsts; /* first of error_codes, 0 if none */
 	long http_status; /* HTTP status of the failing answer, 0 if none */
 	char error[48]; /* OAuth2 "error" code */
-	char what[512]; /* what failed */
+	char what[1024]; /* what failed */
 	char hint[512]; /* the remedy */
 	char detail[512]; /* first line of the service's description */
 };

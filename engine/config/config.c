@@ -270,6 +270,15 @@ const char *conf_graph_url(const struct conf_conn *c)
 	return cloud_graph[c->cloud];
 }
 
+int conf_graph_resource(const struct conf_conn *c, struct buf *out)
+{
+	enum conf_cloud cl = c->cloud;
+
+	if ((unsigned)cl >= ARRAY_SIZE(cloud_graph) || cl == CONF_CLOUD_CUSTOM)
+		cl = CONF_CLOUD_GLOBAL;
+	return buf_adds(out, cloud_graph[cl]);
+}
+
 /* Keys of the file: name, where it goes, and how it is checked. */
 enum kind {
 	K_STR,

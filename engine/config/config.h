@@ -170,6 +170,15 @@ int conf_check_private(const char *path, const char *what,
 const char *conf_login_url(const struct conf_conn *c);
 const char *conf_graph_url(const struct conf_conn *c);
 
+/**
+ * Append the Graph resource of the connection's cloud to @out (no '/' at
+ * the end): "https://graph.microsoft.com" for global and custom clouds,
+ * "https://graph.microsoft.us" etc.  Token scopes are built from it
+ * (RESOURCE/.default, RESOURCE/Application.ReadWrite.All); a graph_url
+ * override changes where requests go, not the resource.
+ */
+int conf_graph_resource(const struct conf_conn *c, struct buf *out);
+
 /** Name of @cloud ("global", ...) and parse it back (-EINVAL). */
 const char *conf_cloud_name(enum conf_cloud cloud);
 int conf_cloud_parse(const char *s, enum conf_cloud *cloud);

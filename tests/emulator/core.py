@@ -322,6 +322,7 @@ class Emulator:
                 entry.update(extra)
             if len(s["log"]) < 200000:
                 s["log"].append(entry)
+            return entry
 
 
 EMU = Emulator()
@@ -375,6 +376,7 @@ def throttle_response(status, retry_after=None):
 def dispatch(req, apply_faults=True):
     """Runs REQ through fault rules and the routes -> (Response, pattern,
     fault rule or None).  Used by the HTTP layer and by $batch."""
+    prev = getattr(_current, "req", None)
     _current.req = req
     fault = match_fault(req) if apply_faults else None
     pattern = "-"
@@ -394,7 +396,7 @@ def dispatch(req, apply_faults=True):
         traceback.print_exc()
         resp = graph_error(500, "generalException", "internal error: %r" % e)
     finally:
-        _current.req = None
+        _current.req = prev
     if req.host != "control":
         resp.headers.setdefault("request-id", req.request_id)
         resp.headers.setdefault("client-request-id",
@@ -477,42 +479,48 @@ async def _serve(req, send, loop):
         hdrs["Content-Length"] = str(length)
     out = [(k.lower().encode("latin-1"), str(v).encode("latin-1"))
            for k, v in hdrs.items()]
+    # counted before anything is sent, so a client that has its answer
+    # always finds it in /stats
+    entry = EMU.count(req, pattern, resp.status, {"bytes": 0})
+    counting = req.host == "files" and req.method == "GET"
+
+    def add(n, dropped=False):
+        with EMU.lock:
+            entry["bytes"] += n
+            if dropped:
+                entry["dropped"] = True
+            if counting:
+                EMU.stats["bytes_downloaded"] += n
+
     await send({"type": "http.response.start", "status": resp.status,
                 "headers": out})
-    sent = 0
-    try:
-        if req.method == "HEAD":
-            pass
-        elif body_iter is None:
-            body = resp.body
-            if drop is not None:
-                await send({"type": "http.response.body",
-                            "body": body[:int(drop)], "more_body": True})
-                sent = min(len(body), int(drop))
-                raise DropConnection()
-            await send({"type": "http.response.body", "body": body})
-            sent = len(body)
-        else:
-            it = iter(body_iter)
-            while True:
-                chunk = await loop.run_in_executor(_POOL, next, it, None)
-                if chunk is None:
-                    break
-                if drop is not None and sent + len(chunk) >= int(drop):
-                    chunk = chunk[:int(drop) - sent]
-                    await send({"type": "http.response.body",
-                                "body": bytes(chunk), "more_body": True})
-                    sent += len(chunk)
-                    raise DropConnection()
-                await send({"type": "http.response.body", "body":
-                            bytes(chunk), "more_body": True})
-                sent += len(chunk)
-            await send({"type": "http.response.body", "body": b""})
-    finally:
-        extra = {"bytes": sent}
+    if req.method == "HEAD":
+        await send({"type": "http.response.body", "body": b""})
+    elif body_iter is None:
+        body = resp.body
         if drop is not None:
-            extra["dropped"] = True
-        if req.host == "files" and req.method == "GET":
-            with EMU.lock:
-                EMU.stats["bytes_downloaded"] += sent
-        EMU.count(req, pattern, resp.status, extra)
+            body = body[:int(drop)]
+            add(len(body), True)
+            await send({"type": "http.response.body", "body": body,
+                        "more_body": True})
+            raise DropConnection()
+        add(len(body))
+        await send({"type": "http.response.body", "body": body})
+    else:
+        it = iter(body_iter)
+        sent = 0
+        while True:
+            chunk = await loop.run_in_executor(_POOL, next, it, None)
+            if chunk is None:
+                break
+            if drop is not None and sent + len(chunk) >= int(drop):
+                chunk = chunk[:int(drop) - sent]
+                add(len(chunk), True)
+                await send({"type": "http.response.body",
+                            "body": bytes(chunk), "more_body": True})
+                raise DropConnection()
+            sent += len(chunk)
+            add(len(chunk))
+            await send({"type": "http.response.body", "body": bytes(chunk),
+                        "more_body": True})
+        await send({"type": "http.response.body", "body": b""})

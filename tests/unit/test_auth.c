@@ -312,7 +312,7 @@ static void test_error_map(void)
 
 	for (i = 0; i < ARRAY_SIZE(cases); i++) {
 		struct auth_status st = { 0 };
-		char both[1100];
+		char both[1600];
 		int rc =
 			auth_error_map(cases[i].code, cases[i].error, &nm, &st);
 
