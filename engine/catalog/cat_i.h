@@ -57,6 +57,12 @@ struct conn {
 	struct conn *next; /* free list; protected by cat->lock */
 };
 
+/* A full walk in progress: items seen since generation @gen count. */
+struct sweep {
+	int64_t root;
+	int64_t gen;
+};
+
 struct cat {
 	char *path;
 	bool writer;
@@ -71,8 +77,9 @@ struct cat {
 	int64_t snap; /* running snapshot, 0 = none */
 	struct cat_counters n; /* counter increments not yet written */
 	int64_t next_id; /* next item id to give */
-	int64_t *sweeps; /* roots of active sweeps */
+	struct sweep *sweeps; /* active sweeps */
 	size_t nsweeps;
+	int64_t sweep_gen; /* generation of the newest sweep */
 	int64_t parent_ok; /* last parent found to be a current dir */
 	char *scope_name; /* last scope looked up ... */
 	int64_t scope_sid; /* ... and its id */

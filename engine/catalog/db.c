@@ -52,7 +52,8 @@ static const char *const cat_sql[Q_MAX] = {
 	[Q_GID_PUT] = "INSERT INTO gid(sid,gid,id) VALUES(?1,?2,?3)",
 	[Q_SCOPE_GET] = "SELECT sid FROM scope WHERE name=?1",
 	[Q_SCOPE_PUT] = "INSERT INTO scope(name) VALUES(?1)",
-	[Q_SEEN_PUT] = "INSERT OR IGNORE INTO temp.seen(id) VALUES(?1)",
+	[Q_SEEN_PUT] =
+		"INSERT OR REPLACE INTO temp.seen(id, gen) VALUES(?1,?2)",
 	[Q_RUNLOG_PUT] = "INSERT OR IGNORE INTO runlog(id) VALUES(?1)",
 	[Q_CHILDREN_CUR] = "SELECT id FROM ver WHERE parent=?1"
 			   " AND tsnap IS NULL",
@@ -548,12 +549,13 @@ int cat_open(const char *path, int flags, struct cat **out)
 	}
 	c->w = k;
 	k = NULL;
-	ret = cat_exec(c->w->db, "PRAGMA journal_mode=WAL;"
-				 "PRAGMA synchronous=FULL;"
-				 "PRAGMA cache_size=-65536;"
-				 "PRAGMA temp_store=FILE;"
-				 "CREATE TEMP TABLE IF NOT EXISTS seen"
-				 "(id INTEGER PRIMARY KEY)");
+	ret = cat_exec(c->w->db,
+		       "PRAGMA journal_mode=WAL;"
+		       "PRAGMA synchronous=FULL;"
+		       "PRAGMA cache_size=-65536;"
+		       "PRAGMA temp_store=FILE;"
+		       "CREATE TEMP TABLE IF NOT EXISTS seen"
+		       "(id INTEGER PRIMARY KEY, gen INTEGER NOT NULL)");
 	if (ret < 0)
 		goto out;
 	ret = cat_int_query(c->w->db,

@@ -397,8 +397,11 @@ static int mark(struct cat *c, struct conn *k, int64_t id, bool changed)
 
 	if (changed)
 		ret = run_q(k, Q_RUNLOG_PUT, 1, &id, "journal item");
-	if (ret == 0 && c->nsweeps)
-		ret = run_q(k, Q_SEEN_PUT, 1, &id, "mark item seen");
+	if (ret == 0 && c->nsweeps) {
+		int64_t v[2] = { id, c->sweep_gen };
+
+		ret = run_q(k, Q_SEEN_PUT, 2, v, "mark item seen");
+	}
 	return ret;
 }
 
@@ -582,7 +585,7 @@ int cat_item_touch(struct cat *c, int64_t id)
 }
 
 /* Current ids of the subtree of @root (itself included) into @ids. */
-static int subtree(struct conn *k, int64_t root, bool unseen_only,
+static int subtree(struct conn *k, int64_t root, int64_t unseen_since,
 		   int64_t **ids, size_t *n)
 {
 	static const char *const sql[2] = {
@@ -592,7 +595,7 @@ static int subtree(struct conn *k, int64_t root, bool unseen_only,
 		"WITH RECURSIVE sub(id) AS (SELECT ?1 UNION SELECT v.id FROM "
 		"ver v JOIN sub ON v.parent = sub.id WHERE v.tsnap IS NULL) "
 		"SELECT id FROM sub WHERE id != ?1 AND id NOT IN "
-		"(SELECT id FROM temp.seen)",
+		"(SELECT id FROM temp.seen WHERE gen >= ?2)",
 	};
 	sqlite3_stmt *q = NULL;
 	size_t alloc = 0;
@@ -600,10 +603,12 @@ static int subtree(struct conn *k, int64_t root, bool unseen_only,
 
 	*ids = NULL;
 	*n = 0;
-	rc = sqlite3_prepare_v2(k->db, sql[unseen_only], -1, &q, NULL);
+	rc = sqlite3_prepare_v2(k->db, sql[unseen_since > 0], -1, &q, NULL);
 	if (rc != SQLITE_OK)
 		return cat_errno(k->db, rc, "walk subtree");
 	sqlite3_bind_int64(q, 1, root);
+	if (unseen_since > 0)
+		sqlite3_bind_int64(q, 2, unseen_since);
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
 		if (*n == alloc) {
 			int64_t *p;
@@ -642,7 +647,7 @@ int cat_end_subtree(struct cat *c, int64_t id, int64_t *count)
 	ret = cur_by_id(k, id, &cur);
 	if (ret < 0)
 		return ret;
-	ret = subtree(k, id, false, &ids, &n);
+	ret = subtree(k, id, 0, &ids, &n);
 	for (size_t i = 0; i < n && ret == 0; i++) {
 		ret = cur_by_id(k, ids[i], &cur);
 		if (ret == -ENOENT) {
@@ -707,7 +712,7 @@ int cat_sweep_begin(struct cat *c, int64_t root)
 {
 	struct conn *k;
 	struct cat_item it;
-	int64_t *p;
+	struct sweep *p;
 	int ret;
 
 	ret = cat_need_writer(c, true);
@@ -723,7 +728,8 @@ int cat_sweep_begin(struct cat *c, int64_t root)
 		goto out;
 	}
 	c->sweeps = p;
-	c->sweeps[c->nsweeps++] = root;
+	c->sweeps[c->nsweeps].root = root;
+	c->sweeps[c->nsweeps++].gen = ++c->sweep_gen;
 out:
 	cat_conn_put(c, k);
 	return ret;
@@ -740,7 +746,7 @@ int cat_sweep_end(struct cat *c, int64_t root, int64_t *count)
 	if (ret < 0)
 		return ret;
 	k = cat_conn_get(c);
-	for (i = 0; i < c->nsweeps && c->sweeps[i] != root; i++)
+	for (i = 0; i < c->nsweeps && c->sweeps[i].root != root; i++)
 		;
 	if (i == c->nsweeps) {
 		ret = -EINVAL;
@@ -750,7 +756,7 @@ int cat_sweep_end(struct cat *c, int64_t root, int64_t *count)
 	}
 	ret = cat_txn_ensure(c);
 	if (ret == 0)
-		ret = subtree(k, root, true, &ids, &nids);
+		ret = subtree(k, root, c->sweeps[i].gen, &ids, &nids);
 	for (i = 0; i < nids && ret == 0; i++) {
 		ret = cat_end_subtree(c, ids[i], &n);
 		if (ret == -ENOENT) /* ended with an ancestor */
@@ -758,7 +764,7 @@ int cat_sweep_end(struct cat *c, int64_t root, int64_t *count)
 	}
 	if (ret < 0)
 		goto out;
-	for (i = 0; i < c->nsweeps && c->sweeps[i] != root; i++)
+	for (i = 0; i < c->nsweeps && c->sweeps[i].root != root; i++)
 		;
 	c->sweeps[i] = c->sweeps[--c->nsweeps];
 	if (count)

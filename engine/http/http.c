@@ -70,6 +70,9 @@ struct xfer {
 	long redirect_status; /* status of the last redirect followed */
 	int64_t sink_bytes; /* body bytes delivered to the sink, all attempts */
 	bool to_sink; /* current response body goes to the sink */
+	uint64_t skip; /* 200 to a range request: bytes to drop */
+	uint64_t limit; /* 200 to a range request: bytes to keep */
+	bool range_done; /* all of the range arrived; rest dropped */
 	bool status_known;
 	int err; /* -errno from a callback: no retry */
 	/* requests from other threads, under h->lock */
@@ -152,8 +155,7 @@ static bool idempotent(const struct http_request *req)
 	       !strcmp(m, "DELETE") || !strcmp(m, "OPTIONS");
 }
 
-/* Log the path of @url only: the query may hold tokens (tempauth). */
-static void url_path(const char *url, char *out, size_t size)
+void http_url_path(const char *url, char *out, size_t size)
 {
 	const char *p = strstr(url ? url : "", "://");
 	size_t n;
@@ -235,7 +237,8 @@ int http_fail(const struct http_request *req, const struct http_response *resp,
 {
 	char path[256];
 
-	url_path(resp && resp->url ? resp->url : req->url, path, sizeof(path));
+	http_url_path(resp && resp->url ? resp->url : req->url, path,
+		      sizeof(path));
 	if (rc < 0) {
 		log_err("%s %s failed: %s (client-request-id %s, %u attempts)",
 			method_of(req), path, strerror(-rc),
@@ -337,6 +340,36 @@ static bool status_ok(long st)
 	return st >= 200 && st < 300;
 }
 
+/* A range was asked for: a 200 gets trimmed, a 206 must start there. */
+static int check_range(struct xfer *x, long st)
+{
+	const struct http_request *req = x->req;
+	const char *cr;
+	unsigned long long a;
+
+	x->skip = 0;
+	x->limit = UINT64_MAX;
+	if (!req->range_off && !req->range_len)
+		return 0;
+	if (st == 200) {
+		x->skip = req->range_off;
+		if (req->range_len)
+			x->limit = req->range_len;
+		return 0;
+	}
+	if (st != 206)
+		return 0;
+	cr = http_response_header(x->resp, "content-range");
+	if (!cr || sscanf(cr, "bytes %llu-", &a) != 1 || a != req->range_off) {
+		log_err("a range response starts at the wrong offset ('%s')",
+			cr ? cr : "");
+		return -EPROTO;
+	}
+	if (req->range_len)
+		x->limit = req->range_len;
+	return 0;
+}
+
 static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *ud)
 {
 	struct xfer *x = ud;
@@ -349,6 +382,29 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *ud)
 		curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &st);
 		x->to_sink = x->req->sink && status_ok(st);
 		x->status_known = true;
+		rc = check_range(x, st);
+		if (rc < 0) {
+			x->err = rc;
+			return 0;
+		}
+	}
+	if (x->skip) {
+		size_t k = x->skip < n ? (size_t)x->skip : n;
+
+		x->skip -= k;
+		ptr += k;
+		n -= k;
+		if (!n)
+			return size * nmemb;
+	}
+	if (x->limit != UINT64_MAX) {
+		if (!x->limit) {
+			x->range_done = true;
+			return 0; /* stop the transfer: we have the range */
+		}
+		if (n > x->limit)
+			n = (size_t)x->limit;
+		x->limit -= n;
 	}
 	if (!x->to_sink) {
 		rc = buf_add(&x->resp->body, ptr, n);
@@ -356,7 +412,7 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *ud)
 			x->err = rc;
 			return 0;
 		}
-		return n;
+		return size * nmemb;
 	}
 	if (x->ho) {
 		struct handover *ho = x->ho;
@@ -370,6 +426,7 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *ud)
 		if (ho->len + n > HANDOVER_CAP && ho->len) {
 			ho->paused = true;
 			pthread_mutex_unlock(&ho->lock);
+			log_debug("transfer paused: the consumer is behind");
 			return CURL_WRITEFUNC_PAUSE;
 		}
 		if (ho->len + n > HANDOVER_CAP) {
@@ -396,7 +453,7 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *ud)
 	}
 	x->attempt_bytes += (int64_t)n;
 	x->sink_bytes += (int64_t)n;
-	return n;
+	return size * nmemb;
 }
 
 static size_t read_cb(char *dst, size_t size, size_t nmemb, void *ud)
@@ -466,6 +523,7 @@ static int attempt_start(struct http *h, struct xfer *x, int64_t now)
 	x->sent = 0;
 	x->status_known = false;
 	x->to_sink = false;
+	x->range_done = false;
 	buf_reset(&x->resp->body);
 	buf_reset(&x->resp->headers);
 	x->resp->status = 0;
@@ -545,6 +603,23 @@ static int attempt_start(struct http *h, struct xfer *x, int64_t now)
 		buf_reset(&line);
 		if (buf_addf(&line, "Authorization: Bearer %s", req->bearer) <
 		    0)
+			goto nomem;
+		l = curl_slist_append(x->hdrs, line.data);
+		if (!l)
+			goto nomem;
+		x->hdrs = l;
+	}
+	if (req->range_off || req->range_len) {
+		buf_reset(&line);
+		if (req->range_len)
+			rc = buf_addf(&line,
+				      "Range: bytes=%" PRIu64 "-%" PRIu64,
+				      req->range_off,
+				      req->range_off + req->range_len - 1);
+		else
+			rc = buf_addf(&line, "Range: bytes=%" PRIu64 "-",
+				      req->range_off);
+		if (rc < 0)
 			goto nomem;
 		l = curl_slist_append(x->hdrs, line.data);
 		if (!l)
@@ -662,7 +737,7 @@ static bool retry_later(struct http *h, struct xfer *x, int64_t wait,
 		x->sink_bytes = 0;
 	}
 	x->retries++;
-	url_path(x->url, path, sizeof(path));
+	http_url_path(x->url, path, sizeof(path));
 	log_warn("%s %s: %s, retry %u in %" PRId64 " ms (client-request-id %s)",
 		 method_of(req), path, why, x->retries, wait,
 		 x->resp->client_request_id);
@@ -731,6 +806,8 @@ static void finish(struct http *h, struct xfer *x, CURLcode cc, int64_t now)
 	snprintf(r->request_id, sizeof(r->request_id), "%s", rid ? rid : "");
 	attempt_cleanup(x);
 
+	if (x->range_done && cc == CURLE_WRITE_ERROR)
+		cc = CURLE_OK; /* we stopped it: the range is complete */
 	if (x->err) {
 		complete(h, x, x->err);
 		return;

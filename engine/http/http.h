@@ -188,6 +188,13 @@ struct http_request {
 				is set (streams may take long: the
 				low-speed limit guards them) */
 	unsigned flags; /* HTTP_F_* */
+	uint64_t range_off; /* with range_len or alone: ask for bytes
+			       [range_off, range_off + range_len) with a
+			       Range header (kept across redirects); a 200
+			       that ignores it is trimmed here, so a sink
+			       sees exactly that range; a 206 starting
+			       elsewhere fails with -EPROTO */
+	uint64_t range_len; /* 0 = to the end */
 };
 
 /*
@@ -306,6 +313,13 @@ int http_escape(struct buf *out, const char *s);
  * http(s) URL, or userinfo present) or -ENAMETOOLONG (@size too small).
  */
 int http_url_origin(const char *url, char *out, size_t size);
+
+/**
+ * Copy the path of @url without query and fragment into @out (truncated
+ * to @size - 1 bytes; "/" when empty): what logs may show of a URL, whose
+ * query can hold a token (pre-authenticated download URLs).
+ */
+void http_url_path(const char *url, char *out, size_t size);
 
 /** True when @a and @b are valid URLs with the same origin. */
 bool http_url_same_origin(const char *a, const char *b);

@@ -8,6 +8,23 @@
 
 #include "store/store_i.h"
 
+int array_grow(void *arr, size_t *alloc, size_t need, size_t elem)
+{
+	void **p = arr, *n;
+	size_t a = *alloc ? *alloc : 8;
+
+	if (need <= *alloc)
+		return 0;
+	while (a < need)
+		a *= 2;
+	n = realloc(*p, a * elem);
+	if (!n)
+		return -ENOMEM;
+	*p = n;
+	*alloc = a;
+	return 0;
+}
+
 int desc_begin(struct buf *d)
 {
 	unsigned char h[DESC_HDR_LEN] = { 'D', 1, 0, 0, 0, 0, 0, 0 };

@@ -59,7 +59,7 @@ void fdpool_drop(struct store *st, int64_t pack)
 	for (unsigned i = 0; i < p->n; i++) {
 		struct fd_slot *s = &p->slot[i];
 
-		if (s->pack == pack && s->fd >= 0 && !s->refs) {
+		if ((pack < 0 || s->pack == pack) && s->fd >= 0 && !s->refs) {
 			close(s->fd);
 			s->fd = -1;
 			s->pack = -1;

@@ -321,7 +321,7 @@ static int recover(struct store *st)
 	struct buf path = BUF_INIT, rel = BUF_INIT;
 	int64_t *ids = NULL;
 	int64_t *ends = NULL;
-	size_t n = 0, a = 0;
+	size_t n = 0, a = 0, a_ends = 0;
 	int rc, ret = 0;
 
 	pthread_mutex_lock(&st->db_lock);
@@ -335,19 +335,11 @@ static int recover(struct store *st)
 		goto out;
 	}
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-		if (n == a) {
-			a = a ? 2 * a : 8;
-			int64_t *ni = realloc(ids, a * sizeof(*ids));
-			if (ni)
-				ids = ni;
-			int64_t *ne = realloc(ends, a * sizeof(*ends));
-			if (ne)
-				ends = ne;
-			if (!ni || !ne) {
-				ret = -ENOMEM;
-				goto out;
-			}
-		}
+		ret = array_grow(&ids, &a, n + 1, sizeof(*ids));
+		if (!ret)
+			ret = array_grow(&ends, &a_ends, n + 1, sizeof(*ends));
+		if (ret)
+			goto out;
 		ids[n] = sqlite3_column_int64(q, 0);
 		ends[n] = sqlite3_column_type(q, 1) == SQLITE_NULL
 				  ? 0
@@ -660,17 +652,10 @@ int store_append(struct store *st, const unsigned char *rec, size_t len,
 	}
 	if (st->pack_fd >= 0 && st->pack_off > PACK_HDR_LEN &&
 	    st->pack_off + len > st->pack_target) {
-		if (st->nuns == st->auns) {
-			size_t a = st->auns ? 2 * st->auns : 4;
-			struct unsynced *u = realloc(st->uns, a * sizeof(*u));
-
-			if (!u) {
-				ret = -ENOMEM;
-				goto out;
-			}
-			st->uns = u;
-			st->auns = a;
-		}
+		ret = array_grow(&st->uns, &st->auns, st->nuns + 1,
+				 sizeof(*st->uns));
+		if (ret)
+			goto out;
 		st->uns[st->nuns].fd = st->pack_fd;
 		st->uns[st->nuns].pack = st->pack_id;
 		st->uns[st->nuns].size = st->pack_off;
@@ -682,17 +667,10 @@ int store_append(struct store *st, const unsigned char *rec, size_t len,
 		if (ret)
 			goto out;
 	}
-	if (st->npend == st->apend) {
-		size_t a = st->apend ? 2 * st->apend : 64;
-		struct pending *np = realloc(st->pend, a * sizeof(*np));
-
-		if (!np) {
-			ret = -ENOMEM;
-			goto out;
-		}
-		st->pend = np;
-		st->apend = a;
-	}
+	ret = array_grow(&st->pend, &st->apend, st->npend + 1,
+			 sizeof(*st->pend));
+	if (ret)
+		goto out;
 	ret = idmap_put(&st->pendmap, rec + 8, st->npend);
 	if (ret)
 		goto out;
@@ -865,16 +843,10 @@ out:
 		/* keep them for the next flush */
 		pthread_mutex_lock(&st->wlock);
 		for (size_t i = 0; i < nuns; i++) {
-			if (st->nuns == st->auns) {
-				size_t a = st->auns ? 2 * st->auns : 4;
-				struct unsynced *u =
-					realloc(st->uns, a * sizeof(*u));
-				if (!u) {
-					close(uns[i].fd);
-					continue;
-				}
-				st->uns = u;
-				st->auns = a;
+			if (array_grow(&st->uns, &st->auns, st->nuns + 1,
+				       sizeof(*st->uns))) {
+				close(uns[i].fd);
+				continue;
 			}
 			st->uns[st->nuns++] = uns[i];
 		}

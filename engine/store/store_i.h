@@ -132,6 +132,12 @@ struct pack_walk {
 };
 int pack_walk(int fd, uint64_t size, const struct pack_walk *pw);
 
+/*
+ * Make room for @need elements of @elem bytes in the array *@arr that has
+ * room for *@alloc (doubling).  Returns 0 or -ENOMEM (array unchanged).
+ */
+int array_grow(void *arr, size_t *alloc, size_t need, size_t elem);
+
 /* ---- descriptors and id sets (desc.c) ---- */
 
 int desc_begin(struct buf *d);
@@ -263,11 +269,16 @@ int cache_init(struct store *st, size_t bytes);
 void cache_release(struct store *st);
 int fdpool_init(struct fd_pool *p, unsigned n);
 void fdpool_release(struct fd_pool *p);
-/* Forget pool descriptors of @pack (before it is deleted). */
+/* Forget pool descriptors of @pack (before it is deleted; < 0: all). */
 void fdpool_drop(struct store *st, int64_t pack);
 
 /* ---- roots (blob.c) ---- */
 
+/* Add the chunks of every blob to @set. */
 int roots_keep(struct store *st, struct store_idset *set);
+/* Check every root record (decodes, its chunks exist); counts problems. */
+int roots_check(struct store *st,
+		void (*fn)(void *arg, const struct store_problem *p), void *arg,
+		uint64_t *problems);
 
 #endif

@@ -270,8 +270,10 @@ def mutate(req, m):
             try:
                 it = file_mutate(op, a)
             except HTTPError as e:
-                body = e.response.json_body() or {}
-                raise _bad(body.get("error", {}).get("message", "failed"),
+                err = (e.response.json_body() or {}).get("error")
+                if not isinstance(err, dict):
+                    raise
+                raise _bad(err.get("message", "failed"),
                            e.response.status) from None
             except KeyError as e:
                 raise _bad("missing argument %s" % e) from None
@@ -279,7 +281,10 @@ def mutate(req, m):
                                        "drive": it.drive.id})
         mail = EMU.modules.get("mail")
         if mail is not None and hasattr(mail, "mutate"):
-            res = mail.mutate(EMU.tenant, op, a)
+            try:
+                res = mail.mutate(EMU.tenant, op, a)
+            except (KeyError, ValueError, TypeError, AttributeError) as e:
+                raise _bad("bad arguments for '%s': %r" % (op, e)) from None
             out = {"ok": True}
             if isinstance(res, dict):
                 out.update(res)

@@ -302,6 +302,11 @@ class Emulator:
                           "concurrent_max": 0, "log": []}
 
     def count(self, req, pattern, status, extra=None):
+        """Records one request in the stats (control requests are not
+        counted) -> its log entry (a dict the caller may update)."""
+        entry = {"bytes": 0}
+        if req.host == "control":
+            return entry
         with self.lock:
             s = self.stats
             s["total"] += 1
@@ -312,12 +317,12 @@ class Emulator:
             had_auth = "authorization" in req.headers
             if req.host == "files" and had_auth:
                 s["files_authorization_seen"] += 1
-            entry = {"method": req.method, "host": req.host,
+            entry.update({"method": req.method, "host": req.host,
                      "path": req.path, "query": req.query_string,
                      "status": status, "range": req.headers.get("range"),
                      "had_authorization": had_auth,
                      "client_request_id": req.client_request_id,
-                     "time": time.time()}
+                     "time": time.time()})
             if extra:
                 entry.update(extra)
             if len(s["log"]) < 200000:

@@ -65,7 +65,7 @@ def group_json(g, select=None):
         "membershipRule": None, "membershipRuleProcessingState": None,
         "onPremisesLastSyncDateTime": None,
         "onPremisesSecurityIdentifier": None, "onPremisesSyncEnabled": None,
-        "preferredDataLocation": None, "preferredLanguage": None,
+        "preferredDataLocation": "NAM", "preferredLanguage": None,
         "proxyAddresses": ["SMTP:" + g.mail] if g.mail else [],
         "renewedDateTime": iso(g.ctime), "resourceBehaviorOptions": [],
         "resourceProvisioningOptions": ["Team"] if unified else [],

@@ -196,6 +196,11 @@ def content_hashes(tenant, content):
         with tenant.hash_lock:
             tenant.hash_cache[key] = res
             tenant.hash_dirty += 1
+            if tenant.state_dir and not tenant.save_timer:
+                tenant.save_timer = threading.Timer(2.0, save_cache,
+                                                    (tenant,))
+                tenant.save_timer.daemon = True
+                tenant.save_timer.start()
     else:
         content.sha256, content.qxh = res
     return res
@@ -411,6 +416,7 @@ class Tenant:
         self.hash_cache = {}
         self.hash_lock = threading.Lock()
         self.hash_dirty = 0
+        self.save_timer = None
         self.created = 1546300800.0  # 2019-01-01
 
     # lookups ---------------------------------------------------------------
@@ -726,6 +732,13 @@ def _build(t, scale):
             s.group = gr
             gr.site = s
             sites.append(s)
+    else:  # the team site belongs to an M365 group
+        gr = Group(_guid(rng), sites[1].display_name, sites[1].name,
+                   "%s group" % sites[1].display_name, _ts(rng))
+        gr.mail = "%s@%s" % (sites[1].name, t.domain)
+        t.groups.append(gr)
+        sites[1].group = gr
+        gr.site = sites[1]
     sec = Group(_guid(rng), "All Staff (security)", "allstaff",
                 "security group", _ts(rng), unified=False)
     t.groups.append(sec)
@@ -847,11 +860,14 @@ def load_cache(t):
 
 
 def save_cache(t):
+    """Writes the hash cache (STATE/hashes-v1.json) when it changed."""
     if not t or not t.state_dir or not t.hash_dirty:
+        t.save_timer = None
         return
     with t.hash_lock:
         data = json.dumps(t.hash_cache)
         t.hash_dirty = 0
+        t.save_timer = None
     tmp = _cache_path(t) + ".tmp"
     with open(tmp, "w") as f:
         f.write(data)

@@ -227,7 +227,7 @@ static int op_sweep(struct cat *c, struct model *m, int d)
 		if (rndn(m, 100) < 8)
 			continue; /* missing: deleted in the tenant */
 		seen[i] = true;
-		if (c && rndn(m, 2))
+		if (rndn(m, 2) && c)
 			ret = cat_item_touch(c, cat_id_of(c, m, i));
 		else
 			ret = put(c, m, i) < 0 ? -EIO : 0;
@@ -674,6 +674,462 @@ out:
 	free(m);
 }
 
+/* ---- killed writers ---- */
+
+#define KILL_OPS 60
+
+/* A writer run; with @kill_at >= 0 it kills itself before op @kill_at. */
+static int child_run(struct model *m, uint64_t seed, int kill_at)
+{
+	struct cat *c = NULL;
+	int64_t s;
+
+	m->rng = seed;
+	if (cat_open(dbpath, CAT_OPEN_WRITE, &c) < 0)
+		return 1;
+	if (cat_snapshot_begin(c, &s) < 0)
+		return 2;
+	for (int k = 0; k < KILL_OPS; k++) {
+		if (k == kill_at)
+			kill(getpid(), SIGKILL);
+		if (op(c, m) < 0)
+			return 3;
+		if (k % 15 == 14 && cat_commit(c) < 0)
+			return 4;
+	}
+	if (cat_snapshot_finish(c, CAT_SNAP_COMPLETE) < 0)
+		return 5;
+	cat_close(c);
+	return 0;
+}
+
+static void model_apply(struct model *m, uint64_t seed)
+{
+	m->rng = seed;
+	for (int k = 0; k < KILL_OPS; k++)
+		op(NULL, m);
+}
+
+static int64_t latest(void)
+{
+	struct cat *r = NULL;
+	int64_t s = 0;
+
+	if (cat_open(dbpath, CAT_OPEN_READ, &r) == 0)
+		cat_snapshot_latest(r, &s);
+	cat_close(r);
+	return s;
+}
+
+static void test_killed(void)
+{
+	struct model *m = malloc(sizeof(*m));
+	struct model **saved = calloc(256, sizeof(*saved));
+	struct cat *c = NULL;
+	int64_t snap = 0, last, t0, dur;
+	int status, kills = 0, commits = 0, early = 0;
+	pid_t pid;
+
+	fresh_db("killed.db");
+	CHECK(m && saved);
+	if (!m || !saved)
+		goto out;
+	model_init(m, 777);
+	CHECK_EQ(cat_open(dbpath, CAT_OPEN_WRITE | CAT_OPEN_CREATE, &c), 0);
+	CHECK_EQ(cat_snapshot_begin(c, &snap), 0);
+	CHECK_EQ(model_put_all(c, m), 0);
+	for (int k = 0; k < 200; k++) /* a tree worth killing runs in */
+		CHECK_EQ(op(c, m), 0);
+	CHECK_EQ(cat_snapshot_finish(c, CAT_SNAP_COMPLETE), 0);
+	cat_close(c);
+	c = NULL;
+	saved[snap] = malloc(sizeof(*m));
+	memcpy(saved[snap], m, sizeof(*m));
+	last = snap;
+
+	/* how long does an undisturbed run take? */
+	t0 = util_mono_ms();
+	pid = fork();
+	if (pid == 0)
+		_exit(child_run(m, 5000, -1));
+	waitpid(pid, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	dur = util_mono_ms() - t0 + 1;
+	model_apply(m, 5000);
+	last = latest();
+	saved[last] = malloc(sizeof(*m));
+	memcpy(saved[last], m, sizeof(*m));
+
+	for (int iter = 0; kills < 55 && iter < 200 && last < 250; iter++) {
+		uint64_t seed = 6000 + (uint64_t)iter;
+		struct model t = { .rng = (uint64_t)iter * 31 + 1 };
+		int64_t now;
+
+		pid = fork();
+		/* odd runs die at an operation boundary, even ones anywhere */
+		if (pid == 0)
+			_exit(child_run(m, seed,
+					iter % 2 ? (int)(rnd(&t) % KILL_OPS)
+						 : -1));
+		if (iter % 2 == 0)
+			usleep((useconds_t)(rnd(&t) % (uint64_t)(dur * 1000)));
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		if (WIFSIGNALED(status))
+			kills++;
+		else if (WEXITSTATUS(status) != 0)
+			early++;
+		now = latest();
+		CHECK(now >= last);
+		if (now != last) {
+			commits++;
+			model_apply(m, seed);
+			last = now;
+			if (last < 256 && !saved[last]) {
+				saved[last] = malloc(sizeof(*m));
+				if (saved[last])
+					memcpy(saved[last], m, sizeof(*m));
+			}
+		}
+		/* readers see exactly the last committed snapshot */
+		CHECK_EQ(cat_open(dbpath, CAT_OPEN_READ, &c), 0);
+		if (c) {
+			CHECK_EQ(verify(c, last, m), 0);
+			if (iter % 25 == 0) /* and never lose older ones */
+				for (int64_t s = 1; s < last; s++)
+					if (saved[s])
+						CHECK_EQ(verify(c, s, saved[s]),
+							 0);
+		}
+		cat_close(c);
+		c = NULL;
+		/* the next writer rolls back; the catalog is clean */
+		CHECK_EQ(cat_open(dbpath, CAT_OPEN_WRITE, &c), 0);
+		if (c)
+			CHECK_EQ(cat_check(c, NULL, NULL, NULL), 0);
+		if (c && iter % 10 == 0)
+			CHECK_EQ(verify(c, CAT_SNAP_CURRENT, m), 0);
+		cat_close(c);
+		c = NULL;
+	}
+	fprintf(stderr, "killed %d runs, %d committed, %d failed early\n",
+		kills, commits, early);
+	CHECK(kills >= 50);
+	CHECK_EQ(early, 0);
+out:
+	for (int i = 0; i < 256 && saved; i++)
+		free(saved[i]);
+	free(saved);
+	free(m);
+}
+
+/* ---- a reader in another process ---- */
+
+static void test_reader_process(void)
+{
+	struct cat *c = NULL, *r = NULL;
+	struct cat_item_in in = { .parent = CAT_ROOT,
+				  .kind = CAT_KIND_TOP,
+				  .name = "sites" };
+	struct cat_item it;
+	int p1[2], p2[2], status;
+	int64_t snap = 0, s2 = 0, l = 0;
+	char ch = 0;
+	pid_t pid;
+
+	fresh_db("reader.db");
+	CHECK_EQ(cat_open(dbpath, CAT_OPEN_WRITE | CAT_OPEN_CREATE, &c), 0);
+	CHECK_EQ(cat_snapshot_begin(c, &snap), 0);
+	CHECK_EQ(cat_item_put(c, &in, NULL, NULL), 0);
+	CHECK_EQ(cat_snapshot_finish(c, CAT_SNAP_COMPLETE), 0);
+	cat_close(c);
+	c = NULL;
+	CHECK_EQ(pipe(p1), 0);
+	CHECK_EQ(pipe(p2), 0);
+	pid = fork();
+	if (pid == 0) {
+		int rc = 1;
+
+		if (cat_open(dbpath, CAT_OPEN_WRITE, &c) == 0 &&
+		    cat_snapshot_begin(c, &s2) == 0) {
+			in.name = "onedrive";
+			rc = cat_item_put(c, &in, NULL, NULL) ? 2 : 0;
+			if (!rc)
+				rc = cat_commit(c) ? 3 : 0;
+			if (write(p1[1], "a", 1) != 1 ||
+			    read(p2[0], &ch, 1) != 1)
+				rc = 4;
+			if (!rc)
+				rc = cat_snapshot_finish(c, CAT_SNAP_COMPLETE)
+					     ? 5
+					     : 0;
+			if (write(p1[1], "d", 1) != 1)
+				rc = 6;
+			if (read(p2[0], &ch, 1) != 1)
+				rc = 7;
+		}
+		cat_close(c);
+		_exit(rc);
+	}
+	CHECK_EQ(cat_open(dbpath, CAT_OPEN_READ, &r), 0);
+	CHECK_EQ(read(p1[0], &ch, 1), 1);
+	CHECK_EQ(cat_snapshot_latest(r, &l), 0);
+	CHECK_EQ(l, snap); /* running: invisible, and we did not block */
+	CHECK_EQ(cat_lookup(r, snap, CAT_ROOT, "onedrive", &it), -ENOENT);
+	CHECK_EQ(write(p2[1], "g", 1), 1);
+	CHECK_EQ(read(p1[0], &ch, 1), 1);
+	CHECK_EQ(ch, 'd');
+	CHECK_EQ(cat_snapshot_latest(r, &l), 0);
+	CHECK_EQ(l, snap + 1); /* visible as soon as it committed */
+	CHECK_EQ(cat_lookup(r, l, CAT_ROOT, "onedrive", &it), 0);
+	CHECK_EQ(cat_lookup(r, l, CAT_ROOT, "sites", &it), 0);
+	CHECK_EQ(cat_lookup(r, snap, CAT_ROOT, "onedrive", &it), -ENOENT);
+	CHECK_EQ(write(p2[1], "x", 1), 1);
+	waitpid(pid, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	cat_close(r);
+	close(p1[0]);
+	close(p1[1]);
+	close(p2[0]);
+	close(p2[1]);
+}
+
+/* ---- many reader threads while a writer works ---- */
+
+struct rt {
+	struct cat *r;
+	const struct model *m;
+	int64_t snap;
+	int bad;
+};
+
+static void *reader_thread(void *arg)
+{
+	struct rt *t = arg;
+
+	for (int k = 0; k < 3; k++)
+		t->bad += verify(t->r, t->snap, t->m);
+	return NULL;
+}
+
+static void test_threads(void)
+{
+	struct model *m = malloc(sizeof(*m)), *m1 = malloc(sizeof(*m));
+	struct cat *c = NULL, *r = NULL;
+	struct rt t[8];
+	pthread_t th[8];
+	int64_t snap;
+
+	fresh_db("threads.db");
+	CHECK(m && m1);
+	if (!m || !m1)
+		goto out;
+	model_init(m, 4242);
+	CHECK_EQ(cat_open(dbpath, CAT_OPEN_WRITE | CAT_OPEN_CREATE, &c), 0);
+	CHECK_EQ(cat_snapshot_begin(c, &snap), 0);
+	CHECK_EQ(model_put_all(c, m), 0);
+	for (int k = 0; k < 300; k++)
+		CHECK_EQ(op(c, m), 0);
+	CHECK_EQ(cat_snapshot_finish(c, CAT_SNAP_COMPLETE), 0);
+	memcpy(m1, m, sizeof(*m));
+	CHECK_EQ(verify(c, snap, m1), 0);
+	CHECK_EQ(cat_open(dbpath, CAT_OPEN_READ, &r), 0);
+	for (int i = 0; i < 8; i++) {
+		t[i] = (struct rt){ r, m1, snap, 0 };
+		CHECK_EQ(pthread_create(&th[i], NULL, reader_thread, &t[i]), 0);
+	}
+	/* the writer goes on meanwhile */
+	for (int s = 0; s < 4; s++) {
+		int64_t sn;
+
+		CHECK_EQ(cat_snapshot_begin(c, &sn), 0);
+		for (int k = 0; k < 50; k++)
+			CHECK_EQ(op(c, m), 0);
+		CHECK_EQ(cat_snapshot_finish(c, CAT_SNAP_COMPLETE), 0);
+	}
+	for (int i = 0; i < 8; i++) {
+		pthread_join(th[i], NULL);
+		CHECK_EQ(t[i].bad, 0);
+	}
+	CHECK_EQ(cat_snapshot_latest(r, &snap), 0);
+	CHECK_EQ(verify(r, snap, m), 0);
+out:
+	cat_close(r);
+	cat_close(c);
+	free(m);
+	free(m1);
+}
+
+/* ---- copies ---- */
+
+static void test_copy(void)
+{
+	struct model *m = malloc(sizeof(*m));
+	struct cat *c = NULL, *r = NULL;
+	char copy[300], back[300], junk[300];
+	struct buf b = BUF_INIT;
+	int64_t snap;
+
+	CHECK(m != NULL);
+	if (!m)
+		return;
+	fresh_db("copy.db");
+	model_init(m, 99);
+	CHECK_EQ(cat_open(dbpath, CAT_OPEN_WRITE | CAT_OPEN_CREATE, &c), 0);
+	CHECK_EQ(cat_snapshot_begin(c, &snap), 0);
+	CHECK_EQ(model_put_all(c, m), 0);
+	for (int k = 0; k < 200; k++)
+		CHECK_EQ(op(c, m), 0);
+	CHECK_EQ(cat_snapshot_finish(c, CAT_SNAP_COMPLETE), 0);
+	/* a running snapshot is in the file but not in what the copy shows */
+	CHECK_EQ(cat_snapshot_begin(c, &snap), 0);
+	CHECK_EQ(cat_commit(c), 0);
+	snprintf(copy, sizeof(copy), "%s/copy.cat", tmpdir);
+	snprintf(back, sizeof(back), "%s/back.db", tmpdir);
+	snprintf(junk, sizeof(junk), "%s/junk.cat", tmpdir);
+	CHECK_EQ(cat_copy(c, copy), 0);
+	CHECK_EQ(cat_validate(copy), 0);
+	CHECK_EQ(cat_import(copy, back), 0);
+	CHECK_EQ(cat_open(back, CAT_OPEN_READ, &r), 0);
+	CHECK_EQ(cat_snapshot_latest(r, &snap), 0);
+	CHECK_EQ(snap, 1);
+	if (r)
+		CHECK_EQ(verify(r, snap, m), 0);
+	cat_close(r);
+	r = NULL;
+
+	/* damaged copies are errors, never crashes */
+	CHECK_EQ(util_read_file(copy, &b, 64 << 20), 0);
+	CHECK_EQ(util_write_file_atomic(junk, b.data, b.len / 2, 0600), 0);
+	CHECK_EQ(cat_validate(junk), -EBADMSG);
+	CHECK_EQ(cat_import(junk, back), -EBADMSG);
+	CHECK_EQ(util_write_file_atomic(junk, "SQLite format 3", 16, 0600), 0);
+	CHECK_EQ(cat_validate(junk), -EBADMSG);
+	CHECK_EQ(util_write_file_atomic(junk, "hello", 5, 0600), 0);
+	CHECK_EQ(cat_validate(junk), -EBADMSG);
+	for (int i = 0; i < 30; i++) {
+		struct model t = { .rng = (uint64_t)i + 1 };
+		size_t at = 100 + rnd(&t) % (b.len - 100);
+		int ret;
+
+		b.data[at] ^= (char)(1 + rnd(&t) % 255);
+		CHECK_EQ(util_write_file_atomic(junk, b.data, b.len, 0600), 0);
+		ret = cat_validate(junk);
+		CHECK(ret == 0 || ret == -EBADMSG);
+		b.data[at] ^= 0; /* keep the damage: it accumulates */
+	}
+	/* the imported catalog was not touched by the failed imports */
+	CHECK_EQ(cat_open(back, CAT_OPEN_READ, &r), 0);
+	if (r)
+		CHECK_EQ(verify(r, 1, m), 0);
+	cat_close(r);
+	cat_close(c);
+	buf_release(&b);
+	free(m);
+}
+
+/* ---- restore queue, contents for prune ---- */
+
+static int count_cb(void *ctx, int64_t id, const void *desc, size_t len)
+{
+	int *n = ctx;
+
+	(void)id;
+	(void)desc;
+	(void)len;
+	(*n)++;
+	return 0;
+}
+
+static int restore_cb(void *ctx, const struct cat_restore *e)
+{
+	int *n = ctx;
+
+	(*n)++;
+	return e->target ? 0 : -1;
+}
+
+static void test_restore_and_prune(void)
+{
+	struct cat *c = NULL, *r = NULL;
+	struct cat_restore e = { 0 };
+	struct cat_content ct;
+	struct cat_item_in in = { .parent = CAT_ROOT,
+				  .kind = CAT_KIND_FILE,
+				  .name = "f" };
+	unsigned char a[32] = { 'a' }, b[32] = { 'b' };
+	int64_t id1, id2, id3, ca, cb, snap;
+	int n = 0;
+
+	fresh_db("restore.db");
+	CHECK_EQ(cat_open(dbpath, CAT_OPEN_WRITE | CAT_OPEN_CREATE, &c), 0);
+	CHECK_EQ(cat_open(dbpath, CAT_OPEN_READ, &r), 0);
+	CHECK_EQ(cat_restore_claim(r, &e), -ENOENT);
+	CHECK_EQ(cat_restore_enqueue(r, "/restore/a", "/spool/1", 10, &id1), 0);
+	CHECK_EQ(cat_restore_enqueue(r, "/restore/b", "/spool/2", 20, &id2), 0);
+	CHECK_EQ(cat_restore_enqueue(c, "/restore/c", "/spool/3", 30, &id3), 0);
+	CHECK_EQ(cat_restore_claim(r, &e), 0);
+	CHECK_EQ(e.id, id1);
+	CHECK_EQ(e.status, CAT_RESTORE_UPLOADING);
+	CHECK_EQ(e.attempts, 1);
+	CHECK_STR(e.spool, "/spool/1");
+	cat_restore_release(&e);
+	CHECK_EQ(cat_restore_update(r, id1, CAT_RESTORE_DONE, NULL, "01ABC"),
+		 0);
+	CHECK_EQ(cat_restore_update(r, 999, CAT_RESTORE_DONE, NULL, NULL),
+		 -ENOENT);
+	CHECK_EQ(cat_restore_claim(r, &e), 0);
+	CHECK_EQ(e.id, id2);
+	cat_restore_release(&e);
+	CHECK_EQ(cat_restore_requeue(r, &n), 0);
+	CHECK_EQ(n, 1);
+	CHECK_EQ(cat_restore_get(r, id2, &e), 0);
+	CHECK_EQ(e.status, CAT_RESTORE_PENDING);
+	CHECK_EQ(e.attempts, 1);
+	cat_restore_release(&e);
+	CHECK_EQ(cat_restore_update(r, id3, CAT_RESTORE_FAILED, "no space",
+				    NULL),
+		 0);
+	CHECK_EQ(cat_restore_get(c, id3, &e), 0);
+	CHECK_STR(e.reason, "no space");
+	cat_restore_release(&e);
+	CHECK_EQ(cat_restore_get(r, id1, &e), 0);
+	CHECK_STR(e.remote_id, "01ABC");
+	cat_restore_release(&e);
+	n = 0;
+	CHECK_EQ(cat_restore_list(r, restore_cb, &n), 0);
+	CHECK_EQ(n, 3);
+
+	/* contents: one used, one only by a failed run */
+	CHECK_EQ(cat_snapshot_begin(c, &snap), 0);
+	CHECK_EQ(cat_content_put(c, 1, a, NULL, "A", 1, &ca), 0);
+	in.content = ca;
+	in.size = 1;
+	CHECK_EQ(cat_item_put(c, &in, NULL, NULL), 0);
+	CHECK_EQ(cat_snapshot_finish(c, CAT_SNAP_COMPLETE), 0);
+	CHECK_EQ(cat_snapshot_begin(c, &snap), 0);
+	CHECK_EQ(cat_content_put(c, 2, b, NULL, "B", 1, &cb), 0);
+	CHECK_EQ(cat_snapshot_finish(c, CAT_SNAP_FAILED), 0);
+	CHECK_EQ(cat_content_find_sha256(r, b, &ct), 0); /* survives */
+	n = 0;
+	CHECK_EQ(cat_content_referenced(r, false, count_cb, &n), 0);
+	CHECK_EQ(n, 1);
+	CHECK_EQ(cat_content_referenced(r, true, count_cb, &n), -EROFS);
+	n = 0;
+	CHECK_EQ(cat_content_referenced(c, true, count_cb, &n), 0);
+	CHECK_EQ(n, 1);
+	CHECK_EQ(cat_content_find_sha256(r, b, &ct), -ENOENT);
+	CHECK_EQ(cat_content_find_sha256(r, a, &ct), 0);
+	/* forgetting the only snapshot keeps current versions */
+	CHECK_EQ(cat_snapshot_forget(c, 1), 0);
+	CHECK_EQ(cat_snapshot_latest(r, &snap), -ENOENT);
+	n = 0;
+	CHECK_EQ(cat_content_referenced(c, true, count_cb, &n), 0);
+	CHECK_EQ(n, 1);
+	cat_close(r);
+	cat_close(c);
+}
+
 int main(void)
 {
 	log_init("test_catalog", LOG_ERR);
@@ -683,5 +1139,10 @@ int main(void)
 	}
 	RUN(test_basic);
 	RUN(test_model);
+	RUN(test_killed);
+	RUN(test_reader_process);
+	RUN(test_threads);
+	RUN(test_copy);
+	RUN(test_restore_and_prune);
 	return check_done();
 }

@@ -15,6 +15,7 @@
 #include <dirent.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
 #include <openssl/sha.h>
 
 #include "check.h"
@@ -234,21 +235,891 @@ static void test_roundtrip_encrypted(void)
 
 static void *xmalloc(size_t n)
 {
-	void *p = malloc(n);
+	void *p = malloc(n ? n : 1);
 
 	if (!p)
 		abort();
 	return p;
 }
 
-int main(void)
+static struct store *open_opts(const char *repo, const unsigned char *key,
+			       int flags, size_t cache, uint64_t pack_target)
 {
+	struct store_open_opts o = { .flags = flags,
+				     .key = key,
+				     .cache_bytes = cache,
+				     .command = "test_store",
+				     .pack_target = pack_target };
+	struct store *st = NULL;
+	int rc = store_open(repo, &o, &st, NULL);
+
+	if (rc)
+		fprintf(stderr, "open '%s': %d\n", repo, rc);
+	return st;
+}
+
+/* The first pack file of @repo (there is one in these tests). */
+static bool first_pack(const char *repo, char *out, size_t size)
+{
+	char dir[300];
+	DIR *d, *s;
+	struct dirent *de, *se;
+	bool found = false;
+
+	snprintf(dir, sizeof(dir), "%s/data", repo);
+	d = opendir(dir);
+	while (d && !found && (de = readdir(d))) {
+		char sub[900];
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(sub, sizeof(sub), "%s/%s", dir, de->d_name);
+		s = opendir(sub);
+		while (s && !found && (se = readdir(s))) {
+			if (!strstr(se->d_name, ".pack"))
+				continue;
+			snprintf(out, size, "%s/%s", sub, se->d_name);
+			found = true;
+		}
+		if (s)
+			closedir(s);
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
+static void test_keys(void)
+{
+	unsigned char key[32], back[32];
+	char text[STORE_KEY_B64_LEN + 1], path[300], line[80];
+	struct buf why = BUF_INIT;
+	int fd;
+
+	fill_random(key, 32, 99);
+	store_key_format(key, text);
+	CHECK_EQ(strlen(text), STORE_KEY_B64_LEN);
+	CHECK_EQ(store_key_parse(text, back), 0);
+	CHECK(!memcmp(key, back, 32));
+	snprintf(line, sizeof(line), "  %s\n", text);
+	CHECK_EQ(store_key_parse(line, back), 0);
+	CHECK(!memcmp(key, back, 32));
+	CHECK_EQ(store_key_parse("c2hvcnQ=", back), -EINVAL);
+	text[5] = '*';
+	CHECK_EQ(store_key_parse(text, back), -EINVAL);
+
+	store_key_format(key, text);
+	snprintf(path, sizeof(path), "%s/key", tmpdir);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	CHECK(fd >= 0);
+	CHECK_EQ(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	CHECK_EQ(write(fd, "\n", 1), 1);
+	close(fd);
+	chmod(path, 0644);
+	memset(back, 0, 32);
+	CHECK_EQ(store_key_load_file(path, back, &why), -EPERM);
+	CHECK(strstr(why.data, "is readable by others: run 'chmod 600") !=
+	      NULL);
+	buf_reset(&why);
+	chmod(path, 0600);
+	CHECK_EQ(store_key_load_file(path, back, &why), 0);
+	CHECK(!memcmp(key, back, 32));
+
+	/* systemd credential */
+	setenv("CREDENTIALS_DIRECTORY", tmpdir, 1);
+	memset(back, 0, 32);
+	CHECK_EQ(store_key_load_credential("key", back, NULL), 0);
+	CHECK(!memcmp(key, back, 32));
+	CHECK_EQ(store_key_load_credential("nokey", back, NULL), -ENOENT);
+	unsetenv("CREDENTIALS_DIRECTORY");
+	buf_reset(&why);
+	CHECK_EQ(store_key_load_credential("key", back, &why), -ENOENT);
+	CHECK(why.len > 0);
+	buf_release(&why);
+}
+
+static void test_wrong_key(void)
+{
+	unsigned char key[32], other[32];
+	struct store_open_opts o = { 0 };
+	struct buf why = BUF_INIT;
+	struct store *st = NULL;
+	char *repo = new_repo();
+
+	CHECK_EQ(make_repo(repo, true, key), 0);
+	CHECK_EQ(make_repo(repo, true, other), -EEXIST);
+	memcpy(other, key, 32);
+	other[7] ^= 1;
+	o.key = other;
+	CHECK_EQ(store_open(repo, &o, &st, &why), -EKEYREJECTED);
+	CHECK(st == NULL);
+	CHECK(strstr(why.data, "not the key") != NULL);
+	o.key = NULL;
+	CHECK_EQ(store_open(repo, &o, &st, &why), -ENOKEY);
+	o.key = key;
+	CHECK_EQ(store_open(repo, &o, &st, &why), 0);
+	store_close(st);
+	st = NULL;
+	CHECK_EQ(store_open("/nonexistent/repo", NULL, &st, &why), -ENOENT);
+	buf_release(&why);
+	free(repo);
+}
+
+static void test_lock(void)
+{
+	char *repo = new_repo();
+	struct store *w, *w2 = NULL, *r;
+	struct store_open_opts o = { .flags = STORE_OPEN_WRITE,
+				     .command = "other" };
+	struct buf why = BUF_INIT, holder = BUF_INIT;
+	char want[64];
+
+	CHECK_EQ(make_repo(repo, false, NULL), 0);
+	CHECK_EQ(store_lock_holder(repo, &holder), -ENOENT);
+	w = open_rw(repo, NULL);
+	CHECK(w != NULL);
+	CHECK_EQ(store_open(repo, &o, &w2, &why), -EBUSY);
+	snprintf(want, sizeof(want), "test_store (pid %ld on ", (long)getpid());
+	CHECK(strstr(why.data, want) == why.data);
+	CHECK(strstr(why.data, ", since 20") != NULL);
+	CHECK_EQ(store_lock_holder(repo, &holder), 0);
+	CHECK_STR(holder.data, why.data);
+	r = open_ro(repo, NULL, 0); /* readers never block */
+	CHECK(r != NULL);
+	store_close(r);
+	store_close(w);
+	w2 = open_rw(repo, NULL);
+	CHECK(w2 != NULL);
+	store_close(w2);
+	buf_release(&why);
+	buf_release(&holder);
+	free(repo);
+}
+
+/* An edited large file shares most of its chunks with the original. */
+static void test_dedup_edit(void)
+{
+	const size_t n = 128 * MiB;
+	unsigned char *a = xmalloc(n), *b = xmalloc(n + 8192);
+	struct store_content ca, cb;
+	char *repo = new_repo();
+	struct store *st;
+	size_t bn = 0, unchanged;
+	const size_t cuts[][2] = { /* offset, deleted (0: insert 3000) */
+				   { 20 * MiB, 0 },
+				   { 50 * MiB + 77, 5000 },
+				   { 64 * MiB + 1, 0 },
+				   { 100 * MiB + 999, 10000 }
+	};
+	size_t pos = 0;
+
+	fill_random(a, n, 7);
+	unchanged = n;
+	for (size_t i = 0; i < ARRAY_SIZE(cuts); i++) {
+		memcpy(b + bn, a + pos, cuts[i][0] - pos);
+		bn += cuts[i][0] - pos;
+		pos = cuts[i][0];
+		if (cuts[i][1]) {
+			pos += cuts[i][1];
+			unchanged -= cuts[i][1];
+		} else {
+			fill_random(b + bn, 3000, 1000 + i);
+			bn += 3000;
+		}
+	}
+	memcpy(b + bn, a + pos, n - pos);
+	bn += n - pos;
+
+	CHECK_EQ(make_repo(repo, false, NULL), 0);
+	st = open_rw(repo, NULL);
+	store_content_init(&ca);
+	store_content_init(&cb);
+	CHECK_EQ(store_put(st, a, n, &ca), 0);
+	CHECK_EQ(store_put(st, b, bn, &cb), 0);
+	CHECK_EQ(ca.new_bytes, n);
+	CHECK_EQ(cb.size, bn);
+	/* bytes of the edited file found already stored */
+	double shared = (double)(cb.size - cb.new_bytes) / (double)unchanged;
+	fprintf(stderr,
+		"dedup: %.1f%% of unchanged bytes shared (%llu chunks, %llu new)\n",
+		100 * shared, (unsigned long long)cb.chunks,
+		(unsigned long long)cb.new_chunks);
+	CHECK(shared >= 0.90);
+	CHECK(read_equal(st, &cb, b, bn, 1 << 20));
+	store_close(st);
+	store_content_release(&ca);
+	store_content_release(&cb);
+	free(a);
+	free(b);
+	free(repo);
+}
+
+/* Contents of one chunk each, in one pack. */
+#define NSMALL 12
+
+static void store_smalls(struct store *st, unsigned char **src, size_t *len,
+			 struct store_content *c)
+{
+	for (int i = 0; i < NSMALL; i++) {
+		len[i] = 1000 + (size_t)(rnd() % (200 * 1024));
+		src[i] = xmalloc(len[i]);
+		if (i % 2)
+			fill_text(src[i], len[i], 500 + i);
+		else
+			fill_random(src[i], len[i], 500 + i);
+		store_content_init(&c[i]);
+		CHECK_EQ(store_put(st, src[i], len[i], &c[i]), 0);
+		CHECK_EQ(c[i].chunks, 1);
+	}
+}
+
+static int count_chunk_problems;
+static int count_tail_problems;
+
+static void on_problem(void *arg, const struct store_problem *p)
+{
+	(void)arg;
+	if (getenv("STORE_DEBUG"))
+		fprintf(stderr,
+			"problem: kind %d pack %s off %llu err %d: %s\n",
+			p->kind, p->pack ? p->pack : "-",
+			(unsigned long long)p->offset, p->err, p->what);
+	if (p->kind == STORE_PROBLEM_CHUNK)
+		count_chunk_problems++;
+	if (p->kind == STORE_PROBLEM_TORN_TAIL)
+		count_tail_problems++;
+}
+
+static void damage(bool enc)
+{
+	unsigned char key[32], *src[NSMALL], buf1[256 * 1024];
+	struct store_content c[NSMALL];
+	size_t len[NSMALL];
+	char *repo = new_repo(), pack[1200];
+	struct store *st;
+	struct stat sb;
+	int fd;
+
+	CHECK_EQ(make_repo(repo, enc, key), 0);
+	st = open_rw(repo, enc ? key : NULL);
+	store_smalls(st, src, len, c);
+	CHECK_EQ(store_close(st), 0);
+	CHECK(first_pack(repo, pack, sizeof(pack)));
+	fd = open(pack, O_RDWR);
+	CHECK(fd >= 0 && !fstat(fd, &sb));
+	for (int round = 0; round < 40; round++) {
+		off_t at = 16 + (off_t)(rnd() % (uint64_t)(sb.st_size - 16));
+		unsigned char orig, flipped;
+		int bad = 0, ok = 0;
+
+		CHECK_EQ(pread(fd, &orig, 1, at), 1);
+		flipped = orig ^ (unsigned char)(1u << (rnd() % 8));
+		CHECK_EQ(pwrite(fd, &flipped, 1, at), 1);
+		st = open_ro(repo, enc ? key : NULL, 0);
+		for (int i = 0; st && i < NSMALL; i++) {
+			ssize_t r =
+				store_read(st, c[i].desc.data, c[i].desc.len, 0,
+					   buf1, sizeof(buf1));
+			if (r == -EBADMSG)
+				bad++;
+			else if (r == (ssize_t)len[i] &&
+				 !memcmp(buf1, src[i], len[i]))
+				ok++;
+		}
+		CHECK_EQ(bad, 1);
+		CHECK_EQ(ok, NSMALL - 1);
+		count_chunk_problems = 0;
+		CHECK_EQ(store_check(st, STORE_CHECK_READ_DATA, on_problem,
+				     NULL, NULL),
+			 -EBADMSG);
+		CHECK_EQ(count_chunk_problems, 1);
+		store_close(st);
+		CHECK_EQ(pwrite(fd, &orig, 1, at), 1);
+	}
+	st = open_ro(repo, enc ? key : NULL, 0);
+	CHECK_EQ(store_check(st, STORE_CHECK_READ_DATA, NULL, NULL, NULL), 0);
+	store_close(st);
+	close(fd);
+	for (int i = 0; i < NSMALL; i++) {
+		free(src[i]);
+		store_content_release(&c[i]);
+	}
+	free(repo);
+}
+
+static void test_damage_plain(void)
+{
+	damage(false);
+}
+
+static void test_damage_encrypted(void)
+{
+	damage(true);
+}
+
+static void test_torn_tail(void)
+{
+	unsigned char *src[NSMALL], buf1[256 * 1024];
+	struct store_content c[NSMALL];
+	size_t len[NSMALL];
+	char *repo = new_repo(), pack[1200];
+	struct store *st;
+	struct stat sb;
+	int last = NSMALL - 1;
+
+	CHECK_EQ(make_repo(repo, false, NULL), 0);
+	st = open_rw(repo, NULL);
+	store_smalls(st, src, len, c);
+	CHECK_EQ(store_close(st), 0);
+	CHECK(first_pack(repo, pack, sizeof(pack)));
+	CHECK_EQ(stat(pack, &sb), 0);
+	/* cut the last chunk in its middle */
+	CHECK_EQ(truncate(pack, sb.st_size - (off_t)len[last] / 3 - 1), 0);
+	st = open_ro(repo, NULL, 0);
+	for (int i = 0; st && i < NSMALL; i++) {
+		ssize_t r = store_read(st, c[i].desc.data, c[i].desc.len, 0,
+				       buf1, sizeof(buf1));
+		if (i == last) {
+			CHECK_EQ(r, -EBADMSG);
+		} else {
+			CHECK_EQ(r, (ssize_t)len[i]);
+			CHECK(r < 0 || !memcmp(buf1, src[i], len[i]));
+		}
+	}
+	count_chunk_problems = count_tail_problems = 0;
+	CHECK_EQ(store_check(st, 0, on_problem, NULL, NULL), -EBADMSG);
+	CHECK_EQ(count_tail_problems, 1);
+	CHECK_EQ(count_chunk_problems, 1);
+	store_close(st);
+	for (int i = 0; i < NSMALL; i++) {
+		free(src[i]);
+		store_content_release(&c[i]);
+	}
+	free(repo);
+}
+
+/* Content number @k of the kill test: its size and bytes from @k. */
+static size_t kill_len(int k)
+{
+	return 1 + (size_t)(((uint64_t)k * 2654435761u) % (3 * MiB));
+}
+
+static void kill_child(const char *repo, int wfd, int first)
+{
+	struct store *st = open_opts(repo, NULL, STORE_OPEN_WRITE, 0, 4 * MiB);
+	struct store_content c;
+	unsigned char *b = xmalloc(3 * MiB + 1);
+
+	if (!st)
+		_exit(3);
+	store_content_init(&c);
+	for (int k = first;; k++) {
+		size_t n = kill_len(k);
+		uint32_t msg[2];
+
+		if (k % 3)
+			fill_random(b, n, (uint64_t)k);
+		else
+			fill_text(b, n, (uint64_t)k);
+		if (store_put(st, b, n, &c))
+			_exit(4);
+		if (k % 2 && store_flush(st))
+			_exit(5);
+		if (!(k % 2))
+			continue; /* not flushed: not acknowledged */
+		msg[0] = (uint32_t)k;
+		msg[1] = (uint32_t)c.desc.len;
+		/* acknowledge the previous (flushed) content too */
+		if (write(wfd, msg, sizeof(msg)) != sizeof(msg) ||
+		    write(wfd, c.desc.data, c.desc.len) != (ssize_t)c.desc.len)
+			_exit(6);
+	}
+}
+
+struct acked {
+	int k;
+	struct buf desc;
+};
+
+static void test_kill_writer(void)
+{
+	char *repo = new_repo();
+	struct acked *acks = NULL;
+	size_t nacks = 0, aacks = 0;
+	int next = 0;
+	struct store *st;
+	unsigned char *b = xmalloc(3 * MiB + 1), *r = xmalloc(3 * MiB + 1);
+	struct store_check_stats cs;
+
+	CHECK_EQ(make_repo(repo, false, NULL), 0);
+	for (int round = 0; round < 50; round++) {
+		int p[2];
+		pid_t pid;
+		int status;
+		uint32_t msg[2];
+
+		CHECK_EQ(pipe(p), 0);
+		pid = fork();
+		if (pid == 0) {
+			close(p[0]);
+			kill_child(repo, p[1], next);
+			_exit(0);
+		}
+		close(p[1]);
+		usleep((useconds_t)(rnd() % 150000));
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		CHECK(WIFSIGNALED(status));
+		while (read(p[0], msg, sizeof(msg)) == sizeof(msg)) {
+			if (nacks == aacks) {
+				aacks = aacks ? 2 * aacks : 64;
+				acks = realloc(acks, aacks * sizeof(*acks));
+			}
+			acks[nacks].k = (int)msg[0];
+			buf_init(&acks[nacks].desc, 0);
+			buf_grow(&acks[nacks].desc, msg[1]);
+			if (read(p[0], acks[nacks].desc.data, msg[1]) !=
+			    (ssize_t)msg[1])
+				break; /* cut short by the kill */
+			acks[nacks].desc.len = msg[1];
+			next = (int)msg[0] + 1;
+			nacks++;
+		}
+		close(p[0]);
+		next += 1000; /* fresh contents for the next child */
+	}
+	fprintf(stderr, "kill: %zu flushed contents acknowledged\n", nacks);
+	CHECK(nacks > 0);
+	/* a reader first: checks what is committed, no recovery */
+	st = open_ro(repo, NULL, 0);
+	CHECK_EQ(store_check(st, STORE_CHECK_READ_DATA, on_problem, NULL, &cs),
+		 0);
+	store_close(st);
+	/* the next writer cuts the torn tails off */
+	st = open_rw(repo, NULL);
+	store_close(st);
+	st = open_ro(repo, NULL, 0);
+	count_chunk_problems = count_tail_problems = 0;
+	CHECK_EQ(store_check(st, STORE_CHECK_READ_DATA, on_problem, NULL, &cs),
+		 0);
+	CHECK_EQ(count_tail_problems, 0);
+	for (size_t i = 0; st && i < nacks; i++) {
+		size_t n = kill_len(acks[i].k);
+		ssize_t got;
+
+		if (acks[i].k % 3)
+			fill_random(b, n, (uint64_t)acks[i].k);
+		else
+			fill_text(b, n, (uint64_t)acks[i].k);
+		got = store_read(st, acks[i].desc.data, acks[i].desc.len, 0, r,
+				 3 * MiB + 1);
+		CHECK_EQ(got, (ssize_t)n);
+		CHECK(got < 0 || !memcmp(r, b, n));
+	}
+	store_close(st);
+	for (size_t i = 0; i < nacks; i++)
+		buf_release(&acks[i].desc);
+	free(acks);
+	free(b);
+	free(r);
+	free(repo);
+}
+
+/* 8 readers and 2 writers at once, with a cache far smaller than data. */
+#define NCONT 6
+
+struct conc {
+	struct store *st;
+	struct store_content c[NCONT];
+	unsigned char *src[NCONT];
+	size_t len[NCONT];
+	int bad;
+	uint64_t seed;
+};
+
+static void *reader_thread(void *arg)
+{
+	struct conc *x = arg;
+	uint64_t s = x->seed;
+	unsigned char *b = xmalloc(600 * 1024);
+
+	for (int i = 0; i < 300; i++) {
+		s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+		int k = (int)((s >> 33) % NCONT);
+		uint64_t off = (s >> 7) % x->len[k];
+		size_t n = (size_t)((s >> 17) % (600 * 1024)) + 1;
+		ssize_t r = store_read(x->st, x->c[k].desc.data,
+				       x->c[k].desc.len, off, b, n);
+		size_t want = n < x->len[k] - off ? n : x->len[k] - off;
+
+		if (r != (ssize_t)want || memcmp(b, x->src[k] + off, want))
+			__atomic_add_fetch(&x->bad, 1, __ATOMIC_RELAXED);
+	}
+	free(b);
+	return NULL;
+}
+
+static void *writer_thread(void *arg)
+{
+	struct conc *x = arg;
+	struct store_writer *w = NULL;
+	struct store_content c;
+	unsigned char *b = xmalloc(MiB);
+
+	store_content_init(&c);
+	if (store_writer_new(x->st, &w))
+		__atomic_add_fetch(&x->bad, 1, __ATOMIC_RELAXED);
+	for (int i = 0; w && i < 6; i++) {
+		fill_random(b, MiB, x->seed + (uint64_t)i);
+		if (store_writer_add(w, b, MiB) || store_writer_add(w, b, 77) ||
+		    store_writer_finish(w, &c) || store_flush(x->st))
+			__atomic_add_fetch(&x->bad, 1, __ATOMIC_RELAXED);
+	}
+	store_writer_free(w);
+	store_content_release(&c);
+	free(b);
+	return NULL;
+}
+
+static void test_concurrency(void)
+{
+	char *repo = new_repo();
+	struct conc x = { 0 }, xs[10];
+	pthread_t t[10];
+
+	CHECK_EQ(make_repo(repo, true, (unsigned char[32]){ 0 }), 0);
+	/* the key of an encrypted repository comes back from create */
+	unsigned char key[32];
+	free(repo);
+	repo = new_repo();
+	CHECK_EQ(make_repo(repo, true, key), 0);
+	x.st = open_opts(repo, key, STORE_OPEN_WRITE, 4 * MiB, 8 * MiB);
+	CHECK(x.st != NULL);
+	if (!x.st)
+		return;
+	for (int i = 0; i < NCONT; i++) {
+		x.len[i] = (size_t)(i + 1) * 1500 * 1024 + 3;
+		x.src[i] = xmalloc(x.len[i]);
+		if (i % 2)
+			fill_text(x.src[i], x.len[i], 900 + i);
+		else
+			fill_random(x.src[i], x.len[i], 900 + i);
+		store_content_init(&x.c[i]);
+		CHECK_EQ(store_put(x.st, x.src[i], x.len[i], &x.c[i]), 0);
+	}
+	CHECK_EQ(store_flush(x.st), 0);
+	for (int i = 0; i < 10; i++) {
+		xs[i] = x;
+		xs[i].seed = 4242 + (uint64_t)i * 7919;
+		CHECK_EQ(pthread_create(&t[i], NULL,
+					i < 8 ? reader_thread : writer_thread,
+					&xs[i]),
+			 0);
+	}
+	for (int i = 0; i < 10; i++) {
+		pthread_join(t[i], NULL);
+		CHECK_EQ(xs[i].bad, 0);
+	}
+	CHECK_EQ(store_check(x.st, STORE_CHECK_READ_DATA, NULL, NULL, NULL), 0);
+	store_close(x.st);
+	for (int i = 0; i < NCONT; i++) {
+		free(x.src[i]);
+		store_content_release(&x.c[i]);
+	}
+	free(repo);
+}
+
+static int blob_count;
+
+static int on_blob(void *arg, const struct store_blob_info *b)
+{
+	(void)arg;
+	if (!strcmp(b->kind, "catalog"))
+		blob_count++;
+	return 0;
+}
+
+static bool file_equal(const char *path, const unsigned char *p, size_t n)
+{
+	struct buf b = BUF_INIT;
+	bool eq = !util_read_file(path, &b, 64 * MiB) && b.len == n &&
+		  !memcmp(b.data, p, n);
+
+	buf_release(&b);
+	return eq;
+}
+
+static void test_blobs(void)
+{
+	unsigned char key[32], *a = xmalloc(3 * MiB), *bb = xmalloc(5000);
+	char *repo = new_repo(), in[300], out[300];
+	struct buf got = BUF_INIT;
+	struct store *st;
+
+	fill_text(a, 3 * MiB, 1);
+	fill_random(bb, 5000, 2);
+	snprintf(in, sizeof(in), "%s/catalog.db", tmpdir);
+	snprintf(out, sizeof(out), "%s/catalog.out", tmpdir);
+	CHECK_EQ(util_write_file_atomic(in, a, 3 * MiB, 0600), 0);
+	CHECK_EQ(make_repo(repo, true, key), 0);
+	st = open_rw(repo, key);
+	CHECK_EQ(store_blob_put_file(st, in, "catalog", "2026-11-21T02:00:00Z"),
+		 0);
+	CHECK_EQ(
+		store_blob_put(st, "catalog", "2026-11-22T02:00:00Z", bb, 5000),
+		0);
+	CHECK_EQ(store_blob_put(st, "other", "x", bb, 10), 0);
+	CHECK_EQ(store_blob_put(st, "", "x", bb, 10), -EINVAL);
+	store_close(st);
+
+	st = open_ro(repo, key, 0);
+	blob_count = 0;
+	CHECK_EQ(store_blob_list(st, "catalog", on_blob, NULL), 0);
+	CHECK_EQ(blob_count, 2);
+	CHECK_EQ(
+		store_blob_get_file(st, "catalog", "2026-11-21T02:00:00Z", out),
+		0);
+	CHECK(file_equal(out, a, 3 * MiB));
+	CHECK_EQ(store_blob_get(st, "catalog", "2026-11-22T02:00:00Z", &got),
+		 0);
+	CHECK(got.len == 5000 && !memcmp(got.data, bb, 5000));
+	CHECK_EQ(store_blob_get(st, "catalog", "nope", &got), -ENOENT);
+	CHECK_EQ(store_blob_delete(st, "other", "x"), -EROFS);
+	store_close(st);
+
+	st = open_rw(repo, key);
+	CHECK_EQ(store_blob_put(st, "catalog", "2026-11-22T02:00:00Z", a, 100),
+		 0);
+	CHECK_EQ(store_blob_delete(st, "other", "x"), 0);
+	CHECK_EQ(store_blob_delete(st, "other", "x"), -ENOENT);
+	buf_reset(&got);
+	CHECK_EQ(store_blob_get(st, "catalog", "2026-11-22T02:00:00Z", &got),
+		 0);
+	CHECK(got.len == 100 && !memcmp(got.data, a, 100));
+	blob_count = 0;
+	CHECK_EQ(store_blob_list(st, NULL, on_blob, NULL), 0);
+	CHECK_EQ(blob_count, 2);
+	store_close(st);
+	buf_release(&got);
+	free(a);
+	free(bb);
+	free(repo);
+}
+
+static uint64_t dir_bytes(const char *repo)
+{
+	char cmd[400];
+	FILE *f;
+	unsigned long long n = 0;
+
+	snprintf(cmd, sizeof(cmd), "du -sb '%s/data' | cut -f1", repo);
+	f = popen(cmd, "r");
+	if (f) {
+		if (fscanf(f, "%llu", &n) != 1)
+			n = 0;
+		pclose(f);
+	}
+	return n;
+}
+
+static void test_prune(void)
+{
+	char *repo = new_repo();
+	struct store_content c[6];
+	unsigned char *src[6];
+	size_t len[6];
+	struct store_idset *keep = store_idset_new();
+	struct store_prune_stats ps;
+	struct store *st;
+	uint64_t before, after;
+
+	CHECK_EQ(make_repo(repo, false, NULL), 0);
+	st = open_opts(repo, NULL, STORE_OPEN_WRITE, 0, 3 * MiB);
+	for (int i = 0; i < 6; i++) {
+		len[i] = (size_t)(i + 1) * 700 * 1024;
+		src[i] = xmalloc(len[i]);
+		fill_random(src[i], len[i], 3000 + i);
+		store_content_init(&c[i]);
+		CHECK_EQ(store_put(st, src[i], len[i], &c[i]), 0);
+		if (i % 2 == 0)
+			CHECK_EQ(store_idset_add_desc(keep, c[i].desc.data,
+						      c[i].desc.len),
+				 0);
+	}
+	/* a blob is kept without being in the set */
+	CHECK_EQ(store_blob_put(st, "catalog", "c1", src[1], 1000), 0);
+	CHECK_EQ(store_flush(st), 0);
+	before = dir_bytes(repo);
+	CHECK_EQ(store_prune(st, keep, &ps), 0);
+	after = dir_bytes(repo);
+	fprintf(stderr,
+		"prune: %llu -> %llu bytes, %llu packs rewritten, %llu deleted\n",
+		(unsigned long long)before, (unsigned long long)after,
+		(unsigned long long)ps.packs_rewritten,
+		(unsigned long long)ps.packs_deleted);
+	CHECK(after < before);
+	CHECK(after < before * 6 / 10);
+	CHECK_EQ(ps.bytes_after < ps.bytes_before, 1);
+	for (int i = 0; i < 6; i++) {
+		unsigned char *b = xmalloc(len[i]);
+		ssize_t r = store_read(st, c[i].desc.data, c[i].desc.len, 0, b,
+				       len[i]);
+
+		if (i % 2 == 0) {
+			CHECK_EQ(r, (ssize_t)len[i]);
+			CHECK(r < 0 || !memcmp(b, src[i], len[i]));
+		} else if (i != 1) {
+			CHECK(r < 0);
+		}
+		free(b);
+	}
+	store_close(st);
+	st = open_ro(repo, NULL, 0);
+	CHECK_EQ(store_check(st, STORE_CHECK_READ_DATA, NULL, NULL, NULL), 0);
+	{
+		struct buf got = BUF_INIT;
+
+		CHECK_EQ(store_blob_get(st, "catalog", "c1", &got), 0);
+		CHECK(got.len == 1000 && !memcmp(got.data, src[1], 1000));
+		buf_release(&got);
+	}
+	store_close(st);
+	store_idset_free(keep);
+	for (int i = 0; i < 6; i++) {
+		free(src[i]);
+		store_content_release(&c[i]);
+	}
+	free(repo);
+}
+
+static void test_rebuild(void)
+{
+	unsigned char key[32], *src[NSMALL];
+	struct store_content c[NSMALL];
+	size_t len[NSMALL];
+	char *repo = new_repo(), path[400];
+	struct store *st;
+
+	CHECK_EQ(make_repo(repo, true, key), 0);
+	st = open_rw(repo, key);
+	store_smalls(st, src, len, c);
+	store_close(st);
+	snprintf(path, sizeof(path), "%s/index.db", repo);
+	CHECK_EQ(unlink(path), 0);
+	st = open_rw(repo, key);
+	CHECK(st != NULL);
+	CHECK(!store_chunk_exists(st,
+				  (const unsigned char *)c[0].desc.data + 8));
+	CHECK_EQ(store_index_rebuild(st), 0);
+	for (int i = 0; i < NSMALL; i++) {
+		CHECK(read_equal(st, &c[i], src[i], len[i], 65536));
+		free(src[i]);
+		store_content_release(&c[i]);
+	}
+	CHECK_EQ(store_check(st, STORE_CHECK_READ_DATA, NULL, NULL, NULL), 0);
+	store_close(st);
+	free(repo);
+}
+
+/* ~200 MB generated stream, fed in odd pieces, read back and compared. */
+static void gen_block(unsigned char *p, size_t n, uint64_t blk)
+{
+	if (blk % 3 == 2)
+		fill_random(p, n, blk);
+	else
+		fill_text(p, n, blk);
+}
+
+static void test_big_stream(void)
+{
+	const size_t total = 200u * 1000 * 1000, bs = 1 << 20;
+	unsigned char key[32], *b = xmalloc(bs), *r = xmalloc(bs), md[32];
+	char *repo = new_repo();
+	struct store_writer *w = NULL;
+	struct store_content c;
+	struct store *st;
+	EVP_MD_CTX *sha = EVP_MD_CTX_new();
+	size_t done = 0;
+
+	CHECK_EQ(make_repo(repo, true, key), 0);
+	st = open_rw(repo, key);
+	CHECK_EQ(store_writer_new(st, &w), 0);
+	EVP_DigestInit_ex(sha, EVP_sha256(), NULL);
+	for (uint64_t blk = 0; done < total; blk++) {
+		size_t n = total - done < bs ? total - done : bs;
+		size_t off = 0;
+
+		gen_block(b, n, blk);
+		EVP_DigestUpdate(sha, b, n);
+		while (off < n) {
+			size_t piece = 1 + (size_t)(rnd() % 300000);
+
+			if (piece > n - off)
+				piece = n - off;
+			CHECK_EQ(store_writer_add(w, b + off, piece), 0);
+			off += piece;
+		}
+		done += n;
+	}
+	EVP_DigestFinal_ex(sha, md, NULL);
+	EVP_MD_CTX_free(sha);
+	store_content_init(&c);
+	CHECK_EQ(store_writer_finish(w, &c), 0);
+	CHECK_EQ(c.size, total);
+	CHECK(!memcmp(md, c.sha256, 32));
+	store_writer_free(w);
+	store_close(st);
+
+	st = open_ro(repo, key, 0);
+	done = 0;
+	for (uint64_t blk = 0; st && done < total; blk++) {
+		size_t n = total - done < bs ? total - done : bs;
+
+		gen_block(b, n, blk);
+		CHECK_EQ(store_read(st, c.desc.data, c.desc.len, done, r, n),
+			 (ssize_t)n);
+		if (memcmp(b, r, n)) {
+			CHECK(!"block differs");
+			break;
+		}
+		done += n;
+	}
+	store_close(st);
+	store_content_release(&c);
+	free(b);
+	free(r);
+	free(repo);
+}
+
+/* `test_store NAME` runs only the tests whose name contains NAME. */
+static const char *only;
+#define RUN_IF(fn)                                                             \
+	do {                                                                   \
+		if (!only || strstr(#fn, only))                                \
+			RUN(fn);                                               \
+	} while (0)
+
+int main(int argc, char **argv)
+{
+	only = argc > 1 ? argv[1] : NULL;
 	if (!mkdtemp(tmpdir))
 		return 1;
-	log_init("test_store", getenv("STORE_DEBUG") ? LOG_DEBUG : LOG_ERR);
-	(void)xmalloc;
-	RUN(test_roundtrip_plain);
-	RUN(test_roundtrip_encrypted);
+	log_init("test_store", getenv("STORE_DEBUG") ? LOG_DEBUG : LOG_CRIT);
+	RUN_IF(test_keys);
+	RUN_IF(test_roundtrip_plain);
+	RUN_IF(test_roundtrip_encrypted);
+	RUN_IF(test_wrong_key);
+	RUN_IF(test_lock);
+	RUN_IF(test_dedup_edit);
+	RUN_IF(test_damage_plain);
+	RUN_IF(test_damage_encrypted);
+	RUN_IF(test_torn_tail);
+	RUN_IF(test_kill_writer);
+	RUN_IF(test_concurrency);
+	RUN_IF(test_blobs);
+	RUN_IF(test_prune);
+	RUN_IF(test_rebuild);
+	RUN_IF(test_big_stream);
 	if (!getenv("KEEP")) {
 		char cmd[300];
 

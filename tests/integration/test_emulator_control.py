@@ -1,0 +1,190 @@
+"""Emulator control API: faults, knobs, stats; $batch; directory."""
+import http.client
+import json
+import time
+import urllib.parse
+
+from emu_helpers import all_pages, same_shape, sample
+
+
+def test_fault_429_integer_and_fractional_retry_after(emulator):
+    emulator.fault(path_regex=r"/sites/root$", status=429,
+                   retry_after="2.128", count=1)
+    emulator.fault(path_regex=r"/sites/root$", status=429, retry_after=3,
+                   count=1)
+    st, h, body = emulator.request("GET", "/sites/root")
+    assert st == 429 and h["retry-after"] == "2.128"
+    same_shape(json.loads(body), sample("error-429.json"))
+    st, h, _ = emulator.request("GET", "/sites/root")
+    assert st == 429 and h["retry-after"] == "3"
+    st, _, _ = emulator.request("GET", "/sites/root")
+    assert st == 200
+    assert emulator.stats()["throttled"] >= 2
+
+
+def test_fault_503_and_509(emulator):
+    emulator.fault(path_regex=r"/drives$", status=503, retry_after=1,
+                   count=1)
+    emulator.fault(path_regex=r"/drives$", status=509, count=1)
+    site = emulator.get_json("/sites/root")
+    st, h, body = emulator.request("GET", "/sites/%s/drives" % site["id"])
+    assert st == 503 and h["retry-after"] == "1"
+    assert json.loads(body)["error"]["code"] == "activityLimitReached"
+    st, h, _ = emulator.request("GET", "/sites/%s/drives" % site["id"])
+    assert st == 509 and "retry-after" not in h
+    assert emulator.request("GET", "/sites/%s/drives" % site["id"])[0] == 200
+
+
+def test_fault_drop_connection_after_bytes(emulator):
+    t = emulator.truth()
+    f = max(t["files"], key=lambda x: x["size"])
+    url = emulator.get_json("/drives/%s/items/%s" % (
+        f["drive"], f["id"]))["@microsoft.graph.downloadUrl"]
+    emulator.fault(path_regex=r"download\.aspx", drop_after_bytes=1000,
+                   count=1)
+    u = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPSConnection(u.hostname, u.port,
+                                       context=emulator.ssl, timeout=30)
+    conn.request("GET", u.path + "?" + u.query)
+    r = conn.getresponse()
+    assert r.status == 200
+    assert int(r.getheader("content-length")) == f["size"]
+    try:
+        got = r.read()
+        assert len(got) < f["size"]
+    except http.client.IncompleteRead as e:
+        assert len(e.partial) == 1000
+    conn.close()
+    # the next download is whole again
+    st, _, body = emulator.request("GET", url, auth=False)
+    assert st == 200 and len(body) == f["size"]
+    log = [e for e in emulator.stats()["log"] if e.get("dropped")]
+    assert log and log[-1]["bytes"] == 1000
+
+
+def test_fault_latency(emulator):
+    emulator.fault(path_regex=r"/organization", latency_ms=400, count=1)
+    t0 = time.time()
+    emulator.get_json("/organization")
+    assert time.time() - t0 >= 0.4
+    t0 = time.time()
+    emulator.get_json("/organization")
+    assert time.time() - t0 < 0.4
+
+
+def test_stats_counts_and_reset(emulator):
+    emulator.reset_stats()
+    emulator.request("GET", "/sites/root",
+                     headers={"client-request-id": "abc-123"})
+    emulator.request("GET", "/sites/root", auth=False)
+    s = emulator.stats()
+    assert s["total"] == 2
+    assert s["by_status"]["200"] == 1 and s["by_status"]["401"] == 1
+    assert s["log"][0]["client_request_id"] == "abc-123"
+    assert s["log"][0]["had_authorization"] is True
+    assert s["concurrent_max"] >= 1
+    assert any("sites" in k for k in s["by_route"])
+    emulator.reset_stats()
+    assert emulator.stats()["total"] == 0
+
+
+def test_knob_page_size_applies_to_collections(emulator):
+    emulator.knobs(page_size=1)
+    try:
+        page = emulator.get_json("/users")
+        assert len(page["value"]) == 1 and "@odata.nextLink" in page
+    finally:
+        emulator.knobs(page_size=None)
+
+
+def test_mutate_errors_are_reported(emulator):
+    try:
+        emulator.mutate(op="delete", path="sites/nowhere/x.txt")
+        assert False, "expected an error"
+    except Exception as e:
+        assert "404" in str(e)
+    try:
+        emulator.mutate(op="no_such_op")
+        assert False, "expected an error"
+    except Exception as e:
+        assert "400" in str(e)
+
+
+# --------------------------------------------------------------------------
+# $batch
+
+
+def test_batch_dispatch_dependson_and_424(emulator):
+    users = emulator.get_json("/users")["value"]
+    st, _, body = emulator.request("POST", "/$batch", body={"requests": [
+        {"id": "1", "method": "GET", "url": "/users/" + users[0]["id"]},
+        {"id": "2", "method": "GET", "url": "/users/nobody@nowhere",
+         "dependsOn": ["1"]},
+        {"id": "3", "method": "GET", "url": "/organization",
+         "dependsOn": ["2"]},
+        {"id": "4", "method": "GET", "url": "/sites/root"}]})
+    assert st == 200
+    res = {r["id"]: r for r in json.loads(body)["responses"]}
+    assert res["1"]["status"] == 200
+    assert res["1"]["body"]["id"] == users[0]["id"]
+    assert res["2"]["status"] == 404
+    assert res["3"]["status"] == 424
+    assert res["4"]["status"] == 200
+
+
+def test_batch_per_item_429_and_limits(emulator):
+    emulator.fault(path_regex=r"/organization", status=429,
+                   retry_after="1.5", count=1)
+    st, _, body = emulator.request("POST", "/$batch", body={"requests": [
+        {"id": "a", "method": "GET", "url": "/organization"},
+        {"id": "b", "method": "GET", "url": "/users?$top=1"}]})
+    assert st == 200
+    res = {r["id"]: r for r in json.loads(body)["responses"]}
+    assert res["a"]["status"] == 429
+    assert res["a"]["headers"]["Retry-After"] == "1.5"
+    assert res["b"]["status"] == 200
+    st, _, _ = emulator.request("POST", "/$batch", body={"requests": [
+        {"id": str(i), "method": "GET", "url": "/organization"}
+        for i in range(21)]})
+    assert st == 400
+
+
+def test_batch_download_gives_302(emulator):
+    t = emulator.truth()
+    f = t["files"][0]
+    st, _, body = emulator.request("POST", "/$batch", body={"requests": [
+        {"id": "1", "method": "GET", "url": "/drives/%s/items/%s/content" % (
+            f["drive"], f["id"])}]})
+    r = json.loads(body)["responses"][0]
+    assert r["status"] == 302
+    assert r["headers"]["Location"].startswith(emulator.files_url)
+
+
+# --------------------------------------------------------------------------
+# directory
+
+
+def test_users_paging_select_and_shape(emulator):
+    allu, _ = all_pages(emulator, "/users?$top=1")
+    assert len(allu) == len(emulator.truth()["users"])
+    same_shape(emulator.get_json("/users/" + allu[0]["id"]),
+               sample("user-get.json"))
+    sel = emulator.get_json("/users?$select=id,displayName,"
+                            "userPrincipalName,mail,accountEnabled,userType"
+                            "&$top=999")
+    for u in sel["value"]:
+        assert set(u) == {"id", "displayName", "userPrincipalName", "mail",
+                          "accountEnabled", "userType"}
+    by_upn = emulator.get_json("/users/" + allu[0]["userPrincipalName"])
+    assert by_upn["id"] == allu[0]["id"]
+    st, _, body = emulator.request("GET", "/users/nobody@contoso.com")
+    assert st == 404
+    assert json.loads(body)["error"]["code"] == "Request_ResourceNotFound"
+
+
+def test_groups_and_organization(emulator):
+    g = emulator.get_json("/groups")
+    same_shape(g, sample("groups-list.json"))
+    org = emulator.get_json("/organization")["value"][0]
+    assert org["id"] == emulator.tenant_id
+    assert org["verifiedDomains"][0]["name"] == emulator.tenant_domain
