@@ -48,7 +48,8 @@ class Tool:
         p = subprocess.run([self.bin] + [str(a) for a in args],
                            env=self.env, capture_output=True, text=True,
                            timeout=timeout)
-        if "AddressSanitizer" in p.stderr or "runtime error:" in p.stderr:
+        if ("AddressSanitizer" in p.stderr or "LeakSanitizer" in p.stderr
+                or "runtime error:" in p.stderr):
             pytest.fail("sanitizer report:\n" + p.stderr)
         if check is not None:
             assert p.returncode == check, "%s -> %d\n%s\n%s" % (
