@@ -99,9 +99,10 @@ def setup_targets():
     sh(m_mount)
     mount_s = time.monotonic() - t0
     sh(q_mount)
+    snap = m_mnt / "snapshots" / os.readlink(m_mnt / "snapshots/latest")
     return mount_s, [
         Target("native", SRC),
-        Target("m365fs", m_mnt / "snapshots/latest", m_mount,
+        Target("m365fs", snap, m_mount,
                f"fusermount3 -u '{m_mnt}'"),
         Target("squashfuse_ll", q_mnt, q_mount, f"fusermount3 -u '{q_mnt}'"),
     ]
