@@ -231,6 +231,9 @@ static int fetch(struct auth *a, struct auth_status *st)
 	}
 	if (ret < 0)
 		goto out;
+	log_debug("token: requesting an app-only token for '%s' (%s) from %s",
+		  a->client_id, a->cert ? "certificate" : "client secret",
+		  url.data);
 	ret = auth_post_form(a->http, url.data, NULL, &form, &names, &j, st);
 	if (ret < 0)
 		goto out;
@@ -254,6 +257,7 @@ static int fetch(struct auth *a, struct auth_status *st)
 					     ? life - REFRESH_MARGIN_S
 					     : life / 2);
 	pthread_mutex_unlock(&a->lock);
+	log_debug("token: received, valid for %lld s", (long long)life);
 out:
 	if (j) {
 		/* the token text is in the parse tree: wipe it */

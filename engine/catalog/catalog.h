@@ -84,7 +84,7 @@ struct cat;
 #define CAT_NAME_MAX 255
 
 /* Changes between two automatic batch commits during a run. */
-#define CAT_BATCH_ROWS 5000
+#define CAT_BATCH_ROWS 20000
 
 /* ---- opening ---------------------------------------------------------- */
 
@@ -385,7 +385,8 @@ int cat_list(struct cat *c, int64_t snap, int64_t parent, const char *after,
 /**
  * Append the cold metadata of version (@id, @from_snap) to @out as
  * "key\0value\0"... pairs (iterate with cat_meta_next()).  @out belongs to
- * the caller.  Returns 0 (nothing appended when there is none) or -ENOENT.
+ * the caller.  Returns 0 (nothing appended when the version has no
+ * metadata or does not exist), -ENOMEM or an I/O error.
  */
 int cat_item_meta(struct cat *c, int64_t id, int64_t from_snap,
 		  struct buf *out);

@@ -216,12 +216,12 @@ static int read_cert(const struct add_args *a, struct auth_cert **cert)
 		cli_secret_wipe(&pw);
 	}
 	if (rc < 0) {
-		connect_report(&st);
+		cli_conn_report(&st);
 		return CLI_EXIT_FAIL;
 	}
 	rc = auth_cert_check(*cert, util_now(), &st);
 	if (rc < 0) {
-		connect_report(&st);
+		cli_conn_report(&st);
 		auth_cert_free(*cert);
 		*cert = NULL;
 		return CLI_EXIT_FAIL;
@@ -236,7 +236,7 @@ int cmd_add(int argc, char **argv)
 		"           (--cert FILE [--key FILE] | --pfx FILE [--password-file FILE] |\n"
 		"            --secret-file FILE | --secret-stdin) [--cloud CLOUD] [--services LIST]";
 	struct add_args a = { 0 };
-	struct connect_ctx cx;
+	struct cli_conn cx;
 	struct conf_conn *c = &cx.conn;
 	struct auth_cert *cert = NULL;
 	struct buf dir = BUF_INIT, secret = BUF_INIT, p1 = BUF_INIT,

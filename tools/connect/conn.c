@@ -8,68 +8,24 @@
 
 struct connect_global connect_opts;
 
-static void status_set(struct auth_status *st, int rc, const char *what,
-		       const char *hint)
-{
-	memset(st, 0, sizeof(*st));
-	st->rc = rc;
-	snprintf(st->what, sizeof(st->what), "%s", what);
-	snprintf(st->hint, sizeof(st->hint), "%s", hint);
-}
-
 int connect_dir(struct buf *out)
 {
-	int rc;
-
-	if (connect_opts.config_dir) {
-		buf_reset(out);
-		rc = buf_adds(out, connect_opts.config_dir);
-	} else {
-		rc = conf_dir(connect_opts.system, out);
-	}
-	if (rc < 0) {
-		cli_error("cannot tell the configuration directory: %s",
-			  strerror(-rc));
-		cli_hint("set HOME or use --config-dir DIR");
-		return CLI_EXIT_FAIL;
-	}
-	return 0;
+	return cli_conn_dir(connect_opts.config_dir, connect_opts.system, out)
+		       ? CLI_EXIT_FAIL
+		       : 0;
 }
 
-int connect_load(const char *name, struct connect_ctx *c)
+int connect_load(const char *name, struct cli_conn *c)
 {
 	struct buf dir = BUF_INIT;
-	struct conf_err err;
 	int rc;
 
 	memset(c, 0, sizeof(*c));
 	rc = connect_dir(&dir);
-	if (rc)
-		goto out;
-	rc = conf_load(dir.data, name, &c->conn, &err);
-	if (rc < 0) {
-		cli_error("%s", err.what);
-		if (err.hint[0])
-			cli_hint("%s", err.hint);
+	if (!rc && cli_conn_load(dir.data, name, c) < 0)
 		rc = CLI_EXIT_FAIL;
-	}
-out:
 	buf_release(&dir);
 	return rc;
-}
-
-int connect_path(const struct conf_conn *c, const char *file, struct buf *out)
-{
-	return conf_path(c, file, out);
-}
-
-void connect_report(const struct auth_status *st)
-{
-	cli_error("%s", st->what[0] ? st->what : strerror(-st->rc));
-	if (st->detail[0])
-		cli_hint("the service said: %s", st->detail);
-	if (st->hint[0])
-		cli_hint("%s", st->hint);
 }
 
 void connect_cert_print(FILE *f, const struct auth_cert *cert,
@@ -85,150 +41,6 @@ void connect_cert_print(FILE *f, const struct auth_cert *cert,
 	fprintf(f, "%sthumbprint: %s\n", indent, in.thumbprint);
 	fprintf(f, "%skey:        RSA %d bits\n", indent, in.bits);
 	fprintf(f, "%svalid:      %s to %s\n", indent, a, b);
-}
-
-int connect_http(const struct conf_conn *conn, struct http **out)
-{
-	struct http_config cfg = { 0 };
-	struct buf ca = BUF_INIT;
-	int rc;
-
-	if (conn->ca_file[0]) {
-		rc = conf_path(conn, conn->ca_file, &ca);
-		if (rc < 0)
-			goto out;
-		cfg.ca_file = ca.data;
-	}
-	cfg.max_retries = 4;
-	rc = http_new(&cfg, out);
-	if (rc < 0)
-		cli_error("cannot start the HTTP client: %s", strerror(-rc));
-out:
-	buf_release(&ca);
-	return rc < 0 ? CLI_EXIT_FAIL : 0;
-}
-
-/* Load the certificate of @conn (PEM or PFX); @st explains failures. */
-static int load_cert(const struct conf_conn *conn, struct auth_cert **cert,
-		     struct auth_status *st)
-{
-	struct buf p1 = BUF_INIT, p2 = BUF_INIT, pw = BUF_INIT;
-	struct conf_err err;
-	int rc;
-
-	if (conn->cred == CONF_CRED_PFX) {
-		rc = conf_path(conn, conn->pfx_file, &p1);
-		if (!rc && conn->pfx_password_file[0]) {
-			rc = conf_path(conn, conn->pfx_password_file, &p2);
-			if (!rc)
-				rc = conf_check_private(
-					p2.data, "PFX password file", &err);
-			if (!rc)
-				rc = util_read_file(p2.data, &pw, 4096);
-			while (!rc && pw.len &&
-			       (pw.data[pw.len - 1] == '\n' ||
-				pw.data[pw.len - 1] == '\r'))
-				buf_truncate(&pw, pw.len - 1);
-		}
-		if (rc < 0)
-			goto err;
-		rc = auth_cert_load_pfx(p1.data, pw.data, cert, st);
-		goto out;
-	}
-	rc = conf_path(conn, conn->cert_file, &p1);
-	if (!rc && conn->key_file[0])
-		rc = conf_path(conn, conn->key_file, &p2);
-	if (!rc)
-		rc = conf_check_private(conn->key_file[0] ? p2.data : p1.data,
-					"private key file", &err);
-	if (rc < 0)
-		goto err;
-	rc = auth_cert_load_pem(p1.data, conn->key_file[0] ? p2.data : NULL,
-				cert, st);
-	goto out;
-err:
-	if (rc == -ENOMEM)
-		status_set(st, rc, "out of memory", "");
-	else
-		status_set(st, rc, err.what, err.hint);
-out:
-	if (pw.alloc)
-		explicit_bzero(pw.data, pw.alloc);
-	buf_release(&pw);
-	buf_release(&p1);
-	buf_release(&p2);
-	return rc;
-}
-
-int connect_open(struct connect_ctx *c, int propagation_s,
-		 struct auth_status *st)
-{
-	struct auth_config cfg = { 0 };
-	struct buf path = BUF_INIT;
-	struct conf_err err;
-	int rc;
-
-	memset(st, 0, sizeof(*st));
-	buf_init(&c->secret, 64 * 1024);
-	if (c->conn.cred == CONF_CRED_SECRET) {
-		rc = conf_path(&c->conn, c->conn.secret_file, &path);
-		if (!rc)
-			rc = conf_check_private(path.data, "secret file", &err);
-		if (rc < 0) {
-			status_set(st, rc, err.what, err.hint);
-			goto out;
-		}
-		rc = util_read_file(path.data, &c->secret, 64 * 1024);
-		while (!rc && c->secret.len &&
-		       (c->secret.data[c->secret.len - 1] == '\n' ||
-			c->secret.data[c->secret.len - 1] == '\r'))
-			buf_truncate(&c->secret, c->secret.len - 1);
-		if (!rc && !c->secret.len)
-			rc = -ENODATA;
-		if (rc < 0) {
-			status_set(st, rc, "cannot read the secret file",
-				   "check secret_file of the connection");
-			goto out;
-		}
-		cfg.secret = c->secret.data;
-	} else {
-		rc = load_cert(&c->conn, &c->cert, st);
-		if (rc < 0)
-			goto out;
-		cfg.cert = c->cert;
-	}
-	rc = conf_graph_resource(&c->conn, &c->scope);
-	if (!rc)
-		rc = buf_adds(&c->scope, "/.default");
-	if (rc < 0)
-		goto out;
-	rc = connect_http(&c->conn, &c->http);
-	if (rc) {
-		rc = -EIO;
-		goto out;
-	}
-	cfg.login_url = conf_login_url(&c->conn);
-	cfg.tenant = c->conn.tenant;
-	cfg.client_id = c->conn.client_id;
-	cfg.scope = c->scope.data;
-	cfg.connection = c->conn.name;
-	cfg.propagation_s = propagation_s;
-	rc = auth_new(&cfg, c->http, &c->auth);
-out:
-	buf_release(&path);
-	return rc;
-}
-
-void connect_close(struct connect_ctx *c)
-{
-	auth_free(c->auth);
-	c->auth = NULL;
-	http_free(c->http);
-	c->http = NULL;
-	auth_cert_free(c->cert);
-	c->cert = NULL;
-	cli_secret_wipe(&c->secret);
-	buf_release(&c->scope);
 }
 
 static void show_code(void *ctx, const struct auth_device_prompt *p)
@@ -262,7 +74,7 @@ int connect_admin_signin(struct http *h, const struct conf_conn *conn,
 			       public_client, scopes.data, show_code, NULL,
 			       wait_s, tok, &st);
 	if (rc < 0) {
-		connect_report(&st);
+		cli_conn_report(&st);
 		if (st.aadsts == 700016)
 			cli_hint(
 				"the public client '%s' is not known in the tenant: give your own with --public-client-id",

@@ -8,6 +8,7 @@
 
 #include "auth/auth.h"
 #include "common/cli.h"
+#include "common/conn.h"
 #include "config/config.h"
 #include "http/http.h"
 
@@ -23,41 +24,11 @@ extern struct connect_global connect_opts;
  * given: Microsoft Graph Command Line Tools (multi-tenant public client). */
 #define CONNECT_PUBLIC_CLIENT "14d82eec-204b-4c2f-b7e8-296a70dab67e"
 
-/* An open connection: its file, its credential, an http client, a token
- * provider. */
-struct connect_ctx {
-	struct conf_conn conn;
-	struct auth_cert *cert; /* certificate credential, or NULL */
-	struct buf secret; /* secret credential (wiped) */
-	struct http *http;
-	struct auth *auth;
-	struct buf scope; /* RESOURCE/.default */
-};
-
-/* Put the configuration directory into @out; reports errors. */
+/* Put the configuration directory into @out; reports errors (exit code). */
 int connect_dir(struct buf *out);
 
-/* Load connection @name into @c->conn; reports errors (exit code). */
-int connect_load(const char *name, struct connect_ctx *c);
-
-/*
- * Read the credential of @c->conn (secret file or certificate), create the
- * http client and the token provider (@propagation_s as in auth_config).
- * Reports errors; returns 0 or an exit code.  @st gets the failure.
- */
-int connect_open(struct connect_ctx *c, int propagation_s,
-		 struct auth_status *st);
-
-/* Only the http client (for device-code sign-in before a credential). */
-int connect_http(const struct conf_conn *conn, struct http **out);
-
-void connect_close(struct connect_ctx *c);
-
-/* Print an auth_status as cli_error + cli_hint (+ the service's detail). */
-void connect_report(const struct auth_status *st);
-
-/* Resolve a file of the connection to an absolute path in @out. */
-int connect_path(const struct conf_conn *c, const char *file, struct buf *out);
+/* Load connection @name; reports errors (returns an exit code). */
+int connect_load(const char *name, struct cli_conn *c);
 
 /* Print the facts of a certificate ("subject, thumbprint, valid until"). */
 void connect_cert_print(FILE *f, const struct auth_cert *cert,
