@@ -426,6 +426,7 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *ud)
 		if (ho->len + n > HANDOVER_CAP && ho->len) {
 			ho->paused = true;
 			pthread_mutex_unlock(&ho->lock);
+			log_debug("transfer paused: the consumer is behind");
 			return CURL_WRITEFUNC_PAUSE;
 		}
 		if (ho->len + n > HANDOVER_CAP) {

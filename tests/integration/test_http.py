@@ -139,7 +139,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 b = int(b) if b else len(BLOB) - 1
                 return self._send(206, BLOB[a:b + 1], [
                     ("Content-Range", "bytes %d-%d/%d" % (a, b, len(BLOB)))])
-            return self._send(200, BLOB)
+            return self._send(200, BLOB * int(q.get("mult", 1)))
+        if u.path.endswith("/v1.0/users"):
+            # page 1 links to page 2 on the same host, or (under /evil)
+            # to the other host, which must be refused
+            me = "https://%s:%d" % self.server.server_address
+            nxt = (self.server.other_url if u.path.startswith("/evil")
+                   else me) + "/v1.0/users?page=2"
+            if q.get("page") == "2":
+                page = {"value": [{"id": "u2"}]}
+            else:
+                page = {"value": [{"id": "u1"}], "@odata.nextLink": nxt}
+            return self._send(200, json.dumps(page).encode())
         if u.path == "/upload":
             return self._send(201, json.dumps({
                 "len": len(body),
@@ -350,3 +361,26 @@ def test_http_range_fields_exact_even_when_ignored(mini, norange, sink):
     assert r["sha256"] == hashlib.sha256(BLOB[300000:370000]).hexdigest()
     res, _, _ = run(mini, "get", url, "follow", "roff", "1000000", *extra)
     assert res[0]["sha256"] == hashlib.sha256(BLOB[1000000:]).hexdigest()
+
+
+def test_http_slow_sink_pauses_the_transfer(mini):
+    # a consumer slower than the network: the hand-over buffer fills, the
+    # transfer is paused and resumed, and every byte arrives once, in order
+    res, tail, _ = run(mini, "get", mini.files_url + "/files/blob?mult=6",
+                       "sink", "slow", "30", "threads", "2")
+    for r in res:
+        assert r["rc"] == 0 and r["bytes"] == 6 * len(BLOB)
+        assert r["sha256"] == hashlib.sha256(BLOB * 6).hexdigest()
+        assert r["writes"] >= 6  # at most 1 MiB per hand-over
+
+
+def test_graph_next_link_only_to_the_same_host(mini):
+    res, tail, _ = run(mini, "users", opts=("--base", mini.url))
+    assert [r["id"] for r in res if r.get("type") == "user"] == ["u1", "u2"]
+    assert [r for r in res if r.get("type") == "end"][0]["pages"] == 2
+    # a nextLink to another host: refused (-EPROTO), nothing sent there
+    n = len(mini.state.hits)
+    res, tail, _ = run(mini, "users", opts=("--base", mini.url + "/evil"))
+    assert tail["rc"] == -71
+    assert [r for r in res if r.get("type") == "error"][0]["rc"] == -71
+    assert all(h["host"] == "127.0.0.1" for h in mini.state.hits[n:])

@@ -46,12 +46,17 @@ struct hash_sink {
 	struct graph_qxh q;
 	uint64_t n;
 	unsigned resets;
+	unsigned writes;
+	unsigned slow_ms; /* sleep per write: a slow consumer */
 };
 
 static int hs_write(void *ctx, const void *p, size_t n)
 {
 	struct hash_sink *s = ctx;
 
+	if (s->slow_ms)
+		usleep(s->slow_ms * 1000);
+	s->writes++;
 	EVP_DigestUpdate(s->md, p, n);
 	graph_qxh_update(&s->q, p, n);
 	s->n += n;
@@ -126,6 +131,7 @@ struct get_args {
 	const char *url;
 	const char *range;
 	bool follow, sink;
+	unsigned slow_ms;
 	int count;
 	int delay_ms;
 	uint64_t roff, rlen;
@@ -162,6 +168,7 @@ static void *get_thread(void *arg)
 		int rc;
 
 		hs_init(&hs);
+		hs.slow_ms = a->slow_ms;
 		req.sink = a->sink ? &sink : NULL;
 		rc = http_do(H, &req, &resp);
 		t1 = util_mono_ms();
@@ -175,11 +182,11 @@ static void *get_thread(void *arg)
 		       "\"attempts\": %u, \"waited_ms\": %" PRId64
 		       ", \"elapsed_ms\": %" PRId64 ", \"bytes\": %" PRIu64
 		       ", \"sha256\": \"%s\", \"quickxor\": \"%s\", "
-		       "\"resets\": %u, \"client_request_id\": \"%s\", "
-		       "\"url\": ",
+		       "\"resets\": %u, \"writes\": %u, "
+		       "\"client_request_id\": \"%s\", \"url\": ",
 		       rc, resp.status, resp.http_version, resp.attempts,
 		       resp.waited_ms, t1 - t0, resp.body_bytes, hex, qx,
-		       hs.resets, resp.client_request_id);
+		       hs.resets, hs.writes, resp.client_request_id);
 		json_str(resp.url);
 		printf(", \"content_range\": ");
 		json_str(http_response_header(&resp, "content-range"));
@@ -213,6 +220,8 @@ static int cmd_get(int argc, char **argv)
 			a.follow = true;
 		else if (!strcmp(argv[i], "sink"))
 			a.sink = true;
+		else if (!strcmp(argv[i], "slow") && i + 1 < argc)
+			a.slow_ms = (unsigned)atoi(argv[++i]);
 		else if (!strcmp(argv[i], "threads") && i + 1 < argc)
 			threads = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "roff") && i + 1 < argc)
@@ -289,7 +298,7 @@ static void tok_invalidate(void *ctx, const char *tok)
 	(void)tok;
 }
 
-int graphcli_graph(int argc, char **argv);
+static int graphcli_graph(int argc, char **argv);
 
 int main(int argc, char **argv)
 {
@@ -369,9 +378,516 @@ int main(int argc, char **argv)
 	return rc < 0 ? 1 : 0;
 }
 
-int graphcli_graph(int argc, char **argv)
+/* ---- graph commands ------------------------------------------------------ */
+
+static void kv_str(const char *k, const char *v, bool comma)
 {
-	(void)argc;
-	(void)argv;
-	return -ENOSYS;
+	printf("\"%s\": ", k);
+	if (v)
+		json_str(v);
+	else
+		printf("null");
+	if (comma)
+		printf(", ");
+}
+
+static void print_item(const struct graph_item *it)
+{
+	printf("{\"type\": \"item\", ");
+	kv_str("id", it->id, true);
+	kv_str("name", it->name, true);
+	kv_str("parent_id", it->parent_id, true);
+	kv_str("parent_path", it->parent_path, true);
+	kv_str("quickxor", it->quickxor, true);
+	kv_str("download_url", it->download_url, true);
+	kv_str("ctag", it->ctag, true);
+	printf("\"kind\": %d, \"root\": %s, \"deleted\": %s, \"size\": %" PRId64
+	       ", \"child_count\": %" PRId64 ", \"modified\": %" PRId64 "}\n",
+	       it->kind, it->is_root ? "true" : "false",
+	       it->deleted ? "true" : "false", it->size, it->child_count,
+	       it->modified);
+}
+
+static void print_user(const struct graph_user *u)
+{
+	printf("{\"type\": \"user\", ");
+	kv_str("id", u->id, true);
+	kv_str("upn", u->upn, true);
+	kv_str("mail", u->mail, true);
+	kv_str("display_name", u->display_name, false);
+	printf("}\n");
+}
+
+static void print_group(const struct graph_group *gr)
+{
+	printf("{\"type\": \"group\", ");
+	kv_str("id", gr->id, true);
+	kv_str("display_name", gr->display_name, true);
+	printf("\"unified\": %s}\n", gr->unified ? "true" : "false");
+}
+
+static void print_site(const struct graph_site *st)
+{
+	printf("{\"type\": \"site\", ");
+	kv_str("id", st->id, true);
+	kv_str("name", st->name, true);
+	kv_str("web_url", st->web_url, true);
+	kv_str("hostname", st->hostname, true);
+	printf("\"root\": %s, \"personal\": %s}\n",
+	       st->is_root ? "true" : "false", st->personal ? "true" : "false");
+}
+
+static void print_drive(const struct graph_drive *d)
+{
+	printf("{\"type\": \"drive\", ");
+	kv_str("id", d->id, true);
+	kv_str("name", d->name, true);
+	kv_str("drive_type", d->drive_type, false);
+	printf("}\n");
+}
+
+static void print_folder(const struct graph_mail_folder *f)
+{
+	printf("{\"type\": \"mail_folder\", ");
+	kv_str("id", f->id, true);
+	kv_str("display_name", f->display_name, true);
+	kv_str("parent_id", f->parent_id, true);
+	printf("\"child_count\": %" PRId64 ", \"total\": %" PRId64
+	       ", \"hidden\": %s}\n",
+	       f->child_count, f->total_count, f->hidden ? "true" : "false");
+}
+
+static void print_message(const struct graph_message *m)
+{
+	printf("{\"type\": \"message\", ");
+	kv_str("id", m->id, true);
+	kv_str("subject", m->subject, true);
+	kv_str("from", m->from.email, true);
+	kv_str("internet_message_id", m->internet_message_id, true);
+	kv_str("parent_folder_id", m->parent_folder_id, true);
+	printf("\"removed\": %s, \"is_read\": %s, \"is_draft\": %s, "
+	       "\"received\": %" PRId64 "}\n",
+	       m->removed ? "true" : "false", m->is_read ? "true" : "false",
+	       m->is_draft ? "true" : "false", m->received);
+}
+
+static void print_error(int rc)
+{
+	const struct graph_error *e = graph_last_error();
+
+	printf("{\"type\": \"error\", \"rc\": %d, \"status\": %ld, ", rc,
+	       e->status);
+	kv_str("code", e->code, true);
+	kv_str("inner_code", e->inner_code, true);
+	kv_str("request_id", e->request_id, true);
+	kv_str("message", e->message, false);
+	printf("}\n");
+}
+
+/* Drain a pager, printing each item; then its links. */
+static int drain(struct graph_pager *p, const char *kind)
+{
+	int rc = 1, n = 0;
+
+	while (rc == 1) {
+		if (!strcmp(kind, "item")) {
+			struct graph_item it = { 0 };
+
+			rc = graph_pager_next_item(p, &it);
+			if (rc == 1)
+				print_item(&it);
+			graph_item_release(&it);
+		} else if (!strcmp(kind, "user")) {
+			struct graph_user u = { 0 };
+
+			rc = graph_pager_next_user(p, &u);
+			if (rc == 1)
+				print_user(&u);
+			graph_user_release(&u);
+		} else if (!strcmp(kind, "group")) {
+			struct graph_group gr = { 0 };
+
+			rc = graph_pager_next_group(p, &gr);
+			if (rc == 1)
+				print_group(&gr);
+			graph_group_release(&gr);
+		} else if (!strcmp(kind, "site")) {
+			struct graph_site st = { 0 };
+
+			rc = graph_pager_next_site(p, &st);
+			if (rc == 1)
+				print_site(&st);
+			graph_site_release(&st);
+		} else if (!strcmp(kind, "drive")) {
+			struct graph_drive d = { 0 };
+
+			rc = graph_pager_next_drive(p, &d);
+			if (rc == 1)
+				print_drive(&d);
+			graph_drive_release(&d);
+		} else if (!strcmp(kind, "folder")) {
+			struct graph_mail_folder f = { 0 };
+
+			rc = graph_pager_next_mail_folder(p, &f);
+			if (rc == 1)
+				print_folder(&f);
+			graph_mail_folder_release(&f);
+		} else {
+			struct graph_message m = { 0 };
+
+			rc = graph_pager_next_message(p, &m);
+			if (rc == 1)
+				print_message(&m);
+			graph_message_release(&m);
+		}
+		n += rc == 1;
+	}
+	printf("{\"type\": \"end\", \"count\": %d, \"pages\": %u, ", n,
+	       graph_pager_pages(p));
+	kv_str("delta_link", graph_pager_delta_link(p), false);
+	printf("}\n");
+	return rc;
+}
+
+/* @pp, not the pager: the open call in the same argument list sets it. */
+static int open_drain(int rc, struct graph_pager **pp, const char *kind)
+{
+	if (rc == 0)
+		rc = drain(*pp, kind);
+	graph_pager_free(*pp);
+	*pp = NULL;
+	return rc;
+}
+
+static enum graph_owner owner_of(const char *s)
+{
+	if (!strcmp(s, "user"))
+		return GRAPH_OWNER_USER;
+	if (!strcmp(s, "group"))
+		return GRAPH_OWNER_GROUP;
+	return GRAPH_OWNER_SITE;
+}
+
+static enum graph_conflict conflict_of(const char *s)
+{
+	if (s && !strcmp(s, "replace"))
+		return GRAPH_CONFLICT_REPLACE;
+	if (s && !strcmp(s, "rename"))
+		return GRAPH_CONFLICT_RENAME;
+	return GRAPH_CONFLICT_FAIL;
+}
+
+static const char *opt(int argc, char **argv, int i)
+{
+	return i < argc && strcmp(argv[i], "-") ? argv[i] : NULL;
+}
+
+static int cmd_download(int argc, char **argv, bool mime)
+{
+	struct hash_sink hs;
+	struct http_sink sink = { hs_write, hs_reset, &hs };
+	uint64_t got = 0, off = 0, len = 0;
+	char hex[65], qx[29];
+	int rc;
+
+	hs_init(&hs);
+	if (mime) {
+		rc = graph_message_mime(G, argv[1], argv[2], &sink, &got);
+	} else {
+		if (argc > 5) {
+			off = strtoull(argv[4], NULL, 10);
+			len = strtoull(argv[5], NULL, 10);
+		}
+		rc = graph_item_download(G, argv[1], argv[2],
+					 opt(argc, argv, 3), off, len, &sink,
+					 &got);
+	}
+	hs_done(&hs, hex, qx);
+	printf("{\"type\": \"download\", \"rc\": %d, \"bytes\": %" PRIu64
+	       ", \"got\": %" PRIu64
+	       ", \"sha256\": \"%s\", \"quickxor\": \"%s\", \"resets\": %u}\n",
+	       rc, hs.n, got, hex, qx, hs.resets);
+	return rc;
+}
+
+static int file_source(const char *path, int *fd, struct http_source *src,
+		       struct http_fd_source *fs)
+{
+	struct stat st;
+
+	*fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (*fd < 0 || fstat(*fd, &st) < 0)
+		return -errno;
+	http_source_fd(src, fs, *fd, 0, (uint64_t)st.st_size);
+	return 0;
+}
+
+static int cmd_upload(int argc, char **argv)
+{
+	struct graph_upload u = { 0 };
+	struct graph_item it = { 0 };
+	struct http_source src;
+	struct http_fd_source fs;
+	uint64_t frag = argc > 5 ? strtoull(argv[5], NULL, 10) : 327680;
+	int stop_after = argc > 6 ? atoi(argv[6]) : -1, parts = 0;
+	int fd = -1, rc;
+
+	rc = file_source(argv[4], &fd, &src, &fs);
+	if (rc < 0)
+		goto out;
+	rc = graph_upload_create(G, argv[1], argv[2], argv[3],
+				 GRAPH_CONFLICT_RENAME, src.len, 0, 0, &u);
+	if (rc < 0)
+		goto out;
+	while (!u.done && rc == 0) {
+		uint64_t n = u.size - u.next < frag ? u.size - u.next : frag;
+
+		if (parts == stop_after) {
+			/* resume as after a crash: ask the server */
+			u.next = 0;
+			rc = graph_upload_status(G, &u);
+			printf("{\"type\": \"resume\", \"next\": %" PRIu64
+			       "}\n",
+			       u.next);
+			stop_after = -1;
+			continue;
+		}
+		rc = graph_upload_put(G, &u, &src, n, &it);
+		parts++;
+	}
+	printf("{\"type\": \"upload\", \"rc\": %d, \"parts\": %d, \"done\": "
+	       "%s}\n",
+	       rc, parts, u.done ? "true" : "false");
+	if (rc == 0 && it.id)
+		print_item(&it);
+out:
+	if (fd >= 0)
+		close(fd);
+	graph_item_release(&it);
+	graph_upload_release(&u);
+	return rc;
+}
+
+static int cmd_batch(int argc, char **argv)
+{
+	struct graph_batch_item items[GRAPH_BATCH_MAX] = { 0 };
+	size_t n = 0;
+	int rc;
+
+	for (int i = 1; i < argc && n < GRAPH_BATCH_MAX; i++)
+		items[n++].url = argv[i];
+	rc = graph_batch(G, items, n);
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		char *b = items[i].response
+				  ? cJSON_PrintUnformatted(items[i].response)
+				  : NULL;
+
+		printf("{\"type\": \"batch\", \"status\": %ld, ",
+		       items[i].status);
+		kv_str("location", items[i].location, true);
+		kv_str("body", b, false);
+		printf("}\n");
+		free(b);
+	}
+	graph_batch_release(items, n);
+	return rc;
+}
+
+static int read_text(const char *path, struct buf *b)
+{
+	return util_read_file(path, b, 64 << 20);
+}
+
+static int graphcli_graph(int argc, char **argv)
+{
+	struct graph_pager *p = NULL;
+	const char *c = argv[0];
+	int rc = -EINVAL;
+
+	if (!G)
+		return -EINVAL; /* --base is needed */
+	if (!strcmp(c, "org")) {
+		struct graph_org o = { 0 };
+
+		rc = graph_org_get(G, &o);
+		if (rc == 0) {
+			printf("{\"type\": \"org\", ");
+			kv_str("id", o.id, true);
+			kv_str("default_domain", o.default_domain, false);
+			printf("}\n");
+		}
+		graph_org_release(&o);
+	} else if (!strcmp(c, "users")) {
+		rc = open_drain(graph_users_open(G, opt(argc, argv, 1), &p), &p,
+				"user");
+	} else if (!strcmp(c, "user") && argc > 1) {
+		struct graph_user u = { 0 };
+
+		rc = graph_user_get(G, argv[1], &u);
+		if (rc == 0)
+			print_user(&u);
+		graph_user_release(&u);
+	} else if (!strcmp(c, "groups")) {
+		rc = open_drain(graph_groups_open(G, &p), &p, "group");
+	} else if (!strcmp(c, "sites")) {
+		rc = open_drain(graph_sites_all_open(G, &p), &p, "site");
+	} else if (!strcmp(c, "search") && argc > 1) {
+		rc = open_drain(graph_sites_search_open(G, argv[1], &p), &p,
+				"site");
+	} else if (!strcmp(c, "subsites") && argc > 1) {
+		rc = open_drain(graph_subsites_open(G, argv[1], &p), &p,
+				"site");
+	} else if ((!strcmp(c, "site") && argc > 1) ||
+		   (!strcmp(c, "site-path") && argc > 2)) {
+		struct graph_site st = { 0 };
+
+		rc = argc > 2 ? graph_site_get_by_path(G, argv[1], argv[2], &st)
+			      : graph_site_get(G, argv[1], &st);
+		if (rc == 0)
+			print_site(&st);
+		graph_site_release(&st);
+	} else if (!strcmp(c, "drives") && argc > 2) {
+		rc = open_drain(
+			graph_drives_open(G, owner_of(argv[1]), argv[2], &p),
+			&p, "drive");
+	} else if ((!strcmp(c, "drive-default") && argc > 2) ||
+		   (!strcmp(c, "drive") && argc > 1)) {
+		struct graph_drive d = { 0 };
+
+		rc = argc > 2 ? graph_drive_get_default(G, owner_of(argv[1]),
+							argv[2], &d)
+			      : graph_drive_get(G, argv[1], &d);
+		if (rc == 0)
+			print_drive(&d);
+		graph_drive_release(&d);
+	} else if ((!strcmp(c, "item") || !strcmp(c, "item-path")) &&
+		   argc > 2) {
+		struct graph_item it = { 0 };
+
+		rc = !strcmp(c, "item")
+			     ? graph_item_get(G, argv[1], argv[2], &it)
+			     : graph_item_get_by_path(G, argv[1], argv[2], &it);
+		if (rc == 0)
+			print_item(&it);
+		graph_item_release(&it);
+	} else if (!strcmp(c, "children") && argc > 2) {
+		rc = open_drain(graph_children_open(G, argv[1], argv[2], &p),
+				&p, "item");
+	} else if (!strcmp(c, "delta") && argc > 1) {
+		rc = open_drain(graph_drive_delta_open(G, argv[1],
+						       opt(argc, argv, 2), &p),
+				&p, "item");
+	} else if (!strcmp(c, "download") && argc > 2) {
+		rc = cmd_download(argc, argv, false);
+	} else if (!strcmp(c, "mime") && argc > 2) {
+		rc = cmd_download(argc, argv, true);
+	} else if (!strcmp(c, "folders") && argc > 1) {
+		rc = open_drain(graph_mail_folders_open(
+					G, argv[1], opt(argc, argv, 2),
+					argc > 3 && !strcmp(argv[3], "hidden"),
+					&p),
+				&p, "folder");
+	} else if (!strcmp(c, "mfolder") && argc > 2) {
+		struct graph_mail_folder f = { 0 };
+
+		rc = graph_mail_folder_get(G, argv[1], argv[2], &f);
+		if (rc == 0)
+			print_folder(&f);
+		graph_mail_folder_release(&f);
+	} else if (!strcmp(c, "mdelta") && argc > 2) {
+		rc = open_drain(
+			graph_message_delta_open(G, argv[1], argv[2], NULL,
+						 opt(argc, argv, 3), &p),
+			&p, "message");
+	} else if (!strcmp(c, "mkdir") && argc > 3) {
+		struct graph_item it = { 0 };
+
+		rc = graph_folder_create(G, argv[1], argv[2], argv[3],
+					 conflict_of(opt(argc, argv, 4)), &it);
+		if (rc == 0)
+			print_item(&it);
+		graph_item_release(&it);
+	} else if (!strcmp(c, "put-small") && argc > 4) {
+		struct graph_item it = { 0 };
+		struct http_source src;
+		struct http_fd_source fs;
+		int fd = -1;
+
+		rc = file_source(argv[4], &fd, &src, &fs);
+		if (rc == 0)
+			rc = graph_upload_small(G, argv[1], argv[2], argv[3],
+						conflict_of(opt(argc, argv, 5)),
+						&src, &it);
+		if (rc == 0)
+			print_item(&it);
+		if (fd >= 0)
+			close(fd);
+		graph_item_release(&it);
+	} else if (!strcmp(c, "upload") && argc > 4) {
+		rc = cmd_upload(argc, argv);
+	} else if (!strcmp(c, "mail-mkdir") && argc > 3) {
+		struct graph_mail_folder f = { 0 };
+
+		rc = graph_mail_folder_create(G, argv[1], opt(argc, argv, 2),
+					      argv[3], &f);
+		if (rc == 0)
+			print_folder(&f);
+		graph_mail_folder_release(&f);
+	} else if ((!strcmp(c, "msg-json") && argc > 3) ||
+		   (!strcmp(c, "msg-mime") && argc > 2)) {
+		struct graph_message m = { 0 };
+		struct buf b = BUF_INIT;
+		bool js = !strcmp(c, "msg-json");
+
+		rc = read_text(argv[js ? 3 : 2], &b);
+		if (rc == 0)
+			rc = js ? graph_message_create_json(G, argv[1], argv[2],
+							    b.data, &m)
+				: graph_message_create_mime(G, argv[1], b.data,
+							    b.len, &m);
+		if (rc == 0)
+			print_message(&m);
+		buf_release(&b);
+		graph_message_release(&m);
+	} else if (!strcmp(c, "msg-move") && argc > 3) {
+		struct graph_message m = { 0 };
+
+		rc = graph_message_move(G, argv[1], argv[2], argv[3], &m);
+		if (rc == 0)
+			print_message(&m);
+		graph_message_release(&m);
+	} else if (!strcmp(c, "call") && argc > 2) {
+		cJSON *j = NULL;
+
+		rc = graph_call(G, argv[1], argv[2], opt(argc, argv, 3), NULL,
+				&j);
+		if (rc == 0) {
+			char *t = j ? cJSON_PrintUnformatted(j) : NULL;
+
+			printf("{\"type\": \"json\", \"body\": %s}\n",
+			       t ? t : "null");
+			free(t);
+		}
+		cJSON_Delete(j);
+	} else if (!strcmp(c, "batch") && argc > 1) {
+		rc = cmd_batch(argc, argv);
+	} else if (!strcmp(c, "qxh") && argc > 1) {
+		struct buf b = BUF_INIT;
+		char qx[29];
+
+		rc = read_text(argv[1], &b);
+		if (rc == 0) {
+			struct graph_qxh q;
+
+			graph_qxh_init(&q);
+			graph_qxh_update(&q, b.data, b.len);
+			graph_qxh_final(&q, qx);
+			printf("{\"type\": \"qxh\", \"quickxor\": \"%s\"}\n",
+			       qx);
+		}
+		buf_release(&b);
+	}
+	if (rc < 0)
+		print_error(rc);
+	return rc;
 }

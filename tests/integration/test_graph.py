@@ -1,0 +1,295 @@
+"""engine/graph (and engine/http over HTTP/2) against the emulator.
+
+The driver is build/tests/test_graphcli (tests/unit/test_graphcli.c); each
+command prints one JSON object per line, the last one {"rc", "stats"}.
+"""
+import hashlib
+import json
+import os
+import pathlib
+import subprocess
+import time
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+BUILD = pathlib.Path(os.environ.get("M365_BUILD", ROOT / "build"))
+DRIVER = BUILD / "tests" / "test_graphcli"
+
+ESTALE, EPROTO, EEXIST, EACCES, ENOENT = 116, 71, 17, 13, 2
+
+
+def run(emu, *args, opts=(), token=None, timeout=120, check=True):
+    if not DRIVER.exists():
+        pytest.fail("%s is missing: run 'make' first" % DRIVER)
+    cmd = [str(DRIVER), "--ca", emu.ca_file, "--base", emu.graph_url,
+           "--token", token or emu.token()] + list(opts) + \
+        [str(a) for a in args]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    assert "AddressSanitizer" not in p.stderr, p.stderr
+    assert "runtime error" not in p.stderr, p.stderr
+    lines = [json.loads(x) for x in p.stdout.splitlines() if x.strip()]
+    assert lines, "no output (exit %d): %s" % (p.returncode, p.stderr)
+    tail = lines[-1]
+    if check:
+        assert tail["rc"] == 0, "%s -> %s\n%s" % (args, lines[-2:],
+                                                   p.stderr[-3000:])
+    return lines[:-1], tail, p.stderr
+
+
+def of(lines, kind):
+    return [x for x in lines if x.get("type") == kind]
+
+
+@pytest.fixture(scope="module")
+def emu(emulator):
+    emulator.knobs(page_size=None)
+    return emulator
+
+
+@pytest.fixture(scope="module")
+def site_drive(emu):
+    res, _, _ = run(emu, "sites")
+    site = [s for s in of(res, "site") if not s["personal"]][0]
+    res, _, _ = run(emu, "drives", "site", site["id"])
+    return site, of(res, "drive")[0]
+
+
+def truth_files(emu, drive_id):
+    return [f for f in emu.truth()["files"] if f["drive"] == drive_id]
+
+
+def test_graph_directory_and_http2(emu):
+    res, tail, _ = run(emu, "org")
+    assert of(res, "org")[0]["default_domain"] == emu.tenant_domain
+    res, tail, _ = run(emu, "users")
+    users = of(res, "user")
+    assert users and all(u["id"] for u in users)
+    assert tail["stats"]["h2"] == tail["stats"]["requests"] >= 1
+    res, _, _ = run(emu, "groups")
+    assert of(res, "end")[0]["count"] == len(of(res, "group"))
+
+
+def test_graph_delta_pages_and_changes(emu, site_drive):
+    _, drive = site_drive
+    emu.knobs(page_size=3)
+    try:
+        res, tail, _ = run(emu, "delta", drive["id"])
+    finally:
+        emu.knobs(page_size=None)
+    end = of(res, "end")[0]
+    items = of(res, "item")
+    assert end["pages"] >= 2 and end["delta_link"]
+    files = {i["id"]: i for i in items if i["kind"] == 1}
+    truth = truth_files(emu, drive["id"])
+    assert sorted(files) == sorted(f["id"] for f in truth)
+    for f in truth:
+        assert files[f["id"]]["size"] == f["size"]
+        assert files[f["id"]]["quickxor"] == f["quickXorHash"]
+    # a change shows up in the next round, nothing else
+    victim = truth[0]
+    emu.mutate(op="modify_file", drive=drive["id"], id=victim["id"],
+               size=1234)
+    res2, _, _ = run(emu, "delta", drive["id"], end["delta_link"])
+    changed = [i for i in of(res2, "item") if i["kind"] == 1]
+    assert [i["id"] for i in changed] == [victim["id"]]
+    assert changed[0]["size"] == 1234
+    assert of(res2, "end")[0]["delta_link"]
+
+
+def test_graph_delta_expired_token_is_estale(emu, site_drive):
+    _, drive = site_drive
+    res, _, _ = run(emu, "delta", drive["id"])
+    link = of(res, "end")[0]["delta_link"]
+    emu.knobs(expire_delta_tokens=True)
+    res, tail, _ = run(emu, "delta", drive["id"], link, check=False)
+    assert tail["rc"] == -ESTALE
+    assert "delta token expired" in of(res, "error")[0]["message"]
+
+
+def test_graph_download_redirect_without_authorization(emu, site_drive):
+    _, drive = site_drive
+    f = max(truth_files(emu, drive["id"]), key=lambda x: x["size"])
+    emu.reset_stats()
+    res, tail, _ = run(emu, "download", drive["id"], f["id"])
+    d = of(res, "download")[0]
+    assert d["sha256"] == f["sha256"] and d["quickxor"] == f["quickXorHash"]
+    assert tail["stats"]["redirects"] == 1
+    st = emu.stats()
+    assert st["files_authorization_seen"] == 0
+    log = [e for e in st["log"] if e["method"] == "GET"]
+    assert any(e["host"] == "graph" and e["path"].endswith("/content")
+               and e["had_authorization"] for e in log)
+    assert any(e["host"] == "files" and not e["had_authorization"]
+               for e in log)
+
+
+def test_graph_download_url_and_range(emu, site_drive):
+    _, drive = site_drive
+    f = max(truth_files(emu, drive["id"]), key=lambda x: x["size"])
+    assert f["size"] > 3000
+    res, _, _ = run(emu, "item", drive["id"], f["id"])
+    url = of(res, "item")[0]["download_url"]
+    assert url.startswith(emu.files_url)
+    emu.reset_stats()
+    res, _, _ = run(emu, "download", drive["id"], f["id"], url, 1000, 2000)
+    part = of(res, "download")[0]
+    assert part["bytes"] == 2000
+    log = [e for e in emu.stats()["log"] if e["host"] == "files"]
+    assert log[-1]["range"] == "bytes=1000-2999"
+    assert log[-1]["status"] == 206 and not log[-1]["had_authorization"]
+    # the range equals the same bytes of the whole file
+    res, _, _ = run(emu, "download", drive["id"], f["id"], url, 0, 1000)
+    head = of(res, "download")[0]
+    res, _, _ = run(emu, "download", drive["id"], f["id"], url, 3000, 0)
+    tail_part = of(res, "download")[0]
+    assert head["bytes"] + part["bytes"] + tail_part["bytes"] == f["size"]
+
+
+@pytest.mark.parametrize("status,ra", [(429, "1.5"), (503, "1"), (429, "2")])
+def test_graph_throttling_waits_retry_after(emu, status, ra):
+    emu.control("POST", "/faults", {"clear": True})
+    emu.fault(path_regex=r"/v1\.0/users\?", status=status, retry_after=ra,
+              count=1)
+    emu.reset_stats()
+    t0 = time.monotonic()
+    res, tail, _ = run(emu, "users")
+    took = time.monotonic() - t0
+    assert of(res, "user")
+    assert tail["stats"]["throttled"] == 1 and tail["stats"]["retries"] == 1
+    assert tail["stats"]["waited_ms"] >= float(ra) * 1000
+    assert took >= float(ra)
+    log = [e for e in emu.stats()["log"] if e["path"] == "/v1.0/users"]
+    assert [e["status"] for e in log] == [status, 200]
+    assert log[1]["time"] - log[0]["time"] >= float(ra) - 0.05
+    assert log[0]["client_request_id"] == log[1]["client_request_id"]
+
+
+@pytest.mark.parametrize("opts", [("--http1",), ("--low-speed", "2")],
+                         ids=["http1-close", "h2-stalled-stream"])
+def test_graph_dropped_connection_is_retried(emu, site_drive, opts):
+    # over HTTP/1.1 the emulator closes the connection; over HTTP/2 it
+    # leaves the stream stalled, which the low-speed limit catches
+    _, drive = site_drive
+    f = max(truth_files(emu, drive["id"]), key=lambda x: x["size"])
+    emu.control("POST", "/faults", {"clear": True})
+    emu.fault(path_regex=r"download\.aspx", drop_after_bytes=1000, count=1)
+    res, tail, _ = run(emu, "download", drive["id"], f["id"],
+                       opts=("--backoff", "50") + opts)
+    d = of(res, "download")[0]
+    assert d["sha256"] == f["sha256"]
+    assert tail["stats"]["retries"] >= 1
+
+
+def test_graph_bad_token_is_eacces_with_remedy(emu):
+    res, tail, _ = run(emu, "users", token="not-a-token", check=False)
+    assert tail["rc"] == -EACCES
+    assert "m365-connect test" in of(res, "error")[0]["message"]
+
+
+def test_graph_not_found_names_the_operation(emu, site_drive):
+    _, drive = site_drive
+    res, tail, _ = run(emu, "item", drive["id"], "NOPE", check=False)
+    assert tail["rc"] == -ENOENT
+    e = of(res, "error")[0]
+    assert e["message"].startswith("read the item: not found")
+    assert e["request_id"]
+
+
+def test_graph_mail_folders_delta_and_mime(emu):
+    upn = emu.admin_user
+    emu.knobs(page_size=2)
+    try:
+        res, _, _ = run(emu, "folders", upn, "-", "hidden")
+    finally:
+        emu.knobs(page_size=None)
+    folders = of(res, "mail_folder")
+    names = [f["display_name"] for f in folders]
+    assert "Inbox" in names
+    assert of(res, "end")[0]["pages"] >= 2
+    inbox = [f for f in folders if f["display_name"] == "Inbox"][0]
+    truth = [m for m in emu.truth()["messages"] if m["mailbox"] == upn
+             and m["folder_path"] == "Inbox"]
+    res, tail, _ = run(emu, "mdelta", upn, inbox["id"])
+    msgs = of(res, "message")
+    assert sorted(m["subject"] for m in msgs) == \
+        sorted(m["subject"] for m in truth)
+    assert of(res, "end")[0]["delta_link"]
+    byid = {m["id"]: m for m in truth}
+    m = msgs[0]
+    res, _, _ = run(emu, "mime", upn, m["id"])
+    d = of(res, "download")[0]
+    if m["id"] in byid:
+        assert d["sha256"] == byid[m["id"]]["sha256"]
+    assert d["bytes"] > 0
+
+
+def test_graph_upload_session_with_resume(emu, site_drive, tmp_path):
+    _, drive = site_drive
+    data = os.urandom(327680 * 3 + 12345)
+    src = tmp_path / "big.bin"
+    src.write_bytes(data)
+    emu.reset_stats()
+    res, tail, _ = run(emu, "upload", drive["id"], "root", "big.bin", src,
+                       327680, 2)
+    up = of(res, "upload")[0]
+    assert up["done"] and up["parts"] == 4
+    assert of(res, "resume")[0]["next"] == 327680 * 2
+    item = of(res, "item")[0]
+    assert item["size"] == len(data)
+    t = [f for f in truth_files(emu, drive["id"]) if f["id"] == item["id"]]
+    assert t and t[0]["sha256"] == hashlib.sha256(data).hexdigest()
+    st = emu.stats()
+    assert st["files_authorization_seen"] == 0
+
+
+def test_graph_small_upload_folder_and_conflict(emu, site_drive, tmp_path):
+    _, drive = site_drive
+    res, _, _ = run(emu, "mkdir", drive["id"], "root", "restored")
+    folder = of(res, "item")[0]
+    assert folder["kind"] == 2
+    res, tail, _ = run(emu, "mkdir", drive["id"], "root", "restored",
+                       check=False)
+    assert tail["rc"] == -EEXIST
+    assert "conflict policy" in of(res, "error")[0]["message"]
+    src = tmp_path / "a+b c.txt"
+    src.write_bytes(b"hello restore\n")
+    res, _, _ = run(emu, "put-small", drive["id"], folder["id"], src.name,
+                    src)
+    item = of(res, "item")[0]
+    assert item["name"] == "a+b c.txt" and item["size"] == 14
+    res, _, _ = run(emu, "item-path", drive["id"], "/restored/a+b c.txt")
+    assert of(res, "item")[0]["id"] == item["id"]
+
+
+def test_graph_batch(emu):
+    res, tail, _ = run(emu, "batch", "/users", "/groups", "/organization")
+    items = of(res, "batch")
+    assert [i["status"] for i in items] == [200, 200, 200]
+    assert json.loads(items[0]["body"])["value"]
+
+
+def test_graph_message_create_and_move(emu, tmp_path):
+    upn = emu.admin_user
+    res, _, _ = run(emu, "folders", upn)
+    inbox = [f for f in of(res, "mail_folder")
+             if f["display_name"] == "Inbox"][0]
+    body = {"subject": "restored 1", "body": {"contentType": "text",
+                                              "content": "x"},
+            "singleValueExtendedProperties": [
+                {"id": "Integer 0x0E07", "value": "1"},
+                {"id": "SystemTime 0x0E06", "value": "2018-09-09T03:15:08Z"}]}
+    js = tmp_path / "m.json"
+    js.write_text(json.dumps(body))
+    res, _, _ = run(emu, "msg-json", upn, inbox["id"], js)
+    m = of(res, "message")[0]
+    assert m["subject"] == "restored 1" and not m["is_draft"]
+    eml = tmp_path / "m.eml"
+    eml.write_bytes(b"From: a@b.example\r\nTo: c@d.example\r\n"
+                    b"Subject: mime one\r\nMIME-Version: 1.0\r\n\r\nhi\r\n")
+    res, _, _ = run(emu, "msg-mime", upn, eml)
+    draft = of(res, "message")[0]
+    assert draft["is_draft"]
+    res, _, _ = run(emu, "msg-move", upn, draft["id"], inbox["id"])
+    moved = of(res, "message")[0]
+    assert moved["parent_folder_id"] == inbox["id"]
