@@ -503,3 +503,33 @@ def test_register_declined(emu, cfg):
     out, err = p.communicate(timeout=60)
     assert p.returncode == 1
     assert "the sign-in was declined" in err
+
+
+def test_cert_renew_then_grant(emu, cfg):
+    pub = emu.apps["admin_public_client"]["client_id"]
+    r = device_flow(emu, cfg, "register", "rn", "--tenant", emu.tenant_id,
+                    "--public-client-id", pub, "--bits", "2048",
+                    *endpoints(emu))
+    assert r.returncode == 0, r.stdout + r.stderr
+    old = re.search(r"thumbprint: ([0-9A-F]{40})",
+                    run(cfg, "cert", "show", "rn").stdout).group(1)
+    r = run(cfg, "cert", "renew", "rn", "--bits", "2048")
+    assert r.returncode == 0, r.stderr
+    new = re.search(r"thumbprint: ([0-9A-F]{40})", r.stdout).group(1)
+    assert new != old and (cfg / "rn.old.pem").exists()
+    assert_fails(run(cfg, "test", "rn"), "certificate is not registered",
+                 new)
+    r = device_flow(emu, cfg, "grant", "rn", "--public-client-id", pub)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "registering the certificate on the app" in r.stdout
+    assert run(cfg, "test", "rn").returncode == 0
+
+
+@pytest.mark.parametrize("cmd", ["add", "register", "grant", "test", "cert",
+                                 "list", "show", "remove"])
+def test_help_for_every_command(cfg, cmd):
+    r = run(cfg, cmd, "--help")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("usage: m365-connect " + cmd)
+    r = run(cfg, "--help")
+    assert r.returncode == 0 and cmd in r.stdout
