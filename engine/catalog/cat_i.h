@@ -98,6 +98,8 @@ void cat_conn_put(struct cat *c, struct conn *k);
 int cat_stmt(struct conn *k, enum cat_q q, sqlite3_stmt **out);
 int cat_exec(sqlite3 *db, const char *sql);
 int cat_exec_i(sqlite3 *db, const char *sql, int n, ...);
+int cat_ids(sqlite3 *db, const char *sql, int n, const int64_t *v,
+	    int64_t **ids, size_t *count);
 int cat_int_query(sqlite3 *db, const char *sql, int64_t *out);
 int cat_db_open(const char *path, int sqlite_flags, sqlite3 **out);
 int cat_schema_check(sqlite3 *db, bool may_migrate);

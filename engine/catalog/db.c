@@ -657,3 +657,47 @@ int cat_exec_i(sqlite3 *db, const char *sql, int n, ...)
 	sqlite3_finalize(q);
 	return ret;
 }
+
+/*
+ * Run @sql with @n int64 parameters @v and collect the first column of
+ * every row into *@ids (caller frees with free()), *@count of them.
+ */
+int cat_ids(sqlite3 *db, const char *sql, int n, const int64_t *v,
+	    int64_t **ids, size_t *count)
+{
+	sqlite3_stmt *q = NULL;
+	size_t alloc = 0;
+	int rc, ret = 0;
+
+	*ids = NULL;
+	*count = 0;
+	rc = sqlite3_prepare_v2(db, sql, -1, &q, NULL);
+	if (rc != SQLITE_OK)
+		return cat_errno(db, rc, sql);
+	for (int i = 0; i < n; i++)
+		sqlite3_bind_int64(q, i + 1, v[i]);
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		if (*count == alloc) {
+			int64_t *p;
+
+			alloc = alloc ? 2 * alloc : 64;
+			p = realloc(*ids, alloc * sizeof(**ids));
+			if (!p) {
+				ret = -ENOMEM;
+				goto out;
+			}
+			*ids = p;
+		}
+		(*ids)[(*count)++] = sqlite3_column_int64(q, 0);
+	}
+	if (rc != SQLITE_DONE)
+		ret = cat_errno(db, rc, sql);
+out:
+	sqlite3_finalize(q);
+	if (ret < 0) {
+		free(*ids);
+		*ids = NULL;
+		*count = 0;
+	}
+	return ret;
+}

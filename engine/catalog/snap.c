@@ -67,43 +67,19 @@ int cat_rollback_snap(struct cat *c, int64_t snap)
 
 int cat_recover_locked(struct cat *c, int *rolled_back)
 {
-	sqlite3_stmt *q = NULL;
 	int64_t *ids = NULL;
-	size_t n = 0, alloc = 0;
-	int rc, ret;
+	size_t n = 0;
+	int ret;
 
 	if (rolled_back)
 		*rolled_back = 0;
 	if (c->snap) /* our own run is alive */
 		return 0;
 	ret = cat_txn_commit(c);
-	if (ret < 0)
-		return ret;
-	rc = sqlite3_prepare_v2(c->w->db, "SELECT id FROM snap WHERE status=0",
-				-1, &q, NULL);
-	if (rc != SQLITE_OK)
-		return cat_errno(c->w->db, rc, "find dead runs");
-	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-		if (n == alloc) {
-			int64_t *p;
-
-			alloc = alloc ? 2 * alloc : 4;
-			p = realloc(ids, alloc * sizeof(*ids));
-			if (!p) {
-				ret = -ENOMEM;
-				goto out;
-			}
-			ids = p;
-		}
-		ids[n++] = sqlite3_column_int64(q, 0);
-	}
-	if (rc != SQLITE_DONE) {
-		ret = cat_errno(c->w->db, rc, "find dead runs");
-		goto out;
-	}
-	sqlite3_finalize(q);
-	q = NULL;
-	if (n == 0)
+	if (ret == 0)
+		ret = cat_ids(c->w->db, "SELECT id FROM snap WHERE status=0", 0,
+			      NULL, &ids, &n);
+	if (ret < 0 || n == 0)
 		goto out;
 	ret = cat_exec(c->w->db, "BEGIN IMMEDIATE");
 	if (ret < 0)
@@ -121,7 +97,6 @@ int cat_recover_locked(struct cat *c, int *rolled_back)
 	if (rolled_back)
 		*rolled_back = (int)n;
 out:
-	sqlite3_finalize(q);
 	free(ids);
 	return ret;
 }
