@@ -391,17 +391,28 @@ int cat_stmt(struct conn *k, enum cat_q q, sqlite3_stmt **out)
 
 /* ---- writer batches ---- */
 
-int cat_need_writer(struct cat *c, bool need_snap)
+int cat_need_writer(struct cat *c)
 {
 	if (!c->writer) {
 		log_err("catalog: write on a catalog opened read-only");
 		return -EROFS;
 	}
+	return 0;
+}
+
+/*
+ * Start (or continue) a write of the writer, lock held: with @need_snap a
+ * snapshot must run; a run that lost a batch accepts no more writes.
+ */
+int cat_wbegin(struct cat *c, bool need_snap)
+{
 	if (need_snap && !c->snap) {
 		log_err("catalog: no snapshot is running");
 		return -EINVAL;
 	}
-	return 0;
+	if (c->snap && c->run_err)
+		return c->run_err;
+	return cat_txn_ensure(c);
 }
 
 int cat_txn_ensure(struct cat *c)
@@ -454,9 +465,15 @@ int cat_txn_commit(struct cat *c)
 	if (ret == 0)
 		ret = cat_exec(c->w->db, "COMMIT");
 	if (ret < 0) {
-		/* the batch is lost; the run is rolled back later */
+		/* the batch is lost: the run can only be rolled back now */
 		sqlite3_exec(c->w->db, "ROLLBACK", NULL, NULL, NULL);
 		c->in_txn = false;
+		if (c->snap && !c->run_err) {
+			c->run_err = ret;
+			log_err("catalog: a batch of snapshot %lld could not be "
+				"committed: the snapshot will be rolled back",
+				(long long)c->snap);
+		}
 		return ret;
 	}
 	c->in_txn = false;
@@ -628,7 +645,7 @@ int cat_commit(struct cat *c)
 	struct conn *k;
 	int ret;
 
-	ret = cat_need_writer(c, false);
+	ret = cat_need_writer(c);
 	if (ret < 0)
 		return ret;
 	k = cat_conn_get(c);

@@ -445,7 +445,7 @@ int cat_item_put(struct cat *c, const struct cat_item_in *in, int64_t *idp,
 	int64_t id = 0, sid = 0;
 	int ret, res;
 
-	ret = cat_need_writer(c, false);
+	ret = cat_need_writer(c);
 	if (ret < 0)
 		return ret;
 	if (!name_valid(in->name) || !kind_valid(in->kind) ||
@@ -456,12 +456,7 @@ int cat_item_put(struct cat *c, const struct cat_item_in *in, int64_t *idp,
 	}
 	by_gid = in->graph_id != NULL;
 	k = cat_conn_get(c);
-	if (!c->snap) {
-		ret = -EINVAL;
-		log_err("catalog: no snapshot is running");
-		goto out;
-	}
-	ret = cat_txn_ensure(c);
+	ret = cat_wbegin(c, true);
 	if (ret < 0)
 		goto out;
 	if (in->parent != CAT_ROOT && in->parent != c->parent_ok) {
@@ -570,11 +565,11 @@ int cat_item_touch(struct cat *c, int64_t id)
 	struct cat_item cur;
 	int ret;
 
-	ret = cat_need_writer(c, true);
+	ret = cat_need_writer(c);
 	if (ret < 0)
 		return ret;
 	k = cat_conn_get(c);
-	ret = cat_txn_ensure(c);
+	ret = cat_wbegin(c, true);
 	if (ret == 0)
 		ret = cur_by_id(k, id, &cur);
 	if (ret == 0)
@@ -645,13 +640,13 @@ int cat_item_delete(struct cat *c, int64_t id, int64_t *count)
 	int64_t n = 0;
 	int ret;
 
-	ret = cat_need_writer(c, true);
+	ret = cat_need_writer(c);
 	if (ret < 0)
 		return ret;
 	if (id == CAT_ROOT)
 		return -EINVAL;
 	k = cat_conn_get(c);
-	ret = cat_txn_ensure(c);
+	ret = cat_wbegin(c, true);
 	if (ret == 0)
 		ret = cat_end_subtree(c, id, &n);
 	if (count)
@@ -686,11 +681,13 @@ int cat_sweep_begin(struct cat *c, int64_t root)
 	struct sweep *p;
 	int ret;
 
-	ret = cat_need_writer(c, true);
+	ret = cat_need_writer(c);
 	if (ret < 0)
 		return ret;
 	k = cat_conn_get(c);
-	ret = root == CAT_ROOT ? 0 : cur_by_id(k, root, &it);
+	ret = c->snap ? 0 : -EINVAL;
+	if (ret == 0 && root != CAT_ROOT)
+		ret = cur_by_id(k, root, &it);
 	if (ret < 0)
 		goto out;
 	p = realloc(c->sweeps, (c->nsweeps + 1) * sizeof(*p));
@@ -713,7 +710,7 @@ int cat_sweep_end(struct cat *c, int64_t root, int64_t *count)
 	size_t nids = 0, i;
 	int ret;
 
-	ret = cat_need_writer(c, true);
+	ret = cat_need_writer(c);
 	if (ret < 0)
 		return ret;
 	k = cat_conn_get(c);
@@ -725,7 +722,7 @@ int cat_sweep_end(struct cat *c, int64_t root, int64_t *count)
 			(long long)root);
 		goto out;
 	}
-	ret = cat_txn_ensure(c);
+	ret = cat_wbegin(c, true);
 	if (ret == 0)
 		ret = subtree(k, root, c->sweeps[i].gen, &ids, &nids);
 	for (i = 0; i < nids && ret == 0; i++) {

@@ -106,7 +106,7 @@ int cat_recover(struct cat *c, int *rolled_back)
 	struct conn *k;
 	int ret;
 
-	ret = cat_need_writer(c, false);
+	ret = cat_need_writer(c);
 	if (ret < 0)
 		return ret;
 	k = cat_conn_get(c);
@@ -121,7 +121,7 @@ int cat_snapshot_begin(struct cat *c, int64_t *snap)
 	int64_t id = 0;
 	int ret;
 
-	ret = cat_need_writer(c, false);
+	ret = cat_need_writer(c);
 	if (ret < 0)
 		return ret;
 	k = cat_conn_get(c);
@@ -165,6 +165,7 @@ int cat_snapshot_begin(struct cat *c, int64_t *snap)
 	if (ret < 0)
 		goto out;
 	memset(&c->n, 0, sizeof(c->n));
+	c->run_err = 0;
 	c->nsweeps = 0;
 	c->parent_ok = 0;
 	*snap = id;
@@ -178,7 +179,7 @@ int cat_snapshot_count(struct cat *c, const struct cat_counters *d)
 	struct conn *k;
 	int ret;
 
-	ret = cat_need_writer(c, false);
+	ret = cat_need_writer(c);
 	if (ret < 0)
 		return ret;
 	k = cat_conn_get(c);
@@ -213,11 +214,11 @@ int cat_snapshot_error(struct cat *c, const char *service, const char *path,
 	sqlite3_stmt *q = NULL;
 	int rc, ret;
 
-	ret = cat_need_writer(c, true);
+	ret = cat_need_writer(c);
 	if (ret < 0)
 		return ret;
 	k = cat_conn_get(c);
-	ret = cat_txn_ensure(c);
+	ret = cat_wbegin(c, true);
 	if (ret < 0)
 		goto out;
 	rc = sqlite3_prepare_v2(k->db,
@@ -247,18 +248,23 @@ out:
 int cat_snapshot_finish(struct cat *c, int status)
 {
 	struct conn *k;
-	int ret;
+	int ret, lost;
 
-	ret = cat_need_writer(c, true);
+	ret = cat_need_writer(c);
 	if (ret < 0)
 		return ret;
 	if (status != CAT_SNAP_COMPLETE && status != CAT_SNAP_PARTIAL &&
 	    status != CAT_SNAP_FAILED)
 		return -EINVAL;
 	k = cat_conn_get(c);
-	ret = cat_txn_ensure(c);
+	/* after a lost batch what is left cannot become a snapshot */
+	lost = c->snap ? c->run_err : 0;
+	c->run_err = 0;
+	ret = cat_wbegin(c, true);
 	if (ret < 0)
 		goto out;
+	if (lost)
+		status = CAT_SNAP_FAILED;
 	if (status == CAT_SNAP_FAILED) {
 		ret = cat_counters_flush(c);
 		if (ret == 0)
@@ -281,6 +287,8 @@ int cat_snapshot_finish(struct cat *c, int status)
 	c->snap = 0;
 	c->nsweeps = 0;
 	cat_exec(k->db, "DELETE FROM temp.seen");
+	if (ret == 0 && lost)
+		ret = lost;
 out:
 	cat_conn_put(c, k);
 	return ret;
@@ -476,7 +484,7 @@ int cat_snapshot_forget(struct cat *c, int64_t snap)
 	int64_t prev = 0, next = INT64_MAX;
 	int ret;
 
-	ret = cat_need_writer(c, false);
+	ret = cat_need_writer(c);
 	if (ret < 0)
 		return ret;
 	ret = cat_snapshot_get(c, snap, &s);
@@ -537,11 +545,11 @@ int cat_delta_set(struct cat *c, const char *scope, const char *token)
 	int64_t sid;
 	int rc, ret;
 
-	ret = cat_need_writer(c, true);
+	ret = cat_need_writer(c);
 	if (ret < 0)
 		return ret;
 	k = cat_conn_get(c);
-	ret = cat_txn_ensure(c);
+	ret = cat_wbegin(c, true);
 	if (ret == 0)
 		ret = cat_scope_id(c, k, scope, true, &sid);
 	if (ret < 0)

@@ -772,7 +772,7 @@ static void test_killed(void)
 					iter % 2 ? (int)(rnd(&t) % KILL_OPS)
 						 : -1));
 		if (iter % 2 == 0)
-			usleep((useconds_t)(rnd(&t) % (uint64_t)(dur * 1000)));
+			usleep((useconds_t)(rnd(&t) % (uint64_t)(dur * 1500)));
 		kill(pid, SIGKILL);
 		waitpid(pid, &status, 0);
 		if (WIFSIGNALED(status))
@@ -1236,6 +1236,61 @@ static void test_edges(void)
 	cat_close(c);
 }
 
+/* ---- a failing commit hook (store flush) loses the run, not data ---- */
+
+static int hook_calls, hook_fail;
+
+static int hook(void *ctx)
+{
+	(void)ctx;
+	hook_calls++;
+	return hook_fail ? -EIO : 0;
+}
+
+static void test_hook(void)
+{
+	struct cat *c = NULL;
+	struct cat_item it;
+	struct cat_snapshot s;
+	int64_t snap, top;
+
+	fresh_db("hook.db");
+	CHECK_EQ(cat_open(dbpath, CAT_OPEN_WRITE | CAT_OPEN_CREATE, &c), 0);
+	if (!c)
+		return;
+	cat_set_commit_hook(c, hook, NULL);
+	CHECK_EQ(cat_snapshot_begin(c, &snap), 0);
+	top = mk(c, CAT_ROOT, CAT_KIND_TOP, "sites", NULL);
+	CHECK_EQ(cat_snapshot_finish(c, CAT_SNAP_COMPLETE), 0);
+	CHECK(hook_calls >= 2); /* begin and finish at least */
+	CHECK_EQ(cat_snapshot_begin(c, &snap), 0);
+	mk(c, top, CAT_KIND_SITE_HOST, "a", NULL);
+	hook_fail = 1;
+	CHECK_EQ(cat_commit(c), -EIO);
+	hook_fail = 0;
+	{
+		struct cat_item_in in = { .parent = top,
+					  .kind = CAT_KIND_SITE_HOST,
+					  .name = "b" };
+
+		CHECK_EQ(cat_item_put(c, &in, NULL, NULL), -EIO);
+	}
+	CHECK_EQ(cat_snapshot_finish(c, CAT_SNAP_COMPLETE), -EIO);
+	CHECK_EQ(cat_snapshot_get(c, snap, &s), 0);
+	CHECK_EQ(s.status, CAT_SNAP_FAILED);
+	CHECK_EQ(cat_snapshot_latest(c, &snap), 0);
+	CHECK_EQ(snap, 1);
+	CHECK_EQ(cat_lookup(c, CAT_SNAP_CURRENT, top, "a", &it), -ENOENT);
+	CHECK_EQ(cat_lookup(c, 1, CAT_ROOT, "sites", &it), 0);
+	/* the next run works again */
+	CHECK_EQ(cat_snapshot_begin(c, &snap), 0);
+	mk(c, top, CAT_KIND_SITE_HOST, "c", NULL);
+	CHECK_EQ(cat_snapshot_finish(c, CAT_SNAP_COMPLETE), 0);
+	CHECK_EQ(cat_lookup(c, snap, top, "c", &it), 0);
+	CHECK_EQ(cat_check(c, NULL, NULL, NULL), 0);
+	cat_close(c);
+}
+
 int main(void)
 {
 	log_init("test_catalog", LOG_ERR);
@@ -1246,6 +1301,7 @@ int main(void)
 	RUN(test_basic);
 	RUN(test_model);
 	RUN(test_edges);
+	RUN(test_hook);
 	RUN(test_killed);
 	RUN(test_reader_process);
 	RUN(test_threads);
