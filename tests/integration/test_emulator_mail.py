@@ -606,3 +606,19 @@ def test_scale1_volume_and_mailbox_less_user(emulator_factory):
             assert (u["userPrincipalName"], "Sent Items") in names
     finally:
         emu.stop()
+
+
+def test_delta_received_filter(emulator, mbx):
+    base = "/users/" + mbx
+    msgs = collect(emulator, base + "/mailFolders/inbox/messages?$top=100&"
+                   "$select=receivedDateTime")[0]
+    times = sorted(m["receivedDateTime"] for m in msgs)
+    cut = times[len(times) // 2]
+    items, _, _ = delta_round(
+        emulator, base + "/mailFolders/inbox/messages/delta?$select=subject&"
+        "$filter=" + q("receivedDateTime ge " + cut))
+    want = {m["id"] for m in msgs if m["receivedDateTime"] >= cut}
+    assert {m["id"] for m in items} == want and 0 < len(want) < len(msgs)
+    st, _, err = send(emulator, "GET", base + "/mailFolders/inbox/messages/"
+                      "delta?$filter=" + q("subject eq 'x'"))
+    assert st == 400
