@@ -243,6 +243,15 @@ void item_error(struct snap *s, const char *service, int64_t parent,
 	buf_release(&why);
 }
 
+int cached_content(struct snap *s, const char *key, struct cat_content *cc)
+{
+	unsigned char sha[32];
+
+	if (dcache_get(s->cache, key, sha) < 0)
+		return -ENOENT;
+	return cat_content_find_sha256(s->c, sha, cc);
+}
+
 int lookup_or_put_dir(struct snap *s, int64_t parent, int kind,
 		      const char *name, int64_t *id)
 {
@@ -372,6 +381,8 @@ int snap_run(struct graph *g, struct store *st, struct cat *c,
 	http_stats_get(graph_http(g), &s->http0);
 	cat_set_commit_hook(c, flush_hook, st);
 
+	if (s->cfg.cache_file)
+		dcache_open(s->cfg.cache_file, &s->cache); /* a hint only */
 	rc = cat_snapshot_begin(c, &s->id);
 	if (rc < 0) {
 		log_err("cannot begin a snapshot in the catalog: %s",
@@ -444,6 +455,7 @@ out:
 	if (stats)
 		*stats = s->stats;
 	idset_free(&s->containers);
+	dcache_close(s->cache);
 	free(s);
 	return rc;
 }
