@@ -75,6 +75,7 @@ struct cat {
 	int64_t txn_start_ms; /* when it began */
 	int64_t changes; /* changes in the open batch */
 	int64_t snap; /* running snapshot, 0 = none */
+	int run_err; /* a batch of the run was lost: only rollback */
 	struct cat_counters n; /* counter increments not yet written */
 	int64_t next_id; /* next item id to give */
 	struct sweep *sweeps; /* active sweeps */
@@ -98,13 +99,16 @@ void cat_conn_put(struct cat *c, struct conn *k);
 int cat_stmt(struct conn *k, enum cat_q q, sqlite3_stmt **out);
 int cat_exec(sqlite3 *db, const char *sql);
 int cat_exec_i(sqlite3 *db, const char *sql, int n, ...);
+int cat_ids(sqlite3 *db, const char *sql, int n, const int64_t *v,
+	    int64_t **ids, size_t *count);
 int cat_int_query(sqlite3 *db, const char *sql, int64_t *out);
 int cat_db_open(const char *path, int sqlite_flags, sqlite3 **out);
 int cat_schema_check(sqlite3 *db, bool may_migrate);
 int cat_txn_ensure(struct cat *c);
 int cat_txn_commit(struct cat *c);
 int cat_note_change(struct cat *c);
-int cat_need_writer(struct cat *c, bool need_snap);
+int cat_need_writer(struct cat *c);
+int cat_wbegin(struct cat *c, bool need_snap);
 void cat_restore_prepare(struct cat *c);
 
 /* snap.c */

@@ -476,7 +476,11 @@ typedef int (*cat_commit_hook)(void *ctx);
 /**
  * Set the hook run before every commit of the writer (batch, finish):
  * e.g. store_flush(), so rows never point at data that is not on disk.
- * A failing hook fails the commit (its value is returned).
+ * It may run on the catalog's internal committer thread (a batch left
+ * idle for a second is committed there), never on two threads at once.
+ * A failing hook fails the commit: that batch is lost, so the running
+ * snapshot refuses further writes and cat_snapshot_finish() rolls it
+ * back and returns the hook's error.
  */
 void cat_set_commit_hook(struct cat *c, cat_commit_hook hook, void *ctx);
 
@@ -569,8 +573,8 @@ int cat_validate(const char *copy);
 
 /**
  * Rebuild catalog file @path from the copy @copy: validated as by
- * cat_validate(), then installed atomically in place of @path (no writer
- * may have @path open).  Dead runs in the copy are rolled back.
+ * cat_validate(), then installed atomically in place of @path (no
+ * process may have @path open).  Dead runs in the copy are rolled back.
  * Returns 0, -EBADMSG, -EPROTO or -EIO; @path is untouched on error.
  */
 int cat_import(const char *copy, const char *path);

@@ -114,13 +114,13 @@ int cat_content_put(struct cat *c, int64_t size, const unsigned char sha256[32],
 	sqlite3_stmt *q;
 	int rc, ret;
 
-	ret = cat_need_writer(c, false);
+	ret = cat_need_writer(c);
 	if (ret < 0)
 		return ret;
 	if (size < 0 || desc_len > INT32_MAX)
 		return -EINVAL;
 	k = cat_conn_get(c);
-	ret = cat_txn_ensure(c);
+	ret = cat_wbegin(c, false);
 	if (ret < 0)
 		goto out;
 	ret = cat_stmt(k, Q_CONTENT_SHA, &q);
@@ -183,7 +183,7 @@ int cat_content_referenced(struct cat *c, bool drop_unreferenced,
 	int rc, ret = 0;
 
 	if (drop_unreferenced) {
-		ret = cat_need_writer(c, false);
+		ret = cat_need_writer(c);
 		if (ret < 0)
 			return ret;
 	}

@@ -391,17 +391,28 @@ int cat_stmt(struct conn *k, enum cat_q q, sqlite3_stmt **out)
 
 /* ---- writer batches ---- */
 
-int cat_need_writer(struct cat *c, bool need_snap)
+int cat_need_writer(struct cat *c)
 {
 	if (!c->writer) {
 		log_err("catalog: write on a catalog opened read-only");
 		return -EROFS;
 	}
+	return 0;
+}
+
+/*
+ * Start (or continue) a write of the writer, lock held: with @need_snap a
+ * snapshot must run; a run that lost a batch accepts no more writes.
+ */
+int cat_wbegin(struct cat *c, bool need_snap)
+{
 	if (need_snap && !c->snap) {
 		log_err("catalog: no snapshot is running");
 		return -EINVAL;
 	}
-	return 0;
+	if (c->snap && c->run_err)
+		return c->run_err;
+	return cat_txn_ensure(c);
 }
 
 int cat_txn_ensure(struct cat *c)
@@ -454,9 +465,15 @@ int cat_txn_commit(struct cat *c)
 	if (ret == 0)
 		ret = cat_exec(c->w->db, "COMMIT");
 	if (ret < 0) {
-		/* the batch is lost; the run is rolled back later */
+		/* the batch is lost: the run can only be rolled back now */
 		sqlite3_exec(c->w->db, "ROLLBACK", NULL, NULL, NULL);
 		c->in_txn = false;
+		if (c->snap && !c->run_err) {
+			c->run_err = ret;
+			log_err("catalog: a batch of snapshot %lld could not be "
+				"committed: the snapshot will be rolled back",
+				(long long)c->snap);
+		}
 		return ret;
 	}
 	c->in_txn = false;
@@ -628,7 +645,7 @@ int cat_commit(struct cat *c)
 	struct conn *k;
 	int ret;
 
-	ret = cat_need_writer(c, false);
+	ret = cat_need_writer(c);
 	if (ret < 0)
 		return ret;
 	k = cat_conn_get(c);
@@ -655,5 +672,49 @@ int cat_exec_i(sqlite3 *db, const char *sql, int n, ...)
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
 		ret = cat_errno(db, rc, sql);
 	sqlite3_finalize(q);
+	return ret;
+}
+
+/*
+ * Run @sql with @n int64 parameters @v and collect the first column of
+ * every row into *@ids (caller frees with free()), *@count of them.
+ */
+int cat_ids(sqlite3 *db, const char *sql, int n, const int64_t *v,
+	    int64_t **ids, size_t *count)
+{
+	sqlite3_stmt *q = NULL;
+	size_t alloc = 0;
+	int rc, ret = 0;
+
+	*ids = NULL;
+	*count = 0;
+	rc = sqlite3_prepare_v2(db, sql, -1, &q, NULL);
+	if (rc != SQLITE_OK)
+		return cat_errno(db, rc, sql);
+	for (int i = 0; i < n; i++)
+		sqlite3_bind_int64(q, i + 1, v[i]);
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		if (*count == alloc) {
+			int64_t *p;
+
+			alloc = alloc ? 2 * alloc : 64;
+			p = realloc(*ids, alloc * sizeof(**ids));
+			if (!p) {
+				ret = -ENOMEM;
+				goto out;
+			}
+			*ids = p;
+		}
+		(*ids)[(*count)++] = sqlite3_column_int64(q, 0);
+	}
+	if (rc != SQLITE_DONE)
+		ret = cat_errno(db, rc, sql);
+out:
+	sqlite3_finalize(q);
+	if (ret < 0) {
+		free(*ids);
+		*ids = NULL;
+		*count = 0;
+	}
 	return ret;
 }

@@ -291,11 +291,14 @@ static bool cold_eq(const struct cold *a, const struct cold *b)
 	       str_eq(a->subject, b->subject) && str_eq(a->sender, b->sender);
 }
 
+/*
+ * Write the cold part of the new version (@id, @fsnap).  No older rows of
+ * that key exist: ver_end() removed those of a version this run replaced.
+ */
 static int cold_write(struct conn *k, int64_t id, int64_t fsnap,
 		      const struct cold *m)
 {
 	sqlite3_stmt *q;
-	int64_t v[2] = { id, fsnap };
 	int rc, ret;
 
 	if (m->kv.len) {
@@ -310,13 +313,9 @@ static int cold_write(struct conn *k, int64_t id, int64_t fsnap,
 		sqlite3_reset(q);
 		if (rc != SQLITE_DONE)
 			return cat_errno(k->db, rc, "write metadata");
-	} else {
-		ret = run_q(k, Q_VMETA_DEL, 2, v, "delete metadata");
-		if (ret < 0)
-			return ret;
 	}
 	if (!m->subject && !m->sender)
-		return run_q(k, Q_MSG_DEL, 2, v, "delete message text");
+		return 0;
 	ret = cat_stmt(k, Q_MSG_PUT, &q);
 	if (ret < 0)
 		return ret;
@@ -446,7 +445,7 @@ int cat_item_put(struct cat *c, const struct cat_item_in *in, int64_t *idp,
 	int64_t id = 0, sid = 0;
 	int ret, res;
 
-	ret = cat_need_writer(c, false);
+	ret = cat_need_writer(c);
 	if (ret < 0)
 		return ret;
 	if (!name_valid(in->name) || !kind_valid(in->kind) ||
@@ -457,12 +456,7 @@ int cat_item_put(struct cat *c, const struct cat_item_in *in, int64_t *idp,
 	}
 	by_gid = in->graph_id != NULL;
 	k = cat_conn_get(c);
-	if (!c->snap) {
-		ret = -EINVAL;
-		log_err("catalog: no snapshot is running");
-		goto out;
-	}
-	ret = cat_txn_ensure(c);
+	ret = cat_wbegin(c, true);
 	if (ret < 0)
 		goto out;
 	if (in->parent != CAT_ROOT && in->parent != c->parent_ok) {
@@ -571,11 +565,11 @@ int cat_item_touch(struct cat *c, int64_t id)
 	struct cat_item cur;
 	int ret;
 
-	ret = cat_need_writer(c, true);
+	ret = cat_need_writer(c);
 	if (ret < 0)
 		return ret;
 	k = cat_conn_get(c);
-	ret = cat_txn_ensure(c);
+	ret = cat_wbegin(c, true);
 	if (ret == 0)
 		ret = cur_by_id(k, id, &cur);
 	if (ret == 0)
@@ -584,7 +578,11 @@ int cat_item_touch(struct cat *c, int64_t id)
 	return ret;
 }
 
-/* Current ids of the subtree of @root (itself included) into @ids. */
+/*
+ * Current ids of the subtree of @root (itself included) into @ids; with
+ * @unseen_since > 0 only those below @root not seen since that sweep
+ * generation.
+ */
 static int subtree(struct conn *k, int64_t root, int64_t unseen_since,
 		   int64_t **ids, size_t *n)
 {
@@ -597,42 +595,10 @@ static int subtree(struct conn *k, int64_t root, int64_t unseen_since,
 		"SELECT id FROM sub WHERE id != ?1 AND id NOT IN "
 		"(SELECT id FROM temp.seen WHERE gen >= ?2)",
 	};
-	sqlite3_stmt *q = NULL;
-	size_t alloc = 0;
-	int rc, ret = 0;
+	int64_t v[2] = { root, unseen_since };
 
-	*ids = NULL;
-	*n = 0;
-	rc = sqlite3_prepare_v2(k->db, sql[unseen_since > 0], -1, &q, NULL);
-	if (rc != SQLITE_OK)
-		return cat_errno(k->db, rc, "walk subtree");
-	sqlite3_bind_int64(q, 1, root);
-	if (unseen_since > 0)
-		sqlite3_bind_int64(q, 2, unseen_since);
-	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-		if (*n == alloc) {
-			int64_t *p;
-
-			alloc = alloc ? 2 * alloc : 64;
-			p = realloc(*ids, alloc * sizeof(**ids));
-			if (!p) {
-				ret = -ENOMEM;
-				goto out;
-			}
-			*ids = p;
-		}
-		(*ids)[(*n)++] = sqlite3_column_int64(q, 0);
-	}
-	if (rc != SQLITE_DONE)
-		ret = cat_errno(k->db, rc, "walk subtree");
-out:
-	sqlite3_finalize(q);
-	if (ret < 0) {
-		free(*ids);
-		*ids = NULL;
-		*n = 0;
-	}
-	return ret;
+	return cat_ids(k->db, sql[unseen_since > 0], unseen_since > 0 ? 2 : 1,
+		       v, ids, n);
 }
 
 /* End item @id and its current descendants (writer lock held). */
@@ -674,13 +640,13 @@ int cat_item_delete(struct cat *c, int64_t id, int64_t *count)
 	int64_t n = 0;
 	int ret;
 
-	ret = cat_need_writer(c, true);
+	ret = cat_need_writer(c);
 	if (ret < 0)
 		return ret;
 	if (id == CAT_ROOT)
 		return -EINVAL;
 	k = cat_conn_get(c);
-	ret = cat_txn_ensure(c);
+	ret = cat_wbegin(c, true);
 	if (ret == 0)
 		ret = cat_end_subtree(c, id, &n);
 	if (count)
@@ -715,11 +681,13 @@ int cat_sweep_begin(struct cat *c, int64_t root)
 	struct sweep *p;
 	int ret;
 
-	ret = cat_need_writer(c, true);
+	ret = cat_need_writer(c);
 	if (ret < 0)
 		return ret;
 	k = cat_conn_get(c);
-	ret = root == CAT_ROOT ? 0 : cur_by_id(k, root, &it);
+	ret = c->snap ? 0 : -EINVAL;
+	if (ret == 0 && root != CAT_ROOT)
+		ret = cur_by_id(k, root, &it);
 	if (ret < 0)
 		goto out;
 	p = realloc(c->sweeps, (c->nsweeps + 1) * sizeof(*p));
@@ -742,7 +710,7 @@ int cat_sweep_end(struct cat *c, int64_t root, int64_t *count)
 	size_t nids = 0, i;
 	int ret;
 
-	ret = cat_need_writer(c, true);
+	ret = cat_need_writer(c);
 	if (ret < 0)
 		return ret;
 	k = cat_conn_get(c);
@@ -754,7 +722,7 @@ int cat_sweep_end(struct cat *c, int64_t root, int64_t *count)
 			(long long)root);
 		goto out;
 	}
-	ret = cat_txn_ensure(c);
+	ret = cat_wbegin(c, true);
 	if (ret == 0)
 		ret = subtree(k, root, c->sweeps[i].gen, &ids, &nids);
 	for (i = 0; i < nids && ret == 0; i++) {

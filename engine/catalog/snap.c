@@ -67,43 +67,19 @@ int cat_rollback_snap(struct cat *c, int64_t snap)
 
 int cat_recover_locked(struct cat *c, int *rolled_back)
 {
-	sqlite3_stmt *q = NULL;
 	int64_t *ids = NULL;
-	size_t n = 0, alloc = 0;
-	int rc, ret;
+	size_t n = 0;
+	int ret;
 
 	if (rolled_back)
 		*rolled_back = 0;
 	if (c->snap) /* our own run is alive */
 		return 0;
 	ret = cat_txn_commit(c);
-	if (ret < 0)
-		return ret;
-	rc = sqlite3_prepare_v2(c->w->db, "SELECT id FROM snap WHERE status=0",
-				-1, &q, NULL);
-	if (rc != SQLITE_OK)
-		return cat_errno(c->w->db, rc, "find dead runs");
-	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-		if (n == alloc) {
-			int64_t *p;
-
-			alloc = alloc ? 2 * alloc : 4;
-			p = realloc(ids, alloc * sizeof(*ids));
-			if (!p) {
-				ret = -ENOMEM;
-				goto out;
-			}
-			ids = p;
-		}
-		ids[n++] = sqlite3_column_int64(q, 0);
-	}
-	if (rc != SQLITE_DONE) {
-		ret = cat_errno(c->w->db, rc, "find dead runs");
-		goto out;
-	}
-	sqlite3_finalize(q);
-	q = NULL;
-	if (n == 0)
+	if (ret == 0)
+		ret = cat_ids(c->w->db, "SELECT id FROM snap WHERE status=0", 0,
+			      NULL, &ids, &n);
+	if (ret < 0 || n == 0)
 		goto out;
 	ret = cat_exec(c->w->db, "BEGIN IMMEDIATE");
 	if (ret < 0)
@@ -121,7 +97,6 @@ int cat_recover_locked(struct cat *c, int *rolled_back)
 	if (rolled_back)
 		*rolled_back = (int)n;
 out:
-	sqlite3_finalize(q);
 	free(ids);
 	return ret;
 }
@@ -131,7 +106,7 @@ int cat_recover(struct cat *c, int *rolled_back)
 	struct conn *k;
 	int ret;
 
-	ret = cat_need_writer(c, false);
+	ret = cat_need_writer(c);
 	if (ret < 0)
 		return ret;
 	k = cat_conn_get(c);
@@ -146,7 +121,7 @@ int cat_snapshot_begin(struct cat *c, int64_t *snap)
 	int64_t id = 0;
 	int ret;
 
-	ret = cat_need_writer(c, false);
+	ret = cat_need_writer(c);
 	if (ret < 0)
 		return ret;
 	k = cat_conn_get(c);
@@ -190,6 +165,7 @@ int cat_snapshot_begin(struct cat *c, int64_t *snap)
 	if (ret < 0)
 		goto out;
 	memset(&c->n, 0, sizeof(c->n));
+	c->run_err = 0;
 	c->nsweeps = 0;
 	c->parent_ok = 0;
 	*snap = id;
@@ -203,7 +179,7 @@ int cat_snapshot_count(struct cat *c, const struct cat_counters *d)
 	struct conn *k;
 	int ret;
 
-	ret = cat_need_writer(c, false);
+	ret = cat_need_writer(c);
 	if (ret < 0)
 		return ret;
 	k = cat_conn_get(c);
@@ -238,11 +214,11 @@ int cat_snapshot_error(struct cat *c, const char *service, const char *path,
 	sqlite3_stmt *q = NULL;
 	int rc, ret;
 
-	ret = cat_need_writer(c, true);
+	ret = cat_need_writer(c);
 	if (ret < 0)
 		return ret;
 	k = cat_conn_get(c);
-	ret = cat_txn_ensure(c);
+	ret = cat_wbegin(c, true);
 	if (ret < 0)
 		goto out;
 	rc = sqlite3_prepare_v2(k->db,
@@ -272,18 +248,23 @@ out:
 int cat_snapshot_finish(struct cat *c, int status)
 {
 	struct conn *k;
-	int ret;
+	int ret, lost;
 
-	ret = cat_need_writer(c, true);
+	ret = cat_need_writer(c);
 	if (ret < 0)
 		return ret;
 	if (status != CAT_SNAP_COMPLETE && status != CAT_SNAP_PARTIAL &&
 	    status != CAT_SNAP_FAILED)
 		return -EINVAL;
 	k = cat_conn_get(c);
-	ret = cat_txn_ensure(c);
+	/* after a lost batch what is left cannot become a snapshot */
+	lost = c->snap ? c->run_err : 0;
+	c->run_err = 0;
+	ret = cat_wbegin(c, true);
 	if (ret < 0)
 		goto out;
+	if (lost)
+		status = CAT_SNAP_FAILED;
 	if (status == CAT_SNAP_FAILED) {
 		ret = cat_counters_flush(c);
 		if (ret == 0)
@@ -306,6 +287,8 @@ int cat_snapshot_finish(struct cat *c, int status)
 	c->snap = 0;
 	c->nsweeps = 0;
 	cat_exec(k->db, "DELETE FROM temp.seen");
+	if (ret == 0 && lost)
+		ret = lost;
 out:
 	cat_conn_put(c, k);
 	return ret;
@@ -501,7 +484,7 @@ int cat_snapshot_forget(struct cat *c, int64_t snap)
 	int64_t prev = 0, next = INT64_MAX;
 	int ret;
 
-	ret = cat_need_writer(c, false);
+	ret = cat_need_writer(c);
 	if (ret < 0)
 		return ret;
 	ret = cat_snapshot_get(c, snap, &s);
@@ -562,11 +545,11 @@ int cat_delta_set(struct cat *c, const char *scope, const char *token)
 	int64_t sid;
 	int rc, ret;
 
-	ret = cat_need_writer(c, true);
+	ret = cat_need_writer(c);
 	if (ret < 0)
 		return ret;
 	k = cat_conn_get(c);
-	ret = cat_txn_ensure(c);
+	ret = cat_wbegin(c, true);
 	if (ret == 0)
 		ret = cat_scope_id(c, k, scope, true, &sid);
 	if (ret < 0)

@@ -232,7 +232,7 @@ static int check_pack(struct check *c, const struct pack_row *p, int flags)
 			continue;
 		buf_reset(&tmp);
 		ret = store_chunk_load(c->st, rows[i].id, &rows[i].loc, true,
-				       &tmp);
+				       &tmp, NULL);
 		if (ret == -EBADMSG || ret == -ENOENT || ret == -EIO)
 			problem(c, STORE_PROBLEM_CHUNK, rows[i].id,
 				rows[i].loc.off, ret, "chunk damaged");

@@ -137,61 +137,64 @@ int chunk_seal(const struct store_keys *k, const unsigned char *id,
 			plen, rec);
 }
 
-int chunk_unseal(const struct store_keys *k, const unsigned char *raw,
+int chunk_decode(const struct store_keys *k, const unsigned char *raw,
 		 const struct chunk_hdr *h, const void *payload, bool rehash,
-		 struct buf *out)
+		 struct buf *tmp, unsigned char *dst)
 {
-	struct buf tmp = BUF_INIT;
 	const char *src = payload;
-	size_t slen = h->stored, old = out->len;
+	size_t slen = h->stored;
 	unsigned char id[32];
 	int ret, n;
 
 	if (!!(h->flags & CHUNK_F_ENC) != k->enc)
 		return -EBADMSG;
 	if (k->enc) {
+		buf_reset(tmp);
 		ret = gcm_open(k->data_key, h->nonce, raw, CHUNK_AAD_LEN,
-			       payload, h->stored, &tmp);
+			       payload, h->stored, tmp);
 		if (ret)
-			goto out;
-		src = tmp.data;
-		slen = tmp.len;
+			return ret;
+		src = tmp->data;
+		slen = tmp->len;
 	} else if (le64_get(h->nonce) != chk64(payload, h->stored)) {
-		ret = -EBADMSG;
-		goto out;
+		return -EBADMSG;
 	}
-	ret = buf_grow(out, h->plain);
-	if (ret)
-		goto out;
 	if (h->flags & CHUNK_F_LZ4) {
-		n = LZ4_decompress_safe(src, out->data + old, (int)slen,
+		n = LZ4_decompress_safe(src, (char *)dst, (int)slen,
 					(int)h->plain);
-		if (n < 0 || (uint32_t)n != h->plain) {
-			ret = -EBADMSG;
-			goto out;
-		}
+		if (n < 0 || (uint32_t)n != h->plain)
+			return -EBADMSG;
 	} else {
-		if (slen != h->plain) {
-			ret = -EBADMSG;
-			goto out;
-		}
-		memcpy(out->data + old, src, slen);
+		if (slen != h->plain)
+			return -EBADMSG;
+		memcpy(dst, src, slen);
 	}
 	if (rehash) {
-		ret = chunk_id(k, out->data + old, h->plain, id);
+		ret = chunk_id(k, dst, h->plain, id);
 		if (ret)
-			goto out;
-		if (memcmp(id, h->id, 32)) {
-			ret = -EBADMSG;
-			goto out;
-		}
+			return ret;
+		if (memcmp(id, h->id, 32))
+			return -EBADMSG;
 	}
-	out->len = old + h->plain;
-	out->data[out->len] = 0;
-	ret = 0;
-out:
-	if (ret)
-		buf_truncate(out, old);
+	return 0;
+}
+
+int chunk_unseal(const struct store_keys *k, const unsigned char *raw,
+		 const struct chunk_hdr *h, const void *payload, bool rehash,
+		 struct buf *out)
+{
+	struct buf tmp = BUF_INIT;
+	size_t old = out->len;
+	int ret;
+
+	ret = buf_grow(out, h->plain);
+	if (!ret)
+		ret = chunk_decode(k, raw, h, payload, rehash, &tmp,
+				   (unsigned char *)out->data + old);
+	if (!ret) {
+		out->len = old + h->plain;
+		out->data[out->len] = 0;
+	}
 	buf_release(&tmp);
 	return ret;
 }

@@ -186,20 +186,72 @@ static void log_damage(struct store *st, const unsigned char *id,
 	buf_release(&rel);
 }
 
-int store_chunk_load(struct store *st, const unsigned char *id,
-		     const struct loc *loc, bool rehash, struct buf *out)
+/*
+ * Per-thread scratch for the record and the decrypted payload, so that
+ * reads do not fault in fresh pages for every chunk.  Freed when the
+ * thread exits (at most two chunk records per reading thread).
+ */
+struct scratch {
+	struct buf rec, tmp;
+};
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_free(void *p)
 {
-	struct buf rec = BUF_INIT;
+	struct scratch *s = p;
+
+	buf_release(&s->rec);
+	buf_release(&s->tmp);
+	free(s);
+}
+
+static void scratch_init(void)
+{
+	if (pthread_key_create(&scratch_key, scratch_free))
+		abort(); /* only when the process is out of keys */
+}
+
+static struct scratch *scratch_get(void)
+{
+	struct scratch *s;
+
+	pthread_once(&scratch_once, scratch_init);
+	s = pthread_getspecific(scratch_key);
+	if (s)
+		return s;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	buf_init(&s->rec, 0);
+	buf_init(&s->tmp, 0);
+	if (pthread_setspecific(scratch_key, s)) {
+		scratch_free(s);
+		return NULL;
+	}
+	return s;
+}
+
+int store_chunk_load(struct store *st, const unsigned char *id,
+		     const struct loc *loc, bool rehash, struct buf *out,
+		     unsigned char **data)
+{
+	struct scratch *s = scratch_get();
+	unsigned char *dst = NULL;
 	struct chunk_hdr h;
 	const char *what = NULL;
 	int ret;
 
-	ret = store_record_read(st, loc, &rec);
+	if (!s)
+		return -ENOMEM;
+	buf_reset(&s->rec);
+	ret = store_record_read(st, loc, &s->rec);
 	if (ret == -EBADMSG)
 		what = "pack too short";
 	if (ret)
 		goto out;
-	ret = chunk_hdr_decode((unsigned char *)rec.data, &h);
+	ret = chunk_hdr_decode((unsigned char *)s->rec.data, &h);
 	if (ret) {
 		what = "bad header";
 		goto out;
@@ -210,20 +262,44 @@ int store_chunk_load(struct store *st, const unsigned char *id,
 		what = "header does not match the index";
 		goto out;
 	}
-	ret = chunk_unseal(&st->keys, (unsigned char *)rec.data, &h,
-			   rec.data + CHUNK_HDR_LEN, rehash, out);
+	if (out) {
+		ret = buf_grow(out, h.plain);
+		dst = (unsigned char *)out->data + out->len;
+	} else {
+		dst = malloc(h.plain);
+		ret = dst ? 0 : -ENOMEM;
+	}
+	if (!ret)
+		ret = chunk_decode(&st->keys, (unsigned char *)s->rec.data, &h,
+				   s->rec.data + CHUNK_HDR_LEN, rehash, &s->tmp,
+				   dst);
 	if (ret == -EBADMSG)
 		what = "bad checksum, tag or content";
+	if (ret)
+		goto out;
+	if (out) {
+		out->len += h.plain;
+		out->data[out->len] = 0;
+	} else {
+		*data = dst;
+		dst = NULL;
+	}
 out:
+	if (!out)
+		free(dst);
 	if (ret == -EBADMSG)
 		log_damage(st, id, loc, what);
-	buf_release(&rec);
+	/* keep big scratch buffers from pinning memory forever */
+	if (s->rec.alloc > 8u * 1024 * 1024)
+		buf_release(&s->rec);
+	if (s->tmp.alloc > 8u * 1024 * 1024)
+		buf_release(&s->tmp);
 	return ret;
 }
 
 /* Locate and load @id; retries once when a pack vanished (prune). */
 static int chunk_fetch(struct store *st, const unsigned char *id, bool rehash,
-		       struct buf *out)
+		       struct buf *out, unsigned char **data, uint32_t *len)
 {
 	struct loc loc;
 	int ret, tries = 0;
@@ -231,8 +307,10 @@ static int chunk_fetch(struct store *st, const unsigned char *id, bool rehash,
 	do {
 		ret = store_locate(st, id, &loc);
 		if (!ret)
-			ret = store_chunk_load(st, id, &loc, rehash, out);
+			ret = store_chunk_load(st, id, &loc, rehash, out, data);
 	} while (ret == -ENOENT && ++tries < 2);
+	if (!ret && len)
+		*len = loc.plain; /* equal to the header's: checked */
 	if (ret == -ENOENT) {
 		char hex[65];
 
@@ -246,7 +324,7 @@ static int chunk_fetch(struct store *st, const unsigned char *id, bool rehash,
 int store_chunk_get(struct store *st, const unsigned char id[STORE_ID_LEN],
 		    struct buf *out)
 {
-	return chunk_fetch(st, id, true, out);
+	return chunk_fetch(st, id, true, out, NULL, NULL);
 }
 
 bool store_chunk_exists(struct store *st, const unsigned char id[STORE_ID_LEN])
@@ -411,9 +489,9 @@ static struct cache_ent *cache_insert(struct store *st, struct cache_ent *e)
 static int chunk_cached(struct store *st, const unsigned char *id,
 			struct cache_ent **out)
 {
-	struct buf b = BUF_INIT;
 	struct cache_ent *e;
-	size_t len;
+	unsigned char *data = NULL;
+	uint32_t len = 0;
 	int ret;
 
 	e = cache_get(st, id);
@@ -421,22 +499,20 @@ static int chunk_cached(struct store *st, const unsigned char *id,
 		*out = e;
 		return 0;
 	}
-	ret = chunk_fetch(st, id, false, &b);
-	if (ret)
-		goto out;
 	e = calloc(1, sizeof(*e));
-	if (!e) {
-		ret = -ENOMEM;
-		goto out;
+	if (!e)
+		return -ENOMEM;
+	ret = chunk_fetch(st, id, false, NULL, &data, &len);
+	if (ret) {
+		free(e);
+		return ret;
 	}
 	memcpy(e->id, id, 32);
-	e->data = (unsigned char *)buf_detach(&b, &len);
-	e->len = (uint32_t)len;
+	e->data = data;
+	e->len = len;
 	atomic_init(&e->refs, 1);
 	*out = cache_insert(st, e);
-out:
-	buf_release(&b);
-	return ret;
+	return 0;
 }
 
 /* ---- content reads ---- */
@@ -526,7 +602,7 @@ int store_read_fd(struct store *st, const void *desc, size_t desc_len, int fd)
 	for (uint64_t i = 0; i < count; i++) {
 		desc_entry(desc, i, &id, &start, &end);
 		buf_reset(&b);
-		ret = chunk_fetch(st, id, false, &b);
+		ret = chunk_fetch(st, id, false, &b, NULL, NULL);
 		if (!ret && b.len != end - start)
 			ret = -EBADMSG;
 		if (!ret)

@@ -114,6 +114,10 @@ int chunk_seal(const struct store_keys *k, const unsigned char *id,
 int chunk_unseal(const struct store_keys *k, const unsigned char *raw,
 		 const struct chunk_hdr *h, const void *payload, bool rehash,
 		 struct buf *out);
+/* As chunk_unseal() into @dst (h->plain bytes), with @tmp as scratch. */
+int chunk_decode(const struct store_keys *k, const unsigned char *raw,
+		 const struct chunk_hdr *h, const void *payload, bool rehash,
+		 struct buf *tmp, unsigned char *dst);
 
 void pack_hdr_encode(unsigned char *out);
 int pack_hdr_check(const unsigned char *in);
@@ -254,9 +258,13 @@ int store_append(struct store *st, const unsigned char *rec, size_t len,
 		 bool dedup, bool *dup);
 /* Locate @id: pending rows first, then the index. */
 int store_locate(struct store *st, const unsigned char *id, struct loc *loc);
-/* Read, verify and decode the chunk at @loc into @out. */
+/*
+ * Read, verify and decode the chunk at @loc into @out (appended), or,
+ * when @out is NULL, into a new malloc()ed buffer *@data (caller frees).
+ */
 int store_chunk_load(struct store *st, const unsigned char *id,
-		     const struct loc *loc, bool rehash, struct buf *out);
+		     const struct loc *loc, bool rehash, struct buf *out,
+		     unsigned char **data);
 /* Read the raw record at @loc (header + payload) into @out. */
 int store_record_read(struct store *st, const struct loc *loc, struct buf *out);
 /* Path of REPO/@rel into @out. */

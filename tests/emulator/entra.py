@@ -1174,13 +1174,14 @@ _FILTER = re.compile(r"\s*(appId|displayName|id)\s+eq\s+'((?:[^']|'')*)'\s*")
 def _filter_list(req, items, ctx):
     """Apply $filter (prop eq 'v'), $select and $top to a list."""
     f = req.query.get("$filter")
-    if f:
-        m = _FILTER.fullmatch(f)
+    for clause in re.split(r"\s+and\s+", f.strip()) if f else []:
+        m = _FILTER.fullmatch(clause)
         if not m:
             raise core.HTTPError(core.graph_error(
                 400, "Request_UnsupportedQuery",
                 "Unsupported or invalid query filter clause specified for "
-                "property '%s' of resource '%s'." % (f.split()[0], ctx)))
+                "property '%s' of resource '%s'." % (
+                    (clause.split() or [""])[0], ctx)))
         prop, val = m.group(1), m.group(2).replace("''", "'")
         items = [i for i in items if str(i.get(prop, "")).lower() ==
                  val.lower()]

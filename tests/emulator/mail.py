@@ -930,6 +930,28 @@ def _untoken(st, tok):
     return t
 
 
+_OPS = {"ge": lambda a, b: a >= b, "gt": lambda a, b: a > b,
+        "le": lambda a, b: a <= b, "lt": lambda a, b: a < b}
+
+
+def _received_filter(ctx, f):
+    """Predicate for the one $filter message delta supports
+    (receivedDateTime ge|gt|le|lt <time>); kept in the tokens."""
+    m = re.fullmatch(r"\s*receivedDateTime\s+(ge|gt|le|lt)\s+(\S+)\s*", f)
+    t = entra.parse_time(m.group(2)) if m else None
+    if t is None:
+        raise _err(400, "ErrorInvalidUrlQueryFilter",
+                   "The filter expression is not supported for delta; only "
+                   "receivedDateTime can be filtered on.")
+    op = _OPS[m.group(1)]
+
+    def keep(entry):
+        msg = ctx.mb.imm.get(entry[1]) if entry[0] == "m" else None
+        return msg is not None and op(msg.received, t)
+
+    return keep
+
+
 def _new_round(st, entries):
     rid = secrets.token_hex(8)
     st.rounds[rid] = entries
@@ -945,20 +967,26 @@ def _delta_page(ctx, tok_fields, entries_fn, render, link_base, context):
     returns (entries, seq now); render(entry) -> JSON object."""
     req, st = ctx.req, store()
     skip, delta = req.query.get("$skiptoken"), req.query.get("$deltatoken")
+    fl = None
     if skip:
         t = _untoken(st, skip)
         entries = st.rounds.get(t.get("r"))
         if entries is None:
             _untoken(st, "")
-        off, upto, sel = t["o"], t["u"], t.get("s")
+        off, upto, sel, fl = t["o"], t["u"], t.get("s"), t.get("f")
     else:
-        since, sel = 0, None
+        since = 0
         if delta:
             t = _untoken(st, delta)
-            since, sel = t["u"], t.get("s")
+            since, sel, fl = t["u"], t.get("s"), t.get("f")
         else:
             sel = _select(req, tok_fields)
+            if tok_fields is MESSAGE_PROPS:
+                fl = req.query.get("$filter")
         entries, upto = entries_fn(since)
+        if fl:
+            keep = _received_filter(ctx, fl)
+            entries = [e for e in entries if e[0] == "r" or keep(e)]
         off = 0
         t = {"r": _new_round(st, entries)}
     size = ctx.maxpage or core.EMU.knobs.get("page_size") or DEFAULT_PAGE
@@ -969,10 +997,10 @@ def _delta_page(ctx, tok_fields, entries_fn, render, link_base, context):
            "value": [render(e, sel) for e in chunk]}
     out["value"] = [v for v in out["value"] if v is not None]
     if off + size < len(entries):
-        tok = _token(st, r=t["r"], o=off + size, u=upto, s=sel)
+        tok = _token(st, r=t["r"], o=off + size, u=upto, s=sel, f=fl)
         out["@odata.nextLink"] = req.url(link_base + "?$skiptoken=" + tok)
     else:
-        tok = _token(st, u=upto, s=sel)
+        tok = _token(st, u=upto, s=sel, f=fl)
         out["@odata.deltaLink"] = req.url(link_base + "?$deltatoken=" + tok)
     return ctx.ok(200, out)
 

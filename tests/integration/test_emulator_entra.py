@@ -753,3 +753,20 @@ def test_registration_needs_admin_scopes(emulator):
     st, err = graph(emulator, "GET", "/applications/" + str(uuid.uuid4()),
                     delegated(emulator))
     assert st == 404 and err["error"]["code"] == "Request_ResourceNotFound"
+
+
+def test_filter_with_and(emulator):
+    tok = delegated(emulator)
+    b = emulator.apps["backup"]
+    f = "appId eq '%s' and displayName eq 'm365fs backup'" % b["client_id"]
+    st, lst = graph(emulator, "GET", "/applications?$filter=" +
+                    urllib.parse.quote(f), tok)
+    assert st == 200 and [a["appId"] for a in lst["value"]] == \
+        [b["client_id"]]
+    f = "appId eq '%s' and displayName eq 'other'" % b["client_id"]
+    st, lst = graph(emulator, "GET", "/applications?$filter=" +
+                    urllib.parse.quote(f), tok)
+    assert st == 200 and lst["value"] == []
+    st, err = graph(emulator, "GET", "/applications?$filter=" +
+                    urllib.parse.quote("startswith(displayName,'m')"), tok)
+    assert st == 400

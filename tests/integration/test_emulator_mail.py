@@ -580,3 +580,45 @@ def test_mail_roles(emulator, mbx):
     assert st == 403
     assert json.loads(body)["error"]["code"] == "ErrorAccessDenied"
     time.sleep(0)
+
+
+def test_scale1_volume_and_mailbox_less_user(emulator_factory):
+    emu = emulator_factory(scale=1)
+    try:
+        t = emu.truth()
+        assert 4500 <= len(t["messages"]) <= 5500
+        boxes = {m["mailbox"] for m in t["messages"]}
+        with_mb = [u for u in t["users"] if u["has_mailbox"]]
+        assert boxes == {u["userPrincipalName"] for u in with_mb}
+        nomb = [u for u in t["users"] if not u["has_mailbox"]]
+        assert nomb
+        for u in nomb:
+            for key in (u["userPrincipalName"], u["id"]):
+                st, _, body = emu.request("GET", "/users/%s/mailFolders/"
+                                          "inbox" % key)
+                assert st == 404
+                err = json.loads(body)["error"]
+                assert err["code"] == "MailboxNotEnabledForRESTAPI"
+        # every mailbox has the full folder set
+        names = {(f["mailbox"], f["path"]) for f in t["mail_folders"]}
+        for u in with_mb:
+            assert (u["userPrincipalName"], "Inbox") in names
+            assert (u["userPrincipalName"], "Sent Items") in names
+    finally:
+        emu.stop()
+
+
+def test_delta_received_filter(emulator, mbx):
+    base = "/users/" + mbx
+    msgs = collect(emulator, base + "/mailFolders/inbox/messages?$top=100&"
+                   "$select=receivedDateTime")[0]
+    times = sorted(m["receivedDateTime"] for m in msgs)
+    cut = times[len(times) // 2]
+    items, _, _ = delta_round(
+        emulator, base + "/mailFolders/inbox/messages/delta?$select=subject&"
+        "$filter=" + q("receivedDateTime ge " + cut))
+    want = {m["id"] for m in msgs if m["receivedDateTime"] >= cut}
+    assert {m["id"] for m in items} == want and 0 < len(want) < len(msgs)
+    st, _, err = send(emulator, "GET", base + "/mailFolders/inbox/messages/"
+                      "delta?$filter=" + q("subject eq 'x'"))
+    assert st == 400

@@ -772,7 +772,7 @@ static void test_killed(void)
 					iter % 2 ? (int)(rnd(&t) % KILL_OPS)
 						 : -1));
 		if (iter % 2 == 0)
-			usleep((useconds_t)(rnd(&t) % (uint64_t)(dur * 1000)));
+			usleep((useconds_t)(rnd(&t) % (uint64_t)(dur * 1500)));
 		kill(pid, SIGKILL);
 		waitpid(pid, &status, 0);
 		if (WIFSIGNALED(status))
@@ -1130,6 +1130,167 @@ static void test_restore_and_prune(void)
 	cat_close(c);
 }
 
+/* ---- edges: identity, cycles, nested sweeps, tokens after forget ---- */
+
+static int64_t mk(struct cat *c, int64_t parent, int kind, const char *name,
+		  const char *gid)
+{
+	struct cat_item_in in = { .parent = parent,
+				  .kind = kind,
+				  .name = name,
+				  .scope = gid ? "drive:e" : NULL,
+				  .graph_id = gid };
+	int64_t id = -1;
+
+	CHECK_EQ(cat_item_put(c, &in, &id, NULL), 0);
+	return id;
+}
+
+static void test_edges(void)
+{
+	struct cat *c = NULL;
+	struct cat_item it;
+	struct buf b = BUF_INIT;
+	int64_t snap, top, d, f1, f2, x, y, n;
+	struct cat_item_in in = { 0 };
+	int res;
+
+	fresh_db("edges.db");
+	CHECK_EQ(cat_open(dbpath, CAT_OPEN_WRITE | CAT_OPEN_CREATE, &c), 0);
+	if (!c)
+		return;
+	CHECK_EQ(cat_snapshot_begin(c, &snap), 0);
+	CHECK_EQ(cat_snapshot_begin(c, &n), -EALREADY);
+	top = mk(c, CAT_ROOT, CAT_KIND_TOP, "sites", NULL);
+	/* without a graph id, (parent, name) is the identity */
+	CHECK_EQ(mk(c, CAT_ROOT, CAT_KIND_TOP, "sites", NULL), top);
+	d = mk(c, top, CAT_KIND_DRIVE, "Documents", "D");
+	f1 = mk(c, d, CAT_KIND_FOLDER, "a", "F1");
+	f2 = mk(c, f1, CAT_KIND_FOLDER, "b", "F2");
+	x = mk(c, f2, CAT_KIND_FILE, "x", "X");
+	y = mk(c, d, CAT_KIND_FILE, "y", "Y");
+	CHECK_EQ(cat_delta_set(c, "drive:e", "t1"), 0);
+	CHECK_EQ(cat_snapshot_finish(c, CAT_SNAP_COMPLETE), 0);
+
+	CHECK_EQ(cat_snapshot_begin(c, &snap), 0);
+	/* a folder cannot move into its own subtree */
+	in = (struct cat_item_in){ .parent = f2,
+				   .kind = CAT_KIND_FOLDER,
+				   .name = "a",
+				   .scope = "drive:e",
+				   .graph_id = "F1" };
+	CHECK_EQ(cat_item_put(c, &in, NULL, NULL), -EINVAL);
+	/* renaming onto a taken name is refused, elsewhere it works */
+	in = (struct cat_item_in){ .parent = d,
+				   .kind = CAT_KIND_FILE,
+				   .name = "a",
+				   .scope = "drive:e",
+				   .graph_id = "Y" };
+	CHECK_EQ(cat_item_put(c, &in, NULL, NULL), -EEXIST);
+	in.name = "y2";
+	CHECK_EQ(cat_item_put(c, &in, &n, &res), 0);
+	CHECK_EQ(n, y);
+	CHECK_EQ(res, CAT_PUT_CHANGED);
+	/* deleted then seen again: the same item comes back */
+	CHECK_EQ(cat_item_delete(c, x, &n), 0);
+	CHECK_EQ(n, 1);
+	CHECK_EQ(mk(c, f2, CAT_KIND_FILE, "x", "X"), x);
+	/* nested sweeps: an item seen by the outer walk before the inner
+	 * one began does not count for the inner one */
+	CHECK_EQ(cat_sweep_begin(c, d), 0);
+	CHECK_EQ(cat_item_touch(c, f1), 0);
+	CHECK_EQ(cat_item_touch(c, f2), 0);
+	CHECK_EQ(cat_item_touch(c, x), 0);
+	CHECK_EQ(cat_sweep_begin(c, f1), 0);
+	CHECK_EQ(cat_item_touch(c, f2), 0); /* x not seen again */
+	CHECK_EQ(cat_sweep_end(c, f1, &n), 0);
+	CHECK_EQ(n, 1); /* x */
+	CHECK_EQ(cat_sweep_end(c, f1, &n), -EINVAL);
+	CHECK_EQ(cat_sweep_end(c, d, &n), 0);
+	CHECK_EQ(n, 1); /* y was not seen by the outer walk */
+	CHECK_EQ(cat_lookup(c, CAT_SNAP_CURRENT, f2, "x", &it), -ENOENT);
+	CHECK_EQ(cat_lookup(c, CAT_SNAP_CURRENT, d, "y2", &it), -ENOENT);
+	CHECK_EQ(cat_lookup(c, CAT_SNAP_CURRENT, d, "a", &it), 0);
+	CHECK_EQ(cat_delta_set(c, "drive:e", NULL), 0); /* 410: none */
+	CHECK_EQ(cat_snapshot_finish(c, CAT_SNAP_COMPLETE), 0);
+	CHECK_EQ(cat_delta_get(c, "drive:e", &b), -ENOENT);
+
+	CHECK_EQ(cat_snapshot_begin(c, &snap), 0);
+	CHECK_EQ(cat_delta_set(c, "drive:e", "t3"), 0);
+	CHECK_EQ(cat_snapshot_finish(c, CAT_SNAP_COMPLETE), 0);
+	/* forgetting the snapshot that holds the newest token keeps it */
+	CHECK_EQ(cat_snapshot_forget(c, 3), 0);
+	CHECK_EQ(cat_snapshot_forget(c, 3), -ENOENT);
+	buf_reset(&b);
+	CHECK_EQ(cat_delta_get(c, "drive:e", &b), 0);
+	CHECK_STR(b.data, "t3");
+	/* snapshot 1 still shows x and y where they were */
+	CHECK_EQ(cat_lookup(c, 1, f2, "x", &it), 0);
+	CHECK_EQ(cat_lookup(c, 1, d, "y", &it), 0);
+	CHECK_EQ(cat_lookup(c, 2, d, "y2", &it), -ENOENT);
+	CHECK_EQ(cat_snapshot_forget(c, 1), 0);
+	CHECK_EQ(cat_lookup(c, 1, d, "y", &it), -ENOENT); /* gone for good */
+	CHECK_EQ(cat_lookup(c, 2, d, "a", &it), 0);
+	CHECK_EQ(cat_check(c, NULL, NULL, NULL), 0);
+	buf_release(&b);
+	cat_close(c);
+}
+
+/* ---- a failing commit hook (store flush) loses the run, not data ---- */
+
+static int hook_calls, hook_fail;
+
+static int hook(void *ctx)
+{
+	(void)ctx;
+	hook_calls++;
+	return hook_fail ? -EIO : 0;
+}
+
+static void test_hook(void)
+{
+	struct cat *c = NULL;
+	struct cat_item it;
+	struct cat_snapshot s;
+	int64_t snap, top;
+
+	fresh_db("hook.db");
+	CHECK_EQ(cat_open(dbpath, CAT_OPEN_WRITE | CAT_OPEN_CREATE, &c), 0);
+	if (!c)
+		return;
+	cat_set_commit_hook(c, hook, NULL);
+	CHECK_EQ(cat_snapshot_begin(c, &snap), 0);
+	top = mk(c, CAT_ROOT, CAT_KIND_TOP, "sites", NULL);
+	CHECK_EQ(cat_snapshot_finish(c, CAT_SNAP_COMPLETE), 0);
+	CHECK(hook_calls >= 2); /* begin and finish at least */
+	CHECK_EQ(cat_snapshot_begin(c, &snap), 0);
+	mk(c, top, CAT_KIND_SITE_HOST, "a", NULL);
+	hook_fail = 1;
+	CHECK_EQ(cat_commit(c), -EIO);
+	hook_fail = 0;
+	{
+		struct cat_item_in in = { .parent = top,
+					  .kind = CAT_KIND_SITE_HOST,
+					  .name = "b" };
+
+		CHECK_EQ(cat_item_put(c, &in, NULL, NULL), -EIO);
+	}
+	CHECK_EQ(cat_snapshot_finish(c, CAT_SNAP_COMPLETE), -EIO);
+	CHECK_EQ(cat_snapshot_get(c, snap, &s), 0);
+	CHECK_EQ(s.status, CAT_SNAP_FAILED);
+	CHECK_EQ(cat_snapshot_latest(c, &snap), 0);
+	CHECK_EQ(snap, 1);
+	CHECK_EQ(cat_lookup(c, CAT_SNAP_CURRENT, top, "a", &it), -ENOENT);
+	CHECK_EQ(cat_lookup(c, 1, CAT_ROOT, "sites", &it), 0);
+	/* the next run works again */
+	CHECK_EQ(cat_snapshot_begin(c, &snap), 0);
+	mk(c, top, CAT_KIND_SITE_HOST, "c", NULL);
+	CHECK_EQ(cat_snapshot_finish(c, CAT_SNAP_COMPLETE), 0);
+	CHECK_EQ(cat_lookup(c, snap, top, "c", &it), 0);
+	CHECK_EQ(cat_check(c, NULL, NULL, NULL), 0);
+	cat_close(c);
+}
+
 int main(void)
 {
 	log_init("test_catalog", LOG_ERR);
@@ -1139,6 +1300,8 @@ int main(void)
 	}
 	RUN(test_basic);
 	RUN(test_model);
+	RUN(test_edges);
+	RUN(test_hook);
 	RUN(test_killed);
 	RUN(test_reader_process);
 	RUN(test_threads);

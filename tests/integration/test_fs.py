@@ -1,0 +1,373 @@
+"""m365fs: snapshots of a repository as a read-only tree.
+
+Repositories are built from trees on disk by build/tests/test_fs_gen (the
+store and catalog APIs, as the snapshot walker writes them); the mount is
+compared with the trees by sha256, metadata and ordinary tools.
+"""
+import errno
+import hashlib
+import os
+import pathlib
+import shutil
+import stat
+import subprocess
+import threading
+import time
+
+import pytest
+
+import fsutil
+from fsutil import Mount, gen_import, make_tree, tree_digest
+
+pytestmark = pytest.mark.skipif(not fsutil.have_fuse(),
+                                reason="needs /dev/fuse and fusermount3")
+
+MARKER = "zebrafish"
+
+
+def gen_works():
+    """The store and catalog are implemented (the generator's self-test)."""
+    p = subprocess.run([str(fsutil.GEN)], capture_output=True)
+    return p.returncode == 0
+
+
+@pytest.fixture(scope="module")
+def two_snaps(tmp_path_factory):
+    """REPO with snapshot 1 (tree v1) and 2 (v2: edits, adds, deletes,
+    renames), and the digests of both trees."""
+    if not gen_works():
+        pytest.skip("store or catalog not implemented yet")
+    base = tmp_path_factory.mktemp("fs")
+    src = base / "src"
+    marked = make_tree(src, marker=MARKER, big_folder=3000)
+    v1 = tree_digest(src)
+    shutil.copytree(src, base / "v1", symlinks=True)
+    gen_import(base / "repo", src)
+    time.sleep(1.1)  # snapshot names have one-second resolution
+    # v2: edit, append, delete, rename, add a folder
+    docs = src / "sites/contoso.example/sites/hr/Documents"
+    fsutil.write(docs / "Folder 0/doc 1.txt", "edited in v2\n",
+                 1_750_000_000_123_456_789)
+    with open(docs / "big.bin", "r+b") as f:
+        f.seek(1_000_000)
+        f.write(b"changed in the middle of the big file")
+    os.utime(docs / "big.bin", ns=(1_750_000_100 * 10**9,) * 2)
+    os.remove(docs / "Folder 1/doc 2.txt")
+    shutil.rmtree(docs / "Folder 2")
+    os.rename(docs / "Folder 3/doc 4.txt", docs / "Folder 3/renamed.txt")
+    fsutil.write(src / "onedrive/adele@contoso.example/New/new.txt",
+                 f"new file with a {MARKER}\n", 1_760_000_000 * 10**9)
+    v2 = tree_digest(src)
+    gen_import(base / "repo", src)
+    return dict(base=base, repo=base / "repo", src=src, v1dir=base / "v1",
+                v1=v1, v2=v2, marked=marked)
+
+
+@pytest.fixture(scope="module")
+def mnt(two_snaps):
+    m = Mount(two_snaps["repo"], two_snaps["base"] / "mnt")
+    with m:
+        yield m
+
+
+def snapdirs(mnt):
+    snaps = mnt.mnt / "snapshots"
+    names = sorted(n for n in os.listdir(snaps) if n != "latest")
+    return [snaps / n for n in names]
+
+
+def test_fs_layout(mnt):
+    assert os.listdir(mnt.mnt) == ["snapshots"]
+    s1, s2 = snapdirs(mnt)
+    assert s1.name.endswith("Z") and "T" in s1.name
+    assert os.readlink(mnt.mnt / "snapshots/latest") == s2.name
+    assert sorted(os.listdir(s1)) == ["mailboxes", "onedrive", "sites"]
+    assert mnt.mount_seconds < 1.0
+
+
+def test_fs_rsync_sha256(mnt, two_snaps, tmp_path):
+    """rsync -a to disk: every file equals the source by sha256, with its
+    size and mtime (to the nanosecond)."""
+    for snap, want in zip(snapdirs(mnt), (two_snaps["v1"], two_snaps["v2"])):
+        out = tmp_path / snap.name
+        subprocess.run(["rsync", "-a", f"{snap}/", f"{out}/"], check=True)
+        files, dirs = tree_digest(out)
+        assert dirs == want[1]
+        assert files.keys() == want[0].keys()
+        for rel, (h, size, mtime) in want[0].items():
+            assert files[rel] == (h, size, mtime), rel
+    assert mnt.rss_kib() < 100 * 1024
+
+
+def test_fs_grep_find_stat(mnt, two_snaps):
+    s1 = snapdirs(mnt)[0]
+    out = subprocess.run(["grep", "-rl", MARKER, "."], cwd=s1,
+                         capture_output=True, text=True, check=True).stdout
+    found = {p[2:] for p in out.split("\n") if p}
+    assert found == set(two_snaps["marked"])
+    # find -newer against a reference file, as on the source tree
+    ref = "sites/contoso.example/sites/hr/Documents/big.bin"
+    def newer(root):
+        out = subprocess.run(["find", ".", "-newer", ref, "-type", "f"],
+                             cwd=root, capture_output=True, text=True,
+                             check=True).stdout
+        return sorted(out.split("\n"))
+    assert newer(s1) == newer(two_snaps["v1dir"])
+    # stat: size, mtime, type, inode numbers, read-only modes
+    for rel in ("onedrive/adele@contoso.example/Folder 0/doc 3.txt", ref):
+        a, b = os.stat(s1 / rel), os.stat(two_snaps["v1dir"] / rel)
+        assert (a.st_size, a.st_mtime_ns) == (b.st_size, b.st_mtime_ns)
+        assert stat.S_ISREG(a.st_mode) and a.st_mode & 0o777 == 0o444
+        assert a.st_blocks == (a.st_size + 511) // 512
+    with os.scandir(s1 / "onedrive/adele@contoso.example") as it:
+        for e in it:
+            assert e.is_dir(follow_symlinks=False)
+            assert e.inode() == e.stat(follow_symlinks=False).st_ino
+
+
+def test_fs_xattrs(mnt):
+    s1 = snapdirs(mnt)[0]
+    rel = "onedrive/adele@contoso.example/Folder 0/doc 3.txt"
+    p = s1 / rel
+    names = os.listxattr(p)
+    assert "user.m365.webUrl" in names and "user.m365.id" in names
+    assert os.getxattr(p, "user.m365.webUrl").decode() == \
+        f"https://contoso.example/{rel}"
+    h = hashlib.sha256(p.read_bytes()).hexdigest()
+    assert os.getxattr(p, "user.m365.sha256").decode() == h
+    for name in ("security.selinux", "system.posix_acl_access",
+                 "user.m365.nope", "trusted.x"):
+        with pytest.raises(OSError) as e:
+            os.getxattr(p, name)
+        assert e.value.errno == errno.ENODATA
+    out = subprocess.run(["getfattr", "-d", str(p)], capture_output=True,
+                         text=True, check=True).stdout
+    assert 'user.m365.author="Adele Vance"' in out
+    assert os.getxattr(s1, "user.m365.snapshot.status") == b"complete"
+    assert os.getxattr(s1, "user.m365.snapshot.id") == b"1"
+    mail = next((s1 / "mailboxes/adele@contoso.example/Inbox").glob("*.eml"))
+    assert os.getxattr(mail, "user.m365.subject")
+
+
+def test_fs_two_snapshots_diff_tar_du_cp(mnt, two_snaps, tmp_path):
+    s1, s2 = snapdirs(mnt)
+    # diff -r between the snapshots reports what changed between the trees
+    got = subprocess.run(["diff", "-rq", str(s1), str(s2)],
+                         capture_output=True, text=True).stdout
+    want = subprocess.run(["diff", "-rq", str(two_snaps["v1dir"]),
+                           str(two_snaps["src"])],
+                          capture_output=True, text=True).stdout
+    norm = lambda t, a, b: sorted(t.replace(str(a), "A").replace(str(b), "B")
+                                  .split("\n"))
+    assert norm(got, s1, s2) == norm(want, two_snaps["v1dir"],
+                                     two_snaps["src"])
+    assert got
+    # tar of all mail, listed back
+    tarf = tmp_path / "mail.tar"
+    subprocess.run(["tar", "-cf", str(tarf), "-C", str(s2), "mailboxes"],
+                   check=True)
+    names = subprocess.run(["tar", "-tf", str(tarf)], capture_output=True,
+                           text=True, check=True).stdout.split("\n")
+    assert sum(n.endswith(".eml") for n in names) == 40
+    # du: apparent size equals the sum of the files' sizes
+    du = int(subprocess.run(["du", "-sb", str(s2 / "sites")],
+                            capture_output=True, text=True,
+                            check=True).stdout.split()[0])
+    assert du == sum(v[1] for k, v in two_snaps["v2"][0].items()
+                     if k.startswith("sites/"))
+    # cp -a of one file keeps content and time
+    f = "sites/contoso.example/sites/hr/Documents/big.bin"
+    subprocess.run(["cp", "-a", str(s2 / f), str(tmp_path / "big")],
+                   check=True)
+    assert hashlib.sha256((tmp_path / "big").read_bytes()).hexdigest() == \
+        two_snaps["v2"][0][f][0]
+    assert os.stat(tmp_path / "big").st_mtime_ns == two_snaps["v2"][0][f][2]
+
+
+def test_fs_readonly(mnt):
+    s2 = snapdirs(mnt)[1]
+    f = s2 / "onedrive/adele@contoso.example/Folder 0/doc 3.txt"
+    for fn in (lambda: open(f, "w"), lambda: open(f, "a"),
+               lambda: open(s2 / "new.txt", "x"),
+               lambda: os.mkdir(s2 / "d"), lambda: os.unlink(f),
+               lambda: os.rename(f, str(f) + ".x"),
+               lambda: os.setxattr(f, "user.m365.id", b"x"),
+               lambda: os.utime(f), lambda: os.chmod(f, 0o644),
+               lambda: os.symlink("x", s2 / "l"),
+               lambda: os.mkdir(mnt.mnt / "x")):
+        with pytest.raises(OSError) as e:
+            fn()
+        assert e.value.errno in (errno.EROFS, errno.EACCES, errno.EPERM), fn
+
+
+def test_fs_stable_inodes(two_snaps, tmp_path):
+    rel = "snapshots/latest/onedrive/adele@contoso.example/Folder 0"
+    inos = []
+    for _ in range(2):
+        with Mount(two_snaps["repo"], tmp_path / "m") as m:
+            st = os.stat(m.mnt / rel)
+            inos.append((st.st_ino, os.stat(m.mnt / rel / "doc 3.txt").st_ino))
+    assert inos[0] == inos[1]
+
+
+def test_fs_big_folder_listing(mnt):
+    d = snapdirs(mnt)[0] / "onedrive/megan@contoso.example/Big folder"
+    names = os.listdir(d)
+    assert len(names) == 3000
+    assert sorted(names) == [f"item {i:06d}.txt" for i in range(3000)]
+    out = subprocess.run(["ls", "-l", str(d)], capture_output=True,
+                         text=True, check=True).stdout
+    assert len(out.strip().split("\n")) == 3001
+
+
+def test_fs_new_snapshot_appears_while_reading(two_snaps, tmp_path):
+    """8 readers walk snapshot 1 while snapshot 3 commits: every reader
+    sees exactly tree v1; snapshots/ then shows the new snapshot without a
+    remount, and latest follows it."""
+    repo = tmp_path / "repo"
+    shutil.copytree(two_snaps["repo"], repo)
+    v1 = two_snaps["v1"][0]
+    with Mount(repo, tmp_path / "m") as m:
+        before = set(os.listdir(m.mnt / "snapshots"))
+        s1 = m.mnt / "snapshots" / sorted(before - {"latest"})[0]
+        errors, stop = [], threading.Event()
+
+        def reader(k):
+            rels = sorted(v1)[k::8]
+            while not stop.is_set():
+                for rel in rels:
+                    try:
+                        data = (s1 / rel).read_bytes()
+                    except OSError as e:
+                        errors.append(f"{rel}: {e}")
+                        return
+                    if hashlib.sha256(data).hexdigest() != v1[rel][0]:
+                        errors.append(f"{rel}: wrong content")
+                        return
+        threads = [threading.Thread(target=reader, args=(k,))
+                   for k in range(8)]
+        for t in threads:
+            t.start()
+        try:
+            time.sleep(1.1)
+            fsutil.write(two_snaps["base"] / "src3/onedrive/x/only.txt", "3")
+            gen_import(repo, two_snaps["base"] / "src3")
+        finally:
+            time.sleep(0.3)
+            stop.set()
+            for t in threads:
+                t.join()
+        assert not errors, errors[:5]
+        after = set(os.listdir(m.mnt / "snapshots"))
+        assert len(after - before) == 1
+        new = (after - before).pop()
+        assert os.readlink(m.mnt / "snapshots/latest") == new
+        assert os.listdir(m.mnt / "snapshots/latest") == ["onedrive"]
+        assert (m.mnt / "snapshots/latest/onedrive/x/only.txt").read_text() == "3"
+
+
+def test_fs_partial_snapshot(tmp_path):
+    if not gen_works():
+        pytest.skip("store or catalog not implemented yet")
+    src = tmp_path / "src"
+    fsutil.write(src / "onedrive/u/a.txt", "a")
+    gen_import(tmp_path / "repo", src, partial="the item was locked")
+    with Mount(tmp_path / "repo", tmp_path / "m") as m:
+        snap = m.mnt / "snapshots/latest"
+        assert os.getxattr(snap, "user.m365.snapshot.status") == b"partial"
+        text = (snap / ".partial").read_text()
+        assert "partial" in text and "the item was locked" in text
+        assert os.stat(snap / ".partial").st_size == len(text.encode())
+        assert ".partial" in os.listdir(snap)
+
+
+def test_fs_encrypted(tmp_path):
+    if not gen_works():
+        pytest.skip("store or catalog not implemented yet")
+    src, key = tmp_path / "src", tmp_path / "key"
+    fsutil.write(src / "onedrive/u/secret.txt", "top secret\n")
+    gen_import(tmp_path / "repo", src, key=key, encrypt=True)
+    assert stat.S_IMODE(os.stat(key).st_mode) == 0o600
+    with Mount(tmp_path / "repo", tmp_path / "m", "-o",
+               f"key_file={key}") as m:
+        assert (m.mnt / "snapshots/latest/onedrive/u/secret.txt"
+                ).read_text() == "top secret\n"
+    # without the key, or with another one: clear errors, nothing mounted
+    p = subprocess.run([str(fsutil.M365FS), str(tmp_path / "repo"),
+                        str(tmp_path / "m")], capture_output=True, text=True)
+    assert p.returncode == 1 and "encrypted" in p.stderr, p.stderr
+    other = tmp_path / "other"
+    other.write_text("A" * 43 + "=\n")
+    other.chmod(0o600)
+    p = subprocess.run([str(fsutil.M365FS), "-o", f"key_file={other}",
+                        str(tmp_path / "repo"), str(tmp_path / "m")],
+                       capture_output=True, text=True)
+    assert p.returncode == 1 and "key" in p.stderr, p.stderr
+    assert not os.path.ismount(tmp_path / "m")
+
+
+def test_fs_usage_errors(two_snaps, tmp_path):
+    def run(*args):
+        return subprocess.run([str(fsutil.M365FS), *map(str, args)],
+                              capture_output=True, text=True)
+    (tmp_path / "empty").mkdir()
+    p = run(tmp_path / "nope", tmp_path / "empty")
+    assert p.returncode == 1 and "not found" in p.stderr, p.stderr
+    assert "hint:" in p.stderr
+    p = run(two_snaps["repo"], tmp_path / "missing")
+    assert p.returncode == 1 and "mountpoint" in p.stderr, p.stderr
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "x").write_text("x")
+    p = run(two_snaps["repo"], full)
+    assert p.returncode == 1 and "not empty" in p.stderr, p.stderr
+    p = run(tmp_path / "empty")
+    assert p.returncode == 2 and "no repository" in p.stderr, p.stderr
+    p = run("-o", f"repo={two_snaps['repo']}", two_snaps["repo"],
+            tmp_path / "empty")
+    assert p.returncode == 2
+    assert run("--help").returncode == 0
+    # -o repo= (fstab, systemd mount units), in the background
+    p = subprocess.run([str(fsutil.M365FS), "-o", f"repo={two_snaps['repo']}",
+                        str(tmp_path / "empty")], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=20)
+    try:
+        assert p.returncode == 0, p.stderr
+        assert os.path.ismount(tmp_path / "empty")
+        assert "latest" in os.listdir(tmp_path / "empty/snapshots")
+    finally:
+        subprocess.run(["fusermount3", "-u", str(tmp_path / "empty")])
+
+
+def test_fs_damaged_pack_gives_eio(two_snaps, tmp_path):
+    """A flipped byte in a pack: the files holding the damaged chunk give
+    EIO (logged with their path), every other file reads correctly."""
+    repo = tmp_path / "repo"
+    shutil.copytree(two_snaps["repo"], repo)
+    packs = sorted(p for p in (repo / "data").rglob("*") if p.is_file())
+    assert packs
+    pack = max(packs, key=lambda p: p.stat().st_size)
+    with open(pack, "r+b") as f:
+        f.seek(pack.stat().st_size // 2)
+        b = f.read(1)
+        f.seek(-1, 1)
+        f.write(bytes([b[0] ^ 0x55]))
+    bad = fsutil.gen_damaged(repo)
+    assert bad
+    v2 = two_snaps["v2"][0]
+    m = Mount(repo, tmp_path / "m")
+    m.allowed = [r"cannot read '.*': its data in repository .* is damaged",
+                 r"store: chunk [0-9a-f]+ in pack .* is damaged"]
+    with m:
+        snap = m.mnt / "snapshots/latest"
+        for rel, (h, size, mtime) in v2.items():
+            if rel in bad:
+                with pytest.raises(OSError) as e:
+                    (snap / rel).read_bytes()
+                assert e.value.errno == errno.EIO
+            else:
+                assert hashlib.sha256((snap / rel).read_bytes()
+                                      ).hexdigest() == h, rel
+        out = m.output()
+    for rel in bad:
+        assert rel in out
