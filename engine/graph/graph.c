@@ -213,7 +213,18 @@ static int fail(const struct greq *r, const struct http_response *resp, int rc)
 		graph_error_map(resp->status, resp->body.data, resp->body.len,
 				r->what ? r->what : path, e);
 		rc = e->rc;
-		if (rc == -EPERM && strcasecmp(e->code, "malwareDetected")) {
+		if (r->no_auth &&
+		    (resp->status == 401 || resp->status == 403)) {
+			/* a pre-authenticated URL: no token of ours involved */
+			rc = e->rc = -EACCES;
+			snprintf(e->message, sizeof(e->message),
+				 "%s: the pre-authenticated URL was refused "
+				 "(HTTP %ld %s; expired?): ask Graph for a new "
+				 "one",
+				 r->what ? r->what : path, resp->status,
+				 e->code);
+		} else if (rc == -EPERM &&
+			   strcasecmp(e->code, "malwareDetected")) {
 			const char *perm = permission_for(r->url, method);
 
 			if (perm)

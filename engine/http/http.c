@@ -2,9 +2,10 @@
  * http.c - the event loop over libcurl multi.
  *
  * DESIGN: one thread (loop()) owns the CURLM handle and every easy handle.
- * Other threads talk to it only through struct http's lock: they append a
- * struct xfer to h->queue (http_submit), ask for a transfer to be resumed
- * or aborted (x->ctl), then curl_multi_wakeup().  Each attempt of a request
+ * Other threads talk to it only through locks: they append a struct xfer
+ * to h->queue under h->lock (http_submit), or set want_unpause/abort_rc in
+ * their struct handover under its lock, then curl_multi_wakeup().  Lock
+ * order: h->lock before a handover's lock.  Each attempt of a request
  * gets a fresh easy handle (connections and TLS sessions are reused by the
  * multi handle's pool, HTTP/2 streams multiplexed with PIPEWAIT); retries,
  * redirects and Retry-After fences are decided in finish() when an attempt
@@ -43,6 +44,7 @@ struct handover {
 	unsigned gen; /* bumped when a retry restarts the body */
 	unsigned seen_gen; /* gen the caller has delivered under */
 	bool paused; /* the loop paused the transfer: buffer full */
+	bool want_unpause; /* the caller drained the buffer: resume */
 	bool done; /* the request is over: rc is final */
 	int rc;
 	int abort_rc; /* set by the caller: the sink failed */
@@ -75,9 +77,6 @@ struct xfer {
 	bool range_done; /* all of the range arrived; rest dropped */
 	bool status_known;
 	int err; /* -errno from a callback: no retry */
-	/* requests from other threads, under h->lock */
-	bool want_unpause;
-	int want_abort;
 };
 
 struct fence {
@@ -92,7 +91,7 @@ struct http {
 	bool stop;
 	struct xfer *queue; /* protected by lock: waiting to start */
 	struct xfer *running; /* loop thread only */
-	struct xfer *ctl; /* unused (kept for layout clarity) */
+
 	unsigned nrunning; /* loop thread only */
 	int64_t deadline; /* protected by lock */
 	struct fence fences[FENCE_MAX]; /* loop thread only */
@@ -730,6 +729,7 @@ static bool retry_later(struct http *h, struct xfer *x, int64_t wait,
 			pthread_mutex_lock(&x->ho->lock);
 			x->ho->len = 0;
 			x->ho->gen++;
+			x->ho->paused = false;
 			pthread_mutex_unlock(&x->ho->lock);
 		} else if (req->sink->reset(req->sink->ctx) < 0) {
 			return false;
@@ -890,11 +890,24 @@ static int64_t start_due(struct http *h, int64_t now)
 	struct xfer *due = NULL, **tail = &due;
 	int64_t deadline;
 
+	/* first take out what was aborted or cannot start in time */
 	pthread_mutex_lock(&h->lock);
 	deadline = h->deadline;
 	for (pp = &h->queue; *pp;) {
+		int ab = 0;
+
 		x = *pp;
-		if (x->want_abort) {
+		if (x->ho) {
+			pthread_mutex_lock(&x->ho->lock);
+			ab = x->ho->abort_rc;
+			pthread_mutex_unlock(&x->ho->lock);
+		}
+		if (!ab && deadline &&
+		    (now >= deadline || fence_until(h, x->url) >= deadline ||
+		     x->start_at >= deadline))
+			ab = -ETIMEDOUT;
+		if (ab) {
+			x->err = ab;
 			*pp = x->next;
 			x->next = NULL;
 			*tail = x;
@@ -907,7 +920,7 @@ static int64_t start_due(struct http *h, int64_t now)
 	for (x = due; x;) {
 		struct xfer *n = x->next;
 
-		complete(h, x, x->want_abort);
+		complete(h, x, x->err);
 		x = n;
 	}
 
@@ -937,10 +950,6 @@ static int64_t start_due(struct http *h, int64_t now)
 		pthread_mutex_unlock(&h->lock);
 		if (!x)
 			break;
-		if (deadline && now >= deadline) {
-			complete(h, x, -ETIMEDOUT);
-			continue;
-		}
 		int rc = attempt_start(h, x, now);
 
 		if (rc < 0)
@@ -974,11 +983,15 @@ static void control_running(struct http *h, int64_t now)
 		int ab;
 
 		n = x->next;
-		pthread_mutex_lock(&h->lock);
-		unpause = x->want_unpause;
-		ab = x->want_abort;
-		x->want_unpause = false;
-		pthread_mutex_unlock(&h->lock);
+		unpause = false;
+		ab = 0;
+		if (x->ho) {
+			pthread_mutex_lock(&x->ho->lock);
+			unpause = x->ho->want_unpause;
+			x->ho->want_unpause = false;
+			ab = x->ho->abort_rc;
+			pthread_mutex_unlock(&x->ho->lock);
+		}
 		abort_rc = ab != 0;
 		if (!abort_rc && deadline && now >= deadline)
 			ab = -ETIMEDOUT, abort_rc = true;
@@ -1215,25 +1228,6 @@ static void blocking_done(void *ctx, int rc, struct http_response *resp)
 	pthread_mutex_unlock(&ho->lock);
 }
 
-/* Ask the loop to touch the running transfer of @ho (unpause or abort). */
-static void poke(struct http *h, struct handover *ho, bool unpause, int ab)
-{
-	pthread_mutex_lock(&h->lock);
-	for (int pass = 0; pass < 2; pass++) {
-		for (struct xfer *x = pass ? h->queue : h->running; x;
-		     x = x->next) {
-			if (x->ho != ho)
-				continue;
-			if (unpause)
-				x->want_unpause = true;
-			if (ab)
-				x->want_abort = ab;
-		}
-	}
-	pthread_mutex_unlock(&h->lock);
-	curl_multi_wakeup(h->multi);
-}
-
 int http_do(struct http *h, const struct http_request *req,
 	    struct http_response *resp)
 {
@@ -1263,31 +1257,32 @@ int http_do(struct http *h, const struct http_request *req,
 			char *blk = ho.data;
 			size_t n = ho.len;
 			bool was_paused = ho.paused;
-			unsigned gen = ho.gen;
+			bool need_reset = ho.gen != ho.seen_gen;
+			bool aborted = ho.abort_rc != 0;
 			int src = 0;
-			bool aborted;
 
+			/* take the block, give the loop the spare buffer */
 			ho.data = spare;
 			ho.len = 0;
 			ho.paused = false;
-			if (gen != ho.seen_gen) {
-				ho.seen_gen = gen;
-				pthread_mutex_unlock(&ho.lock);
-				src = sink->reset ? sink->reset(sink->ctx)
-						  : -ECONNRESET;
-				pthread_mutex_lock(&ho.lock);
-			}
-			aborted = ho.abort_rc != 0;
+			ho.seen_gen = ho.gen;
+			if (was_paused)
+				ho.want_unpause = true;
 			pthread_mutex_unlock(&ho.lock);
 			if (was_paused)
-				poke(h, &ho, true, 0);
-			if (!src && !aborted)
+				curl_multi_wakeup(h->multi);
+			if (!aborted && need_reset)
+				src = sink->reset ? sink->reset(sink->ctx)
+						  : -ECONNRESET;
+			/* a block that a later retry made stale is harmless:
+			 * the retry's first block comes with a reset */
+			if (!aborted && !src)
 				src = sink->write(sink->ctx, blk, n);
 			pthread_mutex_lock(&ho.lock);
 			if (src < 0 && !ho.abort_rc) {
 				ho.abort_rc = src;
 				pthread_mutex_unlock(&ho.lock);
-				poke(h, &ho, false, src);
+				curl_multi_wakeup(h->multi);
 				pthread_mutex_lock(&ho.lock);
 			}
 			/* the loop may have grown ho.data: keep the bigger */
@@ -1299,6 +1294,11 @@ int http_do(struct http *h, const struct http_request *req,
 		pthread_cond_wait(&ho.cond, &ho.lock);
 	}
 	rc = ho.abort_rc ? ho.abort_rc : ho.rc;
+	if (rc == 0 && sink && ho.gen != ho.seen_gen) {
+		/* a retry succeeded with an empty body after bytes of an
+		 * earlier attempt went out: those must go */
+		rc = sink->reset ? sink->reset(sink->ctx) : -ECONNRESET;
+	}
 	pthread_mutex_unlock(&ho.lock);
 out:
 	free(ho.data);

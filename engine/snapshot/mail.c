@@ -92,6 +92,22 @@ static int add_removal(struct mwalk *w, const char *id, int64_t folder)
 	return 0;
 }
 
+/* True when version @cur was recorded with change key @ck. */
+static bool same_change_key(struct snap *s, const struct cat_item *cur,
+			    const char *ck)
+{
+	struct buf meta = BUF_INIT;
+	const char *v;
+	bool same = false;
+
+	if (ck && cat_item_meta(s->c, cur->id, cur->from_snap, &meta) == 0) {
+		v = cat_meta_find(meta.data, meta.len, "changeKey");
+		same = v && !strcmp(v, ck);
+	}
+	buf_release(&meta);
+	return same;
+}
+
 static int handle_message(struct snap *s, struct mwalk *w, struct container *ct,
 			  const struct graph_message *m, const cJSON *raw,
 			  int64_t folder)
@@ -143,12 +159,13 @@ static int handle_message(struct snap *s, struct mwalk *w, struct container *ct,
 		 m->has_attachments ? "true" : "false");
 	if (m->is_draft)
 		meta_add(&in.meta, "isDraft", "true");
+	meta_add(&in.meta, "changeKey", m->change_key);
 	meta_add(&in.meta, "name", m->subject);
 
 	/* a message's MIME does not change (drafts aside): a known id, even
 	 * moved to another folder, keeps its content */
-	if (!m->is_draft && cat_item_find(s->c, w->scope, m->id, &cur) == 0 &&
-	    cur.content) {
+	if (cat_item_find(s->c, w->scope, m->id, &cur) == 0 && cur.content &&
+	    (!m->is_draft || same_change_key(s, &cur, m->change_key))) {
 		in.content = cur.content;
 		in.size = cur.size;
 		s->stats.reused++;
@@ -328,7 +345,6 @@ static void do_folder(struct snap *s, struct mwalk *w, const struct folder *f,
 		goto out;
 	}
 	idset_add(&w->folders, id);
-	s->stats.folders++;
 	folder_messages(s, w, f, id, existed);
 	if (f->child_count > 0 && depth < 64 && !s->fatal) {
 		rc = graph_mail_folders_open(s->g, w->u->id, f->id, true, &p);
@@ -340,6 +356,7 @@ static void do_folder(struct snap *s, struct mwalk *w, const struct folder *f,
 			w->tree_incomplete = true;
 		} else {
 			walk_folders(s, w, p, id, depth + 1);
+			p = NULL; /* freed there */
 		}
 	}
 out:

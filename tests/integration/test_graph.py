@@ -293,3 +293,17 @@ def test_graph_message_create_and_move(emu, tmp_path):
     res, _, _ = run(emu, "msg-move", upn, draft["id"], inbox["id"])
     moved = of(res, "message")[0]
     assert moved["parent_folder_id"] == inbox["id"]
+
+
+def test_graph_expired_download_url_is_eacces(emu, site_drive):
+    _, drive = site_drive
+    f = max(truth_files(emu, drive["id"]), key=lambda x: x["size"])
+    res, _, _ = run(emu, "item", drive["id"], f["id"])
+    url = of(res, "item")[0]["download_url"]
+    bad = url[:-4] + ("AAAA" if not url.endswith("AAAA") else "BBBB")
+    res, tail, _ = run(emu, "download", drive["id"], f["id"], bad,
+                       check=False)
+    assert tail["rc"] == -EACCES
+    msg = of(res, "error")[0]["message"]
+    assert "pre-authenticated URL was refused" in msg
+    assert "m365-connect" not in msg

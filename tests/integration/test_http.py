@@ -384,3 +384,22 @@ def test_graph_next_link_only_to_the_same_host(mini):
     assert tail["rc"] == -71
     assert [r for r in res if r.get("type") == "error"][0]["rc"] == -71
     assert all(h["host"] == "127.0.0.1" for h in mini.state.hits[n:])
+
+
+def test_http_sink_error_aborts_the_transfer(mini):
+    # the consumer fails (disk full) while the transfer is paused: the
+    # request ends at once with the sink's error, no retry
+    t0 = time.monotonic()
+    res, tail, _ = run(mini, "get", mini.files_url + "/files/blob?mult=20",
+                       "sink", "slow", "20", "failafter", "2000000")
+    assert res[0]["rc"] == -28  # -ENOSPC
+    assert res[0]["attempts"] == 1
+    assert time.monotonic() - t0 < 5
+
+
+def test_http_fence_beyond_deadline_fails_fast(mini):
+    t0 = time.monotonic()
+    res, tail, _ = run(mini, "get", mini.url + "/throttle?n=1&ra=30&id=dl",
+                       opts=("--deadline", "1500"))
+    assert res[0]["rc"] == 0 and res[0]["status"] == 429
+    assert time.monotonic() - t0 < 3

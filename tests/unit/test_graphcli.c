@@ -48,6 +48,7 @@ struct hash_sink {
 	unsigned resets;
 	unsigned writes;
 	unsigned slow_ms; /* sleep per write: a slow consumer */
+	uint64_t fail_after; /* fail with -ENOSPC past this many bytes */
 };
 
 static int hs_write(void *ctx, const void *p, size_t n)
@@ -57,6 +58,8 @@ static int hs_write(void *ctx, const void *p, size_t n)
 	if (s->slow_ms)
 		usleep(s->slow_ms * 1000);
 	s->writes++;
+	if (s->fail_after && s->n + n > s->fail_after)
+		return -ENOSPC;
 	EVP_DigestUpdate(s->md, p, n);
 	graph_qxh_update(&s->q, p, n);
 	s->n += n;
@@ -132,6 +135,7 @@ struct get_args {
 	const char *range;
 	bool follow, sink;
 	unsigned slow_ms;
+	uint64_t fail_after;
 	int count;
 	int delay_ms;
 	uint64_t roff, rlen;
@@ -169,6 +173,7 @@ static void *get_thread(void *arg)
 
 		hs_init(&hs);
 		hs.slow_ms = a->slow_ms;
+		hs.fail_after = a->fail_after;
 		req.sink = a->sink ? &sink : NULL;
 		rc = http_do(H, &req, &resp);
 		t1 = util_mono_ms();
@@ -222,6 +227,8 @@ static int cmd_get(int argc, char **argv)
 			a.sink = true;
 		else if (!strcmp(argv[i], "slow") && i + 1 < argc)
 			a.slow_ms = (unsigned)atoi(argv[++i]);
+		else if (!strcmp(argv[i], "failafter") && i + 1 < argc)
+			a.fail_after = strtoull(argv[++i], NULL, 10);
 		else if (!strcmp(argv[i], "threads") && i + 1 < argc)
 			threads = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "roff") && i + 1 < argc)

@@ -12,6 +12,22 @@
 #include "snapshot/tool.h"
 #include "util/log.h"
 
+/* The resource of the token scope: the cloud's Graph (a graph_url
+ * override changes where requests go, not the resource). */
+static const char *graph_resource(const struct conf_conn *c)
+{
+	switch (c->cloud) {
+	case CONF_CLOUD_USGOV:
+		return "https://graph.microsoft.us";
+	case CONF_CLOUD_USGOVDOD:
+		return "https://dod-graph.microsoft.us";
+	case CONF_CLOUD_CHINA:
+		return "https://microsoftgraph.chinacloudapi.cn";
+	default:
+		return "https://graph.microsoft.com";
+	}
+}
+
 static int tok_get(void *ctx, struct buf *tok)
 {
 	return auth_token_get(ctx, tok);
@@ -22,7 +38,8 @@ static void tok_invalidate(void *ctx, const char *tok)
 	auth_token_invalidate(ctx, tok);
 }
 
-int tool_connect(const char *name, struct tool_conn *tc)
+int tool_connect(const char *name, const struct http_config *hcfg,
+		 struct tool_conn *tc)
 {
 	struct conf_conn *conn = NULL;
 	struct conf_err err = { { 0 }, { 0 } };
@@ -57,6 +74,8 @@ int tool_connect(const char *name, struct tool_conn *tc)
 			cli_hint("create it with 'm365-connect'");
 		goto out;
 	}
+	if (hcfg)
+		hc = *hcfg;
 	hc.ca_file = conn->ca_file[0] ? conn->ca_file : NULL;
 	rc = http_new(&hc, &tc->http);
 	if (rc < 0) {
@@ -103,7 +122,7 @@ int tool_connect(const char *name, struct tool_conn *tc)
 			cli_hint("%s", ast.hint);
 		goto out;
 	}
-	buf_addf(&scope, "%s/.default", conf_graph_url(conn));
+	buf_addf(&scope, "%s/.default", graph_resource(conn));
 	ac.login_url = conf_login_url(conn);
 	ac.tenant = conn->tenant;
 	ac.client_id = conn->client_id;

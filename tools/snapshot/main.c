@@ -30,6 +30,7 @@ struct opts {
 	bool encrypt, json, read_data, dry_run, prune, all, quiet;
 	unsigned services;
 	unsigned parallel;
+	int retries; /* -1: default */
 	const char *sites[MAXPAT + 1], *xsites[MAXPAT + 1];
 	const char *users[MAXPAT + 1], *xusers[MAXPAT + 1];
 	int nsites, nxsites, nusers, nxusers;
@@ -50,6 +51,7 @@ enum {
 	O_SERVICE,
 	O_XSERVICE,
 	O_PARALLEL,
+	O_RETRIES,
 	O_READ_DATA,
 	O_DRY,
 	O_PRUNE,
@@ -78,6 +80,8 @@ static const struct cli_opt create_opts[] = {
 	  "files, onedrive or mail (repeatable; default: the connection's)" },
 	{ "exclude-service", O_XSERVICE, "SVC", "skip a service" },
 	{ "parallel", O_PARALLEL, "N", "downloads in flight (default 8)" },
+	{ "retries", O_RETRIES, "N",
+	  "retries of a failing request before its item fails (default 6)" },
 	{ "json", O_JSON, NULL, "print a JSON summary on stdout" },
 	{ NULL, 0, NULL, NULL },
 };
@@ -213,6 +217,12 @@ static int on_opt(void *ctx, const struct cli_opt *o, const char *arg)
 		if (rc == 0 && v == 0)
 			return cli_usage(NULL, "--parallel must be at least 1");
 		op->parallel = (unsigned)v;
+		return rc;
+	case O_RETRIES:
+		rc = cli_parse_u64(arg, o->name, 20, &v);
+		if (rc == 0 && v == 0)
+			return cli_usage(NULL, "--retries must be at least 1");
+		op->retries = (int)v;
 		return rc;
 	case O_K_LAST:
 		return keep_val(arg, o->name, &op->keep.last);
@@ -528,8 +538,9 @@ static int cmd_create(int argc, char **argv)
 		"[options]\n"
 		"exit status: 0 complete, 3 partial (per-item errors, see "
 		"'show'), 1 failed, 2 usage, 4 repository locked";
-	struct opts op = { 0 };
+	struct opts op = { .retries = -1 };
 	struct tool_conn tc = { 0 };
+	struct http_config hc = { 0 };
 	struct repo r = { 0 };
 	struct snap_config cfg = { 0 };
 	struct snap_stats st = { 0 };
@@ -550,7 +561,9 @@ static int cmd_create(int argc, char **argv)
 	ret = repo_open(&op, &r, true, true);
 	if (ret)
 		return ret;
-	if (tool_connect(op.connection, &tc) < 0) {
+	if (op.retries > 0)
+		hc.max_retries = (unsigned)op.retries;
+	if (tool_connect(op.connection, &hc, &tc) < 0) {
 		repo_close(&r);
 		return CLI_EXIT_FAIL;
 	}

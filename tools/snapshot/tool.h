@@ -24,11 +24,13 @@ struct tool_conn {
 };
 
 /**
- * Load connection @name and build http + auth + graph; a token is fetched
- * once to fail early.  Errors are reported to the user.
+ * Load connection @name and build http (@hc: settings, may be NULL; its
+ * ca_file is taken from the connection) + auth + graph; a token is
+ * fetched once to fail early.  Errors are reported to the user.
  * Returns 0 or -errno (then @tc is empty).
  */
-int tool_connect(const char *name, struct tool_conn *tc);
+int tool_connect(const char *name, const struct http_config *hc,
+		 struct tool_conn *tc);
 
 /** Free what tool_connect() built.  Fine on an empty @tc. */
 void tool_disconnect(struct tool_conn *tc);
