@@ -18,6 +18,9 @@
 /* 'M365' little hint in the SQLite header: this file is a catalog. */
 #define CAT_APP_ID 0x4d333643
 
+/* Private cat_open() flag: runs in this file are dead (an imported copy). */
+#define CAT_OPEN_COPY (1 << 8)
+
 /* Cached statements; SQL texts in db.c (cat_sql[]). */
 enum cat_q {
 	Q_LOOKUP,
@@ -66,6 +69,7 @@ struct sweep {
 struct cat {
 	char *path;
 	bool writer;
+	bool copy; /* CAT_OPEN_COPY: every running snapshot is dead */
 	pthread_mutex_t lock; /* writer: all calls; reader: the free list */
 	struct conn *free; /* reader pool */
 	struct conn *w; /* writer connection */

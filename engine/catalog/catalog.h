@@ -98,9 +98,11 @@ enum cat_open_flags {
  * Open the catalog database file @path (usually REPO/CAT_FILE) with
  * @flags (enum cat_open_flags).  Migrates an older schema when opened for
  * writing; a reader refuses an older or newer schema with -EPROTO.
- * A writer rolls back runs that died (see cat_recover()).
+ * A writer rolls back runs that died (see cat_recover()); a run whose
+ * writer process still lives on this host is refused with -EBUSY instead
+ * (the repository lock should have prevented the second writer).
  * On success *@out is the catalog: caller owns it, free with cat_close().
- * Returns 0, -ENOENT (no such file, no CAT_OPEN_CREATE), -EPROTO,
+ * Returns 0, -ENOENT (no such file, no CAT_OPEN_CREATE), -EPROTO, -EBUSY,
  * -EBADMSG (not a catalog), -ENOMEM or -EIO.
  */
 int cat_open(const char *path, int flags, struct cat **out);

@@ -285,7 +285,7 @@ int cat_import(const char *copy, const char *path)
 	if (ret < 0)
 		goto out;
 	/* migrate, WAL mode, roll back runs that were open in the copy */
-	ret = cat_open(tmp.data, CAT_OPEN_WRITE, &c);
+	ret = cat_open(tmp.data, CAT_OPEN_WRITE | CAT_OPEN_COPY, &c);
 	if (ret < 0)
 		goto out;
 	cat_close(c);

@@ -546,6 +546,7 @@ int cat_open(const char *path, int flags, struct cat **out)
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->cond, NULL);
 	c->writer = flags & (CAT_OPEN_WRITE | CAT_OPEN_CREATE);
+	c->copy = flags & CAT_OPEN_COPY;
 	c->path = strdup(path);
 	if (!c->path) {
 		ret = -ENOMEM;

@@ -5,8 +5,10 @@
 #include "catalog/cat_i.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "util/log.h"
 #include "util/util.h"
@@ -65,8 +67,55 @@ int cat_rollback_snap(struct cat *c, int64_t snap)
 	return 0;
 }
 
+/* Start time (clock ticks since boot) of process @pid, 0 if none. */
+static unsigned long long proc_start(long pid)
+{
+	struct buf b = BUF_INIT;
+	char path[64];
+	const char *p;
+	unsigned long long t = 0;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+	if (util_read_file(path, &b, 4096) == 0) {
+		p = strrchr(b.data, ')');
+		/* fields after "(comm)": state is 3, starttime is 22 */
+		for (int f = 3; p && f <= 22; f++)
+			p = strchr(p + 1, ' ');
+		if (p)
+			t = strtoull(p + 1, NULL, 10);
+	}
+	buf_release(&b);
+	return t;
+}
+
+/* Who writes a run: "host pid starttime". */
+static int owner_get(struct buf *out)
+{
+	char host[256] = "";
+
+	gethostname(host, sizeof(host) - 1);
+	return buf_addf(out, "%s %ld %llu", host, (long)getpid(),
+			proc_start(getpid()));
+}
+
+/* Is the writer named by @owner (owner_get()) still running here? */
+static bool owner_alive(const char *owner)
+{
+	char host[256] = "", me[256] = "";
+	long pid = 0;
+	unsigned long long start = 0;
+
+	if (!owner || sscanf(owner, "%255s %ld %llu", host, &pid, &start) != 3)
+		return false;
+	gethostname(me, sizeof(me) - 1);
+	if (strcmp(host, me) || pid <= 0 || pid == (long)getpid())
+		return false; /* other hosts: the repository lock decides */
+	return start && proc_start(pid) == start;
+}
+
 int cat_recover_locked(struct cat *c, int *rolled_back)
 {
+	sqlite3_stmt *q = NULL;
 	int64_t *ids = NULL;
 	size_t n = 0;
 	int ret;
@@ -81,6 +130,19 @@ int cat_recover_locked(struct cat *c, int *rolled_back)
 			      NULL, &ids, &n);
 	if (ret < 0 || n == 0)
 		goto out;
+	/* never roll back a run whose writer still lives (no repo lock?) */
+	if (!c->copy &&
+	    sqlite3_prepare_v2(c->w->db,
+			       "SELECT val FROM kv WHERE key='run_owner'", -1,
+			       &q, NULL) == SQLITE_OK &&
+	    sqlite3_step(q) == SQLITE_ROW &&
+	    owner_alive((const char *)sqlite3_column_text(q, 0))) {
+		log_err("catalog: snapshot %lld is being written by process "
+			"'%s': not touching it; is the repository lock held?",
+			(long long)ids[0], sqlite3_column_text(q, 0));
+		ret = -EBUSY;
+		goto out;
+	}
 	ret = cat_exec(c->w->db, "BEGIN IMMEDIATE");
 	if (ret < 0)
 		goto out;
@@ -97,6 +159,7 @@ int cat_recover_locked(struct cat *c, int *rolled_back)
 	if (rolled_back)
 		*rolled_back = (int)n;
 out:
+	sqlite3_finalize(q);
 	free(ids);
 	return ret;
 }
@@ -112,6 +175,30 @@ int cat_recover(struct cat *c, int *rolled_back)
 	k = cat_conn_get(c);
 	ret = cat_recover_locked(c, rolled_back);
 	cat_conn_put(c, k);
+	return ret;
+}
+
+static int owner_save(sqlite3 *db)
+{
+	struct buf b = BUF_INIT;
+	sqlite3_stmt *q = NULL;
+	int rc, ret;
+
+	ret = owner_get(&b);
+	if (ret < 0)
+		return ret;
+	rc = sqlite3_prepare_v2(db,
+				"INSERT OR REPLACE INTO kv(key, val) "
+				"VALUES('run_owner', ?1)",
+				-1, &q, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_text(q, 1, b.data, -1, SQLITE_STATIC);
+		rc = sqlite3_step(q);
+	}
+	if (rc != SQLITE_DONE)
+		ret = cat_errno(db, rc, "record the writer");
+	sqlite3_finalize(q);
+	buf_release(&b);
 	return ret;
 }
 
@@ -155,6 +242,8 @@ int cat_snapshot_begin(struct cat *c, int64_t *snap)
 				 "INSERT OR REPLACE INTO kv(key, val) "
 				 "VALUES('last_snap', ?1)",
 				 1, id);
+	if (ret == 0)
+		ret = owner_save(k->db);
 	if (ret == 0) {
 		/* the snapshot row is durable before any of its items */
 		c->snap = id;

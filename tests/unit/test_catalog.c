@@ -875,6 +875,13 @@ static void test_reader_process(void)
 	CHECK_EQ(read(p1[0], &ch, 1), 1);
 	CHECK_EQ(cat_snapshot_latest(r, &l), 0);
 	CHECK_EQ(l, snap); /* running: invisible, and we did not block */
+	{
+		/* a live run is never rolled back by a second writer */
+		struct cat *w = NULL;
+
+		CHECK_EQ(cat_open(dbpath, CAT_OPEN_WRITE, &w), -EBUSY);
+		cat_close(w);
+	}
 	CHECK_EQ(cat_lookup(r, snap, CAT_ROOT, "onedrive", &it), -ENOENT);
 	CHECK_EQ(write(p2[1], "g", 1), 1);
 	CHECK_EQ(read(p1[0], &ch, 1), 1);
