@@ -70,6 +70,14 @@ int index_open(struct store *st, bool create)
 	if (ret)
 		goto out;
 	rc = sqlite3_open_v2(path.data, &st->db, flags, NULL);
+	if (rc != SQLITE_OK && !create) {
+		/* a reader without write access to the repository */
+		sqlite3_close(st->db);
+		st->db = NULL;
+		rc = sqlite3_open_v2(path.data, &st->db,
+				     SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
+				     NULL);
+	}
 	if (rc != SQLITE_OK) {
 		ret = index_errno(st, rc, "open");
 		sqlite3_close(st->db);

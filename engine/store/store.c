@@ -413,6 +413,7 @@ int store_open(const char *repo, const struct store_open_opts *opts,
 	struct store_open_opts def = { 0 };
 	struct buf path = BUF_INIT, text = BUF_INIT;
 	struct store *st = NULL;
+	bool no_index;
 	struct config c;
 	int ret;
 
@@ -493,12 +494,37 @@ int store_open(const char *repo, const struct store_open_opts *opts,
 			goto out;
 		st->info.writable = true;
 	}
+	buf_reset(&path);
+	ret = buf_addf(&path, "%s/index.db", repo);
+	if (ret)
+		goto out;
+	no_index = access(path.data, F_OK) < 0 && errno == ENOENT;
+	if (no_index && st->info.writable) {
+		/* a journal left without its database must not be replayed
+		 * onto the new one */
+		static const char *const sfx[] = { "-wal", "-shm" };
+
+		for (size_t i = 0; i < ARRAY_SIZE(sfx); i++) {
+			buf_reset(&text);
+			if (!buf_addf(&text, "%s%s", path.data, sfx[i]))
+				unlink(text.data);
+		}
+	}
 	ret = index_open(st, st->info.writable);
 	if (ret) {
-		why_set(why, "cannot open the index of repository '%s': %s",
+		why_set(why,
+			no_index
+				? "the index of repository '%s' is missing: open it for writing to rebuild it (%s)"
+				: "cannot open the index of repository '%s': %s",
 			repo, strerror(-ret));
 		goto out;
 	}
+	ret = cache_init(st, opts->cache_bytes ? opts->cache_bytes
+					       : 64ull * 1024 * 1024);
+	if (!ret)
+		ret = fdpool_init(&st->fds, opts->max_fds ? opts->max_fds : 64);
+	if (ret)
+		goto out;
 	if (st->info.writable) {
 		ret = recover(st);
 		if (ret) {
@@ -508,12 +534,17 @@ int store_open(const char *repo, const struct store_open_opts *opts,
 			goto out;
 		}
 	}
-	ret = cache_init(st, opts->cache_bytes ? opts->cache_bytes
-					       : 64ull * 1024 * 1024);
-	if (!ret)
-		ret = fdpool_init(&st->fds, opts->max_fds ? opts->max_fds : 64);
-	if (ret)
-		goto out;
+	if (st->info.writable && no_index) {
+		log_warn(
+			"store: the index of repository '%s' is missing: rebuilding it from the packs",
+			repo);
+		ret = store_index_rebuild(st);
+		if (ret) {
+			why_set(why, "cannot rebuild the index of '%s': %s",
+				repo, strerror(-ret));
+			goto out;
+		}
+	}
 	*out = st;
 	st = NULL;
 out:

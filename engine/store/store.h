@@ -133,7 +133,8 @@ struct store_open_opts {
  * The key is borrowed only during the call.  With STORE_OPEN_WRITE the
  * writer lock is taken (flock: a crashed holder never blocks), packs
  * left unfinished by a crashed writer are cut back to their last
- * committed chunk, and write functions are allowed.
+ * committed chunk, a missing index.db is rebuilt from the packs, and
+ * write functions are allowed.
  *
  * On success *@out is the store (caller owns, free with store_close()).
  * On failure *@out is NULL and @why (may be NULL) gets a sentence for
@@ -384,7 +385,9 @@ enum store_problem_kind {
 struct store_problem {
 	enum store_problem_kind kind;
 	const unsigned char *id; /* the chunk (STORE_PROBLEM_CHUNK), or NULL */
-	const char *pack; /* pack path relative to REPO, or NULL */
+	/* pack path relative to REPO/data ("xx/<hex>.pack"), the root file
+	 * (STORE_PROBLEM_ROOT, or a blob's missing chunk), or NULL */
+	const char *pack;
 	uint64_t offset; /* offset in the pack */
 	int err; /* -EBADMSG, -ENOENT, -EIO, ... */
 	const char *what; /* short description for people */

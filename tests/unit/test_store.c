@@ -1006,11 +1006,16 @@ static void test_rebuild(void)
 	store_close(st);
 	snprintf(path, sizeof(path), "%s/index.db", repo);
 	CHECK_EQ(unlink(path), 0);
+	/* a reader cannot work without the index */
+	CHECK(open_ro(repo, key, 0) == NULL);
+	/* the next writer rebuilds it from the packs */
 	st = open_rw(repo, key);
 	CHECK(st != NULL);
-	CHECK(!store_chunk_exists(st,
-				  (const unsigned char *)c[0].desc.data + 8));
-	CHECK_EQ(store_index_rebuild(st), 0);
+	if (!st)
+		return;
+	CHECK(store_chunk_exists(st,
+				 (const unsigned char *)c[0].desc.data + 8));
+	CHECK_EQ(store_index_rebuild(st), 0); /* and on demand */
 	for (int i = 0; i < NSMALL; i++) {
 		CHECK(read_equal(st, &c[i], src[i], len[i], 65536));
 		free(src[i]);
@@ -1091,6 +1096,36 @@ static void test_big_stream(void)
 	free(repo);
 }
 
+/* A reader sees what another writer flushed, not before. */
+static void test_reader_sees_flush(void)
+{
+	char *repo = new_repo();
+	unsigned char *a = xmalloc(MiB), *b = xmalloc(MiB);
+	struct store_content c;
+	struct store *w, *r;
+
+	fill_random(a, MiB, 77);
+	CHECK_EQ(make_repo(repo, false, NULL), 0);
+	w = open_rw(repo, NULL);
+	r = open_ro(repo, NULL, 0);
+	CHECK(w && r);
+	if (!w || !r)
+		return;
+	store_content_init(&c);
+	CHECK_EQ(store_put(w, a, MiB, &c), 0);
+	CHECK_EQ(store_read(r, c.desc.data, c.desc.len, 0, b, MiB), -ENOENT);
+	CHECK_EQ(store_flush(w), 0);
+	CHECK_EQ(store_read(r, c.desc.data, c.desc.len, 0, b, MiB),
+		 (ssize_t)MiB);
+	CHECK(!memcmp(a, b, MiB));
+	store_close(r);
+	store_close(w);
+	store_content_release(&c);
+	free(a);
+	free(b);
+	free(repo);
+}
+
 /* `test_store NAME` runs only the tests whose name contains NAME. */
 static const char *only;
 #define RUN_IF(fn)                                                             \
@@ -1110,6 +1145,7 @@ int main(int argc, char **argv)
 	RUN_IF(test_roundtrip_encrypted);
 	RUN_IF(test_wrong_key);
 	RUN_IF(test_lock);
+	RUN_IF(test_reader_sees_flush);
 	RUN_IF(test_dedup_edit);
 	RUN_IF(test_damage_plain);
 	RUN_IF(test_damage_encrypted);
