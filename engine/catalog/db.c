@@ -220,10 +220,15 @@ int cat_db_open(const char *path, int sqlite_flags, sqlite3 **out)
 	sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
 	sqlite3_db_config(db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL);
 	sqlite3_busy_timeout(db, 10000);
+	/*
+	 * No mmap and 4 MiB of page cache per connection: a mapped catalog
+	 * counts in the daemon's RSS (240 MB vs 9 MB after 300k lookups at
+	 * 300k items) for 1.5 us less per lookup; the kernel caches anyway.
+	 */
 	ret = cat_exec(db, "PRAGMA cell_size_check=ON;"
 			   "PRAGMA foreign_keys=OFF;"
-			   "PRAGMA mmap_size=1073741824;"
-			   "PRAGMA cache_size=-16384");
+			   "PRAGMA mmap_size=0;"
+			   "PRAGMA cache_size=-4096");
 	if (ret < 0)
 		goto out;
 	*out = db;
