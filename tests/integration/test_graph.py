@@ -307,3 +307,47 @@ def test_graph_expired_download_url_is_eacces(emu, site_drive):
     msg = of(res, "error")[0]["message"]
     assert "pre-authenticated URL was refused" in msg
     assert "m365-connect" not in msg
+
+
+def test_graph_batch_retries_only_throttled_items(emu):
+    emu.control("POST", "/faults", {"clear": True})
+    emu.fault(path_regex=r"^/v1\.0/groups", status=429, retry_after="1.2",
+              count=1)
+    emu.reset_stats()
+    t0 = time.monotonic()
+    res, tail, _ = run(emu, "batch", "/users", "/groups")
+    assert time.monotonic() - t0 >= 1.2
+    items = of(res, "batch")
+    assert [i["status"] for i in items] == [200, 200]
+    log = emu.stats()["log"]
+    assert len([e for e in log if e["path"] == "/v1.0/$batch"]) == 2
+    assert len([e for e in log if e["path"] == "/v1.0/users"]) == 1
+    assert [e["status"] for e in log if e["path"] == "/v1.0/groups"] == \
+        [429, 200]
+
+
+def test_graph_upload_session_cancel(emu, site_drive, tmp_path):
+    _, drive = site_drive
+    src = tmp_path / "c.bin"
+    src.write_bytes(os.urandom(327680 * 2))
+    res, tail, _ = run(emu, "upload", drive["id"], "root", "c.bin", src,
+                       327680, 1, "cancel", check=False)
+    assert of(res, "cancel")[0]["rc"] == 0
+    assert tail["rc"] == -ENOENT  # the session is gone
+    assert not [f for f in truth_files(emu, drive["id"])
+                if f["path"].endswith("/c.bin")]
+
+
+def test_graph_message_delta_page_size(emu):
+    upn = emu.admin_user
+    res, _, _ = run(emu, "folders", upn)
+    inbox = [f for f in of(res, "mail_folder")
+             if f["display_name"] == "Inbox"][0]
+    emu.reset_stats()
+    res, _, _ = run(emu, "mdelta", upn, inbox["id"], opts=("--mail-page",
+                                                            "2"))
+    end = of(res, "end")[0]
+    # Prefer: odata.maxpagesize=2 was honoured: at most 2 per page
+    assert end["count"] >= 3 and end["pages"] >= (end["count"] + 1) // 2
+    log = [e for e in emu.stats()["log"] if "/messages/delta" in e["path"]]
+    assert len(log) == end["pages"]

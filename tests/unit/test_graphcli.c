@@ -346,6 +346,10 @@ int main(int argc, char **argv)
 			cfg.timeout_ms = (unsigned)atoi(v);
 		else if (!strcmp(o, "--low-speed"))
 			cfg.low_speed_time_s = (unsigned)atoi(v);
+		else if (!strcmp(o, "--mail-page"))
+			gcfg.mail_page_size = (unsigned)atoi(v);
+		else if (!strcmp(o, "--page"))
+			gcfg.page_size = (unsigned)atoi(v);
 		else if (!strcmp(o, "--deadline"))
 			deadline = atoll(v);
 		else {
@@ -637,6 +641,7 @@ static int cmd_upload(int argc, char **argv)
 	struct http_fd_source fs;
 	uint64_t frag = argc > 5 ? strtoull(argv[5], NULL, 10) : 327680;
 	int stop_after = argc > 6 ? atoi(argv[6]) : -1, parts = 0;
+	bool cancel = argc > 7 && !strcmp(argv[7], "cancel");
 	int fd = -1, rc;
 
 	rc = file_source(argv[4], &fd, &src, &fs);
@@ -649,6 +654,13 @@ static int cmd_upload(int argc, char **argv)
 	while (!u.done && rc == 0) {
 		uint64_t n = u.size - u.next < frag ? u.size - u.next : frag;
 
+		if (parts == stop_after && cancel) {
+			rc = graph_upload_cancel(G, &u);
+			printf("{\"type\": \"cancel\", \"rc\": %d}\n", rc);
+			if (rc == 0)
+				rc = graph_upload_status(G, &u);
+			break;
+		}
 		if (parts == stop_after) {
 			/* resume as after a crash: ask the server */
 			u.next = 0;
