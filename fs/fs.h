@@ -11,9 +11,10 @@
  * descriptors, directory listings, the snapshot list) within fixed
  * budgets.  Snapshots are immutable: the kernel is told to cache entries,
  * attributes, listings and data for a long time.  snapshots/ itself
- * changes when a snapshot commits: its attributes are never cached and
- * its mtime changes with the list, which resets the kernel's cached
- * listing (FUSE_CAP_AUTO_INVAL_DATA); misses there are not cached.
+ * changes when a snapshot commits: its attributes are cached for a
+ * second only and its mtime changes with the list, which resets the
+ * kernel's cached listing (FUSE_CAP_AUTO_INVAL_DATA); misses there are
+ * not cached, so a new snapshot can be entered by name at once.
  *
  * Thread safety: every fsop_* may run beside any other.  Lock order:
  * fs->lock, then an ino_table's lock; no lock is held across catalog or

@@ -302,7 +302,6 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		fs.o.repo = no.arg[0];
-		no.arg[0] = NULL;
 	}
 	/* before libfuse, which would say "bad mount point" */
 	if (no.n && check_mountpoint(no.arg[no.n - 1]) < 0)
@@ -345,7 +344,9 @@ int main(int argc, char **argv)
 		     fs.o.repo);
 		goto out;
 	}
-	fs.o.repo = strdup(repo_abs); /* the parser's copy is leaked */
+	if (fs.o.repo != no.arg[0])
+		free(fs.o.repo); /* from -o repo= */
+	fs.o.repo = repo_abs;
 
 	/* everything that can be wrong is reported before mounting */
 	if (load_key(&fs.o, key, &have_key) < 0)
@@ -418,6 +419,10 @@ out:
 	if (inited)
 		fs_release(&fs);
 	store_close(st);
+	if (fs.o.repo != repo_abs && fs.o.repo != no.arg[0])
+		free(fs.o.repo);
+	free(fs.o.key_file);
+	free(fs.o.key_credential);
 	free(copts.mountpoint);
 	free(no.arg[0]);
 	free(no.arg[1]);

@@ -27,7 +27,7 @@
 #define XATTR_PREFIX	 "user.m365."
 #define XATTR_PREFIX_LEN (sizeof(XATTR_PREFIX) - 1)
 #define BLKSIZE		 (128 * 1024) /* st_blksize: cp and rsync buffers */
-#define TOP_TIMEOUT	 1.0 /* negative entries at the top level */
+#define TOP_TIMEOUT	 1.0 /* attributes of snapshots/, latest; misses in / */
 #define SNAPDIR_TIMEOUT	 60.0 /* entries of snapshots/ (forget) */
 #define MARKER_MAX	 (1u << 20) /* bytes of the .partial marker */
 #define STATFS_MS	 30000
@@ -221,7 +221,7 @@ static int getattr_ino(struct fs *fs, uint64_t ino, struct stat *st,
 			attr_top(fs, ino, l, st);
 		fs_snaps_put(fs, l);
 		if (ino != INO_ROOT)
-			*timeout = 0;
+			*timeout = TOP_TIMEOUT;
 		return rc;
 	}
 	if (id == CAT_ROOT || id == INO_ITEM_PARTIAL) {
@@ -266,8 +266,14 @@ static void fsop_init(void *userdata, struct fuse_conn_info *conn)
 	struct fs *fs = userdata;
 	unsigned want = FUSE_CAP_READDIRPLUS | FUSE_CAP_NO_OPEN_SUPPORT |
 			FUSE_CAP_NO_OPENDIR_SUPPORT | FUSE_CAP_AUTO_INVAL_DATA |
-			FUSE_CAP_ASYNC_READ | FUSE_CAP_PARALLEL_DIROPS;
+			FUSE_CAP_ASYNC_READ | FUSE_CAP_PARALLEL_DIROPS |
+			FUSE_CAP_POSIX_ACL;
 
+	/*
+	 * POSIX_ACL: the kernel caches the (absent) ACLs that ls -l asks for
+	 * on every entry; it implies default_permissions, which the 0444 and
+	 * 0555 modes satisfy.
+	 */
 	conn->want |= want & conn->capable;
 	/* immutable directories: always readdirplus, never "auto" */
 	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
@@ -309,7 +315,8 @@ static void lookup_top(fuse_req_t req, struct fs *fs, fuse_ino_t parent,
 		}
 		l = fs_snaps_get(fs, true);
 		attr_top(fs, INO_SNAPSHOTS, l, &st);
-		reply_entry(req, INO_SNAPSHOTS, &st, fs->o.timeout, 0);
+		reply_entry(req, INO_SNAPSHOTS, &st, fs->o.timeout,
+			    TOP_TIMEOUT);
 		goto out;
 	}
 	if (parent != INO_SNAPSHOTS) {
@@ -319,7 +326,7 @@ static void lookup_top(fuse_req_t req, struct fs *fs, fuse_ino_t parent,
 	l = fs_snaps_get(fs, true);
 	if (!strcmp(name, "latest") && l->latest) {
 		attr_top(fs, INO_LATEST, l, &st);
-		reply_entry(req, INO_LATEST, &st, fs->o.timeout, 0);
+		reply_entry(req, INO_LATEST, &st, fs->o.timeout, TOP_TIMEOUT);
 		goto out;
 	}
 	s = fs_snaps_find_name(l, name);
@@ -856,7 +863,7 @@ static void readdir_top(fuse_req_t req, struct fs *fs, fuse_ino_t ino,
 				S_ISDIR(st.st_mode) && st.st_ino != INO_ROOT &&
 						st.st_ino != INO_SNAPSHOTS
 					? fs->o.timeout
-					: 0,
+					: TOP_TIMEOUT,
 				(off_t)i + 1))
 			break;
 	}
@@ -1066,9 +1073,16 @@ static void fsop_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	size_t pos = 0, vlen;
 	int rc;
 
-	/* security.*, system.posix_acl_*, ...: never in the catalog */
+	/*
+	 * Names we never serve are answered without the catalog.  security.*
+	 * gets "not supported" (no security labels here): ls remembers that
+	 * per device and stops asking for every entry, which keeps ls -l of
+	 * a large folder in the kernel's caches.  system.posix_acl_* and the
+	 * rest get ENODATA; the kernel caches absent ACLs (POSIX_ACL).
+	 */
 	if (strncmp(name, XATTR_PREFIX, XATTR_PREFIX_LEN)) {
-		fuse_reply_err(req, ENODATA);
+		fuse_reply_err(req, strncmp(name, "security.", 9) ? ENODATA
+								  : EOPNOTSUPP);
 		return;
 	}
 	rc = xattrs_of(fs_of(req), ino, &all);

@@ -184,7 +184,8 @@ def route(host, method, pattern):
 
 
 def find_route(req):
-    """-> (handler, match, pattern) or raises HTTPError (404/405)."""
+    """-> (handler, match, route name "module.function") or raises
+    HTTPError (400 unknown segment / 405)."""
     method_seen = False
     for host, method, rx, fn in ROUTES:
         if host != req.host:
@@ -193,7 +194,7 @@ def find_route(req):
         if not m:
             continue
         if method == req.method or (method == "GET" and req.method == "HEAD"):
-            return fn, m, rx.pattern
+            return fn, m, "%s.%s" % (fn.__module__, fn.__name__)
         method_seen = True
     if method_seen:
         raise HTTPError(graph_error(405, "Request_BadRequest" if False else

@@ -367,7 +367,7 @@ def walk(item, path):
 def resolve(gd, allow_missing_leaf=False):
     """-> (drive, item, missing_leaf_name or None, parent)."""
     d = get_drive(gd)
-    if gd.get("item"):
+    if gd.get("item") and gd["item"] != "root":
         item = d.items.get(gd["item"])
         if item is None or item.deleted:
             raise not_found("Item does not exist")

@@ -83,7 +83,7 @@ def test_stats_counts_and_reset(emulator):
     assert s["log"][0]["client_request_id"] == "abc-123"
     assert s["log"][0]["had_authorization"] is True
     assert s["concurrent_max"] >= 1
-    assert any("sites" in k for k in s["by_route"])
+    assert any("site_get" in k for k in s["by_route"])
     emulator.reset_stats()
     assert emulator.stats()["total"] == 0
 

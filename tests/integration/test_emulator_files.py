@@ -6,7 +6,6 @@ import json
 import os
 import sys
 
-import pytest
 
 from emu_helpers import all_pages, delta_round, q, same_shape, sample
 

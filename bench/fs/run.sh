@@ -1,0 +1,9 @@
+#!/bin/sh
+# m365fs against native disk and squashfuse_ll (bench/fs/bench.py).
+#   bench/fs/run.sh [OUTDIR]      BENCH_QUICK=1 for a small data set
+# Needs root (drop_caches), hyperfine, fio, squashfuse, squashfs-tools.
+set -eu
+top=$(cd "$(dirname "$0")/../.." && pwd)
+out=${1:-${M365_BUILD:-$top/build}/bench/fs}
+exec "${PYTHON:-/usr/bin/python3}" "$top/bench/fs/bench.py" "$out" \
+	${BENCH_QUICK:+--quick}
