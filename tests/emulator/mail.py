@@ -988,10 +988,12 @@ def _delta_page(ctx, tok_fields, entries_fn, render, link_base, context):
             keep = _received_filter(ctx, fl)
             entries = [e for e in entries if e[0] == "r" or keep(e)]
         off = 0
-        t = {"r": _new_round(st, entries)}
+        t = {"r": None}
     size = ctx.maxpage or core.EMU.knobs.get("page_size") or DEFAULT_PAGE
     if ctx.maxpage:
         ctx.applied.append("odata.maxpagesize=%d" % ctx.maxpage)
+    if t["r"] is None and len(entries) > size:
+        t["r"] = _new_round(st, entries)  # only rounds with several pages
     chunk = entries[off:off + size]
     out = {"@odata.context": context,
            "value": [render(e, sel) for e in chunk]}
