@@ -64,9 +64,34 @@ start() {
 	say "  CA file:  $(json "$R" ca_file)"
 	say "  tenant:   $(json "$R" tenant_id)"
 	say "  app:      $(json "$R" apps.backup.client_id) (secret in $(json "$R" apps.backup.secret_file))"
+
+	export M365FS_CONFIG_DIR="$STATE/config"
+	rm -rf "$STATE/config" "$STATE/repo"
+	step "m365-connect add demo (client secret, emulator endpoints)"
+	"$BIN/m365-connect" add demo --tenant "$(json "$R" tenant_id)" \
+		--client-id "$(json "$R" apps.backup.client_id)" \
+		--secret-file "$(json "$R" apps.backup.secret_file)" \
+		--cloud custom --login-url "$(json "$R" login_url)" \
+		--graph-url "$(json "$R" graph_url)" --ca-file "$(json "$R" ca_file)"
+	step "m365-connect test demo"
+	"$BIN/m365-connect" test demo
+	step "m365-snapshot init $STATE/repo"
+	"$BIN/m365-snapshot" init "$STATE/repo"
+	step "m365-snapshot create --repo $STATE/repo --connection demo"
+	"$BIN/m365-snapshot" create --repo "$STATE/repo" --connection demo
+	step "m365fs $STATE/repo $MNT"
+	"$BIN/m365fs" "$STATE/repo" "$MNT"
 	say ""
+	say "demo: the demo snapshot is mounted on ./demo:"
+	say "  ls demo/snapshots/latest/"
+	say "  find demo/snapshots/latest/sites | head"
+	say "  grep -rl zanzibar-quartz demo/snapshots/latest/"
+	say "  getfattr -d demo/snapshots/latest/onedrive/*/* | head"
+	say "more snapshots: M365FS_CONFIG_DIR=$STATE/config $BIN/m365-snapshot create --repo $STATE/repo --connection demo"
 	say "demo: stop everything with 'make demo-stop'"
 }
+
+step() { say ""; say "demo: \$ $*"; }
 
 case "${1:-start}" in
 start) start ;;

@@ -115,12 +115,13 @@ int cat_open(const char *path, int flags, struct cat **out);
 void cat_close(struct cat *c);
 
 /**
- * Roll back every snapshot left running by a dead writer (and any finished
- * as failed but not yet rolled back): remove its versions and delta
- * tokens (errors stay), make the versions it ended valid again, mark it failed.
- * cat_open() (write) and cat_snapshot_begin() call it; exposed for tools.
- * @rolled_back (may be NULL) receives the number of snapshots rolled back.
- * Returns 0, -EROFS or an I/O error.
+ * Roll back every snapshot left running by a dead writer: remove its
+ * versions and delta tokens (errors and counters stay), make the versions
+ * it ended valid again, mark it failed.  cat_open() (write) and
+ * cat_snapshot_begin() call it; exposed for tools.  @rolled_back (may be
+ * NULL) receives the number of snapshots rolled back.
+ * Returns 0, -EROFS, -EBUSY (the writer of that run still runs on this
+ * host) or an I/O error.
  */
 int cat_recover(struct cat *c, int *rolled_back);
 
@@ -179,8 +180,10 @@ int cat_snapshot_error(struct cat *c, const char *service, const char *path,
  * Finish the running snapshot with @status CAT_SNAP_COMPLETE or
  * CAT_SNAP_PARTIAL (it becomes visible, atomically, when this returns 0)
  * or CAT_SNAP_FAILED (rolled back now).  Calls the commit hook first.
- * Returns 0, -EINVAL (no running snapshot, bad status) or an I/O error
- * (the snapshot then stays running and is rolled back by the next writer).
+ * Returns 0, -EINVAL (no running snapshot, bad status), the error that
+ * lost a batch earlier in the run (the run is rolled back now), or an I/O
+ * error of the final commit (the run stays "running" in the file and the
+ * next writer rolls it back).  Either way the run is over for @c.
  */
 int cat_snapshot_finish(struct cat *c, int status);
 
@@ -204,10 +207,10 @@ typedef int (*cat_snapshot_cb)(void *ctx, const struct cat_snapshot *s);
  */
 int cat_snapshot_list(struct cat *c, bool all, cat_snapshot_cb cb, void *ctx);
 
+/* One per-item error; path and graph_id may be NULL. */
 struct cat_snap_error {
 	int64_t snap;
-	const char *service, *path, *graph_id,
-		*reason; /* path, id may be NULL */
+	const char *service, *path, *graph_id, *reason;
 };
 typedef int (*cat_error_cb)(void *ctx, const struct cat_snap_error *e);
 
@@ -298,13 +301,15 @@ struct cat_item_in {
 	size_t nmeta;
 };
 
-/* Result of cat_item_put(). */
+/*
+ * Result of cat_item_put(): UNCHANGED = same as the current version,
+ * nothing written; NEW = a new item (or one deleted earlier, back again);
+ * CHANGED = a new version (content, metadata, name or parent differ).
+ */
 enum cat_put_result {
-	CAT_PUT_UNCHANGED =
-		0, /* same as the current version: nothing written */
-	CAT_PUT_NEW = 1, /* a new item */
-	CAT_PUT_CHANGED =
-		2, /* a new version (content, metadata, name, parent) */
+	CAT_PUT_UNCHANGED = 0,
+	CAT_PUT_NEW = 1,
+	CAT_PUT_CHANGED = 2,
 };
 
 /**
@@ -317,7 +322,8 @@ enum cat_put_result {
  * Returns 0, -EEXIST (another current item already has that name in that
  * parent: the walker picks another name or removes the other first),
  * -ENOENT (@in->parent is not a current directory), -EINVAL (bad name or
- * kind, no running snapshot), -EROFS or an I/O error.
+ * kind, no running snapshot, a move into the item's own subtree), -EROFS,
+ * the error of a batch lost earlier in the run, or an I/O error.
  */
 int cat_item_put(struct cat *c, const struct cat_item_in *in, int64_t *id,
 		 int *result);

@@ -107,6 +107,7 @@ static int handle_item(struct snap *s, struct dwalk *w, struct graph_item *it)
 	struct item in = { 0 };
 	struct buf name = BUF_INIT;
 	struct job *j;
+	char *key = NULL;
 	int64_t parent, n = 0;
 	int rc = 0;
 
@@ -168,7 +169,14 @@ static int handle_item(struct snap *s, struct dwalk *w, struct graph_item *it)
 		goto out;
 	}
 	in.kind = CAT_KIND_FILE;
-	if (find_content(s, w, it, &cc) == 0) {
+	if (!it->quickxor && it->ctag &&
+	    asprintf(&key, "%s/%s/%s", w->scope, it->id, it->ctag) < 0) {
+		key = NULL;
+		rc = -ENOMEM;
+		goto out;
+	}
+	if (find_content(s, w, it, &cc) == 0 ||
+	    (key && cached_content(s, key, &cc) == 0)) {
 		in.content = cc.id;
 		in.size = cc.size;
 		s->stats.reused++;
@@ -190,6 +198,8 @@ static int handle_item(struct snap *s, struct dwalk *w, struct graph_item *it)
 	if (it->quickxor && strlen(it->quickxor) < sizeof(j->qxh))
 		strcpy(j->qxh, it->quickxor);
 	j->office = is_office(it);
+	j->cache_key = key;
+	key = NULL;
 	j->owner = &w->ct;
 	j->item = in;
 	memset(&in, 0, sizeof(in));
@@ -200,6 +210,7 @@ static int handle_item(struct snap *s, struct dwalk *w, struct graph_item *it)
 	}
 	rc = pool_submit(s, j);
 out:
+	free(key);
 	item_free(&in);
 	buf_release(&name);
 	return rc;

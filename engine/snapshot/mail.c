@@ -115,7 +115,9 @@ static int handle_message(struct snap *s, struct mwalk *w, struct container *ct,
 	struct item in = { 0 };
 	struct cat_item cur;
 	struct buf name = BUF_INIT;
+	struct cat_content cc;
 	struct job *j;
+	char *key = NULL;
 	int rc;
 
 	if (m->removed)
@@ -173,6 +175,21 @@ static int handle_message(struct snap *s, struct mwalk *w, struct container *ct,
 		rc = put_item(s, &in, ct, NULL);
 		goto out;
 	}
+	if (asprintf(&key, "%s/%s/%s", w->scope, m->id,
+		     m->is_draft && m->change_key ? m->change_key : "") < 0) {
+		key = NULL;
+		rc = -ENOMEM;
+		goto out;
+	}
+	if (cached_content(s, key, &cc) == 0) {
+		/* stored by a run that did not finish */
+		in.content = cc.id;
+		in.size = cc.size;
+		s->stats.reused++;
+		s->stats.bytes_reused += cc.size;
+		rc = put_item(s, &in, ct, NULL);
+		goto out;
+	}
 	j = calloc(1, sizeof(*j));
 	if (!j) {
 		rc = -ENOMEM;
@@ -180,6 +197,8 @@ static int handle_message(struct snap *s, struct mwalk *w, struct container *ct,
 	}
 	store_content_init(&j->content);
 	j->type = JOB_MESSAGE;
+	j->cache_key = key;
+	key = NULL;
 	j->user = strdup(w->u->id);
 	j->src_id = strdup(m->id);
 	j->expect_size = -1;
@@ -193,6 +212,7 @@ static int handle_message(struct snap *s, struct mwalk *w, struct container *ct,
 	}
 	rc = pool_submit(s, j);
 out:
+	free(key);
 	item_free(&in);
 	buf_release(&name);
 	return rc;

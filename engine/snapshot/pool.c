@@ -44,6 +44,7 @@ void job_free(struct job *j)
 	free(j->src_id);
 	free(j->download_url);
 	free(j->user);
+	free(j->cache_key);
 	item_free(&j->item);
 	store_content_release(&j->content);
 	free(j);
@@ -290,6 +291,8 @@ static void complete(struct snap *s, struct job *j)
 			s->fatal = rc;
 			goto out;
 		}
+		if (j->cache_key)
+			dcache_put(s->cache, j->cache_key, j->content.sha256);
 		s->stats.downloads++;
 		s->stats.bytes_down += (int64_t)j->got;
 		s->stats.bytes_new += (int64_t)j->content.new_bytes;

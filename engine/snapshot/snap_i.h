@@ -88,6 +88,7 @@ struct job {
 	bool office; /* Office file: size/hash may differ (GRAPH-API 5.1) */
 	struct item item;
 	struct container *owner;
+	char *cache_key; /* download cache key, or NULL */
 	/* results (set by the worker) */
 	int rc;
 	char reason[512];
@@ -129,7 +130,15 @@ struct snap {
 	int fatal; /* a failure that fails the whole snapshot */
 	struct idset containers; /* container items seen (sites, drives...) */
 	bool enum_failed[3]; /* enumeration of a service failed */
+	struct dcache *cache; /* may be NULL */
 };
+
+/* cache.c: Graph identity -> SHA-256 of the content last downloaded */
+struct dcache;
+int dcache_open(const char *path, struct dcache **out);
+void dcache_close(struct dcache *d);
+int dcache_get(struct dcache *d, const char *key, unsigned char sha[32]);
+void dcache_put(struct dcache *d, const char *key, const unsigned char sha[32]);
 
 /* snapshot.c */
 int put_item(struct snap *s, struct item *it, struct container *owner,
@@ -139,6 +148,8 @@ void item_error(struct snap *s, const char *service, int64_t parent,
 	__attribute__((format(printf, 6, 7)));
 void progress(struct snap *s, bool force);
 int map_name(const char *in, struct buf *out);
+/* Content that the download cache names for @key and the catalog has. */
+int cached_content(struct snap *s, const char *key, struct cat_content *cc);
 int lookup_or_put_dir(struct snap *s, int64_t parent, int kind,
 		      const char *name, int64_t *id);
 

@@ -243,6 +243,15 @@ void item_error(struct snap *s, const char *service, int64_t parent,
 	buf_release(&why);
 }
 
+int cached_content(struct snap *s, const char *key, struct cat_content *cc)
+{
+	unsigned char sha[32];
+
+	if (dcache_get(s->cache, key, sha) < 0)
+		return -ENOENT;
+	return cat_content_find_sha256(s->c, sha, cc);
+}
+
 int lookup_or_put_dir(struct snap *s, int64_t parent, int kind,
 		      const char *name, int64_t *id)
 {
@@ -344,6 +353,73 @@ static int walk_users(struct snap *s)
 	return rc;
 }
 
+struct sweep_ctx {
+	struct snap *s;
+	struct idset dirs, gone;
+};
+
+static int sweep_cb(void *ctx, const struct cat_item *it)
+{
+	struct sweep_ctx *k = ctx;
+	bool seen = idset_has(&k->s->containers, it->id);
+
+	switch (it->kind) {
+	case CAT_KIND_SITE_HOST:
+	case CAT_KIND_SITE_PATH:
+		return idset_add(seen ? &k->dirs : &k->gone, it->id);
+	case CAT_KIND_DRIVE:
+	case CAT_KIND_ONEDRIVE:
+	case CAT_KIND_MAILBOX:
+		return seen ? 0 : idset_add(&k->gone, it->id);
+	default:
+		return 0;
+	}
+}
+
+static bool patterns(const char *const *v)
+{
+	return v && v[0];
+}
+
+/*
+ * End the sites, libraries, OneDrives and mailboxes that Graph no longer
+ * lists.  Only for services walked in full: with selection patterns, or
+ * after any container failed, what was not seen is carried forward.
+ */
+static void sweep_containers(struct snap *s)
+{
+	size_t i, j;
+	int svc;
+
+	if (s->fatal || s->stats.container_errors)
+		return;
+	for (svc = 0; svc < 3; svc++) {
+		struct sweep_ctx k = { .s = s };
+		bool pat = svc == 0 ? patterns(s->cfg.sites) ||
+					      patterns(s->cfg.exclude_sites)
+				    : patterns(s->cfg.users) ||
+					      patterns(s->cfg.exclude_users);
+
+		if (!(s->cfg.services & (1u << svc)) || s->enum_failed[svc] ||
+		    pat || !s->top[svc])
+			continue;
+		idset_add(&k.dirs, s->top[svc]);
+		for (i = 0; i < k.dirs.n; i++)
+			if (cat_list(s->c, CAT_SNAP_CURRENT, k.dirs.v[i], NULL,
+				     sweep_cb, &k) < 0)
+				goto next;
+		for (j = 0; j < k.gone.n; j++) {
+			int64_t n = 0;
+
+			if (cat_item_delete(s->c, k.gone.v[j], &n) == 0)
+				s->stats.deleted += n;
+		}
+next:
+		idset_free(&k.dirs);
+		idset_free(&k.gone);
+	}
+}
+
 int snap_run(struct graph *g, struct store *st, struct cat *c,
 	     const struct snap_config *cfg, struct snap_stats *stats,
 	     int64_t *snap, int *status)
@@ -372,6 +448,8 @@ int snap_run(struct graph *g, struct store *st, struct cat *c,
 	http_stats_get(graph_http(g), &s->http0);
 	cat_set_commit_hook(c, flush_hook, st);
 
+	if (s->cfg.cache_file)
+		dcache_open(s->cfg.cache_file, &s->cache); /* a hint only */
 	rc = cat_snapshot_begin(c, &s->id);
 	if (rc < 0) {
 		log_err("cannot begin a snapshot in the catalog: %s",
@@ -404,6 +482,7 @@ int snap_run(struct graph *g, struct store *st, struct cat *c,
 	    (s->cfg.services & (SNAP_SVC_ONEDRIVE | SNAP_SVC_MAIL)))
 		walk_users(s);
 	pool_reap(s, NULL, true);
+	sweep_containers(s);
 
 finish:
 	if (pool_up) {
@@ -444,6 +523,7 @@ out:
 	if (stats)
 		*stats = s->stats;
 	idset_free(&s->containers);
+	dcache_close(s->cache);
 	free(s);
 	return rc;
 }

@@ -84,6 +84,9 @@ struct snap_config {
 	const char *const *users;
 	const char *const *exclude_users;
 	unsigned parallel; /* downloads in flight; 0 = SNAP_DEFAULT_PARALLEL */
+	const char *cache_file; /* download cache (REPO/snapshot-cache.db):
+				   lets a run after a killed one find the
+				   messages it stored; NULL = none */
 	/* Called on the calling thread about every 200 ms (may be NULL). */
 	void (*progress)(void *ctx, const struct snap_stats *st);
 	void *progress_ctx;

@@ -31,6 +31,7 @@ struct opts {
 	unsigned services;
 	unsigned parallel;
 	int retries; /* -1: default */
+	unsigned stall; /* seconds, 0: default */
 	const char *sites[MAXPAT + 1], *xsites[MAXPAT + 1];
 	const char *users[MAXPAT + 1], *xusers[MAXPAT + 1];
 	int nsites, nxsites, nusers, nxusers;
@@ -52,6 +53,7 @@ enum {
 	O_XSERVICE,
 	O_PARALLEL,
 	O_RETRIES,
+	O_STALL,
 	O_READ_DATA,
 	O_DRY,
 	O_PRUNE,
@@ -82,6 +84,9 @@ static const struct cli_opt create_opts[] = {
 	{ "parallel", O_PARALLEL, "N", "downloads in flight (default 8)" },
 	{ "retries", O_RETRIES, "N",
 	  "retries of a failing request before its item fails (default 6)" },
+	{ "stall-timeout", O_STALL, "SECONDS",
+	  "retry a transfer that received nothing for this long (default "
+	  "60)" },
 	{ "json", O_JSON, NULL, "print a JSON summary on stdout" },
 	{ NULL, 0, NULL, NULL },
 };
@@ -223,6 +228,13 @@ static int on_opt(void *ctx, const struct cli_opt *o, const char *arg)
 		if (rc == 0 && v == 0)
 			return cli_usage(NULL, "--retries must be at least 1");
 		op->retries = (int)v;
+		return rc;
+	case O_STALL:
+		rc = cli_parse_u64(arg, o->name, 3600, &v);
+		if (rc == 0 && v == 0)
+			return cli_usage(NULL,
+					 "--stall-timeout must be at least 1");
+		op->stall = (unsigned)v;
 		return rc;
 	case O_K_LAST:
 		return keep_val(arg, o->name, &op->keep.last);
@@ -547,7 +559,7 @@ static int cmd_create(int argc, char **argv)
 	struct prog pr;
 	int64_t snap = 0;
 	int status = CAT_SNAP_FAILED, npos = 0, rc, ret;
-	char name[64], b1[32], b2[32], d[32];
+	char name[64], b1[32], b2[32], d[32], cache[PATH_MAX];
 
 	rc = cli_parse(argc, argv, "create", usage, create_opts, on_opt, &op,
 		       &npos);
@@ -563,6 +575,7 @@ static int cmd_create(int argc, char **argv)
 		return ret;
 	if (op.retries > 0)
 		hc.max_retries = (unsigned)op.retries;
+	hc.low_speed_time_s = op.stall;
 	if (tool_connect(op.connection, &hc, &tc) < 0) {
 		repo_close(&r);
 		return CLI_EXIT_FAIL;
@@ -579,6 +592,8 @@ static int cmd_create(int argc, char **argv)
 	cfg.users = op.users;
 	cfg.exclude_users = op.xusers;
 	cfg.parallel = op.parallel;
+	snprintf(cache, sizeof(cache), "%s/snapshot-cache.db", op.repo);
+	cfg.cache_file = cache;
 	cli_progress_init(&pr.p);
 	cfg.progress = on_progress;
 	cfg.progress_ctx = &pr;
