@@ -10,6 +10,7 @@
  * into the background: SQLite connections must not cross a fork.
  */
 #include "fs.h"
+#include "restore.h" /* restore/: hooks marked "restore" */
 
 #include <dirent.h>
 #include <errno.h>
@@ -66,6 +67,10 @@ static void usage(FILE *f)
 		"    -o dir_cache=MIB       directory listing cache (default %u)\n"
 		"    -o timeout=SECONDS     kernel cache timeout in snapshots (default %.0f)\n"
 		"    -o readahead=KIB       kernel readahead, needs root (default %u)\n"
+		"    -o connection=NAME     enable restore/ through connection NAME\n"
+		"    -o conflict=POLICY     restore/ name clashes: rename (default),\n"
+		"                           replace or skip\n"
+		"    -o restore_threads=N   parallel uploads (default 4)\n"
 		"    -f                     stay in the foreground, log to stderr\n"
 		"    -o debug, -d           debug log (implies -f)\n"
 		"    -s                     single-threaded\n"
@@ -292,6 +297,10 @@ int main(int argc, char **argv)
 	fs.o.dir_cache_mb = FS_DEFAULT_DIR_CACHE_MB;
 	fs.o.timeout = FS_DEFAULT_TIMEOUT;
 	fs.o.readahead_kb = FS_DEFAULT_READAHEAD_KB;
+	if (fs_restore_opts(&args) < 0) { /* restore */
+		ret = 2;
+		goto out;
+	}
 	if (fuse_opt_parse(&args, &fs.o, opt_spec, opt_proc) < 0) {
 		ret = 2;
 		goto out;
@@ -362,10 +371,13 @@ int main(int argc, char **argv)
 		goto out;
 
 	snprintf(fsname, sizeof(fsname), "-ofsname=%s", fs.o.repo);
-	if (fuse_opt_add_arg(&args, "-oro,subtype=" PROG) < 0 ||
+	if (fuse_opt_add_arg(&args, fs_restore_enabled() /* restore */
+					    ? "-osubtype=" PROG
+					    : "-oro,subtype=" PROG) < 0 ||
 	    fuse_opt_add_arg(&args, fsname) < 0)
 		goto out;
-	se = fuse_session_new(&args, &fs_ll_ops, sizeof(fs_ll_ops), &fs);
+	se = fuse_session_new(&args, fs_restore_ops(&fs_ll_ops) /* restore */,
+			      sizeof(fs_ll_ops), &fs);
 	if (!se) {
 		ret = 2; /* libfuse said which option it did not know */
 		goto out;
@@ -393,6 +405,7 @@ int main(int argc, char **argv)
 	}
 	log_info("mounted repository '%s' on '%s'", fs.o.repo,
 		 copts.mountpoint);
+	fs_restore_start(&fs); /* restore: failures are logged */
 
 	if (copts.singlethread) {
 		rc = fuse_session_loop(se);
@@ -420,6 +433,7 @@ out:
 		fuse_session_destroy(se);
 	}
 	fuse_loop_cfg_destroy(lcfg);
+	fs_restore_stop(); /* restore */
 	if (inited)
 		fs_release(&fs);
 	store_close(st);

@@ -1,0 +1,1127 @@
+/*
+ * restore - spool, queue worker and uploaders (see restore.h).
+ */
+#include "restore/restore.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "names/names.h"
+#include "util/log.h"
+#include "util/util.h"
+
+#define CACHE_BUCKETS 1024
+#define MAIL_MAX      (150u << 20) /* largest message imported */
+#define THREADS_MAX   32
+
+struct cache_ent;
+
+struct restore {
+	char *repo;
+	char *spool_dir;
+	struct graph *graph;
+	struct cat *cat;
+	unsigned threads;
+	size_t fragment;
+	pthread_t tid[THREADS_MAX];
+	unsigned started;
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	/* protected by lock: */
+	bool stop;
+	struct cache_ent *cache[CACHE_BUCKETS];
+};
+
+static const char *const conflict_names[] = { "rename", "replace", "skip" };
+
+const char *restore_conflict_name(int c)
+{
+	return c >= 0 && c <= RESTORE_SKIP ? conflict_names[c] : "?";
+}
+
+int restore_conflict_parse(const char *s)
+{
+	int i;
+
+	for (i = 0; s && i <= RESTORE_SKIP; i++)
+		if (!strcmp(s, conflict_names[i]))
+			return i;
+	return -EINVAL;
+}
+
+const char *restore_status_name(int status)
+{
+	switch (status) {
+	case CAT_RESTORE_PENDING:
+		return "pending";
+	case CAT_RESTORE_UPLOADING:
+		return "uploading";
+	case CAT_RESTORE_DONE:
+		return "done";
+	case CAT_RESTORE_FAILED:
+		return "failed";
+	}
+	return "?";
+}
+
+/* ---- locations and their cache ---------------------------------------- */
+
+/* The private fields of a location (struct restore_loc plus the names
+ * needed to go one level down): kept in the cache only. */
+struct loc_ext {
+	char top; /* 's', 'o', 'm' or 0 */
+	char *host; /* SITE, SITE_PATH */
+	char *spath; /* server-relative site path ("" = root site) */
+	char *dpath; /* FOLDER: drive-relative path ("" = root) */
+};
+
+struct cloc {
+	struct restore_loc l;
+	struct loc_ext x;
+};
+
+void restore_loc_release(struct restore_loc *l)
+{
+	if (!l)
+		return;
+	free(l->drive_id);
+	free(l->item_id);
+	free(l->site_id);
+	free(l->user);
+	free(l->folder_id);
+	memset(l, 0, sizeof(*l));
+}
+
+static void cloc_release(struct cloc *c)
+{
+	restore_loc_release(&c->l);
+	free(c->x.host);
+	free(c->x.spath);
+	free(c->x.dpath);
+	memset(c, 0, sizeof(*c));
+}
+
+static char *sdup(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+static int loc_copy(struct restore_loc *dst, const struct restore_loc *src)
+{
+	memset(dst, 0, sizeof(*dst));
+	dst->kind = src->kind;
+	dst->drive_id = sdup(src->drive_id);
+	dst->item_id = sdup(src->item_id);
+	dst->site_id = sdup(src->site_id);
+	dst->user = sdup(src->user);
+	dst->folder_id = sdup(src->folder_id);
+	if ((src->drive_id && !dst->drive_id) ||
+	    (src->item_id && !dst->item_id) ||
+	    (src->site_id && !dst->site_id) || (src->user && !dst->user) ||
+	    (src->folder_id && !dst->folder_id)) {
+		restore_loc_release(dst);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static int cloc_copy(struct cloc *dst, const struct cloc *src)
+{
+	int rc = loc_copy(&dst->l, &src->l);
+
+	dst->x.top = src->x.top;
+	dst->x.host = sdup(src->x.host);
+	dst->x.spath = sdup(src->x.spath);
+	dst->x.dpath = sdup(src->x.dpath);
+	if (rc == 0 &&
+	    ((src->x.host && !dst->x.host) || (src->x.spath && !dst->x.spath) ||
+	     (src->x.dpath && !dst->x.dpath)))
+		rc = -ENOMEM;
+	if (rc < 0)
+		cloc_release(dst);
+	return rc;
+}
+
+struct cache_ent {
+	char *path;
+	struct cloc c;
+	struct cache_ent *next;
+};
+
+static unsigned hash_str(const char *s)
+{
+	uint32_t h = 2166136261u;
+
+	while (*s)
+		h = (h ^ (unsigned char)*s++) * 16777619u;
+	return h % CACHE_BUCKETS;
+}
+
+static bool cache_get(struct restore *r, const char *path, struct cloc *out)
+{
+	struct cache_ent *e;
+	bool found = false;
+
+	pthread_mutex_lock(&r->lock);
+	for (e = r->cache[hash_str(path)]; e; e = e->next)
+		if (!strcmp(e->path, path)) {
+			found = cloc_copy(out, &e->c) == 0;
+			break;
+		}
+	pthread_mutex_unlock(&r->lock);
+	return found;
+}
+
+static void cache_put(struct restore *r, const char *path, const struct cloc *c)
+{
+	struct cache_ent *e = calloc(1, sizeof(*e));
+	unsigned h = hash_str(path);
+
+	if (!e)
+		return;
+	e->path = strdup(path);
+	if (!e->path || cloc_copy(&e->c, c) < 0) {
+		free(e->path);
+		free(e);
+		return;
+	}
+	pthread_mutex_lock(&r->lock);
+	e->next = r->cache[h];
+	r->cache[h] = e;
+	pthread_mutex_unlock(&r->lock);
+}
+
+static void cache_free(struct restore *r)
+{
+	struct cache_ent *e, *n;
+	unsigned i;
+
+	for (i = 0; i < CACHE_BUCKETS; i++)
+		for (e = r->cache[i]; e; e = n) {
+			n = e->next;
+			free(e->path);
+			cloc_release(&e->c);
+			free(e);
+		}
+}
+
+/* ---- resolving directories ---------------------------------------------- */
+
+static int set_folder(struct cloc *out, const char *drive, const char *item,
+		      const char *dpath)
+{
+	out->l.kind = RESTORE_K_FOLDER;
+	out->l.drive_id = strdup(drive);
+	out->l.item_id = strdup(item);
+	out->x.dpath = strdup(dpath);
+	return out->l.drive_id && out->l.item_id && out->x.dpath ? 0 : -ENOMEM;
+}
+
+/* The library named @name of site @site_id, into @out. */
+static int find_library(struct restore *r, const char *site_id,
+			const char *name, struct cloc *out)
+{
+	struct graph_pager *p = NULL;
+	struct graph_drive d = { 0 };
+	struct graph_item root = { 0 };
+	int rc;
+
+	rc = graph_drives_open(r->graph, GRAPH_OWNER_SITE, site_id, &p);
+	while (rc == 0 && (rc = graph_pager_next_drive(p, &d)) == 1) {
+		if (d.name && !strcmp(d.name, name))
+			break;
+		rc = 0;
+	}
+	if (rc == 1) {
+		rc = graph_item_get(r->graph, d.id, "root", &root);
+		if (rc == 0)
+			rc = set_folder(out, d.id, root.id, "");
+	} else if (rc == 0) {
+		rc = -ENOENT;
+	}
+	graph_pager_free(p);
+	graph_drive_release(&d);
+	graph_item_release(&root);
+	return rc;
+}
+
+static int find_site(struct restore *r, const char *host, const char *spath,
+		     struct cloc *out)
+{
+	struct graph_site s = { 0 };
+	int rc;
+
+	rc = graph_site_get_by_path(r->graph, host, spath[0] ? spath : "/", &s);
+	if (rc == 0) {
+		out->l.kind = RESTORE_K_SITE;
+		out->l.site_id = strdup(s.id);
+		out->x.host = strdup(host);
+		out->x.spath = strdup(spath);
+		if (!out->l.site_id || !out->x.host || !out->x.spath)
+			rc = -ENOMEM;
+	}
+	graph_site_release(&s);
+	return rc;
+}
+
+static int find_mail_folder(struct restore *r, const char *user,
+			    const char *parent, const char *name, bool create,
+			    struct cloc *out)
+{
+	struct graph_pager *p = NULL;
+	struct graph_mail_folder f = { 0 };
+	int rc, tries;
+
+	for (tries = 0; tries < 2; tries++) {
+		rc = graph_mail_folders_open(r->graph, user, parent, true, &p);
+		while (rc == 0 &&
+		       (rc = graph_pager_next_mail_folder(p, &f)) == 1) {
+			if (!strcmp(f.display_name, name))
+				break;
+			rc = 0;
+		}
+		graph_pager_free(p);
+		p = NULL;
+		if (rc != 0 || !create || tries)
+			break;
+		rc = graph_mail_folder_create(r->graph, user, parent, name, &f);
+		if (rc == 0) {
+			rc = 1;
+			break;
+		}
+		if (rc != -EEXIST)
+			break;
+	}
+	if (rc == 1) {
+		out->l.kind = RESTORE_K_MAIL_FOLDER;
+		out->l.user = strdup(user);
+		out->l.folder_id = strdup(f.id);
+		rc = out->l.user && out->l.folder_id ? 0 : -ENOMEM;
+	} else if (rc == 0) {
+		rc = -ENOENT;
+	}
+	graph_mail_folder_release(&f);
+	return rc;
+}
+
+static int find_item(struct restore *r, const struct cloc *parent,
+		     const char *name, bool create, struct cloc *out)
+{
+	struct graph_item it = { 0 };
+	struct buf dp = BUF_INIT;
+	int rc;
+
+	buf_addf(&dp, "%s/%s", parent->x.dpath, name);
+	if (!dp.data)
+		return -ENOMEM;
+	rc = graph_item_get_by_path(r->graph, parent->l.drive_id, dp.data, &it);
+	if (rc == -ENOENT && create) {
+		rc = graph_folder_create(r->graph, parent->l.drive_id,
+					 parent->l.item_id, name,
+					 GRAPH_CONFLICT_FAIL, &it);
+		if (rc == -EEXIST)
+			rc = graph_item_get_by_path(
+				r->graph, parent->l.drive_id, dp.data, &it);
+	}
+	if (rc == 0 && it.kind != GRAPH_ITEM_FOLDER)
+		rc = -ENOTDIR;
+	if (rc == 0)
+		rc = set_folder(out, parent->l.drive_id, it.id, dp.data);
+	graph_item_release(&it);
+	buf_release(&dp);
+	return rc;
+}
+
+/* One level down from @parent (resolved @ppath) to the tenant name @raw. */
+static int resolve_child(struct restore *r, const char *ppath,
+			 const struct cloc *parent, const char *raw,
+			 bool create, struct cloc *out)
+{
+	struct graph_user u = { 0 };
+	struct graph_drive d = { 0 };
+	struct graph_item root = { 0 };
+	struct buf sp = BUF_INIT;
+	int rc = -ENOENT;
+
+	out->x.top = parent->x.top;
+	switch (parent->l.kind) {
+	case RESTORE_K_ROOT:
+		if (!strcmp(raw, "sites") || !strcmp(raw, "onedrive") ||
+		    !strcmp(raw, "mailboxes")) {
+			out->l.kind = RESTORE_K_TOP;
+			out->x.top = raw[0];
+			return 0;
+		}
+		log_warn("restore: '%s' is not sites, onedrive or mailboxes",
+			 raw);
+		return -ENOENT;
+	case RESTORE_K_TOP:
+		if (parent->x.top == 's') {
+			rc = find_site(r, raw, "", out);
+			if (rc == -ENOENT)
+				log_warn(
+					"restore: no SharePoint host '%s' in the tenant",
+					raw);
+		} else if (parent->x.top == 'o') {
+			rc = graph_drive_get_default(r->graph, GRAPH_OWNER_USER,
+						     raw, &d);
+			if (rc == 0)
+				rc = graph_item_get(r->graph, d.id, "root",
+						    &root);
+			if (rc == 0)
+				rc = set_folder(out, d.id, root.id, "");
+			else
+				log_warn(
+					"restore: no OneDrive for user '%s' in the tenant",
+					raw);
+		} else {
+			rc = graph_user_get(r->graph, raw, &u);
+			if (rc == 0) {
+				out->l.kind = RESTORE_K_MAILBOX;
+				out->l.user = strdup(u.id);
+				rc = out->l.user ? 0 : -ENOMEM;
+			} else {
+				log_warn(
+					"restore: no mailbox user '%s' in the tenant",
+					raw);
+			}
+		}
+		break;
+	case RESTORE_K_SITE:
+	case RESTORE_K_SITE_PATH:
+		if (parent->l.kind == RESTORE_K_SITE) {
+			rc = find_library(r, parent->l.site_id, raw, out);
+			if (rc != -ENOENT)
+				break;
+		}
+		buf_addf(&sp, "%s/%s", parent->x.spath, raw);
+		if (!sp.data) {
+			rc = -ENOMEM;
+			break;
+		}
+		rc = find_site(r, parent->x.host, sp.data, out);
+		if (rc == -ENOENT && !parent->x.spath[0] &&
+		    (!strcmp(raw, "sites") || !strcmp(raw, "teams") ||
+		     !strcmp(raw, "personal"))) {
+			out->l.kind = RESTORE_K_SITE_PATH;
+			out->x.host = strdup(parent->x.host);
+			out->x.spath = strdup(sp.data);
+			rc = out->x.host && out->x.spath ? 0 : -ENOMEM;
+		}
+		if (rc == -ENOENT)
+			log_warn(
+				"restore: '%s/%s' is neither a library nor a site in the tenant",
+				ppath, raw);
+		break;
+	case RESTORE_K_FOLDER:
+		rc = find_item(r, parent, raw, create, out);
+		break;
+	case RESTORE_K_MAILBOX:
+	case RESTORE_K_MAIL_FOLDER:
+		rc = find_mail_folder(r, parent->l.user,
+				      parent->l.kind == RESTORE_K_MAILBOX
+					      ? NULL
+					      : parent->l.folder_id,
+				      raw, create, out);
+		break;
+	}
+	graph_user_release(&u);
+	graph_drive_release(&d);
+	graph_item_release(&root);
+	buf_release(&sp);
+	return rc;
+}
+
+static int resolve(struct restore *r, const char *path, bool create,
+		   struct cloc *out)
+{
+	struct cloc parent = { 0 };
+	struct buf pp = BUF_INIT, raw = BUF_INIT;
+	const char *slash;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (!path[0])
+		return 0; /* RESTORE_K_ROOT */
+	if (cache_get(r, path, out))
+		return 0;
+	slash = strrchr(path, '/');
+	rc = buf_add(&pp, path, slash ? (size_t)(slash - path) : 0);
+	if (rc == 0 && !pp.data)
+		rc = buf_adds(&pp, "");
+	if (rc == 0)
+		rc = names_unmap(slash ? slash + 1 : path, &raw);
+	if (rc < 0)
+		goto out;
+	if (!raw.len) {
+		rc = -EINVAL;
+		goto out;
+	}
+	rc = resolve(r, pp.data, create, &parent);
+	if (rc == 0)
+		rc = resolve_child(r, pp.data, &parent, raw.data, create, out);
+	log_debug("restore: resolve '%s' (parent kind %d): %d kind %d", path,
+		  parent.l.kind, rc, out->l.kind);
+	if (rc == 0)
+		cache_put(r, path, out);
+	else
+		cloc_release(out);
+out:
+	cloc_release(&parent);
+	buf_release(&pp);
+	buf_release(&raw);
+	return rc;
+}
+
+int restore_dir(struct restore *r, const char *path, bool create,
+		struct restore_loc *out)
+{
+	struct cloc c;
+	int rc;
+
+	rc = resolve(r, path, create, &c);
+	if (rc == 0) {
+		*out = c.l;
+		memset(&c.l, 0, sizeof(c.l));
+	} else {
+		memset(out, 0, sizeof(*out));
+	}
+	cloc_release(&c);
+	return rc;
+}
+
+/* ---- spool and queue --------------------------------------------------- */
+
+int restore_spool_open(struct restore *r, int conflict, struct buf *spool,
+		       int *fd)
+{
+	char guid[37];
+	int rc;
+
+	*fd = -1;
+	if (conflict < 0 || conflict > RESTORE_SKIP)
+		return -EINVAL;
+	rc = util_guid_new(guid);
+	if (rc < 0)
+		return rc;
+	buf_truncate(spool, 0);
+	rc = buf_addf(spool, "%s/%s.%s", r->spool_dir, guid,
+		      conflict_names[conflict]);
+	if (rc < 0)
+		return rc;
+	*fd = open(spool->data, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (*fd < 0) {
+		rc = -errno;
+		log_err("restore: cannot create spool file '%s': %s",
+			spool->data, strerror(-rc));
+		return rc;
+	}
+	return 0;
+}
+
+static int fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd) < 0)
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
+int restore_commit(struct restore *r, int fd, const char *target,
+		   const char *spool, int64_t size, int64_t *id)
+{
+	int rc = 0;
+
+	if (fsync(fd) < 0)
+		rc = -errno;
+	if (rc == 0)
+		rc = fsync_dir(r->spool_dir);
+	if (rc == 0)
+		rc = cat_restore_enqueue(r->cat, target, spool, size, id);
+	if (rc < 0) {
+		log_err("restore: cannot record the restore of '%s': %s",
+			target, strerror(-rc));
+		return rc;
+	}
+	log_info("restore: '%s' (%" PRId64 " bytes) queued", target, size);
+	pthread_mutex_lock(&r->lock);
+	pthread_cond_signal(&r->wake);
+	pthread_mutex_unlock(&r->lock);
+	return 0;
+}
+
+int restore_entry_status(struct restore *r, int64_t id, struct buf *out)
+{
+	struct cat_restore e = { 0 };
+	int rc;
+
+	rc = cat_restore_get(r->cat, id, &e);
+	if (rc < 0)
+		return rc;
+	buf_adds(out, restore_status_name(e.status));
+	if (e.reason && e.reason[0])
+		buf_addf(out, ": %s", e.reason);
+	cat_restore_release(&e);
+	return 0;
+}
+
+static int status_line(void *ctx, const struct cat_restore *e)
+{
+	struct buf *out = ctx;
+
+	buf_addf(out, "%s\t%s", restore_status_name(e->status), e->target);
+	if (e->reason && e->reason[0])
+		buf_addf(out, "\t%s", e->reason);
+	return buf_addch(out, '\n');
+}
+
+int restore_status_text(struct restore *r, struct buf *out)
+{
+	return cat_restore_list(r->cat, status_line, out);
+}
+
+static int count_open(void *ctx, const struct cat_restore *e)
+{
+	if (e->status == CAT_RESTORE_PENDING ||
+	    e->status == CAT_RESTORE_UPLOADING)
+		++*(int *)ctx;
+	return 0;
+}
+
+int restore_drain(struct restore *r, int timeout_ms)
+{
+	int64_t end = util_mono_ms() + timeout_ms;
+	int n, rc;
+
+	for (;;) {
+		n = 0;
+		rc = cat_restore_list(r->cat, count_open, &n);
+		if (rc < 0)
+			return rc;
+		if (!n)
+			return 0;
+		if (util_mono_ms() >= end)
+			return -ETIMEDOUT;
+		usleep(100 * 1000);
+	}
+}
+
+/* ---- uploads ---------------------------------------------------------- */
+
+static enum graph_conflict graph_policy(int c)
+{
+	return c == RESTORE_REPLACE ? GRAPH_CONFLICT_REPLACE
+	       : c == RESTORE_SKIP  ? GRAPH_CONFLICT_FAIL
+				    : GRAPH_CONFLICT_RENAME;
+}
+
+static int policy_of_spool(const char *spool)
+{
+	const char *dot = strrchr(spool, '.');
+	int c = dot ? restore_conflict_parse(dot + 1) : -EINVAL;
+
+	return c < 0 ? RESTORE_RENAME : c;
+}
+
+static int spool_qxh(int fd, char out[29])
+{
+	struct graph_qxh q;
+	char *b = malloc(1u << 20);
+	off_t off = 0;
+	ssize_t n;
+
+	if (!b)
+		return -ENOMEM;
+	graph_qxh_init(&q);
+	while ((n = pread(fd, b, 1u << 20, off)) > 0) {
+		graph_qxh_update(&q, b, (size_t)n);
+		off += n;
+	}
+	free(b);
+	if (n < 0)
+		return -errno;
+	graph_qxh_final(&q, out);
+	return 0;
+}
+
+/* Does @name come from uploading @raw: itself, or renamed by Graph to
+ * "stem (N).ext" (SharePoint) or "stem N.ext" (OneDrive)? */
+static bool name_from(const char *name, const char *raw)
+{
+	const char *dot = strrchr(raw, '.');
+	size_t stem = dot && dot != raw ? (size_t)(dot - raw) : strlen(raw);
+	const char *p, *d;
+	bool paren;
+
+	if (!strcmp(name, raw))
+		return true;
+	if (strncmp(name, raw, stem) || name[stem] != ' ')
+		return false;
+	p = name + stem + 1;
+	paren = *p == '(';
+	p += paren;
+	for (d = p; *p >= '0' && *p <= '9'; p++)
+		;
+	if (p == d || (paren && *p++ != ')'))
+		return false;
+	return !strcmp(p, raw + stem);
+}
+
+/*
+ * Exactly once: before uploading an entry again, look for a file that an
+ * earlier attempt made (same size and quickXorHash, name @raw or the
+ * renamed form).  1 (found, @id filled), 0 or -errno.
+ */
+static int find_done(struct restore *r, const struct restore_loc *loc,
+		     const char *raw, int fd, int64_t size, struct buf *id)
+{
+	struct graph_pager *p = NULL;
+	struct graph_item it = { 0 };
+	char qxh[29];
+	int rc;
+
+	rc = spool_qxh(fd, qxh);
+	if (rc < 0)
+		return rc;
+	rc = graph_children_open(r->graph, loc->drive_id, loc->item_id, &p);
+	while (rc == 0 && (rc = graph_pager_next_item(p, &it)) == 1) {
+		if (it.kind == GRAPH_ITEM_FILE && it.size == size &&
+		    it.quickxor && !strcmp(it.quickxor, qxh) &&
+		    name_from(it.name, raw)) {
+			buf_truncate(id, 0);
+			buf_adds(id, it.id);
+			break;
+		}
+		rc = 0;
+	}
+	graph_pager_free(p);
+	graph_item_release(&it);
+	return rc;
+}
+
+static void set_reason(struct buf *reason, int rc, const char *what)
+{
+	const struct graph_error *ge = graph_last_error();
+
+	buf_truncate(reason, 0);
+	if (ge->rc == rc && ge->message[0])
+		buf_addf(reason, "%s", ge->message);
+	else
+		buf_addf(reason, "%s: %s", what, strerror(-rc));
+}
+
+static void backoff(struct restore *r, int attempt)
+{
+	struct timespec ts;
+	int ms = attempt < 6 ? 250 << attempt : 8000;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&r->lock);
+	if (!r->stop)
+		pthread_cond_timedwait(&r->wake, &r->lock, &ts);
+	pthread_mutex_unlock(&r->lock);
+}
+
+static bool stopping(struct restore *r)
+{
+	bool s;
+
+	pthread_mutex_lock(&r->lock);
+	s = r->stop;
+	pthread_mutex_unlock(&r->lock);
+	return s;
+}
+
+static int upload_session(struct restore *r, const struct cat_restore *e,
+			  const struct restore_loc *loc, const char *raw,
+			  int conflict, int fd, struct buf *id,
+			  struct buf *reason)
+{
+	struct graph_upload u = { 0 };
+	struct graph_item it = { 0 };
+	struct http_source src;
+	struct http_fd_source sctx;
+	struct buf saved = BUF_INIT;
+	int rc = 0, errors = 0;
+	uint64_t len;
+
+	http_source_fd(&src, &sctx, fd, 0, (uint64_t)e->size);
+	if (e->remote_id && !strncmp(e->remote_id, "upload:", 7)) {
+		u.url = strdup(e->remote_id + 7);
+		u.size = (uint64_t)e->size;
+		rc = u.url ? graph_upload_status(r->graph, &u) : -ENOMEM;
+		if (rc == 0)
+			log_info(
+				"restore: resuming the upload of '%s' at byte %" PRIu64,
+				e->target, u.next);
+		else
+			graph_upload_release(&u);
+	}
+	while (!u.done && !stopping(r)) {
+		if (!u.url) {
+			rc = graph_upload_create(r->graph, loc->drive_id,
+						 loc->item_id, raw,
+						 graph_policy(conflict),
+						 (uint64_t)e->size, 0, 0, &u);
+			if (rc < 0) {
+				set_reason(reason, rc, "create upload session");
+				break;
+			}
+			buf_truncate(&saved, 0);
+			buf_addf(&saved, "upload:%s", u.url);
+			rc = cat_restore_update(restore_cat(r), e->id,
+						CAT_RESTORE_UPLOADING, NULL,
+						saved.data);
+			if (rc < 0)
+				break;
+		}
+		len = (uint64_t)e->size - u.next;
+		if (len > r->fragment)
+			len = r->fragment;
+		rc = graph_upload_put(r->graph, &u, &src, len, &it);
+		if (rc == 0) {
+			errors = 0;
+			continue;
+		}
+		set_reason(reason, rc, "upload");
+		if (rc == -EEXIST || ++errors > 12)
+			break;
+		if (rc == -ENOENT) { /* session expired: start over */
+			graph_upload_release(&u);
+			continue;
+		}
+		log_warn("restore: upload of '%s' interrupted at byte %" PRIu64
+			 " (%s): resuming",
+			 e->target, u.next, strerror(-rc));
+		backoff(r, errors);
+		rc = graph_upload_status(r->graph, &u);
+		if (rc == -ENOENT)
+			graph_upload_release(&u);
+	}
+	if (u.done && rc == 0 && it.id)
+		buf_adds(id, it.id);
+	else if (u.done && rc == 0)
+		buf_adds(id, "?");
+	else if (rc == 0)
+		rc = -EINTR; /* stopping: resumed at the next start */
+	graph_item_release(&it);
+	graph_upload_release(&u);
+	buf_release(&saved);
+	return rc;
+}
+
+static int upload_file(struct restore *r, const struct cat_restore *e,
+		       const struct restore_loc *loc, const char *raw,
+		       int conflict, struct buf *id, struct buf *reason)
+{
+	struct graph_item it = { 0 };
+	struct http_source src;
+	struct http_fd_source sctx;
+	int fd, rc;
+
+	fd = open(e->spool, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		rc = -errno;
+		buf_addf(reason, "spool file '%s' is gone: %s", e->spool,
+			 strerror(-rc));
+		return rc == -ENOENT ? -EBADMSG : rc;
+	}
+	if (e->attempts > 1 &&
+	    !(e->remote_id && !strncmp(e->remote_id, "upload:", 7))) {
+		rc = find_done(r, loc, raw, fd, e->size, id);
+		if (rc == 1) {
+			log_info(
+				"restore: '%s' was uploaded before the restart",
+				e->target);
+			rc = 0;
+			goto out;
+		}
+	}
+	if (e->size <= (int64_t)GRAPH_SMALL_UPLOAD_MAX) {
+		http_source_fd(&src, &sctx, fd, 0, (uint64_t)e->size);
+		rc = graph_upload_small(r->graph, loc->drive_id, loc->item_id,
+					raw, graph_policy(conflict), &src, &it);
+		if (rc == 0)
+			buf_adds(id, it.id ? it.id : "?");
+		else
+			set_reason(reason, rc, "upload");
+	} else {
+		rc = upload_session(r, e, loc, raw, conflict, fd, id, reason);
+	}
+out:
+	close(fd);
+	graph_item_release(&it);
+	return rc;
+}
+
+static int import_mail(struct restore *r, const struct cat_restore *e,
+		       const struct restore_loc *loc, struct buf *id,
+		       struct buf *reason)
+{
+	struct graph_message m = { 0 }, moved = { 0 };
+	struct buf mime = BUF_INIT;
+	const char *draft = NULL;
+	int rc;
+
+	if (e->remote_id && !strncmp(e->remote_id, "draft:", 6)) {
+		draft = e->remote_id + 6; /* created before a restart */
+	} else {
+		rc = util_read_file(e->spool, &mime, MAIL_MAX);
+		if (rc < 0) {
+			buf_addf(reason, "cannot read spool file '%s': %s",
+				 e->spool, strerror(-rc));
+			goto out;
+		}
+		rc = graph_message_create_mime(r->graph, loc->user, mime.data,
+					       mime.len, &m);
+		if (rc < 0) {
+			set_reason(reason, rc, "import the message");
+			goto out;
+		}
+		buf_addf(id, "draft:%s", m.id);
+		cat_restore_update(r->cat, e->id, CAT_RESTORE_UPLOADING, NULL,
+				   id->data);
+		draft = m.id;
+	}
+	rc = graph_message_move(r->graph, loc->user, draft, loc->folder_id,
+				&moved);
+	if (rc < 0) {
+		set_reason(reason, rc, "move the message into its folder");
+		goto out;
+	}
+	buf_truncate(id, 0);
+	buf_adds(id, moved.id);
+out:
+	graph_message_release(&m);
+	graph_message_release(&moved);
+	buf_release(&mime);
+	return rc;
+}
+
+static bool transient(int rc)
+{
+	switch (-rc) {
+	case EAGAIN:
+	case ETIMEDOUT:
+	case ECONNRESET:
+	case ECONNREFUSED:
+	case ECONNABORTED:
+	case EHOSTUNREACH:
+	case ENETUNREACH:
+	case ENETDOWN:
+	case EPIPE:
+	case EIO:
+	case EACCES:
+	case EINTR:
+	case ENOTCONN:
+		return true;
+	}
+	return false;
+}
+
+static void process(struct restore *r, struct cat_restore *e)
+{
+	struct restore_loc loc = { 0 };
+	struct buf parent = BUF_INIT, raw = BUF_INIT, id = BUF_INIT,
+		   reason = BUF_INIT;
+	const char *slash = strrchr(e->target, '/');
+	int conflict = policy_of_spool(e->spool), rc, status;
+
+	buf_add(&parent, e->target, slash ? (size_t)(slash - e->target) : 0);
+	buf_adds(&parent, "");
+	rc = names_unmap(slash ? slash + 1 : e->target, &raw);
+	if (rc == 0 && parent.data)
+		rc = restore_dir(r, parent.data, true, &loc);
+	else if (rc == 0)
+		rc = -ENOMEM;
+	if (rc < 0) {
+		set_reason(&reason, rc, "find the target folder");
+	} else if (loc.kind == RESTORE_K_FOLDER) {
+		rc = upload_file(r, e, &loc, raw.data, conflict, &id, &reason);
+		if (rc == -EEXIST && conflict == RESTORE_SKIP) {
+			buf_truncate(&reason, 0);
+			buf_addf(&reason,
+				 "skipped: '%s' exists (conflict policy skip)",
+				 raw.data);
+			rc = 0;
+		}
+	} else if (loc.kind == RESTORE_K_MAIL_FOLDER) {
+		rc = import_mail(r, e, &loc, &id, &reason);
+	} else {
+		rc = -EINVAL;
+		buf_adds(
+			&reason,
+			"files can only be restored into a library, a OneDrive or a mail folder");
+	}
+	if (rc == 0) {
+		status = CAT_RESTORE_DONE;
+		log_info("restore: '%s' restored%s%s", e->target,
+			 reason.len ? ": " : "", reason.len ? reason.data : "");
+	} else if (rc == -EINTR && stopping(r)) {
+		status = CAT_RESTORE_PENDING;
+	} else if (transient(rc) && e->attempts < RESTORE_MAX_ATTEMPTS) {
+		status = CAT_RESTORE_PENDING;
+		log_warn("restore: '%s' failed (%s), will retry", e->target,
+			 reason.len ? reason.data : strerror(-rc));
+		backoff(r, e->attempts);
+	} else {
+		status = CAT_RESTORE_FAILED;
+		log_err("restore: '%s' failed: %s", e->target,
+			reason.len ? reason.data : strerror(-rc));
+	}
+	if (cat_restore_update(
+		    r->cat, e->id, status,
+		    reason.len ? reason.data
+			       : (status == CAT_RESTORE_DONE ? "" : NULL),
+		    id.len ? id.data : NULL) == 0 &&
+	    status == CAT_RESTORE_DONE)
+		unlink(e->spool);
+	restore_loc_release(&loc);
+	buf_release(&parent);
+	buf_release(&raw);
+	buf_release(&id);
+	buf_release(&reason);
+}
+
+static void *worker(void *arg)
+{
+	struct restore *r = arg;
+	struct cat_restore e = { 0 };
+	struct timespec ts;
+	int rc;
+
+	while (!stopping(r)) {
+		rc = cat_restore_claim(r->cat, &e);
+		if (rc == 0) {
+			process(r, &e);
+			cat_restore_release(&e);
+			memset(&e, 0, sizeof(e));
+			continue;
+		}
+		if (rc != -ENOENT)
+			log_warn("restore: cannot read the queue: %s",
+				 strerror(-rc));
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 1;
+		pthread_mutex_lock(&r->lock);
+		if (!r->stop)
+			pthread_cond_timedwait(&r->wake, &r->lock, &ts);
+		pthread_mutex_unlock(&r->lock);
+	}
+	return NULL;
+}
+
+/* ---- life cycle -------------------------------------------------------- */
+
+int restore_new(const struct restore_config *cfg, struct restore **out)
+{
+	struct restore *r;
+	struct buf path = BUF_INIT;
+	int rc;
+
+	*out = NULL;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	pthread_mutex_init(&r->lock, NULL);
+	pthread_cond_init(&r->wake, NULL);
+	r->graph = cfg->graph;
+	r->threads = cfg->threads ? cfg->threads : RESTORE_DEFAULT_THREADS;
+	if (r->threads > THREADS_MAX)
+		r->threads = THREADS_MAX;
+	r->fragment = cfg->fragment ? cfg->fragment : RESTORE_FRAGMENT;
+	r->fragment -= r->fragment % GRAPH_UPLOAD_UNIT;
+	if (!r->fragment)
+		r->fragment = GRAPH_UPLOAD_UNIT;
+	r->repo = strdup(cfg->repo);
+	buf_addf(&path, "%s/spool", cfg->repo);
+	r->spool_dir = path.data ? strdup(path.data) : NULL;
+	if (!r->repo || !r->spool_dir) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	rc = util_mkdir_p(r->spool_dir, 0700);
+	if (rc < 0) {
+		log_err("restore: cannot create '%s': %s", r->spool_dir,
+			strerror(-rc));
+		goto out;
+	}
+	buf_truncate(&path, 0);
+	buf_addf(&path, "%s/%s", cfg->repo, CAT_FILE);
+	rc = cat_open(path.data, CAT_OPEN_READ, &r->cat);
+	if (rc < 0) {
+		log_err("restore: cannot open the catalog '%s': %s%s",
+			path.data, strerror(-rc),
+			rc == -ENOENT ? " (take a snapshot first)" : "");
+		goto out;
+	}
+	*out = r;
+	r = NULL;
+out:
+	buf_release(&path);
+	restore_free(r);
+	return rc;
+}
+
+int restore_start(struct restore *r)
+{
+	int n = 0, rc;
+
+	rc = cat_restore_requeue(r->cat, &n);
+	if (rc < 0)
+		return rc;
+	if (n)
+		log_info("restore: %d interrupted restore(s) resume", n);
+	while (r->started < r->threads) {
+		rc = -pthread_create(&r->tid[r->started], NULL, worker, r);
+		if (rc < 0)
+			return rc;
+		r->started++;
+	}
+	return 0;
+}
+
+struct cat *restore_cat(struct restore *r)
+{
+	return r->cat;
+}
+
+void restore_free(struct restore *r)
+{
+	unsigned i;
+
+	if (!r)
+		return;
+	pthread_mutex_lock(&r->lock);
+	r->stop = true;
+	pthread_cond_broadcast(&r->wake);
+	pthread_mutex_unlock(&r->lock);
+	for (i = 0; i < r->started; i++)
+		pthread_join(r->tid[i], NULL);
+	cat_close(r->cat);
+	cache_free(r);
+	pthread_mutex_destroy(&r->lock);
+	pthread_cond_destroy(&r->wake);
+	free(r->repo);
+	free(r->spool_dir);
+	free(r);
+}

@@ -1,0 +1,181 @@
+/*
+ * restore - restoring by copying: the spool, the durable queue worker and
+ * the uploaders (no FUSE here; fs/restore.c maps restore/ onto this).
+ *
+ * Paths are relative to MOUNT/restore/ and use the names of the mounted
+ * tree (names.h; names_unmap() gives the tenant name back):
+ *
+ *   sites/<host>/<site path...>/<library>/<folders...>/<file>
+ *   onedrive/<upn>/<folders...>/<file>
+ *   mailboxes/<upn>/<folder>/<subfolder...>/<message>.eml
+ *
+ * restore_dir() resolves a directory path against Graph (host, site,
+ * library, user and mail folder levels must exist in the tenant; folders
+ * below a library or a mailbox may be created).  A file is written into a
+ * spool file REPO/spool/<guid>.<policy> (restore_spool_open()), then
+ * restore_commit() fsyncs it and records it in the catalog's restore queue
+ * (cat_restore_enqueue) before returning: from then on it survives a
+ * crash.  Worker threads claim entries and upload them: one PUT up to
+ * GRAPH_SMALL_UPLOAD_MAX, else an upload session whose URL is kept in the
+ * entry (remote_id "upload:<url>") so a restarted daemon resumes it.  A
+ * message (.eml into a mail folder) is imported from its MIME and moved
+ * into the folder (Graph makes MIME imports drafts: see README).
+ *
+ * Conflict policy (enum restore_conflict) is fixed per file when it is
+ * spooled (it is part of the spool file name).  rename: Graph renames
+ * ("a (1).txt"); replace: the existing file is replaced; skip: an
+ * existing file is kept and the entry is done with reason "skipped".
+ * Exactly once: an entry claimed again (attempts > 1) is first looked up
+ * in the target folder; a file with the same size and quickXorHash is
+ * taken as already restored.
+ *
+ * Thread safety: every function may be called from any thread.
+ * Errors: 0 or -errno; reasons for people are logged and stored in the
+ * queue entry.
+ */
+#ifndef M365_RESTORE_H
+#define M365_RESTORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "catalog/catalog.h"
+#include "graph/graph.h"
+#include "util/buf.h"
+
+struct restore;
+struct restore_conn;
+
+enum restore_conflict {
+	RESTORE_RENAME = 0,
+	RESTORE_REPLACE = 1,
+	RESTORE_SKIP = 2,
+};
+
+/** Name of @c ("rename", ...). */
+const char *restore_conflict_name(int c);
+
+/** Parse "rename", "replace" or "skip": the policy, or -EINVAL. */
+int restore_conflict_parse(const char *s);
+
+#define RESTORE_DEFAULT_THREADS 4
+#define RESTORE_MAX_ATTEMPTS	8
+#define RESTORE_FRAGMENT	(32u * GRAPH_UPLOAD_UNIT) /* 10 MiB */
+
+struct restore_config {
+	const char *repo; /* repository directory (spool/ lives there) */
+	struct graph *graph; /* borrowed; must outlive the restore */
+	unsigned threads; /* uploaders; 0 = RESTORE_DEFAULT_THREADS */
+	size_t fragment; /* upload session fragment; 0 = RESTORE_FRAGMENT */
+};
+
+/**
+ * Open REPO/catalog.db and REPO/spool/ for restoring.  No thread runs
+ * yet.  Caller owns *@out (restore_free()).  Returns 0, -ENOENT (no
+ * catalog: take a snapshot first), -ENOMEM or -errno.
+ */
+int restore_new(const struct restore_config *cfg, struct restore **out);
+
+/**
+ * Requeue entries a dead uploader left "uploading" and start the
+ * uploader threads.  Returns 0 or -errno.
+ */
+int restore_start(struct restore *r);
+
+/** Stop the uploaders (an upload in flight is finished or left to be
+ * resumed) and free @r.  NULL is fine. */
+void restore_free(struct restore *r);
+
+/** The catalog of @r (borrowed). */
+struct cat *restore_cat(struct restore *r);
+
+/* Kinds of directories under restore/. */
+enum restore_kind {
+	RESTORE_K_ROOT = 0, /* restore/ itself */
+	RESTORE_K_TOP, /* sites, onedrive, mailboxes */
+	RESTORE_K_SITE_PATH, /* part of a site URL that is no site */
+	RESTORE_K_SITE, /* a site (a host is its root site) */
+	RESTORE_K_FOLDER, /* a library, a OneDrive, or a folder in one */
+	RESTORE_K_MAILBOX,
+	RESTORE_K_MAIL_FOLDER,
+};
+
+struct restore_loc {
+	int kind; /* enum restore_kind */
+	char *drive_id; /* FOLDER */
+	char *item_id; /* FOLDER: the folder's driveItem id */
+	char *site_id; /* SITE */
+	char *user; /* MAILBOX, MAIL_FOLDER: user id */
+	char *folder_id; /* MAIL_FOLDER */
+};
+
+/** Free the strings of @l. */
+void restore_loc_release(struct restore_loc *l);
+
+/**
+ * Resolve directory @path (relative to restore/, "" = restore/) into
+ * @out.  Tenant levels (host, site, library, user) must exist: -ENOENT
+ * with a log line saying why.  Folders (in a library or OneDrive) and
+ * mail folders are looked up, and created when @create.  Results are
+ * cached.  Returns 0, -ENOENT, -EINVAL (a name that cannot be unmapped)
+ * or a Graph error.
+ */
+int restore_dir(struct restore *r, const char *path, bool create,
+		struct restore_loc *out);
+
+/**
+ * Create a new spool file for a restore under policy @conflict: *@fd is
+ * open for reading and writing (caller closes), @spool receives its path.
+ * Returns 0 or -errno.
+ */
+int restore_spool_open(struct restore *r, int conflict, struct buf *spool,
+		       int *fd);
+
+/**
+ * fsync spool file @fd (@size bytes, path @spool) and its directory, then
+ * record the restore of it to @target in the queue (durable on return)
+ * and wake an uploader.  *@id (may be NULL) gets the entry id.
+ */
+int restore_commit(struct restore *r, int fd, const char *target,
+		   const char *spool, int64_t size, int64_t *id);
+
+/** Name of a queue status ("pending", "uploading", "done", "failed"). */
+const char *restore_status_name(int status);
+
+/**
+ * Append the status of entry @id for people to @out ("done",
+ * "failed: reason", ...).  Returns 0 or -ENOENT.
+ */
+int restore_entry_status(struct restore *r, int64_t id, struct buf *out);
+
+/**
+ * Append the whole queue to @out: one line per entry, "STATUS\tTARGET"
+ * plus "\tREASON" when there is one.  Returns 0 or -errno.
+ */
+int restore_status_text(struct restore *r, struct buf *out);
+
+/**
+ * Wait until no entry is pending or uploading, at most @timeout_ms.
+ * Returns 0, or -ETIMEDOUT.
+ */
+int restore_drain(struct restore *r, int timeout_ms);
+
+/* ---- connections ------------------------------------------------------- */
+
+/**
+ * Open connection @name (NAME.conf in conf_dir()): http client with its
+ * CA file, token provider (secret or certificate), Graph client; a token
+ * is fetched at once so that a wrong setup fails here.  @why receives a
+ * sentence for people on failure.  Caller owns *@out
+ * (restore_conn_free()).  Returns 0 or -errno.
+ */
+int restore_conn_open(const char *name, struct restore_conn **out,
+		      struct buf *why);
+
+/** The Graph client of @c (borrowed). */
+struct graph *restore_conn_graph(struct restore_conn *c);
+
+/** Free @c (NULL is fine). */
+void restore_conn_free(struct restore_conn *c);
+
+#endif

@@ -1,0 +1,54 @@
+/*
+ * fs/restore - MOUNT/restore/: the writable tree whose files are restored
+ * to the tenant (engine/restore does the work; this maps FUSE onto it).
+ *
+ * Enabled by -o connection=NAME.  The low-level operations of the daemon
+ * are wrapped: requests on restore/ inodes (top-level numbers from
+ * INO_RESTORE up, snapshot field 0) are answered here, everything else
+ * goes to the wrapped table unchanged.  restore/ lives in memory: a
+ * directory appears when it is resolved against the tenant (lookup,
+ * mkdir) and a file when it is created; both are forgotten at unmount
+ * (the queue in the catalog is what lasts).
+ *
+ * Options: -o connection=NAME, -o conflict=rename|replace|skip (default
+ * rename), -o restore_threads=N.
+ *
+ * Thread safety: one mutex guards the node table; it is never held across
+ * Graph or catalog calls or fuse_reply_*.
+ */
+#ifndef M365_FS_RESTORE_H
+#define M365_FS_RESTORE_H
+
+#include "fs.h"
+
+#define INO_RESTORE	   5u
+#define INO_RESTORE_STATUS 6u
+#define INO_RESTORE_FIRST  16u /* first inode of a restore/ node */
+
+/**
+ * Take the restore options out of @args (before the daemon parses its
+ * own).  Returns 0, or -1 after reporting a bad value on stderr.
+ */
+int fs_restore_opts(struct fuse_args *args);
+
+/** Whether -o connection= was given. */
+bool fs_restore_enabled(void);
+
+/**
+ * The operations to run the session with: @base when restore is off, else
+ * a copy of @base with restore/ wrapped in (static storage).
+ */
+const struct fuse_lowlevel_ops *
+fs_restore_ops(const struct fuse_lowlevel_ops *base);
+
+/**
+ * Connect, open the queue and start the uploaders (after the fork into
+ * the background).  Failures are logged; restore/ then answers EIO.
+ * Returns 0 or -errno.
+ */
+int fs_restore_start(struct fs *fs);
+
+/** Stop the uploaders and free everything (before fs_release()). */
+void fs_restore_stop(void);
+
+#endif
