@@ -90,12 +90,14 @@ def run(emu, work):
     frepo = work / "repo-files"
     subprocess.run([snap, "init", str(frepo)], env=env, check=True,
                    capture_output=True)
+    emu.reset_stats()
     t_files, rss_files, p = timed([snap, "--repo", str(frepo),
                                    "--connection", "bench", "--json",
                                    "--service", "files", "--service",
                                    "onedrive", "--parallel", PARALLEL],
                                   env=env)
     files_only = json.loads(p.stdout)
+    files_conc = emu.stats().get("concurrent_max", -1)
     shutil.rmtree(frepo)
     emu.reset_stats()
     t_full, rss_full, p = timed([snap, "--repo", str(repo), "--connection",
@@ -116,10 +118,11 @@ def run(emu, work):
           "peak RSS %d KiB" % (PARALLEL, t_curl,
                                curl_bytes / mib / max(t_curl, 1e-6),
                                rss_curl))
-    print("files-only snapshot: %.2f s, %.1f MiB/s, %d requests, peak "
-          "RSS %d KiB, status %s" % (
+    print("files-only snapshot: %.2f s, %.1f MiB/s, %d requests, %d "
+          "requests in flight at most, peak RSS %d KiB, status %s" % (
               t_files, file_bytes / mib / max(t_files, 1e-6),
-              files_only["requests"], rss_files, files_only["status"]))
+              files_only["requests"], files_conc, rss_files,
+              files_only["status"]))
     print("full snapshot: %.2f s, %.1f MiB/s (all %d bytes incl. mail), "
           "%d requests, peak RSS %d KiB, status %s" % (
               t_full, nbytes / mib / max(t_full, 1e-6), nbytes,
