@@ -18,16 +18,6 @@
 
 #define ROOT_HDR_LEN 16
 #define ROOT_MAX     (256u * 1024 * 1024)
-#define NAME_MAX_LEN 200
-
-struct root {
-	char kind[NAME_MAX_LEN + 1], name[NAME_MAX_LEN + 1];
-	int64_t time;
-	uint64_t size;
-	unsigned char sha256[32];
-	const unsigned char *desc; /* points into the decoded body */
-	size_t desc_len;
-};
 
 static int name_ok(const char *s)
 {
@@ -139,9 +129,8 @@ static int get_str(const unsigned char **p, const unsigned char *end, char *out)
 	return 0;
 }
 
-/* Decode root file @f into @r; the body lands in @body (r->desc in it). */
-static int root_decode(struct store *st, const struct buf *f, struct buf *body,
-		       struct root *r)
+int root_decode(struct store *st, const struct buf *f, struct buf *body,
+		struct root *r)
 {
 	const unsigned char *u = (const unsigned char *)f->data, *p, *end;
 	uint32_t dlen;

@@ -231,6 +231,8 @@ static int holder_read(int fd, struct buf *out)
 		else if (!strncmp(line, "since ", 6))
 			snprintf(since, sizeof(since), "%s", line + 6);
 	}
+	if (!pid) /* the holder has not written its line yet */
+		return buf_adds(out, "another process");
 	return buf_addf(out, "%s (pid %ld on %s, since %s)", cmd, pid, host,
 			since);
 }

@@ -282,6 +282,24 @@ void fdpool_drop(struct store *st, int64_t pack);
 
 /* ---- roots (blob.c) ---- */
 
+#define NAME_MAX_LEN 200 /* of a blob's kind and name */
+
+struct root {
+	char kind[NAME_MAX_LEN + 1], name[NAME_MAX_LEN + 1];
+	int64_t time;
+	uint64_t size;
+	unsigned char sha256[32];
+	const unsigned char *desc; /* points into the decoded body */
+	size_t desc_len;
+};
+
+/*
+ * Decode root file contents @f into @r; the body lands in @body (r->desc
+ * points into it).  Returns 0, -EBADMSG or -ENOMEM.
+ */
+int root_decode(struct store *st, const struct buf *f, struct buf *body,
+		struct root *r);
+
 /* Add the chunks of every blob to @set. */
 int roots_keep(struct store *st, struct store_idset *set);
 /* Check every root record (decodes, its chunks exist); counts problems. */

@@ -11,7 +11,6 @@ import base64
 import binascii
 import hashlib
 import json
-import random
 import re
 import secrets
 import time
@@ -676,10 +675,14 @@ def _visible(mb, fid, req):
 
 
 # ----------------------------------------------------------- the handler
-@core.route("graph", "GET", r"(?i)/v1\.0/(?:users/[^/]+|me)/(?:mailfolders|messages)(?:[/(].*)?")
-@core.route("graph", "POST", r"(?i)/v1\.0/(?:users/[^/]+|me)/(?:mailfolders|messages)(?:[/(].*)?")
-@core.route("graph", "PATCH", r"(?i)/v1\.0/(?:users/[^/]+|me)/(?:mailfolders|messages)(?:[/(].*)?")
-@core.route("graph", "DELETE", r"(?i)/v1\.0/(?:users/[^/]+|me)/(?:mailfolders|messages)(?:[/(].*)?")
+MAIL_PATH = (r"(?i)/v1\.0/(?:users/[^/]+|me)/(?:mailfolders|messages)"
+             r"(?:[/(].*)?")
+
+
+@core.route("graph", "GET", MAIL_PATH)
+@core.route("graph", "POST", MAIL_PATH)
+@core.route("graph", "PATCH", MAIL_PATH)
+@core.route("graph", "DELETE", MAIL_PATH)
 def mail_handler(req, m):
     read = req.method in ("GET", "HEAD")
     claims = core.require_auth(req, core.MAIL_READ if read
@@ -988,10 +991,12 @@ def _delta_page(ctx, tok_fields, entries_fn, render, link_base, context):
             keep = _received_filter(ctx, fl)
             entries = [e for e in entries if e[0] == "r" or keep(e)]
         off = 0
-        t = {"r": _new_round(st, entries)}
+        t = {"r": None}
     size = ctx.maxpage or core.EMU.knobs.get("page_size") or DEFAULT_PAGE
     if ctx.maxpage:
         ctx.applied.append("odata.maxpagesize=%d" % ctx.maxpage)
+    if t["r"] is None and len(entries) > size:
+        t["r"] = _new_round(st, entries)  # only rounds with several pages
     chunk = entries[off:off + size]
     out = {"@odata.context": context,
            "value": [render(e, sel) for e in chunk]}

@@ -55,7 +55,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 1)
 		return 0;
-	switch (data[0] % 3) {
+	switch (data[0] % 4) {
 	case 0: { /* one record: header + payload */
 		struct store_keys k = { 0 };
 		struct buf out = BUF_INIT;
@@ -83,6 +83,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (write(fd, data + 1, size - 1) == (ssize_t)(size - 1))
 			pack_walk(fd, size - 1, &pw);
 		close(fd);
+		return 0;
+	}
+	case 3: { /* a root record of a plain repository */
+		struct store st = { 0 };
+		struct buf f = BUF_INIT, body = BUF_INIT;
+		struct root r;
+
+		if (!buf_add(&f, data + 1, size - 1) &&
+		    !root_decode(&st, &f, &body, &r) &&
+		    (strlen(r.kind) > NAME_MAX_LEN ||
+		     store_desc_parse(r.desc, r.desc_len, NULL, NULL)))
+			abort(); /* decode accepted what it must not */
+		buf_release(&f);
+		buf_release(&body);
 		return 0;
 	}
 	default: /* a content descriptor */

@@ -533,3 +533,37 @@ def test_help_for_every_command(cfg, cmd):
     assert r.stdout.startswith("usage: m365-connect " + cmd)
     r = run(cfg, "--help")
     assert r.returncode == 0 and cmd in r.stdout
+
+
+# -- the token provider (C driver tests/unit/test_auth_emu.c) -----------------
+
+def token_requests(emu):
+    return sum(1 for e in emu.stats()["log"]
+               if e.get("path", "").endswith("/oauth2/v2.0/token"))
+
+
+def auth_driver(emu, mode):
+    from conftest import BUILD
+    env = dict(os.environ, M365_EMU_READY=str(emu.state / "ready.json"))
+    return subprocess.run([str(BUILD / "tests" / "test_auth_emu"), mode],
+                          env=env, capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_token_cache_invalidate_and_concurrent_callers(emu):
+    emu.reset_stats()
+    r = auth_driver(emu, "cache")
+    assert r.returncode == 0, r.stdout + r.stderr
+    # one request at first, one after invalidate for 8 threads at once
+    assert token_requests(emu) == 2
+
+
+def test_token_refreshed_before_expiry(emu):
+    emu.knobs(token_lifetime=4)
+    try:
+        emu.reset_stats()
+        r = auth_driver(emu, "refresh")
+    finally:
+        emu.knobs(token_lifetime=3599)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert token_requests(emu) == 2

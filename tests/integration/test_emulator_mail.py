@@ -622,3 +622,16 @@ def test_delta_received_filter(emulator, mbx):
     st, _, err = send(emulator, "GET", base + "/mailFolders/inbox/messages/"
                       "delta?$filter=" + q("subject eq 'x'"))
     assert st == 400
+
+
+def test_delta_pages_can_be_retried(emulator, mbx):
+    base = "/users/" + mbx
+    h = {"Prefer": "odata.maxpagesize=2"}
+    first = get(emulator, base + "/mailFolders/inbox/messages/delta",
+                headers=h)
+    nxt = first["@odata.nextLink"]
+    a = get(emulator, nxt, headers=h)
+    b = get(emulator, nxt, headers=h)
+    assert a["value"] == b["value"] and a["value"]
+    assert a.get("@odata.nextLink") == b.get("@odata.nextLink") or \
+        "@odata.deltaLink" in a

@@ -141,11 +141,13 @@ int connect_endpoints(struct conf_conn *c, const char *cmd, const char *cloud,
 			cmd,
 			"unknown cloud '%s' (global, usgov, usgovdod, china, custom)",
 			cloud);
-	if (login && (rc = set_url(c->login_url, sizeof(c->login_url), login,
-				   "login-url")))
-		return rc;
-	if (graph && (rc = set_url(c->graph_url, sizeof(c->graph_url), graph,
-				   "graph-url")))
+	rc = login ? set_url(c->login_url, sizeof(c->login_url), login,
+			     "login-url")
+		   : 0;
+	if (!rc && graph)
+		rc = set_url(c->graph_url, sizeof(c->graph_url), graph,
+			     "graph-url");
+	if (rc)
 		return rc;
 	if (c->cloud == CONF_CLOUD_CUSTOM && (!login || !graph))
 		return cli_usage(
