@@ -226,6 +226,81 @@ static double read_all(struct store *st, const struct store_content *sc,
 	return now() - t;
 }
 
+/* Warm reads of @repo (@key or NULL) holding content @sc: print a line. */
+static int read_bench(const char *label, const char *repo,
+		      const unsigned char *key, const struct store_content *sc,
+		      const unsigned char *data, unsigned char *rb, int runs)
+{
+	double tcat[16], wcat[16], trc[16], wrc[16], trw[16], wrw[16];
+	double packbytes = 0, mib = (double)sc->size / MiB;
+	char packs[700], cmd[900];
+	FILE *f;
+
+	snprintf(packs, sizeof(packs), "%s/data", repo);
+	snprintf(
+		cmd, sizeof(cmd),
+		"find '%s' -name '*.pack' -printf '%%s\\n' | awk '{s+=$1} END {print s}'",
+		packs);
+	f = popen(cmd, "r");
+	if (!f || fscanf(f, "%lf", &packbytes) != 1)
+		return -1;
+	pclose(f);
+	if (run_cmd("find '%s' -name '*.pack' -exec cat {} + >/dev/null",
+		    packs))
+		return -1;
+	{ /* correctness first, untimed */
+		struct store_open_opts oo = { .key = key };
+		struct store *st = NULL;
+		double w;
+
+		if (store_open(repo, &oo, &st, NULL) ||
+		    read_all(st, sc, data, rb, &w) < 0)
+			return -1;
+		store_close(st);
+	}
+	for (int r = 0; r < runs; r++) {
+		struct store_open_opts oo = { .key = key };
+		struct store_open_opts big = {
+			.key = key, .cache_bytes = 2 * sc->size
+		};
+		struct store *st = NULL;
+		double c0 = child_cpu(), w0 = wall();
+
+		if (run_cmd("find '%s' -name '*.pack' -exec cat {} + >/dev/null",
+			    packs))
+			return -1;
+		wcat[r] = wall() - w0;
+		tcat[r] = child_cpu() - c0;
+		/* chunk cache smaller than the data: every chunk decoded */
+		if (store_open(repo, &oo, &st, NULL))
+			return -1;
+		trc[r] = read_all(st, sc, NULL, rb, &wrc[r]);
+		store_close(st);
+		/* chunk cache holding it all (twice the data: the cache is
+		 * sharded by id, a shard's share is capped): the second pass */
+		if (store_open(repo, &big, &st, NULL))
+			return -1;
+		if (read_all(st, sc, NULL, rb, &trw[r]) < 0)
+			return -1;
+		trw[r] = read_all(st, sc, NULL, rb, &wrw[r]);
+		store_close(st);
+		if (trc[r] < 0 || trw[r] < 0)
+			return -1;
+	}
+	double pm = packbytes / MiB;
+	double cat_w = pm / median(wcat, runs), cat_c = pm / median(tcat, runs);
+	double rc_w = mib / median(wrc, runs), rc_c = mib / median(trc, runs);
+	double rw_w = mib / median(wrw, runs), rw_c = mib / median(trw, runs);
+
+	printf("%s: cat of the packs (%.0f MiB): %.0f MiB/s wall, %.0f MiB/s CPU\n",
+	       label, pm, cat_w, cat_c);
+	printf("%s: read, chunk cache cold: %.0f MiB/s wall (%.0f%% of cat), %.0f MiB/s CPU (%.0f%%)\n",
+	       label, rc_w, 100 * rc_w / cat_w, rc_c, 100 * rc_c / cat_c);
+	printf("%s: read, chunk cache warm: %.0f MiB/s wall (%.0f%% of cat), %.0f MiB/s CPU (%.0f%%)\n",
+	       label, rw_w, 100 * rw_w / cat_w, rw_c, 100 * rw_c / cat_c);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *dir = argc > 1 ? argv[1] : "/tmp/bench_store";
@@ -237,23 +312,23 @@ int main(int argc, char **argv)
 	struct cuts c = { malloc(sizeof(size_t) * (n / STORE_CHUNK_MIN + 2)),
 			  0 };
 	double tc[16], ts[16], tl[16], tg[16], tie[16], tip[16];
-	double tcat[16], wcat[16], trc[16], wrc[16], trw[16], wrw[16];
-	struct store_content sc;
-	char repo[512], packs[700];
-	double packbytes = 0;
+	struct store_content sp, se;
+	char rp[512], re[512];
 
 	if (!data || !rb || !dst || !c.len || runs < 1 || runs > 16)
 		return 2;
 	gen(data, n);
-	snprintf(repo, sizeof(repo), "%s/repo", dir);
-	store_content_init(&sc);
+	snprintf(rp, sizeof(rp), "%s/plain", dir);
+	snprintf(re, sizeof(re), "%s/encrypted", dir);
+	store_content_init(&sp);
+	store_content_init(&se);
 	for (int r = 0; r < runs; r++) { /* interleaved: same load for all */
 		tc[r] = stage_chunk(data, n, &c);
 		ts[r] = stage_sha(data, &c);
 		tl[r] = stage_lz4(data, &c, dst);
 		tg[r] = stage_gcm(data, &c);
-		tip[r] = ingest(repo, false, data, n, key, &sc);
-		tie[r] = ingest(repo, true, data, n, key, &sc);
+		tip[r] = ingest(rp, false, data, n, key, &sp);
+		tie[r] = ingest(re, true, data, n, key, &se);
 		if (tip[r] < 0 || tie[r] < 0)
 			return 1;
 	}
@@ -262,83 +337,19 @@ int main(int argc, char **argv)
 	double lim_p = mc + 2 * ms + ml, lim_e = lim_p + mg;
 	double mie = median(tie, runs), mip = median(tip, runs);
 
-	printf("data: %zu MiB (2/3 text, 1/3 random), %zu chunks, median of %d runs, CPU time of one thread\n",
+	printf("data: %zu MiB (2/3 text, 1/3 random), %zu chunks, median of %d runs; CPU = CPU time of the thread(s)\n",
 	       mib, c.n, runs);
-	printf("stage alone (MiB/s): chunker %.0f, sha-256 %.0f, lz4 %.0f, aes-256-gcm %.0f\n",
+	printf("stage alone (MiB/s CPU): chunker %.0f, sha-256 %.0f, lz4 %.0f, aes-256-gcm %.0f\n",
 	       mib / mc, mib / ms, mib / ml, mib / mg);
-	printf("ingest plain:     %.0f MiB/s, stage limit %.0f MiB/s (chunker + 2 x sha-256 + lz4): %.0f%%\n",
+	printf("ingest plain:     %.0f MiB/s CPU, stage limit %.0f MiB/s (chunker + 2 x sha-256 + lz4): %.0f%%\n",
 	       mib / mip, mib / lim_p, 100 * lim_p / mip);
-	printf("ingest encrypted: %.0f MiB/s, stage limit %.0f MiB/s (+ aes-256-gcm): %.0f%%\n",
+	printf("ingest encrypted: %.0f MiB/s CPU, stage limit %.0f MiB/s (+ aes-256-gcm): %.0f%%\n",
 	       mib / mie, mib / lim_e, 100 * lim_e / mie);
-
-	/* warm reads of the last (encrypted) repository */
-	snprintf(packs, sizeof(packs), "%s/data", repo);
-	{
-		char cmd[900];
-		FILE *f;
-
-		snprintf(
-			cmd, sizeof(cmd),
-			"find '%s' -name '*.pack' -printf '%%s\\n' | awk '{s+=$1} END {print s}'",
-			packs);
-		f = popen(cmd, "r");
-		if (!f || fscanf(f, "%lf", &packbytes) != 1)
-			return 1;
-		pclose(f);
-	}
-	if (run_cmd("find '%s' -name '*.pack' -exec cat {} + >/dev/null",
-		    packs))
+	if (read_bench("plain", rp, NULL, &sp, data, rb, runs) ||
+	    read_bench("encrypted", re, key, &se, data, rb, runs))
 		return 1;
-	{ /* correctness first, untimed */
-		struct store_open_opts oo = { .key = key };
-		struct store *st = NULL;
-		double w;
-
-		if (store_open(repo, &oo, &st, NULL) ||
-		    read_all(st, &sc, data, rb, &w) < 0)
-			return 1;
-		store_close(st);
-	}
-	for (int r = 0; r < runs; r++) {
-		struct store_open_opts oo = { .key = key };
-		struct store_open_opts big = { .key = key,
-					       .cache_bytes = n + (n >> 2) };
-		struct store *st = NULL;
-		double c0 = child_cpu(), w0 = wall();
-
-		if (run_cmd("find '%s' -name '*.pack' -exec cat {} + >/dev/null",
-			    packs))
-			return 1;
-		wcat[r] = wall() - w0;
-		tcat[r] = child_cpu() - c0;
-		/* chunk cache smaller than the data: every chunk decoded */
-		if (store_open(repo, &oo, &st, NULL))
-			return 1;
-		trc[r] = read_all(st, &sc, NULL, rb, &wrc[r]);
-		store_close(st);
-		/* chunk cache holding it all: the second pass */
-		if (store_open(repo, &big, &st, NULL))
-			return 1;
-		if (read_all(st, &sc, NULL, rb, &trw[r]) < 0)
-			return 1;
-		trw[r] = read_all(st, &sc, NULL, rb, &wrw[r]);
-		store_close(st);
-		if (trc[r] < 0 || trw[r] < 0)
-			return 1;
-	}
-	double mcat = median(tcat, runs), mwcat = median(wcat, runs);
-	double mrc = median(trc, runs), mrw = median(trw, runs);
-	double catbps = packbytes / MiB / mwcat;
-
-	printf("cat of the packs (%.0f MiB, page cache): %.0f MiB/s wall, %.3f s CPU (find + cat)\n",
-	       packbytes / MiB, catbps, mcat);
-	printf("warm read, chunk cache cold: %.0f MiB/s CPU, %.0f MiB/s wall = %.0f%% of cat\n",
-	       mib / mrc, mib / median(wrc, runs),
-	       100 * (mib / median(wrc, runs)) / catbps);
-	printf("warm read, chunk cache warm: %.0f MiB/s CPU, %.0f MiB/s wall = %.0f%% of cat\n",
-	       mib / mrw, mib / median(wrw, runs),
-	       100 * (mib / median(wrw, runs)) / catbps);
-	store_content_release(&sc);
+	store_content_release(&sp);
+	store_content_release(&se);
 	if (run_cmd("rm -rf '%s'", dir))
 		return 1;
 	free(data);

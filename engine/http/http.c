@@ -32,7 +32,8 @@
 #include "util/log.h"
 #include "util/util.h"
 
-#define HANDOVER_CAP (1u << 20)
+#define HANDOVER_CAP (1u << 20) /* pause the transfer beyond this */
+#define HANDOVER_MIN (64u << 10) /* first allocation: small files stay small */
 #define HEADERS_CAP  (64u << 10)
 #define FENCE_MAX    32
 
@@ -41,6 +42,7 @@ struct handover {
 	pthread_cond_t cond;
 	char *data; /* filled by the loop, drained by the caller */
 	size_t len;
+	size_t size; /* allocated size of data */
 	unsigned gen; /* bumped when a retry restarts the body */
 	unsigned seen_gen; /* gen the caller has delivered under */
 	bool paused; /* the loop paused the transfer: buffer full */
@@ -428,16 +430,25 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *ud)
 			log_debug("transfer paused: the consumer is behind");
 			return CURL_WRITEFUNC_PAUSE;
 		}
-		if (ho->len + n > HANDOVER_CAP) {
-			/* a single block larger than the buffer: grow once */
-			char *p = realloc(ho->data, n);
+		if (ho->len + n > ho->size) {
+			/* grow by doubling up to the cap (a single block
+			 * larger than the cap gets exactly its size) */
+			size_t want = ho->len + n;
+			size_t ns = ho->size ? ho->size : HANDOVER_MIN;
+			char *p;
 
+			while (ns < want)
+				ns *= 2;
+			if (ns > HANDOVER_CAP)
+				ns = want > HANDOVER_CAP ? want : HANDOVER_CAP;
+			p = realloc(ho->data, ns);
 			if (!p) {
 				pthread_mutex_unlock(&ho->lock);
 				x->err = -ENOMEM;
 				return 0;
 			}
 			ho->data = p;
+			ho->size = ns;
 		}
 		memcpy(ho->data + ho->len, ptr, n);
 		ho->len += n;
@@ -1233,21 +1244,14 @@ int http_do(struct http *h, const struct http_request *req,
 {
 	struct handover ho = { 0 };
 	const struct http_sink *sink = req->sink;
-	char *spare = NULL;
+	char *spare = NULL; /* the buffer the caller is not reading */
+	size_t spare_size = 0;
 	int rc;
 
 	if (pthread_equal(pthread_self(), h->thread))
 		return -EDEADLK;
 	pthread_mutex_init(&ho.lock, NULL);
 	pthread_cond_init(&ho.cond, NULL);
-	if (sink) {
-		ho.data = malloc(HANDOVER_CAP);
-		spare = malloc(HANDOVER_CAP);
-		if (!ho.data || !spare) {
-			rc = -ENOMEM;
-			goto out;
-		}
-	}
 	rc = submit(h, req, resp, blocking_done, &ho, sink ? &ho : NULL);
 	if (rc < 0)
 		goto out;
@@ -1255,6 +1259,7 @@ int http_do(struct http *h, const struct http_request *req,
 	for (;;) {
 		if (ho.len) {
 			char *blk = ho.data;
+			size_t blk_size = ho.size;
 			size_t n = ho.len;
 			bool was_paused = ho.paused;
 			bool need_reset = ho.gen != ho.seen_gen;
@@ -1263,6 +1268,7 @@ int http_do(struct http *h, const struct http_request *req,
 
 			/* take the block, give the loop the spare buffer */
 			ho.data = spare;
+			ho.size = spare_size;
 			ho.len = 0;
 			ho.paused = false;
 			ho.seen_gen = ho.gen;
@@ -1285,8 +1291,8 @@ int http_do(struct http *h, const struct http_request *req,
 				curl_multi_wakeup(h->multi);
 				pthread_mutex_lock(&ho.lock);
 			}
-			/* the loop may have grown ho.data: keep the bigger */
 			spare = blk;
+			spare_size = blk_size;
 			continue;
 		}
 		if (ho.done)

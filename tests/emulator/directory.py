@@ -144,3 +144,27 @@ def organization(req, m):
     }
     return Response.json(200, {"@odata.context": req.url(
         "/v1.0/$metadata#organization"), "value": [org]})
+
+
+def _me(req, m):
+    """/me: delegated tokens act as /users/{oid}; app-only tokens get the
+    400 Graph gives them."""
+    import core
+    claims = require_auth(req, core.ALL_ROLES + ["User.Read", "Files.Read",
+                                                 "Files.ReadWrite",
+                                                 "Mail.Read",
+                                                 "Mail.ReadWrite"])
+    if not claims.get("scp") or not claims.get("oid"):
+        raise HTTPError(graph_error(400, "BadRequest",
+                                    "/me request is only valid with "
+                                    "delegated authentication flow."))
+    sub = core.Request(req.method, req.host,
+                       "/v1.0/users/%s%s" % (claims["oid"],
+                                             req.raw_path[len("/v1.0/me"):]),
+                       req.query_string, req.headers, req.body)
+    resp, _, _ = core.dispatch(sub, apply_faults=False)
+    return resp
+
+
+for _method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+    route("graph", _method, r"/v1\.0/me(?P<rest>/.*)?")(_me)

@@ -468,7 +468,8 @@ def setup(tenant, state_dir):
     gsp = d.add_sp(g)
     gsp["appOwnerOrganizationId"] = "f8cdef31-a31e-4b4a-93e4-5f571e91255a"
     gsp["publisherName"] = "Microsoft Services"
-    gsp["servicePrincipalNames"] = [GRAPH_APP_ID, "https://graph.microsoft.com",
+    gsp["servicePrincipalNames"] = [GRAPH_APP_ID,
+                                    "https://graph.microsoft.com",
                                     "https://graph.microsoft.com/"]
 
     # admin public client for the device-code flow
@@ -1256,7 +1257,8 @@ def app_list(req, m):
             "@odata.context": _ctx(req, "applications"), "value": items})
 
 
-@core.route("graph", "GET", r"/v1\.0/applications(?P<key>/[^/]+|\(appId='[^']*'\))")
+@core.route("graph", "GET",
+            r"/v1\.0/applications(?P<key>/[^/]+|\(appId='[^']*'\))")
 def app_get(req, m):
     core.require_auth(req, APP_READ)
     with core.EMU.lock:
@@ -1271,7 +1273,8 @@ _APP_PATCHABLE = ("displayName", "signInAudience", "requiredResourceAccess",
                   "identifierUris", "appRoles", "api", "info", "notes")
 
 
-@core.route("graph", "PATCH", r"/v1\.0/applications(?P<key>/[^/]+|\(appId='[^']*'\))")
+@core.route("graph", "PATCH",
+            r"/v1\.0/applications(?P<key>/[^/]+|\(appId='[^']*'\))")
 def app_patch(req, m):
     core.require_auth(req, APP_WRITE)
     body = _json_body(req)
@@ -1318,11 +1321,13 @@ def app_add_password(req, m):
         cred, secret = DIR.add_password(app, pc.get("displayName"), end)
         out = dict(cred, secretText=secret)
         return core.Response.json(200, dict(
-            {"@odata.context": _ctx(req, "microsoft.graph.passwordCredential")},
+            {"@odata.context": _ctx(req,
+                                    "microsoft.graph.passwordCredential")},
             **out))
 
 
-@core.route("graph", "POST", r"/v1\.0/applications/(?P<key>[^/]+)/removePassword")
+@core.route("graph", "POST",
+            r"/v1\.0/applications/(?P<key>[^/]+)/removePassword")
 def app_remove_password(req, m):
     core.require_auth(req, APP_WRITE)
     body = _json_body(req)
@@ -1373,7 +1378,8 @@ def sp_list(req, m):
             "@odata.context": _ctx(req, "servicePrincipals"), "value": items})
 
 
-@core.route("graph", "GET", r"/v1\.0/servicePrincipals(?P<key>/[^/]+|\(appId='[^']*'\))")
+@core.route("graph", "GET",
+            r"/v1\.0/servicePrincipals(?P<key>/[^/]+|\(appId='[^']*'\))")
 def sp_get(req, m):
     core.require_auth(req, APP_READ)
     with core.EMU.lock:
@@ -1383,7 +1389,8 @@ def sp_get(req, m):
             **_select(req, sp)))
 
 
-@core.route("graph", "POST", r"/v1\.0/servicePrincipals/(?P<key>[^/]+)/appRoleAssignedTo")
+@core.route("graph", "POST",
+            r"/v1\.0/servicePrincipals/(?P<key>[^/]+)/appRoleAssignedTo")
 def sp_assign(req, m):
     core.require_auth(req, ASSIGN_WRITE)
     body = _json_body(req)
@@ -1430,21 +1437,25 @@ def _assignment_list(req, key, field, what):
                                    % (sp["id"], what)), "value": items})
 
 
-@core.route("graph", "GET", r"/v1\.0/servicePrincipals/(?P<key>[^/]+)/appRoleAssignedTo")
+@core.route("graph", "GET",
+            r"/v1\.0/servicePrincipals/(?P<key>[^/]+)/appRoleAssignedTo")
 def sp_assigned_to(req, m):
     core.require_auth(req, APP_READ)
     return _assignment_list(req, m.group("key"), "resourceId",
                             "appRoleAssignedTo")
 
 
-@core.route("graph", "GET", r"/v1\.0/servicePrincipals/(?P<key>[^/]+)/appRoleAssignments")
+@core.route("graph", "GET",
+            r"/v1\.0/servicePrincipals/(?P<key>[^/]+)/appRoleAssignments")
 def sp_assignments(req, m):
     core.require_auth(req, APP_READ)
     return _assignment_list(req, m.group("key"), "principalId",
                             "appRoleAssignments")
 
 
-@core.route("graph", "DELETE", r"/v1\.0/servicePrincipals/(?P<key>[^/]+)/(appRoleAssignedTo|appRoleAssignments)/(?P<aid>[^/]+)")
+@core.route("graph", "DELETE",
+            r"/v1\.0/servicePrincipals/(?P<key>[^/]+)/"
+            r"(appRoleAssignedTo|appRoleAssignments)/(?P<aid>[^/]+)")
 def sp_unassign(req, m):
     core.require_auth(req, ASSIGN_WRITE)
     with core.EMU.lock:

@@ -200,7 +200,26 @@ def apply_select(obj, select):
     return {k: v for k, v in obj.items() if k in keep}
 
 
-def site_json(site, collection_view=False):
+SITE_PROPS = {"id", "name", "displayName", "description", "createdDateTime",
+              "lastModifiedDateTime", "webUrl", "root", "siteCollection",
+              "isPersonalSite", "sharepointIds", "eTag", "parentReference"}
+DRIVE_PROPS = {"id", "name", "description", "driveType", "createdDateTime",
+               "lastModifiedDateTime", "webUrl", "createdBy", "owner",
+               "quota", "system", "lastModifiedBy", "sharePointIds"}
+
+
+def sites_sel(req, view=False):
+    """Renderer for sites honouring $select (400 on unknown names)."""
+    sel = parse_select(req, SITE_PROPS, "site")
+    return lambda s: site_json(s, view, sel)
+
+
+def drives_sel(req):
+    sel = parse_select(req, DRIVE_PROPS, "drive")
+    return lambda d: drive_json(d, sel)
+
+
+def site_json(site, collection_view=False, select=None):
     obj = {
         "createdDateTime": iso(site.ctime),
         "description": site.description,
@@ -218,10 +237,12 @@ def site_json(site, collection_view=False):
     if collection_view:
         obj["siteCollection"]["dataLocationCode"] = "NAM"
         obj["isPersonalSite"] = bool(site.personal)
+    if select is not None:
+        obj = apply_select(obj, select)
     return obj
 
 
-def drive_json(d):
+def drive_json(d, select=None):
     used = d.root.size
     obj = {
         "createdDateTime": iso(d.ctime),
@@ -237,6 +258,8 @@ def drive_json(d):
         "quota": {"deleted": 0, "remaining": d.quota_total - used,
                   "state": "normal", "total": d.quota_total, "used": used},
     }
+    if select is not None:
+        obj = apply_select(obj, select)
     return obj
 
 
@@ -452,7 +475,7 @@ def ops_create_folder(drive, parent, name, behavior="fail", user=None):
 def _touch_ancestors(folder):
     """A child change changes a folder's eTag (not cTag) and mtime."""
     while folder is not None:
-        folder.drive.touch(folder)
+        folder.drive.touch(folder, propagated=True)
         folder = folder.parent
 
 
@@ -556,7 +579,7 @@ def sites_search(req, m):
         found = [s for s in EMU.tenant.sites if not s.personal and (
             q in ("*", "") or q in s.name.lower() or
             q in s.display_name.lower() or q in s.description.lower())]
-        return collection(req, found, site_json, 200, "sites")
+        return collection(req, found, sites_sel(req), 200, "sites")
 
 
 @route("graph", "GET", r"/v1\.0/sites/(?:oneDrive\.)?getAllSites(?:\(\))?")
@@ -564,8 +587,7 @@ def sites_all(req, m):
     require_auth(req, FILES_READ)
     with EMU.lock:
         found = [s for s in EMU.tenant.sites if s.parent is None]
-        return collection(req, found, lambda s: site_json(s, True), 200,
-                          "sites")
+        return collection(req, found, sites_sel(req, True), 200, "sites")
 
 
 SITE = r"/v1\.0/(?:sites/(?P<site>[^/:]+)|groups/(?P<group>[^/]+)/sites/root)"
@@ -584,22 +606,22 @@ def _site(m):
 def site_get(req, m):
     require_auth(req, FILES_READ)
     with EMU.lock:
-        return Response.json(200, site_json(_site(m)))
+        return Response.json(200, sites_sel(req)(_site(m)))
 
 
 @route("graph", "GET", SITE + r"/sites")
 def site_subsites(req, m):
     require_auth(req, FILES_READ)
     with EMU.lock:
-        return collection(req, list(_site(m).subsites), site_json, 200,
-                          "sites")
+        return collection(req, list(_site(m).subsites), sites_sel(req),
+                          200, "sites")
 
 
 @route("graph", "GET", SITE + r"/drives")
 def site_drives(req, m):
     require_auth(req, FILES_READ)
     with EMU.lock:
-        return collection(req, list(_site(m).drives), drive_json, 200,
+        return collection(req, list(_site(m).drives), drives_sel(req), 200,
                           "drives")
 
 
@@ -611,15 +633,17 @@ def site_by_path(req, m):
         s = find_site_by_path(m.group("host"), m.group("path"))
         rest = (m.group("rest") or "").rstrip("/")
         if rest == "":
-            return Response.json(200, site_json(s))
+            return Response.json(200, sites_sel(req)(s))
         if rest == "/drives":
-            return collection(req, list(s.drives), drive_json, 200, "drives")
+            return collection(req, list(s.drives), drives_sel(req), 200,
+                              "drives")
         if rest == "/sites":
-            return collection(req, list(s.subsites), site_json, 200, "sites")
+            return collection(req, list(s.subsites), sites_sel(req), 200,
+                              "sites")
         if rest == "/drive":
             if not s.drives:
                 raise not_found("Drive not found.")
-            return Response.json(200, drive_json(s.drives[0]))
+            return Response.json(200, drives_sel(req)(s.drives[0]))
         raise bad_request("Unsupported segment '%s'." % rest)
 
 
@@ -637,7 +661,7 @@ ITEM = DRIVE + (r"(?:/root|/items/(?P<item>[^/:]+))"
 def drive_get(req, m):
     require_auth(req, FILES_READ)
     with EMU.lock:
-        return Response.json(200, drive_json(get_drive(m.groupdict())))
+        return Response.json(200, drives_sel(req)(get_drive(m.groupdict())))
 
 
 @route("graph", "GET", ITEM)
@@ -908,7 +932,11 @@ def delta(req, d, item, rest):
         changed = [i for i in d.items.values() if i.seq > base]
         seen = {i.id for i in changed}
         extra = []
-        for i in changed:
+        exclude_parents = "deltaexcludeparent" in req.headers.get(
+            "prefer", "").lower()
+        if exclude_parents:  # only items that changed themselves
+            changed = [i for i in changed if i.own_seq > base]
+        for i in changed if not exclude_parents else []:
             p = i.parent
             while p is not None and p.id not in seen and not i.deleted:
                 seen.add(p.id)

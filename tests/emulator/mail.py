@@ -11,7 +11,6 @@ import base64
 import binascii
 import hashlib
 import json
-import random
 import re
 import secrets
 import time
@@ -676,10 +675,14 @@ def _visible(mb, fid, req):
 
 
 # ----------------------------------------------------------- the handler
-@core.route("graph", "GET", r"(?i)/v1\.0/(?:users/[^/]+|me)/(?:mailfolders|messages)(?:[/(].*)?")
-@core.route("graph", "POST", r"(?i)/v1\.0/(?:users/[^/]+|me)/(?:mailfolders|messages)(?:[/(].*)?")
-@core.route("graph", "PATCH", r"(?i)/v1\.0/(?:users/[^/]+|me)/(?:mailfolders|messages)(?:[/(].*)?")
-@core.route("graph", "DELETE", r"(?i)/v1\.0/(?:users/[^/]+|me)/(?:mailfolders|messages)(?:[/(].*)?")
+MAIL_PATH = (r"(?i)/v1\.0/(?:users/[^/]+|me)/(?:mailfolders|messages)"
+             r"(?:[/(].*)?")
+
+
+@core.route("graph", "GET", MAIL_PATH)
+@core.route("graph", "POST", MAIL_PATH)
+@core.route("graph", "PATCH", MAIL_PATH)
+@core.route("graph", "DELETE", MAIL_PATH)
 def mail_handler(req, m):
     read = req.method in ("GET", "HEAD")
     claims = core.require_auth(req, core.MAIL_READ if read

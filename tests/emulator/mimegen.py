@@ -179,8 +179,9 @@ def render(f):
         "Cc: %s" % ",\r\n\t".join(_addr(a, cs) for a in f["cc"])
         if f.get("cc") else None,
         "Subject: %s" % _hdr(f.get("subject") or "", cs),
-        "Date: %s" % email.utils.format_datetime(datetime.datetime.fromtimestamp(
-            f["sent"], datetime.timezone.utc)).replace("-0000", "+0000"),
+        "Date: %s" % email.utils.format_datetime(
+            datetime.datetime.fromtimestamp(f["sent"], datetime.timezone.utc)
+        ).replace("-0000", "+0000"),
         "Message-ID: %s" % f["message_id"],
         "Importance: %s" % f["importance"]
         if f.get("importance", "normal") != "normal" else None,

@@ -213,7 +213,7 @@ def content_hashes(tenant, content):
 class Item:
     __slots__ = ("id", "name", "parent", "drive", "is_folder", "children",
                  "content", "ctime", "mtime", "etag_n", "ctag_n", "guid",
-                 "seq", "changed_at", "deleted", "versions", "created_by",
+                 "seq", "own_seq", "changed_at", "deleted", "versions", "created_by",
                  "modified_by", "package", "_sorted")
 
     def __init__(self, drive, iid, name, parent, is_folder, content=None,
@@ -231,6 +231,7 @@ class Item:
         self.ctag_n = 1
         self.guid = guid or str(uuid.uuid4()).upper()
         self.seq = 0
+        self.own_seq = 0  # last change of the item itself (not a child's)
         self.changed_at = 0.0
         self.deleted = False
         self.versions = []  # older versions: (label, content, mtime, user)
@@ -309,10 +310,13 @@ class Drive:
         self.touch(item, content=True, initial=True)
         return item
 
-    def touch(self, item, content=False, initial=False):
-        """Records a change of ITEM (new eTag; new cTag when CONTENT)."""
+    def touch(self, item, content=False, initial=False, propagated=False):
+        """Records a change of ITEM (new eTag; new cTag when CONTENT);
+        PROPAGATED: only a child changed (Prefer: deltaExcludeParent)."""
         self.seq += 1
         item.seq = self.seq
+        if not propagated:
+            item.own_seq = self.seq
         now = time.time()
         item.changed_at = now
         self.changes.append((self.seq, now))

@@ -192,14 +192,14 @@ def test_download_url_tampering_rejected(emulator):
 
 
 def test_download_url_expires(emulator_factory):
-    emu = emulator_factory(scale=0, download_url_lifetime=1)
+    emu = emulator_factory(scale=0, download_url_lifetime=30)
     try:
         t = emu.truth()
         f = t["files"][0]
         url = emu.get_json("/drives/%s/items/%s" % (
             f["drive"], f["id"]))["@microsoft.graph.downloadUrl"]
         assert fetch(emu, url)[0] == 200
-        emu.knobs(clock_skew=5)
+        emu.knobs(clock_skew=60)
         assert fetch(emu, url)[0] == 401
     finally:
         emu.stop()
@@ -568,3 +568,37 @@ def test_marker_word_present(emulator):
             if b"zanzibar-quartz" in body:
                 found += 1
     assert found >= 2
+
+
+def test_select_on_sites_and_drives(emulator):
+    r = emulator.get_json("/sites/getAllSites?$top=10&$select=id,webUrl,"
+                          "displayName")
+    for s in r["value"]:
+        assert set(s) == {"id", "webUrl", "displayName"}
+    d = emulator.get_json("/sites/root/drives?$select=id,name")
+    assert all(set(x) == {"id", "name"} for x in d["value"])
+    assert emulator.request("GET", "/sites/root?$select=nope")[0] == 400
+
+
+def test_delta_exclude_parent(emulator):
+    did, prefix = lib(emulator)
+    link = emulator.get_json("/drives/%s/root/delta?token=latest" %
+                             did)["@odata.deltaLink"]
+    folders = [p for p in emulator.truth()["folders"]
+               if p.startswith(prefix + "/") and p.count("/") >
+               prefix.count("/") + 1]
+    r = emulator.mutate(op="create_file", path=folders[0] + "/excl.txt",
+                        size=3)
+    both, _, _ = delta_round(emulator, link)
+    assert r["id"] in [i["id"] for i in both]
+    assert any("root" in i for i in both)  # ancestors included by default
+    st, _, body = emulator.request("GET", link, headers={
+        "Prefer": "deltaExcludeParent"})
+    only = json.loads(body)["value"]
+    assert [i["id"] for i in only] == [r["id"]]
+
+
+def test_me_needs_delegated_token(emulator):
+    st, _, body = emulator.request("GET", "/me/drive")
+    assert st == 400
+    assert "delegated" in json.loads(body)["error"]["message"]
