@@ -44,12 +44,14 @@ struct fs_opts {
 	unsigned cache_mb; /* decompressed-chunk cache of the store */
 	unsigned dir_cache_mb; /* directory listings kept for readdir */
 	double timeout; /* entry/attr timeout inside snapshots, seconds */
+	unsigned readahead_kb; /* kernel readahead of the mount (root) */
 	int debug;
 };
 
 #define FS_DEFAULT_CACHE_MB	48
 #define FS_DEFAULT_DIR_CACHE_MB 16
 #define FS_DEFAULT_TIMEOUT	86400.0
+#define FS_DEFAULT_READAHEAD_KB 1024
 #define FS_FILE_CACHE_BYTES	(4u << 20) /* content descriptors */
 
 /* One visible snapshot, as shown in snapshots/. */
@@ -73,6 +75,7 @@ struct fs {
 	struct fs_opts o;
 	struct store *st;
 	struct fuse_session *se;
+	const char *mountpoint;
 	uid_t uid;
 	gid_t gid;
 	int64_t mount_time;

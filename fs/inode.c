@@ -117,12 +117,17 @@ static void unhash(struct ino_table *t, struct ino_obj *o)
 	t->bytes -= o->bytes;
 }
 
-/* Evict the oldest objects while over budget; returns a list to free. */
+/*
+ * Evict the oldest objects while over budget; returns a list to free.
+ * The newest object always stays, even alone over budget: a listing
+ * larger than the budget is still read once, not rebuilt per reply.
+ */
 static struct ino_obj *evict(struct ino_table *t)
 {
 	struct ino_obj *o, *prev, *gone = NULL;
 
-	for (o = t->lru.lprev; o != &t->lru && t->bytes > t->max_bytes;
+	for (o = t->lru.lprev;
+	     o != &t->lru && o != t->lru.lnext && t->bytes > t->max_bytes;
 	     o = prev) {
 		prev = o->lprev;
 		unhash(t, o);

@@ -10,7 +10,8 @@
  * is the source of truth).  The kernel's lookup counts therefore need no
  * bookkeeping: the table below is a cache, never the only copy.
  *
- *   1 the mount root, 2 snapshots/, 3 snapshots/latest (snapshot field 0)
+ *   1 the mount root, 2 snapshots/, 3 snapshots/latest (snapshot field 0);
+ *   4 and 5 are kept for live/ and restore/ (later work)
  *   (S, CAT_ROOT)          the directory of snapshot S
  *   (S, INO_ITEM_PARTIAL)  its .partial marker file
  *

@@ -65,6 +65,7 @@ static void usage(FILE *f)
 		"    -o cache_size=MIB      decompressed-chunk cache (default %u)\n"
 		"    -o dir_cache=MIB       directory listing cache (default %u)\n"
 		"    -o timeout=SECONDS     kernel cache timeout in snapshots (default %.0f)\n"
+		"    -o readahead=KIB       kernel readahead, needs root (default %u)\n"
 		"    -f                     stay in the foreground, log to stderr\n"
 		"    -o debug, -d           debug log (implies -f)\n"
 		"    -s                     single-threaded\n"
@@ -73,7 +74,7 @@ static void usage(FILE *f)
 		"\n"
 		"FUSE options:\n",
 		FS_DEFAULT_CACHE_MB, FS_DEFAULT_DIR_CACHE_MB,
-		FS_DEFAULT_TIMEOUT);
+		FS_DEFAULT_TIMEOUT, FS_DEFAULT_READAHEAD_KB);
 }
 
 #define FS_OPT(t, p)                                                           \
@@ -87,6 +88,7 @@ static const struct fuse_opt opt_spec[] = {
 	FS_OPT("cache_size=%u", cache_mb),
 	FS_OPT("dir_cache=%u", dir_cache_mb),
 	FS_OPT("timeout=%lf", timeout),
+	FS_OPT("readahead=%u", readahead_kb),
 	FUSE_OPT_END,
 };
 
@@ -289,6 +291,7 @@ int main(int argc, char **argv)
 	fs.o.cache_mb = FS_DEFAULT_CACHE_MB;
 	fs.o.dir_cache_mb = FS_DEFAULT_DIR_CACHE_MB;
 	fs.o.timeout = FS_DEFAULT_TIMEOUT;
+	fs.o.readahead_kb = FS_DEFAULT_READAHEAD_KB;
 	if (fuse_opt_parse(&args, &fs.o, opt_spec, opt_proc) < 0) {
 		ret = 2;
 		goto out;
@@ -368,6 +371,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	fs.se = se;
+	fs.mountpoint = copts.mountpoint;
 	if (fuse_set_signal_handlers(se) != 0)
 		goto out;
 	if (fuse_session_mount(se, copts.mountpoint) != 0) {

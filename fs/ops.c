@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -261,6 +262,57 @@ static int getattr_ino(struct fs *fs, uint64_t ino, struct stat *st,
 
 /* ---- lookup, getattr, readlink, forget ---------------------------------- */
 
+/*
+ * The kernel offers FUSE at most its default readahead (128 KiB) at INIT;
+ * sequential reads of large files go much faster with 1 MiB requests
+ * (max_pages allows them).  Raise the read_ahead_kb of the mount's bdi
+ * before the INIT reply (the kernel keeps the smaller of it and ours),
+ * found through /proc/self/mountinfo (a stat() of the mountpoint would
+ * wait for this very INIT).  Best effort: needs root.
+ */
+static void set_readahead(const char *mnt, unsigned kb)
+{
+	char line[8192], path[128], want[PATH_MAX], *p, *q;
+	unsigned maj = 0, min = 0;
+	bool found = false;
+	FILE *f;
+
+	if (!kb || !realpath(mnt, want))
+		return;
+	f = fopen("/proc/self/mountinfo", "r");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		/* id parent major:minor root mountpoint ... */
+		p = strchr(line, ' ');
+		p = p ? strchr(p + 1, ' ') : NULL;
+		if (!p || sscanf(p + 1, "%u:%u", &maj, &min) != 2)
+			continue;
+		p = strchr(p + 1, ' ');
+		p = p ? strchr(p + 1, ' ') : NULL;
+		q = p ? strchr(p + 1, ' ') : NULL;
+		if (!q)
+			continue;
+		*q = 0;
+		if (!strcmp(p + 1, want) && strstr(q + 1, "fuse.m365fs"))
+			found = true; /* the last one is the newest */
+	}
+	fclose(f);
+	if (!found)
+		return;
+	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb", maj,
+		 min);
+	f = fopen(path, "w");
+	if (!f) {
+		log_debug("cannot raise readahead: %s: %s", path,
+			  strerror(errno));
+		return;
+	}
+	fprintf(f, "%u\n", kb);
+	if (fclose(f) == 0)
+		log_debug("readahead of the mount: %u KiB", kb);
+}
+
 static void fsop_init(void *userdata, struct fuse_conn_info *conn)
 {
 	struct fs *fs = userdata;
@@ -278,9 +330,9 @@ static void fsop_init(void *userdata, struct fuse_conn_info *conn)
 	/* immutable directories: always readdirplus, never "auto" */
 	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
 	/* large reads: the kernel reads up to max_pages (1 MiB) at once */
-	conn->max_readahead = conn->max_readahead > (1u << 20)
-				      ? (1u << 20)
-				      : conn->max_readahead;
+	if (fs->o.readahead_kb)
+		conn->max_readahead = fs->o.readahead_kb * 1024;
+	set_readahead(fs->mountpoint, fs->o.readahead_kb);
 	fs->no_open = !!(conn->want & FUSE_CAP_NO_OPEN_SUPPORT);
 	fs->no_opendir = !!(conn->want & FUSE_CAP_NO_OPENDIR_SUPPORT);
 	log_debug("fuse: capable 0x%x want 0x%x max_readahead %u",

@@ -133,8 +133,8 @@ def main():
         ("ls -l 50,000-entry folder",
          f"ls -l '{{d}}/{BIG_FOLDER}' >/dev/null"),
         ("grep -r", f"grep -r {MARKER} {{d}} >/dev/null"),
-        ("rsync -a to disk",
-         f"rm -rf {rsync_out}; rsync -a {{d}}/ {rsync_out}/"),
+        ("rsync -a sites/ to disk",
+         f"rm -rf {rsync_out}; rsync -a {{d}}/sites/ {rsync_out}/"),
         ("read 200 MB file", f"cat {{d}}/{BIG_FILE} >/dev/null"),
         ("tar of all mail", "tar -cf - -C {d} mailboxes | cat >/dev/null"),
         ("stat 10,000 files",
@@ -163,7 +163,8 @@ def main():
     for t in targets:
         sh(t.restart_cmd())
         p = subprocess.run(
-            ["fio", "--name=rand", f"--filename={t.root / BIG_FILE}",
+            ["fio", "--name=rand",
+             "--filename=" + str(t.root / BIG_FILE).replace(":", "\\:"),
              "--rw=randread", "--bs=4k", "--ioengine=psync",
              "--runtime=5" if not QUICK else "--runtime=2", "--time_based",
              "--readonly", "--output-format=json"],

@@ -1287,6 +1287,12 @@ int graph_upload_put(struct graph *g, struct graph_upload *u,
 		 "Content-Range: bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64,
 		 u->next, u->next + len - 1, u->size);
 	rc = call_json(g, &r, &j, &status);
+	if (rc == -ERANGE) {
+		/* 416: the server has (part of) this range already, e.g. a
+		 * retried PUT that had arrived: ask where to go on */
+		rc = graph_upload_status(g, u);
+		goto out;
+	}
 	if (rc < 0)
 		goto out;
 	if (status == 202 || (j && !cJSON_GetObjectItemCaseSensitive(j, "id") &&

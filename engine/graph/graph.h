@@ -488,8 +488,10 @@ int graph_upload_create(struct graph *g, const char *drive_id,
  * Authorization, Content-Range over u->size.  @len must be a multiple of
  * GRAPH_UPLOAD_UNIT unless it is the last fragment.  Updates u->next from
  * nextExpectedRanges; on the final fragment sets u->done and fills @out
- * (may be NULL).  Returns 0 or -errno (-ENOENT: session expired, start
- * over; -EEXIST: name conflict at commit).
+ * (may be NULL).  A 416 (range already received, e.g. after a retried
+ * PUT) refreshes u->next from the server and returns 0: just go on.
+ * Returns 0 or -errno (-ENOENT: session expired, start over; -EEXIST:
+ * name conflict at commit).
  */
 int graph_upload_put(struct graph *g, struct graph_upload *u,
 		     const struct http_source *src, uint64_t len,

@@ -27,6 +27,19 @@ static int list_cb(void *ctx, const struct cat_item *it)
 	return ++*n > 1000; /* enough */
 }
 
+static void cleanup(void)
+{
+	char side[80];
+
+	unlink(copy);
+	unlink(db);
+	snprintf(side, sizeof(side), "%s-wal", db);
+	unlink(side);
+	snprintf(side, sizeof(side), "%s-shm", db);
+	unlink(side);
+	rmdir(dir);
+}
+
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 {
 	static int ready;
@@ -40,6 +53,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 			abort();
 		snprintf(copy, sizeof(copy), "%s/copy", dir);
 		snprintf(db, sizeof(db), "%s/catalog.db", dir);
+		atexit(cleanup);
 		ready = 1;
 	}
 	if (util_write_file_atomic(copy, data, size, 0600) < 0)

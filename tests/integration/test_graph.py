@@ -351,3 +351,21 @@ def test_graph_message_delta_page_size(emu):
     assert end["count"] >= 3 and end["pages"] >= (end["count"] + 1) // 2
     log = [e for e in emu.stats()["log"] if "/messages/delta" in e["path"]]
     assert len(log) == end["pages"]
+
+
+def test_graph_upload_replayed_fragment_resyncs(emu, site_drive, tmp_path):
+    _, drive = site_drive
+    data = os.urandom(327680 * 3 + 7)
+    src = tmp_path / "r.bin"
+    src.write_bytes(data)
+    emu.reset_stats()
+    res, tail, _ = run(emu, "upload", drive["id"], "root", "r.bin", src,
+                       327680, 2, "replay")
+    puts = [e["status"] for e in emu.stats()["log"]
+            if e["host"] == "files" and e["method"] == "PUT"]
+    assert puts == [202, 202, 416, 202, 201]
+    rp = of(res, "replay")[0]
+    assert rp["rc"] == 0 and rp["next"] == 327680 * 2
+    item = of(res, "item")[0]
+    t = [f for f in truth_files(emu, drive["id"]) if f["id"] == item["id"]]
+    assert t and t[0]["sha256"] == hashlib.sha256(data).hexdigest()

@@ -7,6 +7,7 @@
 #include "catalog/catalog.h"
 
 #include <errno.h>
+#include <ftw.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -1298,8 +1299,19 @@ static void test_hook(void)
 	cat_close(c);
 }
 
+static int rm_cb(const char *path, const struct stat *st, int flag,
+		 struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
 int main(void)
 {
+	int ret;
+
 	log_init("test_catalog", LOG_ERR);
 	if (!mkdtemp(tmpdir)) {
 		perror("mkdtemp");
@@ -1314,5 +1326,7 @@ int main(void)
 	RUN(test_threads);
 	RUN(test_copy);
 	RUN(test_restore_and_prune);
-	return check_done();
+	ret = check_done();
+	nftw(tmpdir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	return ret;
 }

@@ -642,6 +642,7 @@ static int cmd_upload(int argc, char **argv)
 	uint64_t frag = argc > 5 ? strtoull(argv[5], NULL, 10) : 327680;
 	int stop_after = argc > 6 ? atoi(argv[6]) : -1, parts = 0;
 	bool cancel = argc > 7 && !strcmp(argv[7], "cancel");
+	bool replay = argc > 7 && !strcmp(argv[7], "replay");
 	int fd = -1, rc;
 
 	rc = file_source(argv[4], &fd, &src, &fs);
@@ -660,6 +661,17 @@ static int cmd_upload(int argc, char **argv)
 			if (rc == 0)
 				rc = graph_upload_status(G, &u);
 			break;
+		}
+		if (parts == stop_after && replay) {
+			/* send the previous fragment again: the server says
+			 * 416, graph asks where to go on */
+			u.next -= frag;
+			stop_after = -1;
+			rc = graph_upload_put(G, &u, &src, frag, &it);
+			printf("{\"type\": \"replay\", \"rc\": %d, "
+			       "\"next\": %" PRIu64 "}\n",
+			       rc, u.next);
+			continue;
 		}
 		if (parts == stop_after) {
 			/* resume as after a crash: ask the server */
