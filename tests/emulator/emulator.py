@@ -109,6 +109,8 @@ def ensure_certs(state, names):
 def bind(addr, port):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # accepted sockets inherit it: no 40 ms Nagle + delayed-ACK stalls
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     s.bind((addr, port))
     s.listen(1024)
     s.setblocking(False)
