@@ -70,6 +70,14 @@ struct cat {
 	char *path;
 	bool writer;
 	bool copy; /* CAT_OPEN_COPY: every running snapshot is dead */
+	/*
+	 * PATH-rqlock: restore-queue writers of other processes hold it
+	 * exclusively while they wait for SQLite's write lock; the writer
+	 * passes it (shared) before each batch, so a busy run cannot starve
+	 * them.  -1 when it cannot be opened (read-only repository).
+	 */
+	int qfd;
+	pthread_mutex_t qlock; /* one restore write of this process at once */
 	pthread_mutex_t lock; /* writer: all calls; reader: the free list */
 	struct conn *free; /* reader pool */
 	struct conn *w; /* writer connection */

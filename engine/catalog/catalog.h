@@ -485,8 +485,8 @@ typedef int (*cat_commit_hook)(void *ctx);
 /**
  * Set the hook run before every commit of the writer (batch, finish):
  * e.g. store_flush(), so rows never point at data that is not on disk.
- * It may run on the catalog's internal committer thread (a batch left
- * idle for a second is committed there), never on two threads at once.
+ * It may run on the catalog's internal committer thread (a batch older
+ * than half a second is committed there), never on two threads at once.
  * A failing hook fails the commit: that batch is lost, so the running
  * snapshot refuses further writes and cat_snapshot_finish() rolls it
  * back and returns the hook's error.
@@ -528,7 +528,9 @@ void cat_restore_release(struct cat_restore *r);
 
 /**
  * Add a pending restore of spool file @spool (@size bytes) to @target.
- * Durable (synchronous commit) when it returns 0.  Allowed on a reader.
+ * Durable (synchronous commit) when it returns 0.  Allowed on a reader;
+ * beside a running snapshot writer it waits at most for the writer's
+ * batch in progress (half a second), not for the run.
  * *@id (may be NULL) receives the entry id.  Returns 0, -EBUSY or -EIO.
  */
 int cat_restore_enqueue(struct cat *c, const char *target, const char *spool,

@@ -5,10 +5,12 @@
 #include "catalog/cat_i.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -426,6 +428,10 @@ int cat_txn_ensure(struct cat *c)
 
 	if (c->in_txn)
 		return 0;
+	if (c->qfd >= 0) { /* let a waiting restore enqueue go first */
+		flock(c->qfd, LOCK_SH);
+		flock(c->qfd, LOCK_UN);
+	}
 	ret = cat_exec(c->w->db, "BEGIN IMMEDIATE");
 	if (ret < 0)
 		return ret;
@@ -490,7 +496,7 @@ int cat_txn_commit(struct cat *c)
 int cat_note_change(struct cat *c)
 {
 	if (++c->changes >= CAT_BATCH_ROWS ||
-	    util_mono_ms() - c->txn_start_ms > 2000)
+	    util_mono_ms() - c->txn_start_ms > 500)
 		return cat_txn_commit(c);
 	return 0;
 }
@@ -514,7 +520,7 @@ static void *committer_main(void *arg)
 			ts.tv_nsec -= 1000000000L;
 		}
 		pthread_cond_timedwait(&c->cond, &c->lock, &ts);
-		if (c->in_txn && util_mono_ms() - c->txn_start_ms > 1000)
+		if (c->in_txn && util_mono_ms() - c->txn_start_ms > 500)
 			cat_txn_commit(c); /* errors logged; batch lost */
 	}
 	pthread_mutex_unlock(&c->lock);
@@ -549,7 +555,9 @@ int cat_open(const char *path, int flags, struct cat **out)
 	if (!c)
 		return -ENOMEM;
 	pthread_mutex_init(&c->lock, NULL);
+	pthread_mutex_init(&c->qlock, NULL);
 	pthread_cond_init(&c->cond, NULL);
+	c->qfd = -1;
 	c->writer = flags & (CAT_OPEN_WRITE | CAT_OPEN_CREATE);
 	c->copy = flags & CAT_OPEN_COPY;
 	c->path = strdup(path);
@@ -560,6 +568,14 @@ int cat_open(const char *path, int flags, struct cat **out)
 	ret = conn_new(c, &k);
 	if (ret < 0)
 		goto out;
+	{
+		struct buf q = BUF_INIT;
+
+		if (buf_addf(&q, "%s-rqlock", path) == 0)
+			c->qfd = open(q.data, O_RDWR | O_CREAT | O_CLOEXEC,
+				      0644);
+		buf_release(&q);
+	}
 	ret = cat_schema_check(k->db, c->writer);
 	if (ret < 0)
 		goto out;
@@ -630,10 +646,13 @@ void cat_close(struct cat *c)
 		c->free = k->next;
 		conn_free(k);
 	}
+	if (c->qfd >= 0)
+		close(c->qfd);
 	free(c->sweeps);
 	free(c->scope_name);
 	free(c->path);
 	pthread_cond_destroy(&c->cond);
+	pthread_mutex_destroy(&c->qlock);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
 }

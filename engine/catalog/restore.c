@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 
 #include "util/log.h"
 #include "util/util.h"
@@ -61,14 +62,42 @@ static int restore_read(sqlite3_stmt *q, struct cat_restore *r, bool copy)
 	return 0;
 }
 
-/* Borrow a connection ready for a small durable write transaction. */
+static void qunlock(struct cat *c)
+{
+	if (c->writer)
+		return;
+	if (c->qfd >= 0)
+		flock(c->qfd, LOCK_UN);
+	pthread_mutex_unlock(&c->qlock);
+}
+
+/*
+ * Borrow a connection ready for a small durable write; give it back with
+ * wconn_put().  Readers queue on PATH-rqlock so that a snapshot writer in
+ * another process lets them in between two batches.
+ */
 static struct conn *wconn(struct cat *c)
 {
-	struct conn *k = cat_conn_get(c);
+	struct conn *k;
 
-	if (k)
-		cat_restore_prepare(c);
+	if (!c->writer) {
+		pthread_mutex_lock(&c->qlock);
+		if (c->qfd >= 0)
+			flock(c->qfd, LOCK_EX);
+	}
+	k = cat_conn_get(c);
+	if (!k) {
+		qunlock(c);
+		return NULL;
+	}
+	cat_restore_prepare(c);
 	return k;
+}
+
+static void wconn_put(struct cat *c, struct conn *k)
+{
+	cat_conn_put(c, k);
+	qunlock(c);
 }
 
 int cat_restore_enqueue(struct cat *c, const char *target, const char *spool,
@@ -101,7 +130,7 @@ int cat_restore_enqueue(struct cat *c, const char *target, const char *spool,
 	else if (id)
 		*id = sqlite3_last_insert_rowid(k->db);
 	sqlite3_finalize(q);
-	cat_conn_put(c, k);
+	wconn_put(c, k);
 	return ret;
 }
 
@@ -143,7 +172,7 @@ int cat_restore_claim(struct cat *c, struct cat_restore *out)
 	}
 out:
 	sqlite3_finalize(q);
-	cat_conn_put(c, k);
+	wconn_put(c, k);
 	return ret;
 }
 
@@ -179,7 +208,7 @@ int cat_restore_update(struct cat *c, int64_t id, int status,
 	else if (sqlite3_changes(k->db) == 0)
 		ret = -ENOENT;
 	sqlite3_finalize(q);
-	cat_conn_put(c, k);
+	wconn_put(c, k);
 	return ret;
 }
 
@@ -197,7 +226,7 @@ int cat_restore_requeue(struct cat *c, int *count)
 			 1, (int64_t)util_now());
 	if (ret == 0 && count)
 		*count = sqlite3_changes(k->db);
-	cat_conn_put(c, k);
+	wconn_put(c, k);
 	return ret;
 }
 

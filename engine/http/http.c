@@ -791,13 +791,14 @@ out:
 static void finish(struct http *h, struct xfer *x, CURLcode cc, int64_t now)
 {
 	struct http_response *r = x->resp;
-	long st = 0, ver = 0;
+	long st = 0, ver = 0, conns = 0;
 	const char *ra, *rid, *loc;
 	int64_t wait;
 	char why[64];
 
 	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &st);
 	curl_easy_getinfo(x->easy, CURLINFO_HTTP_VERSION, &ver);
+	curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &conns);
 	r->status = st;
 	r->http_version = ver == CURL_HTTP_VERSION_2_0 ? 2 : 11;
 	if (ver == CURL_HTTP_VERSION_2_0) {
@@ -806,6 +807,7 @@ static void finish(struct http *h, struct xfer *x, CURLcode cc, int64_t now)
 		pthread_mutex_unlock(&h->lock);
 	}
 	pthread_mutex_lock(&h->lock);
+	h->st.connects += conns > 0 ? (uint64_t)conns : 0;
 	h->st.bytes_in += (uint64_t)(x->to_sink ? x->attempt_bytes
 						: (int64_t)r->body.len);
 	if (x->req->source && x->redirects == 0)

@@ -268,6 +268,8 @@ struct http_stats {
 	uint64_t h2; /* attempts that ran over HTTP/2 */
 	int64_t waited_ms; /* sum of backoff + throttling waits */
 	unsigned inflight_max; /* most transfers running at once */
+	uint64_t connects; /* new connections opened (HTTP/2 streams and
+				  reused connections open none) */
 };
 
 /** Copy the counters of @h into @st. */

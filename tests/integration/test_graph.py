@@ -369,3 +369,26 @@ def test_graph_upload_replayed_fragment_resyncs(emu, site_drive, tmp_path):
     item = of(res, "item")[0]
     t = [f for f in truth_files(emu, drive["id"]) if f["id"] == item["id"]]
     assert t and t[0]["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+def test_graph_expired_token_is_refreshed_once(emu):
+    emu.reset_stats()
+    res, tail, _ = run(emu, "users", opts=("--stale", "expired-token"))
+    assert of(res, "user")
+    log = [e["status"] for e in emu.stats()["log"]
+           if e["path"] == "/v1.0/users"]
+    assert log == [401, 200]
+
+
+def test_graph_http2_multiplexes_on_one_connection(emu):
+    res, tail, _ = run(emu, "get", emu.graph_url + "/v1.0/organization",
+                       "threads", "8", "count", "4")
+    assert all(r["status"] == 200 and r["http_version"] == 2 for r in res)
+    st = tail["stats"]
+    assert st["requests"] == 32 and st["h2"] == 32
+    assert st["inflight_max"] >= 2
+    assert st["connects"] == 1
+    res, tail, _ = run(emu, "get", emu.graph_url + "/v1.0/organization",
+                       "threads", "4", "count", "2", opts=("--http1",))
+    assert all(r["http_version"] == 11 for r in res)
+    assert tail["stats"]["connects"] >= 2  # no multiplexing on 1.1

@@ -1299,6 +1299,80 @@ static void test_hook(void)
 	cat_close(c);
 }
 
+/* ---- restore enqueues while a writer process runs a snapshot ---- */
+
+static void test_restore_during_run(void)
+{
+	struct cat *c = NULL, *r = NULL;
+	struct model *m = malloc(sizeof(*m));
+	int p1[2], status, ok = 0;
+	int64_t snap, t0, worst = 0;
+	char ch;
+	pid_t pid;
+
+	fresh_db("busy.db");
+	CHECK(m != NULL);
+	if (!m)
+		return;
+	model_init(m, 31337);
+	CHECK_EQ(cat_open(dbpath, CAT_OPEN_WRITE | CAT_OPEN_CREATE, &c), 0);
+	CHECK_EQ(cat_snapshot_begin(c, &snap), 0);
+	CHECK_EQ(model_put_all(c, m), 0);
+	CHECK_EQ(cat_snapshot_finish(c, CAT_SNAP_COMPLETE), 0);
+	cat_close(c);
+	c = NULL;
+	CHECK_EQ(pipe(p1), 0);
+	pid = fork();
+	if (pid == 0) {
+		int rc = 1;
+
+		/* a busy writer: many small batches for three seconds */
+		if (cat_open(dbpath, CAT_OPEN_WRITE, &c) == 0 &&
+		    cat_snapshot_begin(c, &snap) == 0) {
+			int64_t end = util_mono_ms() + 3000;
+
+			rc = write(p1[1], "s", 1) == 1 ? 0 : 2;
+			while (!rc && util_mono_ms() < end) {
+				for (int k = 0; k < 20 && !rc; k++)
+					rc = op(c, m) < 0 ? 3 : 0;
+				if (!rc)
+					rc = cat_commit(c) ? 4 : 0;
+			}
+			if (!rc)
+				rc = cat_snapshot_finish(c, CAT_SNAP_COMPLETE)
+					     ? 5
+					     : 0;
+		}
+		cat_close(c);
+		_exit(rc);
+	}
+	CHECK_EQ(read(p1[0], &ch, 1), 1);
+	CHECK_EQ(cat_open(dbpath, CAT_OPEN_READ, &r), 0);
+	for (int i = 0; i < 40 && r; i++) {
+		char t[32];
+
+		snprintf(t, sizeof(t), "/restore/f%d", i);
+		t0 = util_mono_ms();
+		ok += cat_restore_enqueue(r, t, "/spool/x", i, NULL) == 0;
+		if (util_mono_ms() - t0 > worst)
+			worst = util_mono_ms() - t0;
+		usleep(20000);
+	}
+	waitpid(pid, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CHECK_EQ(ok, 40);
+	/* a batch lasts at most 0.5 s: nobody waits for the whole run */
+	CHECK(worst < 2000);
+	fprintf(stderr, "40 enqueues beside a busy writer, slowest %lld ms\n",
+		(long long)worst);
+	CHECK_EQ(cat_snapshot_latest(r, &snap), 0);
+	CHECK_EQ(snap, 2);
+	cat_close(r);
+	close(p1[0]);
+	close(p1[1]);
+	free(m);
+}
+
 static int rm_cb(const char *path, const struct stat *st, int flag,
 		 struct FTW *ftw)
 {
@@ -1326,6 +1400,7 @@ int main(void)
 	RUN(test_threads);
 	RUN(test_copy);
 	RUN(test_restore_and_prune);
+	RUN(test_restore_during_run);
 	ret = check_done();
 	nftw(tmpdir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 	return ret;

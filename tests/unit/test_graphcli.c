@@ -40,6 +40,8 @@
 static struct http *H;
 static struct graph *G;
 static const char *TOKEN;
+static const char *STALE; /* handed out until invalidated (--stale) */
+static int INVALIDATED;
 
 struct hash_sink {
 	EVP_MD_CTX *md;
@@ -106,10 +108,10 @@ static void print_stats(int rc)
 	       ", \"failures\": %" PRIu64 ", \"redirects\": %" PRIu64
 	       ", \"bytes_in\": %" PRIu64 ", \"bytes_out\": %" PRIu64
 	       ", \"h2\": %" PRIu64 ", \"waited_ms\": %" PRId64
-	       ", \"inflight_max\": %u}}\n",
+	       ", \"inflight_max\": %u, \"connects\": %" PRIu64 "}}\n",
 	       rc, st.requests, st.retries, st.throttled, st.failures,
 	       st.redirects, st.bytes_in, st.bytes_out, st.h2, st.waited_ms,
-	       st.inflight_max);
+	       st.inflight_max, st.connects);
 }
 
 static void json_str(const char *s)
@@ -296,13 +298,16 @@ static int tok_get(void *ctx, struct buf *tok)
 {
 	(void)ctx;
 	buf_reset(tok);
+	if (STALE && !INVALIDATED)
+		return buf_adds(tok, STALE);
 	return buf_adds(tok, TOKEN ? TOKEN : "");
 }
 
 static void tok_invalidate(void *ctx, const char *tok)
 {
 	(void)ctx;
-	(void)tok;
+	if (STALE && !strcmp(tok, STALE))
+		INVALIDATED++;
 }
 
 static int graphcli_graph(int argc, char **argv);
@@ -334,6 +339,8 @@ int main(int argc, char **argv)
 			cfg.ca_file = v;
 		else if (!strcmp(o, "--token"))
 			TOKEN = v;
+		else if (!strcmp(o, "--stale"))
+			STALE = v;
 		else if (!strcmp(o, "--base"))
 			base = v;
 		else if (!strcmp(o, "--max-inflight"))

@@ -820,6 +820,15 @@ static void test_concurrency(void)
 		pthread_join(t[i], NULL);
 		CHECK_EQ(xs[i].bad, 0);
 	}
+	{
+		struct store_stats ss;
+
+		store_stats(x.st, &ss);
+		CHECK(ss.cache_bytes <= ss.cache_cap);
+		CHECK_EQ(ss.cache_cap, 4 * MiB);
+		CHECK(ss.cache_hits > 0 && ss.cache_misses > 0);
+		CHECK(ss.fds_open >= 1 && ss.fds_open <= ss.fds_max);
+	}
 	CHECK_EQ(store_check(x.st, STORE_CHECK_READ_DATA, NULL, NULL, NULL), 0);
 	store_close(x.st);
 	for (int i = 0; i < NCONT; i++) {
