@@ -209,7 +209,6 @@ struct cache_shard {
 	struct cache_ent **bucket; /* protected by lock */
 	size_t nbucket;
 	struct cache_ent *head, *tail; /* LRU: head is newest */
-	size_t bytes, cap;
 };
 
 struct fd_slot {
@@ -250,6 +249,10 @@ struct store {
 	struct idmap pendmap; /* id -> index in pend */
 
 	struct cache_shard shard[CACHE_SHARDS];
+	size_t cache_cap; /* bytes, for all shards together */
+	atomic_size_t cache_bytes; /* bytes cached now */
+	atomic_uint cache_rotor; /* next shard to evict from */
+	atomic_uint_fast64_t cache_hits, cache_misses;
 	struct fd_pool fds;
 };
 

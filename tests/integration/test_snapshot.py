@@ -516,3 +516,24 @@ def test_usage_and_help(tool, tmp_path):
     p = tool.run("create", "--repo", tmp_path / "nope", "--connection",
                  "emu", check=1)
     assert "init" in p.stderr
+
+
+def test_check_names_what_a_damaged_chunk_affects(emulator, tool, tmp_path):
+    repo = tmp_path / "repo"
+    tool.init(repo)
+    tool.snapshot(repo, "--service", "onedrive")
+    tool.run("check", "--repo", repo, "--read-data", check=0)
+    # damage the payload of the first chunk of the biggest pack: past the
+    # 16-byte pack header and the 64-byte chunk header
+    pack = max((repo / "data").rglob("*.pack"), key=lambda p: p.stat().st_size)
+    with open(pack, "r+b") as f:
+        f.seek(16 + 64 + 10)
+        b = f.read(1)
+        f.seek(16 + 64 + 10)
+        f.write(bytes([b[0] ^ 0xFF]))
+    p = tool.run("check", "--repo", repo, "--read-data", check=1)
+    affected = [line for line in p.stdout.splitlines()
+                if line.startswith("affected: ")]
+    assert affected, p.stdout + p.stderr
+    assert all(" snapshot 1: onedrive/" in line for line in affected)
+    assert "damaged" in p.stderr
