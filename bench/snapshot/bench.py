@@ -66,10 +66,13 @@ def run(emu, work):
     # 1. raw parallel download of the same files: curl --parallel over
     # their pre-authenticated download URLs (listed first, not timed)
     urls = []
-    token = emu.token()
-    for f in truth["files"]:
-        j = emu.get_json("/drives/%s/items/%s" % (f["drive"], f["id"]))
-        urls.append(j["@microsoft.graph.downloadUrl"])
+    for d in {f["drive"] for f in truth["files"]}:
+        link = "/drives/%s/root/delta" % d
+        while link:
+            j = emu.get_json(link)
+            urls += [i["@microsoft.graph.downloadUrl"] for i in j["value"]
+                     if "file" in i and "@microsoft.graph.downloadUrl" in i]
+            link = j.get("@odata.nextLink")
     cfg = work / "curl.cfg"
     dl = work / "dl"
     dl.mkdir()
@@ -82,7 +85,20 @@ def run(emu, work):
     curl_bytes = sum(f.stat().st_size for f in dl.iterdir())
     shutil.rmtree(dl)
 
-    # 2. full snapshot
+    # 2. full snapshot of the files only (what curl downloaded), then of
+    # everything
+    frepo = work / "repo-files"
+    subprocess.run([snap, "init", str(frepo)], env=env, check=True,
+                   capture_output=True)
+    emu.reset_stats()
+    t_files, rss_files, p = timed([snap, "--repo", str(frepo),
+                                   "--connection", "bench", "--json",
+                                   "--service", "files", "--service",
+                                   "onedrive", "--parallel", PARALLEL],
+                                  env=env)
+    files_only = json.loads(p.stdout)
+    files_conc = emu.stats().get("concurrent_max", -1)
+    shutil.rmtree(frepo)
     emu.reset_stats()
     t_full, rss_full, p = timed([snap, "--repo", str(repo), "--connection",
                                  "bench", "--json", "--parallel", PARALLEL],
@@ -102,6 +118,11 @@ def run(emu, work):
           "peak RSS %d KiB" % (PARALLEL, t_curl,
                                curl_bytes / mib / max(t_curl, 1e-6),
                                rss_curl))
+    print("files-only snapshot: %.2f s, %.1f MiB/s, %d requests, %d "
+          "requests in flight at most, peak RSS %d KiB, status %s" % (
+              t_files, file_bytes / mib / max(t_files, 1e-6),
+              files_only["requests"], files_conc, rss_files,
+              files_only["status"]))
     print("full snapshot: %.2f s, %.1f MiB/s (all %d bytes incl. mail), "
           "%d requests, peak RSS %d KiB, status %s" % (
               t_full, nbytes / mib / max(t_full, 1e-6), nbytes,
@@ -110,8 +131,8 @@ def run(emu, work):
           "peak RSS %d KiB, status %s" % (
               t_inc, inc["requests"], inc["downloads"], rss_inc,
               inc["status"]))
-    print("ratio full snapshot / raw download time: %.2f" % (
-        t_full / max(t_curl, 1e-6)))
+    print("ratio files-only snapshot / raw download time: %.2f" % (
+        t_files / max(t_curl, 1e-6)))
 
 
 if __name__ == "__main__":

@@ -261,7 +261,7 @@ static int read_bench(const char *label, const char *repo,
 	for (int r = 0; r < runs; r++) {
 		struct store_open_opts oo = { .key = key };
 		struct store_open_opts big = {
-			.key = key, .cache_bytes = 2 * sc->size
+			.key = key, .cache_bytes = sc->size + (sc->size >> 3)
 		};
 		struct store *st = NULL;
 		double c0 = child_cpu(), w0 = wall();
@@ -276,8 +276,7 @@ static int read_bench(const char *label, const char *repo,
 			return -1;
 		trc[r] = read_all(st, sc, NULL, rb, &wrc[r]);
 		store_close(st);
-		/* chunk cache holding it all (twice the data: the cache is
-		 * sharded by id, a shard's share is capped): the second pass */
+		/* chunk cache holding it all: the second pass */
 		if (store_open(repo, &big, &st, NULL))
 			return -1;
 		if (read_all(st, sc, NULL, rb, &trw[r]) < 0)

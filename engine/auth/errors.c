@@ -31,6 +31,28 @@ int auth_error_map(long aadsts, const char *error, const struct auth_names *nm,
 	snprintf(st->error, sizeof(st->error), "%s", err);
 	hint[0] = '\0';
 
+	/* device flow: its OAuth2 codes decide (slow_down comes with 70016) */
+	if (!strcmp(err, "authorization_pending"))
+		return auth_status_set(st, -EINPROGRESS, NULL,
+				       "waiting for the sign-in");
+	if (!strcmp(err, "slow_down"))
+		return auth_status_set(st, -EAGAIN, NULL,
+				       "polling too fast for the sign-in");
+	if (!strcmp(err, "authorization_declined"))
+		return auth_status_set(st, -ECANCELED,
+				       "sign in again and accept the request",
+				       "the sign-in was declined");
+	if (!strcmp(err, "expired_token"))
+		return auth_status_set(
+			st, -ETIMEDOUT,
+			"run the command again and enter the code within its time",
+			"the sign-in code expired before it was used");
+	if (!strcmp(err, "bad_verification_code"))
+		return auth_status_set(
+			st, -EINVAL,
+			"run the command again and enter the code exactly as shown",
+			"the sign-in code was not accepted");
+
 	switch (aadsts) {
 	case 90002:
 		snprintf(
@@ -145,26 +167,6 @@ int auth_error_map(long aadsts, const char *error, const struct auth_names *nm,
 	}
 
 	/* No known AADSTS code: go by the OAuth2 error. */
-	if (!strcmp(err, "authorization_pending"))
-		return auth_status_set(st, -EINPROGRESS, NULL,
-				       "waiting for the sign-in");
-	if (!strcmp(err, "slow_down"))
-		return auth_status_set(st, -EAGAIN, NULL,
-				       "polling too fast for the sign-in");
-	if (!strcmp(err, "authorization_declined"))
-		return auth_status_set(st, -ECANCELED,
-				       "sign in again and accept the request",
-				       "the sign-in was declined");
-	if (!strcmp(err, "expired_token"))
-		return auth_status_set(
-			st, -ETIMEDOUT,
-			"run the command again and enter the code within its time",
-			"the sign-in code expired before it was used");
-	if (!strcmp(err, "bad_verification_code"))
-		return auth_status_set(
-			st, -EINVAL,
-			"run the command again and enter the code exactly as shown",
-			"the sign-in code was not accepted");
 	if (!strcmp(err, "invalid_client"))
 		rc = -EACCES;
 	else if (!strcmp(err, "unauthorized_client"))

@@ -13,8 +13,8 @@
  *    idempotent requests (GET, HEAD, PUT, DELETE, OPTIONS, or any request
  *    flagged HTTP_F_IDEMPOTENT);
  *  - throttling: a 429, 503 or 509 with Retry-After (integer or fractional
- *    seconds, or an HTTP date) fences *every* request to that host until
- *    the time passes; the throttled request itself is retried afterwards
+ *    seconds, or an HTTP date) fences *every* request to that origin
+ *    (scheme, host, port) until the time passes; the throttled request itself is retried afterwards
  *    (also when it is not idempotent: a throttled request was not executed);
  *  - a client-request-id header (random GUID) on every request; failures are
  *    logged with method, path (never the query), status, request-id and
@@ -39,8 +39,9 @@
  * route), -ECONNRESET (dropped connection, truncated body), -EPROTO (TLS
  * or protocol error), -EPERM (certificate verification failed), -E2BIG
  * (body over the cap), -ECANCELED (a sink or source returned an error; that
- * error is returned instead when it is a -errno), -ENOMEM, -EINVAL (bad
- * request: no URL, bad scheme).
+ * error is returned instead when it is a -errno), -ELOOP (more than
+ * HTTP_MAX_REDIRECTS redirects), -ENOMEM, -EINVAL (bad request: no URL,
+ * bad scheme).
  */
 #ifndef M365_HTTP_H
 #define M365_HTTP_H

@@ -232,29 +232,74 @@ static int stale_cb(void *ctx, const struct cat_item *it)
 	return 0;
 }
 
+/*
+ * One folder's message listing.  Its downloads may still run when the
+ * listing is over: folder_done() then runs when the last one ends, so the
+ * next folder's listing overlaps them.
+ */
+struct fwalk {
+	struct container ct; /* first: folder_done() casts back */
+	struct idset seen;
+	char *scope; /* "mail:<user>/<folder>" (the delta token's) */
+	char *link; /* deltaLink to commit, or NULL */
+	int64_t item;
+	bool sweep; /* full walk of a folder we had: end what it missed */
+};
+
+static void folder_done(struct snap *s, struct container *ct)
+{
+	struct fwalk *fw = (struct fwalk *)ct;
+	size_t i;
+
+	if (fw->sweep && !s->fatal) {
+		/* messages of the folder that the full walk did not see */
+		struct stale_ctx k = { .seen = &fw->seen };
+
+		if (cat_list(s->c, CAT_SNAP_CURRENT, fw->item, NULL, stale_cb,
+			     &k) == 0)
+			for (i = 0; i < k.gone.n; i++) {
+				int64_t n = 0;
+
+				if (cat_item_delete(s->c, k.gone.v[i], &n) == 0)
+					s->stats.deleted += n;
+			}
+		idset_free(&k.gone);
+	}
+	if (!ct->errors && fw->link && !s->fatal)
+		cat_delta_set(s->c, fw->scope, fw->link);
+	idset_free(&fw->seen);
+	free(fw->scope);
+	free(fw->link);
+	free(fw);
+}
+
 /* Messages of one folder through delta (full walk without a token). */
 static void folder_messages(struct snap *s, struct mwalk *w,
 			    const struct folder *f, int64_t item, bool existed)
 {
-	struct container ct = { .service = "exchange" };
-	struct idset seen = { 0 };
+	struct fwalk *fw;
 	struct graph_pager *p = NULL;
 	struct graph_message m = { 0 };
 	struct buf token = BUF_INIT;
-	char *scope = NULL, *link = NULL;
 	bool full, use_json = true;
-	size_t i;
 	int rc;
 
-	if (asprintf(&scope, "mail:%s/%s", w->u->id, f->id) < 0) {
-		scope = NULL;
+	fw = calloc(1, sizeof(*fw));
+	if (!fw)
+		return;
+	fw->ct.service = "exchange";
+	fw->ct.finalize = folder_done;
+	fw->item = item;
+	if (asprintf(&fw->scope, "mail:%s/%s", w->u->id, f->id) < 0) {
+		fw->scope = NULL;
+		container_close(s, &fw->ct);
 		return;
 	}
-	full = !existed || cat_delta_get(s->c, scope, &token) < 0;
+	full = !existed || cat_delta_get(s->c, fw->scope, &token) < 0;
 again:
 	if (full) {
 		s->stats.full_walks++;
-		ct.seen = &seen;
+		fw->ct.seen = &fw->seen;
 	}
 	rc = graph_message_delta_open(s->g, w->u->id, f->id, MSG_SELECT,
 				      full ? NULL : token.data, &p);
@@ -281,7 +326,7 @@ again:
 		}
 		if (rc <= 0)
 			break;
-		rc = handle_message(s, w, &ct, &m, raw, item);
+		rc = handle_message(s, w, &fw->ct, &m, raw, item);
 		if (rc < 0)
 			break;
 		pool_reap(s, NULL, false);
@@ -289,7 +334,7 @@ again:
 	if (rc == -ESTALE && !full) {
 		graph_pager_free(p);
 		p = NULL;
-		pool_reap(s, &ct, true);
+		pool_reap(s, &fw->ct, true);
 		s->stats.resyncs++;
 		full = true;
 		goto again;
@@ -299,35 +344,16 @@ again:
 			   "cannot list the messages of the folder: %s",
 			   graph_last_error()->message);
 		s->stats.container_errors++;
-		pool_reap(s, &ct, true);
-		goto out;
+		fw->ct.errors++;
+	} else {
+		if (graph_pager_delta_link(p))
+			fw->link = strdup(graph_pager_delta_link(p));
+		fw->sweep = full && existed;
 	}
-	if (graph_pager_delta_link(p))
-		link = strdup(graph_pager_delta_link(p));
-	pool_reap(s, &ct, true);
-	if (full && existed) {
-		/* messages of the folder that the full walk did not see */
-		struct stale_ctx k = { .seen = &seen };
-
-		if (cat_list(s->c, CAT_SNAP_CURRENT, item, NULL, stale_cb,
-			     &k) == 0)
-			for (i = 0; i < k.gone.n; i++) {
-				int64_t n = 0;
-
-				if (cat_item_delete(s->c, k.gone.v[i], &n) == 0)
-					s->stats.deleted += n;
-			}
-		idset_free(&k.gone);
-	}
-	if (!ct.errors && link && !s->fatal)
-		cat_delta_set(s->c, scope, link);
-out:
 	graph_message_release(&m);
 	graph_pager_free(p);
-	idset_free(&seen);
 	buf_release(&token);
-	free(scope);
-	free(link);
+	container_close(s, &fw->ct); /* may free @fw */
 }
 
 static void walk_folders(struct snap *s, struct mwalk *w, struct graph_pager *p,

@@ -308,6 +308,15 @@ static void complete(struct snap *s, struct job *j)
 	}
 out:
 	job_free(j);
+	if (o->closed && !o->pending && o->finalize)
+		o->finalize(s, o); /* may free @o */
+}
+
+void container_close(struct snap *s, struct container *ct)
+{
+	ct->closed = true;
+	if (!ct->pending && ct->finalize)
+		ct->finalize(s, ct);
 }
 
 int pool_submit(struct snap *s, struct job *j)

@@ -23,6 +23,8 @@
 #include "store/store.h"
 #include "util/buf.h"
 
+struct snap;
+
 #define META_MAX 24
 
 /* Cold metadata being built: owned copies of the values. */
@@ -57,7 +59,14 @@ struct container {
 	int errors; /* per-item errors */
 	struct idset *seen; /* item ids put, or NULL */
 	const char *service; /* "sharepoint", "onedrive", "exchange" */
+	bool closed; /* listing over: finalize once pending is 0 */
+	/* runs on the walker thread when closed and nothing is pending;
+	 * may free the container (NULL: nothing to do) */
+	void (*finalize)(struct snap *s, struct container *ct);
 };
+
+/* The listing of @ct is over: finalize it now or when its last job ends. */
+void container_close(struct snap *s, struct container *ct);
 
 /* One item as it will be put into the catalog (owned strings). */
 struct item {

@@ -99,6 +99,8 @@ bool idset_has(struct idset *s, int64_t id)
 {
 	size_t lo = 0, hi;
 
+	if (!s->n)
+		return false;
 	if (!s->sorted) {
 		qsort(s->v, s->n, sizeof(*s->v), cmp64);
 		s->sorted = true;

@@ -26,22 +26,6 @@ void le64_put(unsigned char *p, uint64_t v)
 		p[i] = (unsigned char)(v >> (8 * i));
 }
 
-uint32_t le32_get(const unsigned char *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, 4); /* x86-64 and arm64: little-endian */
-	return le32toh(v);
-}
-
-uint64_t le64_get(const unsigned char *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, 8);
-	return le64toh(v);
-}
-
 static uint32_t hdr_check(const unsigned char *h)
 {
 	unsigned char md[SHA256_DIGEST_LENGTH];

@@ -346,8 +346,12 @@ int cache_init(struct store *st, size_t bytes)
 		s->bucket = calloc(CACHE_BUCKETS, sizeof(*s->bucket));
 		if (!s->bucket)
 			return -ENOMEM;
-		s->cap = bytes / CACHE_SHARDS;
 	}
+	st->cache_cap = bytes;
+	atomic_init(&st->cache_bytes, 0);
+	atomic_init(&st->cache_hits, 0);
+	atomic_init(&st->cache_misses, 0);
+	atomic_init(&st->cache_rotor, 0);
 	return 0;
 }
 
@@ -442,14 +446,19 @@ static void hash_unlink(struct cache_shard *s, struct cache_ent *e)
 	e->hnext = NULL;
 }
 
-/* Insert @e (one reference for the caller); returns the entry to use. */
+/*
+ * Insert @e (one reference for the caller); returns the entry to use.
+ * The byte budget is global: after an insert, shards give up their least
+ * recently used entry in turn (one shard lock at a time) until the cache
+ * fits again, so that no shard's share is capped.
+ */
 static struct cache_ent *cache_insert(struct store *st, struct cache_ent *e)
 {
 	struct cache_shard *s = shard_of(st, e->id);
-	struct cache_ent *old, *evicted = NULL;
+	struct cache_ent *old;
 	size_t b;
 
-	if (e->len > s->cap)
+	if (e->len > st->cache_cap)
 		return e; /* too large for the cache: caller only */
 	pthread_mutex_lock(&s->lock);
 	b = bucket_of(s, e->id);
@@ -466,21 +475,27 @@ static struct cache_ent *cache_insert(struct store *st, struct cache_ent *e)
 	e->hnext = s->bucket[b];
 	s->bucket[b] = e;
 	lru_push(s, e);
-	s->bytes += e->len;
-	while (s->bytes > s->cap && s->tail && s->tail != e) {
-		struct cache_ent *v = s->tail;
-
-		lru_unlink(s, v);
-		hash_unlink(s, v);
-		s->bytes -= v->len;
-		v->next = evicted; /* free outside the lock */
-		evicted = v;
-	}
+	atomic_fetch_add(&st->cache_bytes, e->len);
 	pthread_mutex_unlock(&s->lock);
-	while (evicted) {
-		old = evicted;
-		evicted = evicted->next;
-		ent_put(old);
+
+	for (int tries = 0; tries < 4 * CACHE_SHARDS &&
+			    atomic_load(&st->cache_bytes) > st->cache_cap;
+	     tries++) {
+		unsigned i = atomic_fetch_add(&st->cache_rotor, 1);
+		struct cache_shard *v = &st->shard[i % CACHE_SHARDS];
+		struct cache_ent *x;
+
+		pthread_mutex_lock(&v->lock);
+		x = v->tail;
+		if (x == e) /* keep what we just loaded */
+			x = x->prev;
+		if (x) {
+			lru_unlink(v, x);
+			hash_unlink(v, x);
+			atomic_fetch_sub(&st->cache_bytes, x->len);
+		}
+		pthread_mutex_unlock(&v->lock);
+		ent_put(x); /* outside the lock */
 	}
 	return e;
 }
@@ -496,9 +511,11 @@ static int chunk_cached(struct store *st, const unsigned char *id,
 
 	e = cache_get(st, id);
 	if (e) {
+		atomic_fetch_add(&st->cache_hits, 1);
 		*out = e;
 		return 0;
 	}
+	atomic_fetch_add(&st->cache_misses, 1);
 	e = calloc(1, sizeof(*e));
 	if (!e)
 		return -ENOMEM;
@@ -612,4 +629,19 @@ int store_read_fd(struct store *st, const void *desc, size_t desc_len, int fd)
 	}
 	buf_release(&b);
 	return ret;
+}
+
+void store_stats(struct store *st, struct store_stats *stats)
+{
+	memset(stats, 0, sizeof(*stats));
+	stats->cache_bytes = atomic_load(&st->cache_bytes);
+	stats->cache_cap = st->cache_cap;
+	stats->cache_hits = atomic_load(&st->cache_hits);
+	stats->cache_misses = atomic_load(&st->cache_misses);
+	pthread_mutex_lock(&st->fds.lock);
+	for (unsigned i = 0; i < st->fds.n; i++)
+		if (st->fds.slot[i].fd >= 0)
+			stats->fds_open++;
+	stats->fds_max = st->fds.n;
+	pthread_mutex_unlock(&st->fds.lock);
 }

@@ -164,6 +164,18 @@ struct store_info {
 /** Fill @info about the open repository. */
 void store_info(struct store *st, struct store_info *info);
 
+struct store_stats {
+	uint64_t cache_bytes; /* decompressed chunks held now */
+	uint64_t cache_cap; /* the cache's budget */
+	uint64_t cache_hits; /* chunk lookups served from the cache */
+	uint64_t cache_misses; /* chunk loads from packs */
+	unsigned fds_open; /* pack descriptors held by the pool */
+	unsigned fds_max; /* the pool's size */
+};
+
+/** Fill @stats with counters of @st (approximate while threads run). */
+void store_stats(struct store *st, struct store_stats *stats);
+
 /**
  * Describe the current holder of the writer lock of @repo into @out
  * ("m365-snapshot (pid 1234 on host, since ...)").  Returns 0, -ENOENT

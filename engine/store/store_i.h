@@ -12,7 +12,9 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <endian.h>
 #include <stdint.h>
+#include <string.h>
 #include <sqlite3.h>
 
 #include "store/store.h"
@@ -90,8 +92,23 @@ struct chunk_hdr {
 
 void le32_put(unsigned char *p, uint32_t v);
 void le64_put(unsigned char *p, uint64_t v);
-uint32_t le32_get(const unsigned char *p);
-uint64_t le64_get(const unsigned char *p);
+
+/* Little-endian loads; inline, chk64() runs them over every payload. */
+static inline uint32_t le32_get(const unsigned char *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, 4);
+	return le32toh(v);
+}
+
+static inline uint64_t le64_get(const unsigned char *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, 8);
+	return le64toh(v);
+}
 
 void chunk_hdr_encode(const struct chunk_hdr *h, unsigned char *out);
 /* Parse and validate a header; -EBADMSG when it is not one. */
@@ -209,7 +226,6 @@ struct cache_shard {
 	struct cache_ent **bucket; /* protected by lock */
 	size_t nbucket;
 	struct cache_ent *head, *tail; /* LRU: head is newest */
-	size_t bytes, cap;
 };
 
 struct fd_slot {
@@ -250,6 +266,10 @@ struct store {
 	struct idmap pendmap; /* id -> index in pend */
 
 	struct cache_shard shard[CACHE_SHARDS];
+	size_t cache_cap; /* bytes, for all shards together */
+	atomic_size_t cache_bytes; /* bytes cached now */
+	atomic_uint cache_rotor; /* next shard to evict from */
+	atomic_uint_fast64_t cache_hits, cache_misses;
 	struct fd_pool fds;
 };
 

@@ -11,6 +11,7 @@ import base64
 import binascii
 import hashlib
 import json
+import random
 import re
 import secrets
 import time
@@ -239,8 +240,8 @@ def _gen_message(mb, rng, folder_id, people, draft=False, subject=None,
     m.kind = rng.choice(["plain", "alt", "alt"])
     m.n_att = rng.choice([0, 0, 0, 0, 1, 1, 2])
     m.seed = rng.getrandbits(64)
-    m.subject = subject or _pick_subject(rng, m.charset,
-                                         rng.randrange(1000))
+    m.subject = subject if subject is not None else _pick_subject(
+        rng, m.charset, rng.randrange(1000))
     m.received = BASE_TIME - rng.randrange(700 * 86400)
     m.sent = m.received - rng.randrange(1, 300)
     m.created = m.modified = m.received
@@ -327,6 +328,33 @@ def _gen_mailbox(mb, rng, n_msgs, people, full):
         d.charset, d.kind = "iso-8859-1", "alt"
 
 
+EDGE_FOLDERS = [".", "..", "trailing dot.", " leading space", "CON",
+                "back\\slash", "Emoji 📁", "L" * 250, "inbox"]
+EDGE_SUBJECTS = ["", "../../etc/passwd", "a/b\\c:d*e?f\"g<h>i|j",
+                 "Long " + "subject " * 60, "Tab\tand\u00a0nbsp",
+                 "Twin", "Twin"]
+
+
+def _gen_edge(mb, rng, people):
+    """Names and subjects that stress a file-system mapping (edge tenant):
+    dot names, reserved names, very long ones, identical twins."""
+    inbox = mb.wk["inbox"]
+    for name in EDGE_FOLDERS:
+        f = mb.add_folder(name, inbox)
+        _gen_message(mb, rng, f.id, people)
+    twins = []
+    for subj in EDGE_SUBJECTS:
+        twins.append(_gen_message(mb, rng, inbox, people, subject=subj))
+    twins[-1].received, twins[-1].sent = twins[-2].received, twins[-2].sent
+    big = _gen_message(mb, rng, inbox, people, subject="Big attachment")
+    big.n_att, big.kind = 1, "plain"
+    big.fields = dict(_fields(big, mb))
+    big.fields["attachments"] = [{
+        "name": "big.bin", "contentType": "application/octet-stream",
+        "data": random.Random(big.seed).getrandbits(8 * 3 << 20).to_bytes(
+            3 << 20, "little"), "isInline": False, "contentId": None}]
+
+
 def generate(tenant, rng, scale):
     """Mailboxes for the tenant's users that have one (tenant.mailstore).
     About 5,000 messages at scale 1 (proportional above), a few per
@@ -366,6 +394,8 @@ def generate(tenant, rng, scale):
             2, 4)
         _gen_mailbox(mb, rng, count, people, full=(i == 0 or sc == 0 and
                                                    i < 2 and n > 1))
+        if i == 0 and entra.tget(tenant, "kind") == "edge":
+            _gen_edge(mb, rng, people)
         st.mailboxes[mb.user_id.lower()] = mb
         st.by_upn[mb.upn.lower()] = mb
     if isinstance(tenant, dict):

@@ -38,12 +38,10 @@ ATTACHMENTS = [("report.pdf", "application/pdf"),
 def _words(rng, n, charset):
     extra = UTF8_WORDS if charset == "utf-8" else (
         LATIN1_WORDS if charset == "iso-8859-1" else [])
-    out = []
-    for _ in range(n):
-        if extra and rng.random() < 0.12:
-            out.append(rng.choice(extra))
-        else:
-            out.append(rng.choice(WORDS))
+    out = rng.choices(WORDS, k=n)
+    if extra and n:
+        for i in rng.sample(range(n), rng.randint(0, max(1, n // 8))):
+            out[i] = rng.choice(extra)
     return out
 
 
@@ -68,9 +66,9 @@ def body_spec(seed, charset, kind, n_att):
         name, ctype = ATTACHMENTS[rng.randrange(len(ATTACHMENTS))]
         size = rng.choice([120, 900, 4000, 15000, 40000])
         if ctype.startswith("text/"):
-            data = ("\r\n".join(",".join(_words(rng, 5, "us-ascii"))
-                                for _ in range(size // 40 + 1))
-                    ).encode()[:size]
+            w = _words(rng, size // 6 + 5, "us-ascii")
+            data = "\r\n".join(",".join(w[i:i + 5]) for i in range(
+                0, len(w), 5)).encode()[:size]
         else:
             data = rng.getrandbits(8 * size).to_bytes(size, "little")
         if i:

@@ -12,6 +12,23 @@ WIDTH = 160
 _MASK = (1 << WIDTH) - 1
 
 
+def rotate_folded(folded, offset):
+    """The fold of bytes placed OFFSET bytes later in the stream: byte j of
+    the 160-byte fold moves to (j + offset) mod 160."""
+    bits = (offset % WIDTH) * 8
+    if not bits:
+        return folded
+    total = WIDTH * 8
+    return ((folded << bits) | (folded >> (total - bits))) & \
+        ((1 << total) - 1)
+
+
+def fold_bytes(buf):
+    """Fold (see QuickXor.folded) of BUF placed at stream offset 0; len(BUF)
+    must be a multiple of 160."""
+    return _fold(buf)
+
+
 def _fold(buf):
     """XOR of the 160-byte rows of BUF (len a multiple of 160) -> int."""
     n = len(buf)

@@ -60,6 +60,18 @@ class _Pools:
                 out.append(line)
                 n += len(line)
             self.text.append("".join(out).encode()[:BLOCK])
+        self._folds = {}
+
+    def folds(self, text):
+        """quickXor folds of each pool block with its 32-byte head zeroed."""
+        f = self._folds.get(text)
+        if f is None:
+            f = []
+            for b in (self.text if text else self.binary):
+                buf = bytes(32) + b[32:] + bytes((-BLOCK) % quickxor.WIDTH)
+                f.append(quickxor.fold_bytes(buf))
+            self._folds[text] = f
+        return f
 
 
 _pools = None
@@ -88,18 +100,46 @@ class GenContent:
         return "%d:%d:%d:%d" % (self.seed, self.size, self.text, self.marker)
 
     def block(self, k):
-        d = hashlib.sha256(b"%d:%d" % (self.seed, k)).digest()
+        head, idx = self.head_and_body(k)
         p = pools()
+        return head + (p.text if self.text else p.binary)[idx][32:]
+
+    def head_and_body(self, k):
+        """Block K as (32-byte head, pool index) (see block())."""
+        d = hashlib.sha256(b"%d:%d" % (self.seed, k)).digest()
         if self.text:
             if k == 0 and self.marker:
                 head = ("%s %s\n" % (MARKER, d.hex()[:15])).encode()
             else:
                 head = ("Ref %s\n" % d.hex()[:27]).encode()
-            body = p.text[d[0] % len(p.text)]
         else:
             head = d
-            body = p.binary[d[0] % len(p.binary)]
-        return head + body[32:]
+        return head, d[0] % 32
+
+    def hashes(self):
+        """(sha256 hex, quickXorHash) without building the whole stream:
+        quickXorHash is linear, so each full block contributes its pool
+        block's precomputed fold, rotated to the block's stream offset."""
+        p = pools()
+        folds = p.folds(self.text)
+        sha = hashlib.sha256()
+        folded = 0
+        nfull, rem = divmod(self.size, BLOCK)
+        bodies = p.text if self.text else p.binary
+        for k in range(nfull):
+            head, idx = self.head_and_body(k)
+            sha.update(head)
+            sha.update(memoryview(bodies[idx])[32:])
+            f = folds[idx] ^ int.from_bytes(head, "little")
+            folded ^= quickxor.rotate_folded(f, k * BLOCK)
+        qx = quickxor.QuickXor()
+        qx.folded = folded
+        qx.length = nfull * BLOCK
+        if rem:
+            tail = self.block(nfull)[:rem]
+            sha.update(tail)
+            qx.update(tail)
+        return sha.hexdigest(), qx.b64()
 
     def iter(self, start=0, end=None, chunk=1 << 20):
         """Yields the bytes [start, end) in pieces of about CHUNK bytes."""
@@ -186,12 +226,15 @@ def content_hashes(tenant, content):
         hit = tenant.hash_cache.get(key)
         if hit:
             return hit[0], hit[1]
-    sha = hashlib.sha256()
-    qx = quickxor.QuickXor()
-    for chunk in content.iter(chunk=4 << 20):
-        sha.update(chunk)
-        qx.update(chunk)
-    res = (sha.hexdigest(), qx.b64())
+    if isinstance(content, GenContent):
+        res = content.hashes()
+    else:
+        sha = hashlib.sha256()
+        qx = quickxor.QuickXor()
+        for chunk in content.iter(chunk=4 << 20):
+            sha.update(chunk)
+            qx.update(chunk)
+        res = (sha.hexdigest(), qx.b64())
     if key is not None:
         with tenant.hash_lock:
             tenant.hash_cache[key] = res

@@ -567,3 +567,19 @@ def test_token_refreshed_before_expiry(emu):
         emu.knobs(token_lifetime=3599)
     assert r.returncode == 0, r.stdout + r.stderr
     assert token_requests(emu) == 2
+
+
+def test_device_slow_down_is_honoured(emu, cfg, tmp_path):
+    """slow_down (sent with AADSTS70016, like authorization_pending) adds
+    5 s to the polling interval (RFC 8628)."""
+    add_secret(emu, cfg, tmp_path, "slow")
+    emu.knobs(device_slow_down=1)
+    try:
+        t0 = time.time()
+        r = device_flow(emu, cfg, "grant", "slow", "--public-client-id",
+                        emu.apps["admin_public_client"]["client_id"])
+        took = time.time() - t0
+    finally:
+        emu.knobs(device_slow_down=0)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert took >= 6, took  # 1 s, slow_down, then 1 + 5 s

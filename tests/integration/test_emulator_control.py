@@ -63,13 +63,17 @@ def test_fault_drop_connection_after_bytes(emulator):
 
 
 def test_fault_latency(emulator):
-    emulator.fault(path_regex=r"/organization", latency_ms=400, count=1)
+    emulator.get_json("/organization")
     t0 = time.time()
     emulator.get_json("/organization")
-    assert time.time() - t0 >= 0.4
+    plain = time.time() - t0
+    emulator.fault(path_regex=r"/organization", latency_ms=1500, count=1)
     t0 = time.time()
     emulator.get_json("/organization")
-    assert time.time() - t0 < 0.4
+    assert time.time() - t0 >= 1.5
+    t0 = time.time()
+    emulator.get_json("/organization")
+    assert time.time() - t0 < plain + 1.4  # consumed: no delay any more
 
 
 def test_stats_counts_and_reset(emulator):

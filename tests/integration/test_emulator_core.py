@@ -68,3 +68,16 @@ def test_factory_gives_separate_processes(emulator_factory, emulator):
     finally:
         other.stop()
     assert not other.alive()
+
+
+def test_alpn_offers_h2_and_http11(emulator):
+    import socket
+    import urllib.parse
+    for url in (emulator.graph_url, emulator.files_url):
+        u = urllib.parse.urlsplit(url)
+        for proto in ("h2", "http/1.1"):
+            ctx = ssl.create_default_context(cafile=emulator.ca_file)
+            ctx.set_alpn_protocols([proto])
+            with socket.create_connection((u.hostname, u.port), 10) as s:
+                with ctx.wrap_socket(s, server_hostname=u.hostname) as t:
+                    assert t.selected_alpn_protocol() == proto

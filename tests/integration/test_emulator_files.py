@@ -602,3 +602,16 @@ def test_me_needs_delegated_token(emulator):
     st, _, body = emulator.request("GET", "/me/drive")
     assert st == 400
     assert "delegated" in json.loads(body)["error"]["message"]
+
+
+def test_generated_content_hashes_match_bytes():
+    import tenant
+    for text in (False, True):
+        for size in (0, 1, 65535, 65536, 3 * 65536 + 777, 5 * 65536):
+            c = tenant.GenContent(4242, size, text, text)
+            data = c.read()
+            assert len(data) == size
+            assert c.hashes() == (hashlib.sha256(data).hexdigest(),
+                                  quickxor.quickxor_b64(data))
+            if size > 100:
+                assert c.read(50, 99) == data[50:99]

@@ -635,3 +635,29 @@ def test_delta_pages_can_be_retried(emulator, mbx):
     assert a["value"] == b["value"] and a["value"]
     assert a.get("@odata.nextLink") == b.get("@odata.nextLink") or \
         "@odata.deltaLink" in a
+
+
+def test_edge_tenant_names_and_twins(emulator_factory):
+    emu = emulator_factory(scale=0, tenant="edge")
+    try:
+        mbx = emu.admin_user
+        base = "/users/" + mbx
+        names = {f["displayName"] for f in collect(
+            emu, base + "/mailFolders/inbox/childFolders?$top=100")[0]}
+        for n in (".", "..", "trailing dot.", " leading space", "CON",
+                  "back\\slash", "Emoji \U0001f4c1", "L" * 250, "inbox"):
+            assert n in names, n
+        t = emu.truth()
+        mine = [m for m in t["messages"] if m["mailbox"] == mbx]
+        twins = [m for m in mine if m["subject"] == "Twin"]
+        assert len(twins) == 2 and twins[0]["id"] != twins[1]["id"]
+        assert twins[0]["receivedDateTime"] == twins[1]["receivedDateTime"]
+        assert "" in {m["subject"] for m in mine}
+        assert "../../etc/passwd" in {m["subject"] for m in mine}
+        big = next(m for m in mine if m["subject"] == "Big attachment")
+        assert big["size"] > 3 << 20 and big["hasAttachments"]
+        st, _, raw = emu.request("GET", base + "/messages/%s/$value" %
+                                 q(big["id"]))
+        assert st == 200 and hashlib.sha256(raw).hexdigest() == big["sha256"]
+    finally:
+        emu.stop()

@@ -414,3 +414,13 @@ def test_http_fence_beyond_deadline_fails_fast(mini):
                        opts=("--deadline", "1500"))
     assert res[0]["rc"] == 0 and res[0]["status"] == 429
     assert time.monotonic() - t0 < 3
+
+
+def test_http_body_cap(mini):
+    res, tail, _ = run(mini, "get", mini.files_url + "/files/blob", "cap",
+                       "100000")
+    assert res[0]["rc"] == -7  # -E2BIG, not retried
+    assert res[0]["attempts"] == 1
+    res, tail, _ = run(mini, "get", mini.files_url + "/files/blob", "cap",
+                       str(len(BLOB)))
+    assert res[0]["rc"] == 0 and res[0]["bytes"] == len(BLOB)

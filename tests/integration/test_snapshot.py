@@ -268,6 +268,39 @@ def test_incremental_after_mutations(emulator_factory, tmp_path):
         emu.mutate(op="delete", id=d["id"])
         emu.mutate(op="create_folder",
                    path=folder + "/Brand new")
+        # moves of a file and of a folder, deletion of a folder with
+        # everything in it
+        drv = {dr["id"]: dr["path"] for dr in truth1["drives"]}
+        touched = {f["path"] for f in (a, b, c, d)}
+
+        def under(p, q):
+            return p == q or p.startswith(q + "/")
+
+        def in_drive(p, f):
+            return p.startswith(drv[f["drive"]] + "/")
+
+        e = first(files[4:], lambda f: f["path"] not in touched and any(
+            in_drive(p, f) and p != f["path"].rsplit("/", 1)[0]
+            for p in truth1["folders"]))
+        dest = first(truth1["folders"], lambda p: in_drive(p, e) and
+                     p != e["path"].rsplit("/", 1)[0])
+        emu.mutate(op="move", id=e["id"], dest=dest)
+        busy = touched | {e["path"], dest, folder}
+        pairs = [(p, q) for p in truth1["folders"]
+                 for q in truth1["folders"]
+                 if p not in drv.values() and
+                 not any(under(x, p) or under(p, x) for x in busy) and
+                 any(under(p, r) and under(q, r) for r in drv.values()) and
+                 not under(q, p) and q != p.rsplit("/", 1)[0] and
+                 not any(under(q, x) for x in busy)]
+        mv, to = pairs[0]
+        emu.mutate(op="move", path=mv, dest=to)
+        busy |= {mv, to}
+        free = [p for p in truth1["folders"] if p not in drv.values() and
+                not any(under(x, p) or under(p, x) for x in busy)]
+        full = [p for p in free if any(under(f["path"], p) for f in files)]
+        gone = (full or free)[0]
+        emu.mutate(op="delete", path=gone)
         msgs = truth1.get("messages", [])
         if msgs:
             emu.mutate(op="create_message", mailbox=msgs[0]["mailbox"],
@@ -283,6 +316,16 @@ def test_incremental_after_mutations(emulator_factory, tmp_path):
                        destination=other["path"])
             emu.mutate(op="create_mail_folder", mailbox=msgs[0]["mailbox"],
                        parent="inbox", name="Made by test")
+            used = {msgs[0]["folder_path"], m2["folder_path"], other["path"],
+                    "Inbox"}
+            doomed = first(truth1["mail_folders"],
+                           lambda f: "/" in f["path"] and
+                           not f["isSearchFolder"] and not f["wellKnownName"]
+                           and not any(u == f["path"] or
+                                       u.startswith(f["path"] + "/")
+                                       for u in used))
+            emu.mutate(op="delete_mail_folder", mailbox=doomed["mailbox"],
+                       folder=doomed["id"])
         emu.reset_stats()
         s2 = tool.snapshot(repo)
         inc_requests = route_count(emu.stats())
@@ -302,7 +345,7 @@ def test_incremental_after_mutations(emulator_factory, tmp_path):
                    r["path"].endswith("/$value")]
         assert len(content) <= 3, content
         assert s2["downloads"] <= 3, s2
-        assert s2["deleted"] >= 2
+        assert s2["deleted"] >= 3
         # a rename keeps the item's identity
         item1 = first(dump1, lambda i: i["meta"].get("id") == c["id"])
         dump2 = tool.dump(repo)
@@ -516,3 +559,24 @@ def test_usage_and_help(tool, tmp_path):
     p = tool.run("create", "--repo", tmp_path / "nope", "--connection",
                  "emu", check=1)
     assert "init" in p.stderr
+
+
+def test_check_names_what_a_damaged_chunk_affects(emulator, tool, tmp_path):
+    repo = tmp_path / "repo"
+    tool.init(repo)
+    tool.snapshot(repo, "--service", "onedrive")
+    tool.run("check", "--repo", repo, "--read-data", check=0)
+    # damage the payload of the first chunk of the biggest pack: past the
+    # 16-byte pack header and the 64-byte chunk header
+    pack = max((repo / "data").rglob("*.pack"), key=lambda p: p.stat().st_size)
+    with open(pack, "r+b") as f:
+        f.seek(16 + 64 + 10)
+        b = f.read(1)
+        f.seek(16 + 64 + 10)
+        f.write(bytes([b[0] ^ 0xFF]))
+    p = tool.run("check", "--repo", repo, "--read-data", check=1)
+    affected = [line for line in p.stdout.splitlines()
+                if line.startswith("affected: ")]
+    assert affected, p.stdout + p.stderr
+    assert all(" snapshot 1: onedrive/" in line for line in affected)
+    assert "damaged" in p.stderr

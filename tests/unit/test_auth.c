@@ -303,6 +303,7 @@ static void test_error_map(void)
 		{ 70016, "authorization_pending", -EINPROGRESS, "waiting" },
 		{ 70019, "expired_token", -ETIMEDOUT, "expired" },
 		{ 0, "slow_down", -EAGAIN, "polling" },
+		{ 70016, "slow_down", -EAGAIN, "polling" },
 		{ 0, "authorization_declined", -ECANCELED, "declined" },
 		{ 0, "bad_verification_code", -EINVAL, "not accepted" },
 		{ 12345, "invalid_client", -EACCES, "AADSTS12345" },

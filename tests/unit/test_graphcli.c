@@ -141,6 +141,7 @@ struct get_args {
 	int count;
 	int delay_ms;
 	uint64_t roff, rlen;
+	size_t cap;
 	pthread_mutex_t *out_lock;
 	int rc;
 };
@@ -167,6 +168,7 @@ static void *get_thread(void *arg)
 	req.headers = headers;
 	req.flags = a->follow ? HTTP_F_FOLLOW : 0;
 	req.range_off = a->roff;
+	req.body_cap = a->cap;
 	req.range_len = a->rlen;
 	for (int i = 0; i < a->count; i++) {
 		char hex[65] = "", qx[29] = "";
@@ -233,6 +235,8 @@ static int cmd_get(int argc, char **argv)
 			a.fail_after = strtoull(argv[++i], NULL, 10);
 		else if (!strcmp(argv[i], "threads") && i + 1 < argc)
 			threads = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "cap") && i + 1 < argc)
+			a.cap = strtoull(argv[++i], NULL, 10);
 		else if (!strcmp(argv[i], "roff") && i + 1 < argc)
 			a.roff = strtoull(argv[++i], NULL, 10);
 		else if (!strcmp(argv[i], "rlen") && i + 1 < argc)

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "snapshot/snap_i.h"
 #include "snapshot/snapshot.h"
 #include "util/util.h"
 
@@ -99,6 +100,43 @@ static void test_select(void)
 	CHECK(!snap_select_match(NULL, exc, cand));
 }
 
+static void test_idset(void)
+{
+	struct idset s = { 0 };
+	int64_t i;
+
+	for (i = 1000; i > 0; i -= 3)
+		CHECK_EQ(idset_add(&s, i), 0);
+	CHECK(idset_has(&s, 1000));
+	CHECK(idset_has(&s, 1));
+	CHECK(!idset_has(&s, 999));
+	CHECK(!idset_has(&s, 0));
+	/* adding after a lookup sorts again */
+	CHECK_EQ(idset_add(&s, 999), 0);
+	CHECK(idset_has(&s, 999));
+	CHECK_EQ(s.n, 335);
+	idset_free(&s);
+	CHECK(!idset_has(&s, 1));
+}
+
+static void test_meta(void)
+{
+	struct meta m = { 0 };
+
+	meta_add(&m, "id", "abc");
+	meta_add(&m, "skipped", NULL);
+	meta_addf(&m, "from", "%s <%s>", "A", "a@b");
+	meta_time(&m, "t", 0); /* unknown time: skipped */
+	meta_time(&m, "createdDateTime", 86400);
+	CHECK_EQ(m.n, 3);
+	CHECK_STR(m.kv[0].val, "abc");
+	CHECK_STR(m.kv[1].key, "from");
+	CHECK_STR(m.kv[1].val, "A <a@b>");
+	CHECK_STR(m.kv[2].val, "1970-01-02T00:00:00Z");
+	meta_free(&m);
+	CHECK_EQ(m.n, 0);
+}
+
 int main(void)
 {
 	RUN(test_retention_last);
@@ -106,5 +144,7 @@ int main(void)
 	RUN(test_retention_weekly_monthly_yearly);
 	RUN(test_retention_empty_policy);
 	RUN(test_select);
+	RUN(test_idset);
+	RUN(test_meta);
 	return check_done();
 }

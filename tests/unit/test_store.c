@@ -641,6 +641,31 @@ struct acked {
 	struct buf desc;
 };
 
+/* Read one acknowledgement (number, descriptor) into the array. */
+static bool read_ack(int fd, struct acked **acks, size_t *n, size_t *a)
+{
+	uint32_t msg[2];
+	struct buf d = BUF_INIT;
+
+	if (read(fd, msg, sizeof(msg)) != sizeof(msg) || buf_grow(&d, msg[1]))
+		return false;
+	if (read(fd, d.data, msg[1]) != (ssize_t)msg[1]) {
+		buf_release(&d); /* cut short by the kill */
+		return false;
+	}
+	d.len = msg[1];
+	if (*n == *a) {
+		*a = *a ? 2 * *a : 64;
+		*acks = realloc(*acks, *a * sizeof(**acks));
+		if (!*acks)
+			abort();
+	}
+	(*acks)[*n].k = (int)msg[0];
+	(*acks)[*n].desc = d;
+	(*n)++;
+	return true;
+}
+
 static void test_kill_writer(void)
 {
 	char *repo = new_repo();
@@ -656,7 +681,6 @@ static void test_kill_writer(void)
 		int p[2];
 		pid_t pid;
 		int status;
-		uint32_t msg[2];
 
 		CHECK_EQ(pipe(p), 0);
 		pid = fork();
@@ -666,25 +690,16 @@ static void test_kill_writer(void)
 			_exit(0);
 		}
 		close(p[1]);
-		usleep((useconds_t)(rnd() % 150000));
+		/* odd rounds: kill after the first flush; even rounds: at any
+		 * time, even while the child opens (and recovers) the repo */
+		if (round % 2 && read_ack(p[0], &acks, &nacks, &aacks))
+			next = acks[nacks - 1].k + 1;
+		usleep((useconds_t)(rnd() % 100000));
 		kill(pid, SIGKILL);
 		waitpid(pid, &status, 0);
 		CHECK(WIFSIGNALED(status));
-		while (read(p[0], msg, sizeof(msg)) == sizeof(msg)) {
-			if (nacks == aacks) {
-				aacks = aacks ? 2 * aacks : 64;
-				acks = realloc(acks, aacks * sizeof(*acks));
-			}
-			acks[nacks].k = (int)msg[0];
-			buf_init(&acks[nacks].desc, 0);
-			buf_grow(&acks[nacks].desc, msg[1]);
-			if (read(p[0], acks[nacks].desc.data, msg[1]) !=
-			    (ssize_t)msg[1])
-				break; /* cut short by the kill */
-			acks[nacks].desc.len = msg[1];
-			next = (int)msg[0] + 1;
-			nacks++;
-		}
+		while (read_ack(p[0], &acks, &nacks, &aacks))
+			next = acks[nacks - 1].k + 1;
 		close(p[0]);
 		next += 1000; /* fresh contents for the next child */
 	}
@@ -819,6 +834,15 @@ static void test_concurrency(void)
 	for (int i = 0; i < 10; i++) {
 		pthread_join(t[i], NULL);
 		CHECK_EQ(xs[i].bad, 0);
+	}
+	{
+		struct store_stats ss;
+
+		store_stats(x.st, &ss);
+		CHECK(ss.cache_bytes <= ss.cache_cap);
+		CHECK_EQ(ss.cache_cap, 4 * MiB);
+		CHECK(ss.cache_hits > 0 && ss.cache_misses > 0);
+		CHECK(ss.fds_open >= 1 && ss.fds_open <= ss.fds_max);
 	}
 	CHECK_EQ(store_check(x.st, STORE_CHECK_READ_DATA, NULL, NULL, NULL), 0);
 	store_close(x.st);

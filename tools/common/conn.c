@@ -81,6 +81,44 @@ out:
 	return rc;
 }
 
+/*
+ * Read private file @file of @conn (mode 0600 or stricter) into @out and
+ * strip one trailing newline.  @what names it in @st.
+ */
+static int read_private(const struct conf_conn *conn, const char *file,
+			const char *what, struct buf *out,
+			struct auth_status *st)
+{
+	struct buf path = BUF_INIT;
+	struct conf_err err;
+	int rc;
+
+	rc = conf_path(conn, file, &path);
+	if (rc < 0)
+		goto out;
+	rc = conf_check_private(path.data, what, &err);
+	if (rc < 0) {
+		status_set(st, rc, err.what, err.hint);
+		goto out;
+	}
+	rc = util_read_file(path.data, out, 64 * 1024);
+	if (!rc && out->len && out->data[out->len - 1] == '\n')
+		buf_truncate(out, out->len - 1);
+	if (!rc && out->len && out->data[out->len - 1] == '\r')
+		buf_truncate(out, out->len - 1);
+	if (!rc && !out->len)
+		rc = -ENODATA;
+	if (rc < 0) {
+		status_set(st, rc, "", "check the connection file");
+		snprintf(st->what, sizeof(st->what), "cannot read %s '%s': %s",
+			 what, path.data,
+			 rc == -ENODATA ? "it is empty" : strerror(-rc));
+	}
+out:
+	buf_release(&path);
+	return rc;
+}
+
 /* Load the certificate of @conn (PEM or PFX); @st explains failures. */
 static int load_cert(const struct conf_conn *conn, struct auth_cert **cert,
 		     struct auth_status *st)
@@ -91,93 +129,64 @@ static int load_cert(const struct conf_conn *conn, struct auth_cert **cert,
 
 	if (conn->cred == CONF_CRED_PFX) {
 		rc = conf_path(conn, conn->pfx_file, &p1);
-		if (!rc && conn->pfx_password_file[0]) {
-			rc = conf_path(conn, conn->pfx_password_file, &p2);
-			if (!rc)
-				rc = conf_check_private(
-					p2.data, "PFX password file", &err);
-			if (!rc)
-				rc = util_read_file(p2.data, &pw, 4096);
-			while (!rc && pw.len &&
-			       (pw.data[pw.len - 1] == '\n' ||
-				pw.data[pw.len - 1] == '\r'))
-				buf_truncate(&pw, pw.len - 1);
-		}
-		if (rc < 0)
-			goto err;
-		rc = auth_cert_load_pfx(p1.data, pw.data, cert, st);
+		if (!rc && conn->pfx_password_file[0])
+			rc = read_private(conn, conn->pfx_password_file,
+					  "PFX password file", &pw, st);
+		if (!rc)
+			rc = auth_cert_load_pfx(p1.data, pw.data, cert, st);
 		goto out;
 	}
 	rc = conf_path(conn, conn->cert_file, &p1);
 	if (!rc && conn->key_file[0])
 		rc = conf_path(conn, conn->key_file, &p2);
-	if (!rc)
-		rc = conf_check_private(conn->key_file[0] ? p2.data : p1.data,
-					"private key file", &err);
 	if (rc < 0)
-		goto err;
+		goto out;
+	rc = conf_check_private(conn->key_file[0] ? p2.data : p1.data,
+				"private key file", &err);
+	if (rc < 0) {
+		status_set(st, rc, err.what, err.hint);
+		goto out;
+	}
 	rc = auth_cert_load_pem(p1.data, conn->key_file[0] ? p2.data : NULL,
 				cert, st);
-	goto out;
-err:
-	if (rc == -ENOMEM)
-		status_set(st, rc, "out of memory", "");
-	else
-		status_set(st, rc, err.what, err.hint);
 out:
-	if (pw.alloc)
-		explicit_bzero(pw.data, pw.alloc);
-	buf_release(&pw);
+	cli_secret_wipe(&pw);
 	buf_release(&p1);
 	buf_release(&p2);
 	return rc;
 }
 
+int cli_conn_credential(struct cli_conn *c, struct auth_status *st)
+{
+	memset(st, 0, sizeof(*st));
+	if (c->cert || c->secret.len)
+		return 0;
+	if (c->conn.cred == CONF_CRED_SECRET)
+		return read_private(&c->conn, c->conn.secret_file,
+				    "secret file", &c->secret, st);
+	return load_cert(&c->conn, &c->cert, st);
+}
+
 int cli_conn_open(struct cli_conn *c, int propagation_s, struct auth_status *st)
 {
 	struct auth_config cfg = { 0 };
-	struct buf path = BUF_INIT;
-	struct conf_err err;
 	int rc;
 
-	memset(st, 0, sizeof(*st));
-	buf_init(&c->secret, 64 * 1024);
-	if (c->conn.cred == CONF_CRED_SECRET) {
-		rc = conf_path(&c->conn, c->conn.secret_file, &path);
-		if (!rc)
-			rc = conf_check_private(path.data, "secret file", &err);
-		if (rc < 0) {
-			status_set(st, rc, err.what, err.hint);
-			goto out;
-		}
-		rc = util_read_file(path.data, &c->secret, 64 * 1024);
-		while (!rc && c->secret.len &&
-		       (c->secret.data[c->secret.len - 1] == '\n' ||
-			c->secret.data[c->secret.len - 1] == '\r'))
-			buf_truncate(&c->secret, c->secret.len - 1);
-		if (!rc && !c->secret.len)
-			rc = -ENODATA;
-		if (rc < 0) {
-			status_set(st, rc, "cannot read the secret file",
-				   "check secret_file of the connection");
-			goto out;
-		}
-		cfg.secret = c->secret.data;
-	} else {
-		rc = load_cert(&c->conn, &c->cert, st);
-		if (rc < 0)
-			goto out;
-		cfg.cert = c->cert;
-	}
+	rc = cli_conn_credential(c, st);
+	if (rc < 0)
+		return rc;
+	cfg.secret = c->cert ? NULL : c->secret.data;
+	cfg.cert = c->cert;
+	buf_release(&c->scope);
 	rc = conf_graph_resource(&c->conn, &c->scope);
 	if (!rc)
 		rc = buf_adds(&c->scope, "/.default");
 	if (rc < 0)
-		goto out;
+		return rc;
 	rc = cli_conn_http(&c->conn, &c->http);
 	if (rc < 0) {
 		status_set(st, rc, "cannot start the HTTP client", "");
-		goto out;
+		return rc;
 	}
 	cfg.login_url = conf_login_url(&c->conn);
 	cfg.tenant = c->conn.tenant;
@@ -185,10 +194,7 @@ int cli_conn_open(struct cli_conn *c, int propagation_s, struct auth_status *st)
 	cfg.scope = c->scope.data;
 	cfg.connection = c->conn.name;
 	cfg.propagation_s = propagation_s;
-	rc = auth_new(&cfg, c->http, &c->auth);
-out:
-	buf_release(&path);
-	return rc;
+	return auth_new(&cfg, c->http, &c->auth);
 }
 
 void cli_conn_close(struct cli_conn *c)

@@ -40,7 +40,14 @@ int cli_conn_dir(const char *config_dir, bool system, struct buf *out);
 int cli_conn_load(const char *dir, const char *name, struct cli_conn *c);
 
 /**
- * Read the credential of @c->conn, start @c->http and create @c->auth
+ * Read the credential of @c->conn into @c (secret or certificate; nothing
+ * if already read), with the 0600 checks.  Does not report: @st says what
+ * failed.  Returns 0 or -errno.
+ */
+int cli_conn_credential(struct cli_conn *c, struct auth_status *st);
+
+/**
+ * Read the credential of @c->conn (cli_conn_credential()), start @c->http and create @c->auth
  * (@propagation_s as in struct auth_config).  Does not report: @st says
  * what failed.  No request is made yet.  Returns 0 or -errno.
  */

@@ -103,7 +103,7 @@ int cmd_show(int argc, char **argv)
 		return rc;
 	if (cx.conn.cred != CONF_CRED_SECRET) {
 		/* certificate facts only; the key is never printed */
-		if (cli_conn_open(&cx, 0, &st) == 0)
+		if (cli_conn_credential(&cx, &st) == 0)
 			cert = cx.cert;
 	}
 	if (json) {
@@ -297,7 +297,7 @@ int cmd_cert(int argc, char **argv)
 			rc = CLI_EXIT_FAIL;
 			goto out;
 		}
-		rc = cli_conn_open(&cx, 0, &st);
+		rc = cli_conn_credential(&cx, &st);
 		if (rc) {
 			cli_conn_report(&st);
 			rc = CLI_EXIT_FAIL;

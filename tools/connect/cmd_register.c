@@ -136,7 +136,7 @@ static int ensure_cert(struct cli_conn *cx, const struct reg_args *a)
 			snprintf(cx->conn.key_file, sizeof(cx->conn.key_file),
 				 "%s.key", cx->conn.name);
 		}
-		rc = cli_conn_open(cx, 0, &st);
+		rc = cli_conn_credential(cx, &st);
 		if (!rc)
 			rc = auth_cert_check(cx->cert, util_now(), &st);
 		if (!rc) {

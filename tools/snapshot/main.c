@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1481,6 +1482,12 @@ int main(int argc, char **argv)
 	};
 	size_t i;
 
+	/* Downloads allocate and free multi-MiB chunk buffers on several
+	 * threads: a fixed mmap threshold returns them to the system at once
+	 * (glibc's adaptive one would park them in per-thread arenas), so
+	 * the peak memory does not creep up with the amount backed up. */
+	mallopt(M_MMAP_THRESHOLD, 512 * 1024);
+	mallopt(M_ARENA_MAX, 4);
 	cli_init("m365-snapshot");
 	if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
 			 !strcmp(argv[1], "help"))) {

@@ -8,17 +8,15 @@
 #include "graph/graph.h"
 #include "http/http.h"
 
-struct auth;
-struct auth_cert;
+struct cli_conn;
 
 /* Exit codes of m365-snapshot (documented in --help and the man page). */
 #define EXIT_PARTIAL 3 /* snapshot committed with per-item errors */
 #define EXIT_LOCKED  4 /* another writer holds the repository */
 
 struct tool_conn {
-	struct http *http;
-	struct auth *auth;
-	struct auth_cert *cert;
+	struct cli_conn *conn; /* connection, credential, token provider */
+	struct http *http; /* Graph traffic */
 	struct graph *graph;
 	unsigned services; /* of the connection */
 };
