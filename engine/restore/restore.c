@@ -878,30 +878,54 @@ static int import_mail(struct restore *r, const struct cat_restore *e,
 		       struct buf *reason)
 {
 	struct graph_message m = { 0 }, moved = { 0 };
-	struct buf mime = BUF_INIT;
+	struct buf mime = BUF_INIT, json = BUF_INIT;
 	const char *draft = NULL;
 	int rc;
 
 	if (e->remote_id && !strncmp(e->remote_id, "draft:", 6)) {
 		draft = e->remote_id + 6; /* created before a restart */
-	} else {
-		rc = util_read_file(e->spool, &mime, MAIL_MAX);
-		if (rc < 0) {
-			buf_addf(reason, "cannot read spool file '%s': %s",
-				 e->spool, strerror(-rc));
-			goto out;
-		}
-		rc = graph_message_create_mime(r->graph, loc->user, mime.data,
-					       mime.len, &m);
-		if (rc < 0) {
-			set_reason(reason, rc, "import the message");
-			goto out;
-		}
-		buf_addf(id, "draft:%s", m.id);
-		cat_restore_update(r->cat, e->id, CAT_RESTORE_UPLOADING, NULL,
-				   id->data);
-		draft = m.id;
+		goto move;
 	}
+	rc = util_read_file(e->spool, &mime, MAIL_MAX);
+	if (rc < 0) {
+		buf_addf(reason, "cannot read spool file '%s': %s", e->spool,
+			 strerror(-rc));
+		goto out;
+	}
+	/* a received, non-draft message from JSON when it fits */
+	rc = restore_mime_json(mime.data, mime.len, RESTORE_MAIL_INLINE_MAX,
+			       &json);
+	if (rc == 0) {
+		rc = graph_message_create_json(r->graph, loc->user,
+					       loc->folder_id, json.data, &m);
+		if (rc == 0) {
+			buf_adds(id, m.id);
+			goto out;
+		}
+		set_reason(reason, rc, "import the message");
+		if (rc != -EINVAL && rc != -EBADMSG)
+			goto out;
+		log_warn(
+			"restore: '%s': JSON import refused (%s): imported from MIME as a draft",
+			e->target, reason->data);
+		buf_truncate(reason, 0);
+	} else {
+		log_warn("restore: '%s': %s: imported from MIME as a draft",
+			 e->target,
+			 rc == -E2BIG ? "attachments too large for one request"
+				      : "MIME not understood");
+	}
+	rc = graph_message_create_mime(r->graph, loc->user, mime.data, mime.len,
+				       &m);
+	if (rc < 0) {
+		set_reason(reason, rc, "import the message");
+		goto out;
+	}
+	buf_addf(id, "draft:%s", m.id);
+	cat_restore_update(r->cat, e->id, CAT_RESTORE_UPLOADING, NULL,
+			   id->data);
+	draft = m.id;
+move:
 	rc = graph_message_move(r->graph, loc->user, draft, loc->folder_id,
 				&moved);
 	if (rc < 0) {
@@ -910,10 +934,12 @@ static int import_mail(struct restore *r, const struct cat_restore *e,
 	}
 	buf_truncate(id, 0);
 	buf_adds(id, moved.id);
+	buf_adds(reason, "imported from MIME as a draft");
 out:
 	graph_message_release(&m);
 	graph_message_release(&moved);
 	buf_release(&mime);
+	buf_release(&json);
 	return rc;
 }
 

@@ -160,6 +160,20 @@ int restore_status_text(struct restore *r, struct buf *out);
  */
 int restore_drain(struct restore *r, int timeout_ms);
 
+/**
+ * Build in @json (replaced) the Graph JSON that creates MIME message
+ * @mime (@len bytes) as a received, read, non-draft message: subject,
+ * from, to, cc, internetMessageId, the HTML (else text) body in UTF-8,
+ * attachments inline as fileAttachment, singleValueExtendedProperties
+ * 0x0E07 = 1, 0x0E06 (Received: time, else Date:) and 0x0039 (Date:).
+ * Returns 0, -EBADMSG (not a message), -E2BIG (attachments over
+ * @att_max bytes: too big for one request) or -ENOMEM.
+ */
+int restore_mime_json(const char *mime, size_t len, size_t att_max,
+		      struct buf *json);
+
+#define RESTORE_MAIL_INLINE_MAX (2u << 20) /* attachments in one create */
+
 /* ---- connections ------------------------------------------------------- */
 
 /**

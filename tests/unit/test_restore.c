@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cJSON.h>
+
 #include "catalog/catalog.h"
 #include "check.h"
 #include "restore/restore.h"
@@ -114,6 +116,68 @@ static void test_resolve_without_graph(void)
 	restore_free(r);
 }
 
+static void test_mime_json(void)
+{
+	static const char eml[] =
+		"Received: from a by b; Tue, 16 Sep 2025 08:00:00 GMT\r\n"
+		"From: =?iso-8859-1?Q?J=F6rg_M=FCller?= <jm@example.com>\r\n"
+		"To: \"A, B\" <ab@example.com>,\r\n\tc@example.com\r\n"
+		"Subject: =?utf-8?B?R3LDvMOfZQ==?= =?utf-8?Q?_und_mehr?=\r\n"
+		"Date: Tue, 16 Sep 2025 09:59:00 +0200\r\n"
+		"Message-ID: <x1@example.com>\r\n"
+		"MIME-Version: 1.0\r\n"
+		"Content-Type: multipart/mixed; boundary=\"BB\"\r\n\r\n"
+		"--BB\r\nContent-Type: text/plain; charset=iso-8859-1\r\n"
+		"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+		"Gr=FC=DFe=\r\n aus Z=FCrich\r\n"
+		"--BB\r\nContent-Type: text/csv; name=\"d.csv\"\r\n"
+		"Content-Disposition: attachment; filename=\"d.csv\"\r\n"
+		"Content-Transfer-Encoding: base64\r\n\r\n"
+		"YSxiCjEs\r\nMgo=\r\n--BB--\r\n";
+	struct buf j = BUF_INIT;
+	cJSON *o, *x;
+
+	CHECK_EQ(restore_mime_json(eml, sizeof(eml) - 1, 1 << 20, &j), 0);
+	o = j.data ? cJSON_Parse(j.data) : NULL;
+	CHECK(o != NULL);
+	if (!o)
+		goto out;
+	x = cJSON_GetObjectItem(o, "subject");
+	CHECK_STR(cJSON_GetStringValue(x), "Grüße und mehr");
+	x = cJSON_GetObjectItem(cJSON_GetObjectItem(o, "from"), "emailAddress");
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(x, "name")),
+		  "Jörg Müller");
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(x, "address")),
+		  "jm@example.com");
+	x = cJSON_GetObjectItem(o, "toRecipients");
+	CHECK_EQ(cJSON_GetArraySize(x), 2);
+	x = cJSON_GetObjectItem(cJSON_GetArrayItem(x, 0), "emailAddress");
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(x, "name")), "A, B");
+	x = cJSON_GetObjectItem(o, "body");
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(x, "contentType")),
+		  "text");
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(x, "content")),
+		  "Grüße aus Zürich");
+	x = cJSON_GetArrayItem(cJSON_GetObjectItem(o, "attachments"), 0);
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(x, "name")),
+		  "d.csv");
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(x, "contentBytes")),
+		  "YSxiCjEsMgo=");
+	x = cJSON_GetObjectItem(o, "singleValueExtendedProperties");
+	CHECK_EQ(cJSON_GetArraySize(x), 3);
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(
+			  cJSON_GetArrayItem(x, 0), "value")),
+		  "1");
+	CHECK(strstr(j.data, "2025-09-16T08:00:00") != NULL); /* received */
+	CHECK(strstr(j.data, "2025-09-16T07:59:00") != NULL); /* sent */
+	cJSON_Delete(o);
+	CHECK_EQ(restore_mime_json(eml, sizeof(eml) - 1, 3, &j), -E2BIG);
+	CHECK_EQ(restore_mime_json("no header here", 14, 1 << 20, &j),
+		 -EBADMSG);
+out:
+	buf_release(&j);
+}
+
 static void test_no_catalog(void)
 {
 	struct restore_config cfg = { 0 };
@@ -139,6 +203,7 @@ int main(void)
 	RUN(test_spool_and_queue);
 	RUN(test_resolve_without_graph);
 	RUN(test_no_catalog);
+	RUN(test_mime_json);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", repo);
 	if (system(cmd) != 0)
 		fprintf(stderr, "cannot remove '%s'\n", repo);
