@@ -319,7 +319,7 @@ def test_eml_into_mail_folder(env):
             shutil.copy(p, dest / p.name)
         by = wait_done(m.mnt)
         assert not by["failed"], by["failed"]
-        assert not [ln for ln in by["done"] if "draft" in ln], by["done"]
+        assert not [ln for ln in by["done"] if "as a draft" in ln], by["done"]
     got = [x for x in emu.truth()["messages"] if x["mailbox"] == mbox
            and x["folder_path"] == "Restored"]
     assert len(got) == len(msgs)
