@@ -264,16 +264,19 @@ def test_large_file_with_dropped_connections(env):
         size >> 20, spooled, took))
 
 
-def test_kill9_resumes_exactly_once(env):
+def spool_then_kill(env, sub, n=60):
+    """Write @n files into restore/<library>/<sub>/ with slow uploads,
+    kill -9 the daemon; -> (library, {relative path: sha256}, number of
+    restores still open at the kill)."""
     emu = env.emu
     lib = libraries(emu)[0]
-    files = {"k9/f%03d.txt" % i: os.urandom(2000 + i) for i in range(60)}
+    files = {"%s/f%03d.txt" % (sub, i): os.urandom(2000 + i)
+             for i in range(n)}
     m = env.mount("-o", "restore_threads=2")
     m.start()
     try:
         emu.fault(path_regex=r"f0\d\d\.txt", latency_ms=2000, count=1000)
-        dest = m.mnt / "restore" / lib / "k9"
-        dest.mkdir()
+        (m.mnt / "restore" / lib / sub).mkdir()
         for rel, data in files.items():
             (m.mnt / "restore" / lib / rel).write_bytes(data)
         time.sleep(1.0)
@@ -286,18 +289,34 @@ def test_kill9_resumes_exactly_once(env):
         m.proc = None
     emu.control("POST", "/faults", {"clear": True})
     open_before = sum(1 for ln in status.splitlines()
-                      if "/k9/" in ln and not ln.startswith("done"))
+                      if "/%s/" % sub in ln and not ln.startswith("done"))
     # the emulator applies a request before its (delayed) answer: files
     # may exist in the tenant whose restore the daemon never saw finish
     assert open_before, "the kill came too late to matter:\n" + status
-    done_before = len(truth_files(emu, lib + "/k9"))
+    want = {rel[len(sub) + 1:]: sha(d) for rel, d in files.items()}
+    return lib, want, open_before
+
+
+def test_kill9_resumes_exactly_once(env):
+    lib, want, open_before = spool_then_kill(env, "k9")
+    done_before = len(truth_files(env.emu, lib + "/k9"))
     with env.mount() as m2:
         by = wait_done(m2.mnt, timeout=180)
         assert not by["failed"], by["failed"]
-    got = truth_files(emu, lib + "/k9")
-    assert got == {rel[3:]: sha(d) for rel, d in files.items()}
+    assert truth_files(env.emu, lib + "/k9") == want
     print("at the kill: %d of %d restores open, %d files in the tenant" % (
-        open_before, len(files), done_before))
+        open_before, len(want), done_before))
+
+
+def test_kill9_then_resume_command(env):
+    lib, want, _ = spool_then_kill(env, "k9cmd", n=20)
+    p = env.tool.run("restore-queue", "--repo", env.repo, check=1)
+    assert "pending\t" in p.stdout or "uploading\t" in p.stdout
+    p = env.tool.run("restore-queue", "--resume", "--repo", env.repo,
+                     "--connection", "emu", "--timeout", "120", check=0)
+    assert "pending" not in p.stdout and "uploading" not in p.stdout
+    assert truth_files(env.emu, lib + "/k9cmd") == want
+    env.tool.run("restore-queue", "--resume", "--repo", env.repo, check=2)
 
 
 def test_eml_into_mail_folder(env):

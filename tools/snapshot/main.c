@@ -1468,6 +1468,8 @@ static void main_help(void)
 	       "command.\n");
 }
 
+int cmd_restore_queue(int argc, char **argv); /* restore_queue.c */
+
 int main(int argc, char **argv)
 {
 	static const struct {
@@ -1479,6 +1481,7 @@ int main(int argc, char **argv)
 		{ "forget", cmd_forget }, { "prune", cmd_prune },
 		{ "check", cmd_check },	  { "rebuild-catalog", cmd_rebuild },
 		{ "dump", cmd_dump },	  { "cat", cmd_cat },
+		{ "restore-queue", cmd_restore_queue },
 	};
 	size_t i;
 
