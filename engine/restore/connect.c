@@ -103,6 +103,8 @@ int restore_conn_open(const char *name, struct restore_conn **out,
 		goto out;
 	}
 	hc.ca_file = conn->ca_file[0] ? conn->ca_file : NULL;
+	/* a stalled upload fragment is retried (and resumed) sooner */
+	hc.low_speed_time_s = 20;
 	rc = http_new(&hc, &c->http);
 	if (rc < 0) {
 		buf_addf(why, "cannot start the HTTP client: %s",

@@ -160,6 +160,29 @@ def test_cp_r_to_original_place_and_other_site(env):
     print("cp -r of %d files spooled in %.2fs" % (len(want), spooled))
 
 
+def test_rsync(env):
+    """rsync writes '.name.XXXXXX' and renames it: restored once, under
+    the real name."""
+    emu = env.emu
+    lib = libraries(emu)[-1]
+    src = env.tmp / "rs"
+    (src / "sub").mkdir(parents=True)
+    want = {}
+    for i in range(5):
+        d = os.urandom(3000 + i)
+        (src / "sub" / ("r%d.dat" % i)).write_bytes(d)
+        want["rs/sub/r%d.dat" % i] = sha(d)
+    with env.mount() as m:
+        subprocess.run(["rsync", "-r", str(src), str(m.mnt / "restore" /
+                                                     lib) + "/"],
+                       check=True, capture_output=True)
+        by = wait_done(m.mnt)
+        assert not by["failed"], by["failed"]
+    got = {k: v for k, v in truth_files(emu, lib).items()
+           if k.startswith("rs/")}
+    assert got == want
+
+
 def test_conflict_policies(env):
     emu = env.emu
     folder = pick_folder(emu)
