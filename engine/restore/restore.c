@@ -873,6 +873,40 @@ out:
 	return rc;
 }
 
+/*
+ * Exactly once for messages: before importing an entry again, look for
+ * a message with the same internetMessageId in the target folder.
+ * 1 (found, @id filled), 0 or -errno.
+ */
+static int find_message(struct restore *r, const struct restore_loc *loc,
+			const char *json, struct buf *id)
+{
+	struct graph_pager *p = NULL;
+	struct graph_message m = { 0 };
+	cJSON *j = cJSON_Parse(json);
+	const char *mid = cJSON_GetStringValue(
+		cJSON_GetObjectItemCaseSensitive(j, "internetMessageId"));
+	int rc = 0;
+
+	if (mid)
+		rc = graph_message_delta_open(r->graph, loc->user,
+					      loc->folder_id,
+					      "internetMessageId", NULL, &p);
+	while (mid && rc == 0 && (rc = graph_pager_next_message(p, &m)) == 1) {
+		if (m.internet_message_id &&
+		    !strcmp(m.internet_message_id, mid)) {
+			buf_truncate(id, 0);
+			buf_adds(id, m.id);
+			break;
+		}
+		rc = 0;
+	}
+	graph_pager_free(p);
+	graph_message_release(&m);
+	cJSON_Delete(j);
+	return rc;
+}
+
 static int import_mail(struct restore *r, const struct cat_restore *e,
 		       const struct restore_loc *loc, struct buf *id,
 		       struct buf *reason)
@@ -895,6 +929,12 @@ static int import_mail(struct restore *r, const struct cat_restore *e,
 	/* a received, non-draft message from JSON when it fits */
 	rc = restore_mime_json(mime.data, mime.len, RESTORE_MAIL_INLINE_MAX,
 			       &json);
+	if (rc == 0 && e->attempts > 1 &&
+	    find_message(r, loc, json.data, id) == 1) {
+		log_info("restore: '%s' was imported before the restart",
+			 e->target);
+		goto out;
+	}
 	if (rc == 0) {
 		rc = graph_message_create_json(r->graph, loc->user,
 					       loc->folder_id, json.data, &m);

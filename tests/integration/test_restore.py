@@ -375,3 +375,37 @@ def test_eml_into_mail_folder(env):
             assert g[k] == w[k], (k, g, w)
     print("restored %d messages, %d with attachments" % (
         len(got), sum(1 for g in got if g["hasAttachments"])))
+
+
+def test_kill9_mail_exactly_once(env):
+    emu = env.emu
+    msgs = [x for x in emu.truth()["messages"] if not x["isDraft"]]
+    mbox = collections.Counter(x["mailbox"] for x in msgs).most_common()[0][0]
+    want = sorted(x["internetMessageId"] for x in msgs
+                  if x["mailbox"] == mbox and x["folder_path"] != "Restored")
+    m = env.mount("-o", "restore_threads=2")
+    m.start()
+    try:
+        snapdir = m.mnt / "snapshots/latest/mailboxes" / mbox
+        srcs = sorted(snapdir.rglob("*.eml"))
+        emu.fault(path_regex=r"/mailFolders/[^/]+/messages$",
+                  method="POST", latency_ms=2000, count=1000)
+        dest = m.mnt / "restore/mailboxes" / mbox / "K9mail"
+        dest.mkdir()
+        for p in srcs:
+            shutil.copy(p, dest / p.name)
+        time.sleep(1.0)
+    finally:
+        m.proc.send_signal(signal.SIGKILL)
+        m.proc.wait()
+        subprocess.run(["fusermount3", "-u", str(m.mnt)], check=False)
+        m.logf.close()
+        m.proc = None
+    emu.control("POST", "/faults", {"clear": True})
+    with env.mount() as m2:
+        by = wait_done(m2.mnt, timeout=180)
+        assert not by["failed"], by["failed"]
+    got = sorted(x["internetMessageId"] for x in emu.truth()["messages"]
+                 if x["mailbox"] == mbox and x["folder_path"] == "K9mail")
+    assert len(srcs) == len(got)
+    assert len(set(got)) == len(got), "a message was imported twice"
