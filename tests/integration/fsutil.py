@@ -215,6 +215,13 @@ class Mount:
         return self.start()
 
     def __exit__(self, *exc):
+        if exc[0] is not None and self.proc is not None:
+            # the test failed: show what the daemon said (pytest prints
+            # captured output of failing tests only)
+            died = self.proc.poll()
+            print(f"--- m365fs {'exited %d' % died if died is not None else 'running'}"
+                  f", last lines of {self.log}:")
+            print("\n".join(self.output().splitlines()[-80:]))
         self.stop(check=exc[0] is None)
 
 
