@@ -239,6 +239,50 @@ def test_edge_tenant(emulator_factory, tmp_path):
         emu.stop()
 
 
+def test_users_without_mailbox_or_onedrive(emulator_factory, tmp_path):
+    """A user without a mailbox (MailboxNotEnabledForRESTAPI) or without a
+    OneDrive is noted at info level and counted, never an error."""
+    emu = emulator_factory(tenant="edge")
+    try:
+        tool = Tool(emu, tmp_path)
+        tool.env["M365_DEBUG"] = "1"
+        repo = tmp_path / "repo"
+        tool.init(repo)
+        p = tool.run("create", "--repo", repo, "--connection", tool.name,
+                     "--json", "--service", "onedrive", "--service", "mail",
+                     check=0)
+        s = json.loads(p.stdout)
+        users = emu.truth()["users"]
+        no_mbx = [u["userPrincipalName"] for u in users
+                  if not u["has_mailbox"]]
+        no_od = [u["userPrincipalName"] for u in users
+                 if not u["has_onedrive"]]
+        assert no_mbx and no_od, users
+        assert s["status"] == "complete" and s["errors"] == 0, s
+        assert s["container_errors"] == 0, s
+        assert s["no_mailbox"] == len(no_mbx), (s, no_mbx)
+        assert s["no_onedrive"] == len(no_od), (s, no_od)
+        assert s["mailboxes"] == len(users) - len(no_mbx), s
+        lines = p.stderr.splitlines()
+        for upn in no_mbx:
+            said = [ln for ln in lines if "'%s'" % upn in ln]
+            assert any(": info: " in ln and "no mailbox" in ln
+                       for ln in said), p.stderr[-3000:]
+            assert not any(": error: " in ln or ": warning: " in ln
+                           for ln in said), said
+        for upn in no_od:
+            said = [ln for ln in lines if "'%s'" % upn in ln]
+            assert any(": info: " in ln and "no OneDrive" in ln
+                       for ln in said), p.stderr[-3000:]
+            assert not any(": error: " in ln or ": warning: " in ln
+                           for ln in said), said
+        shown = tool.run("show", "latest", "--repo", repo, check=0).stdout
+        for upn in no_mbx + no_od:
+            assert upn not in shown, shown
+    finally:
+        emu.stop()
+
+
 def first(lst, pred):
     return next(x for x in lst if pred(x))
 
