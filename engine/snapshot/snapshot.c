@@ -322,6 +322,18 @@ void walk_acquire(struct snap *s)
 	pthread_mutex_lock(&s->walk_lock);
 }
 
+/* The listing of the users failed: OneDrives and mailboxes not swept. */
+static void users_failed(struct snap *s)
+{
+	log_err("cannot list the users of the tenant: %s",
+		graph_last_error()->message);
+	s->stats.container_errors++;
+	if (s->cfg.services & SNAP_SVC_ONEDRIVE)
+		s->enum_failed[1] = true;
+	if (s->cfg.services & SNAP_SVC_MAIL)
+		s->enum_failed[2] = true;
+}
+
 /*
  * The next selected user of the shared pager into @u: 1, 0 at the end or
  * -errno (the listing failed: reported here).  Walk lock held.
@@ -342,15 +354,8 @@ static int next_user(struct snap *s, struct graph_user *u)
 		}
 		pthread_mutex_unlock(&s->users_lock);
 		walk_acquire(s);
-		if (rc < 0) {
-			log_err("cannot list the users of the tenant: %s",
-				graph_last_error()->message);
-			s->stats.container_errors++;
-			if (s->cfg.services & SNAP_SVC_ONEDRIVE)
-				s->enum_failed[1] = true;
-			if (s->cfg.services & SNAP_SVC_MAIL)
-				s->enum_failed[2] = true;
-		}
+		if (rc < 0)
+			users_failed(s);
 		if (rc <= 0 || s->fatal)
 			return rc;
 		cand[0] = u->upn ? u->upn : u->id;
@@ -403,13 +408,7 @@ static int users_start(struct snap *s, pthread_t *t, unsigned *n)
 	rc = graph_users_open(s->g, NULL, &s->users);
 	walk_acquire(s);
 	if (rc < 0) {
-		log_err("cannot list the users of the tenant: %s",
-			graph_last_error()->message);
-		s->stats.container_errors++;
-		if (s->cfg.services & SNAP_SVC_ONEDRIVE)
-			s->enum_failed[1] = true;
-		if (s->cfg.services & SNAP_SVC_MAIL)
-			s->enum_failed[2] = true;
+		users_failed(s);
 		s->users_end = true;
 		return rc;
 	}

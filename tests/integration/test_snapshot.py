@@ -264,18 +264,13 @@ def test_users_without_mailbox_or_onedrive(emulator_factory, tmp_path):
         assert s["no_onedrive"] == len(no_od), (s, no_od)
         assert s["mailboxes"] == len(users) - len(no_mbx), s
         lines = p.stderr.splitlines()
-        for upn in no_mbx:
-            said = [ln for ln in lines if "'%s'" % upn in ln]
-            assert any(": info: " in ln and "no mailbox" in ln
-                       for ln in said), p.stderr[-3000:]
-            assert not any(": error: " in ln or ": warning: " in ln
-                           for ln in said), said
-        for upn in no_od:
-            said = [ln for ln in lines if "'%s'" % upn in ln]
-            assert any(": info: " in ln and "no OneDrive" in ln
-                       for ln in said), p.stderr[-3000:]
-            assert not any(": error: " in ln or ": warning: " in ln
-                           for ln in said), said
+        for upns, what in ((no_mbx, "no mailbox"), (no_od, "no OneDrive")):
+            for upn in upns:
+                said = [ln for ln in lines if "'%s'" % upn in ln]
+                assert any(": info: " in ln and what in ln
+                           for ln in said), p.stderr[-3000:]
+                assert not any(": error: " in ln or ": warning: " in ln
+                               for ln in said), said
         shown = tool.run("show", "latest", "--repo", repo, check=0).stdout
         for upn in no_mbx + no_od:
             assert upn not in shown, shown
