@@ -259,6 +259,7 @@ struct store {
 	int pack_fd; /* current pack (protected by wlock) */
 	int64_t pack_id; /* its index id */
 	uint64_t pack_off; /* its size */
+	uint64_t pack_wb; /* writeback started up to here (hint only) */
 	struct unsynced *uns; /* rotated packs awaiting fsync */
 	size_t nuns, auns;
 	struct pending *pend; /* appended, not yet committed */
