@@ -8,7 +8,11 @@
  *
  * Prints one line: "files F bytes B wall S cpu S flush S" (wall from
  * the first file opened to the last pack fsynced and the index
- * committed; cpu of the whole process; flush: the final store_close()).  Catalog rows are not written (a few per file).
+ * committed; cpu of the whole process; flush: the final store_close()).
+ * Then every content is read back once from a new read-only store (64
+ * MiB chunk cache, packs in the page cache) in 128 KiB pieces as FUSE
+ * asks, and the packs are read by `cat`: "read wall S cpu S cat_wall S
+ * cat_cpu S packs B" (cpu: of the reading thread, of cat).  Catalog rows are not written (a few per file).
  */
 #define _XOPEN_SOURCE 700
 #include <errno.h>
@@ -19,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -30,6 +35,7 @@ static size_t npaths, cap;
 static atomic_size_t next_file;
 static atomic_ullong total_bytes;
 static struct store *st;
+static struct store_content *cont; /* per file */
 
 static int cmp_str(const void *a, const void *b)
 {
@@ -64,13 +70,11 @@ static double clock_s(clockid_t id)
 static void *worker(void *arg)
 {
 	struct store_writer *w = NULL;
-	struct store_content c;
 	size_t bsize = 1 << 20, i;
 	char *b = malloc(bsize);
 	intptr_t ret = b ? store_writer_new(st, &w) : -ENOMEM;
 
 	(void)arg;
-	store_content_init(&c);
 	while (!ret && (i = atomic_fetch_add(&next_file, 1)) < npaths) {
 		int fd = open(paths[i], O_RDONLY | O_CLOEXEC);
 		ssize_t n;
@@ -83,16 +87,76 @@ static void *worker(void *arg)
 			ret = store_writer_add(w, b, (size_t)n);
 		close(fd);
 		if (!ret)
-			ret = store_writer_finish(w, &c);
+			ret = store_writer_finish(w, &cont[i]);
 		if (!ret)
-			atomic_fetch_add(&total_bytes, c.size);
+			atomic_fetch_add(&total_bytes, cont[i].size);
 	}
 	if (ret)
 		fprintf(stderr, "bench_repo: %s\n", strerror((int)-ret));
-	store_content_release(&c);
 	store_writer_free(w);
 	free(b);
 	return (void *)ret;
+}
+
+/* CPU seconds of finished children (cat). */
+static double child_cpu(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_CHILDREN, &ru);
+	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+	       (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
+/* Read every content back, then cat the packs; print the times. */
+static int read_back(const char *repo, const unsigned char *key)
+{
+	struct store_open_opts oo = { .key = key };
+	char *b = malloc(128 << 10), cmd[4200];
+	double w0, c0, rw, rc, cw;
+	uint64_t packs = 0;
+	FILE *f;
+
+	snprintf(cmd, sizeof(cmd),
+		 "find '%s/data' -name '*.pack' -printf '%%s\\n' | "
+		 "awk '{s+=$1} END {print s}'",
+		 repo);
+	f = popen(cmd, "r");
+	if (!f || fscanf(f, "%llu", (unsigned long long *)&packs) != 1)
+		return -1;
+	pclose(f);
+	snprintf(cmd, sizeof(cmd),
+		 "find '%s/data' -name '*.pack' -exec cat {} + >/dev/null",
+		 repo);
+	if (system(cmd)) /* into the page cache, untimed */
+		return -1;
+	if (!b || store_open(repo, &oo, &st, NULL))
+		return -1;
+	w0 = clock_s(CLOCK_MONOTONIC);
+	c0 = clock_s(CLOCK_THREAD_CPUTIME_ID);
+	for (size_t i = 0; i < npaths; i++)
+		for (uint64_t off = 0; off < cont[i].size;) {
+			ssize_t got =
+				store_read(st, cont[i].desc.data,
+					   cont[i].desc.len, off, b, 128 << 10);
+
+			if (got <= 0)
+				return -1;
+			off += (uint64_t)got;
+		}
+	rc = clock_s(CLOCK_THREAD_CPUTIME_ID) - c0;
+	rw = clock_s(CLOCK_MONOTONIC) - w0;
+	store_close(st);
+	free(b);
+	c0 = child_cpu();
+	w0 = clock_s(CLOCK_MONOTONIC);
+	if (system(cmd))
+		return -1;
+	cw = clock_s(CLOCK_MONOTONIC) - w0;
+	printf("read wall %.3f cpu %.3f cat_wall %.3f cat_cpu %.3f packs "
+	       "%llu\n",
+	       rw, rc, cw, child_cpu() - c0, (unsigned long long)packs);
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -117,6 +181,11 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	qsort(paths, npaths, sizeof(*paths), cmp_str);
+	cont = calloc(npaths ? npaths : 1, sizeof(*cont));
+	if (!cont)
+		return 1;
+	for (size_t i = 0; i < npaths; i++)
+		store_content_init(&cont[i]);
 	if (store_create(argv[2], &co, key, NULL)) {
 		fprintf(stderr, "bench_repo: cannot create '%s'\n", argv[2]);
 		return 1;
@@ -146,8 +215,15 @@ int main(int argc, char **argv)
 	       clock_s(CLOCK_MONOTONIC) - w0,
 	       clock_s(CLOCK_PROCESS_CPUTIME_ID) - c0,
 	       clock_s(CLOCK_MONOTONIC) - wj);
-	for (size_t i = 0; i < npaths; i++)
+	if (!ret && read_back(argv[2], co.encrypt ? key : NULL)) {
+		fprintf(stderr, "bench_repo: reading back failed\n");
+		ret = 1;
+	}
+	for (size_t i = 0; i < npaths; i++) {
 		free(paths[i]);
+		store_content_release(&cont[i]);
+	}
 	free(paths);
+	free(cont);
 	return ret;
 }
