@@ -194,13 +194,11 @@ def _item(a):
 def _split_new(a):
     """-> (drive, parent item, leaf name) for create ops (path = new path)."""
     path = a.get("path") or ""
-    if "/" not in path.strip("/"):
+    if not path.strip("/") or (not a.get("drive") and
+                               "/" not in path.strip("/")):
         raise _bad("'path' must name the new item inside an existing folder")
     parent_path, _, leaf = path.rstrip("/").rpartition("/")
-    pa = dict(a, path=parent_path)
-    if a.get("drive") and not parent_path:
-        pa = dict(a, path="")
-    parent = _item(pa)
+    parent = _item(dict(a, path=parent_path))
     if not parent.is_folder:
         raise _bad("'%s' is not a folder" % parent_path)
     return parent.drive, parent, leaf
