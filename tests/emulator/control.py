@@ -6,7 +6,9 @@ import time
 
 import files
 import tenant as tmod
-from core import EMU, HTTPError, Response, iso, route
+from core import EMU, FAULT_ERRORS, HTTPError, Response, iso, route
+
+FAULT_STATUSES = tuple(sorted(set(FAULT_ERRORS) | {503}))
 
 
 def _bad(msg, status=400):
@@ -116,13 +118,15 @@ def faults(req, m):
             if not isinstance(r, dict):
                 raise _bad("a fault rule is an object")
             st = r.get("status")
-            if st is not None and int(st) not in (429, 500, 502, 503, 504,
-                                                  509):
-                raise _bad("status must be 429, 500, 502, 503, 504 or 509")
+            if st is not None and int(st) not in FAULT_STATUSES:
+                raise _bad("status must be one of %s" % ", ".join(
+                    str(x) for x in FAULT_STATUSES))
             if st is None and r.get("drop_after_bytes") is None and \
                     r.get("latency_ms") is None:
                 raise _bad("a rule needs status, drop_after_bytes or "
                            "latency_ms")
+            if r.get("drop_mode") not in (None, "reset", "close"):
+                raise _bad("drop_mode must be 'reset' or 'close'")
             rule = {k: v for k, v in r.items() if not k.startswith("_")}
             if st is not None:
                 rule["status"] = int(st)
