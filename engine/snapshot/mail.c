@@ -518,14 +518,19 @@ int walk_mailbox(struct snap *s, const struct graph_user *u)
 			   .ct = { .service = "exchange" },
 			   .grp = { .limit = SNAP_MAIL_DOWNLOADS } };
 	struct graph_pager *p = NULL;
+	struct graph_mail_folder probe = { 0 };
 	struct item in = { 0 };
 	struct buf name = BUF_INIT;
 	size_t i;
 	int rc;
 
 	w.upn = u->upn ? u->upn : u->id;
+	/* probe (a 404 is an answer there, not an error), then list */
 	walk_release(s);
-	rc = graph_mail_folders_open(s->g, u->id, NULL, true, &p);
+	rc = graph_mail_folder_get(s->g, u->id, "inbox", &probe);
+	graph_mail_folder_release(&probe);
+	if (rc == 0)
+		rc = graph_mail_folders_open(s->g, u->id, NULL, true, &p);
 	walk_acquire(s);
 	if (rc == -ENOENT) {
 		/* MailboxNotEnabledForRESTAPI: no Exchange Online mailbox;

@@ -264,6 +264,7 @@ def test_users_without_mailbox_or_onedrive(emulator_factory, tmp_path):
         assert s["no_onedrive"] == len(no_od), (s, no_od)
         assert s["mailboxes"] == len(users) - len(no_mbx), s
         lines = p.stderr.splitlines()
+        assert not [ln for ln in lines if ": error: " in ln], p.stderr
         for upns, what in ((no_mbx, "no mailbox"), (no_od, "no OneDrive")):
             for upn in upns:
                 said = [ln for ln in lines if "'%s'" % upn in ln]
@@ -274,6 +275,48 @@ def test_users_without_mailbox_or_onedrive(emulator_factory, tmp_path):
         shown = tool.run("show", "latest", "--repo", repo, check=0).stdout
         for upn in no_mbx + no_od:
             assert upn not in shown, shown
+    finally:
+        emu.stop()
+
+
+def test_deleted_site_drive_and_mailbox_end(emulator_factory, tmp_path):
+    """A site, a drive and a mailbox deleted between two snapshots leave
+    the new snapshot and stay in the old one."""
+    emu = emulator_factory(scale=0, seed=3)
+    try:
+        tool = Tool(emu, tmp_path)
+        repo = tmp_path / "repo"
+        tool.init(repo)
+        s1 = tool.snapshot(repo)
+        assert s1["status"] == "complete", s1
+        before = tool.dump(repo, str(s1["snapshot"]))
+        truth = emu.truth()
+        site = first(truth["sites"], lambda x: not x["personal"] and
+                     x["webUrl"].count("/") > 2)
+        od = first(truth["drives"], lambda d: d["driveType"] == "business")
+        mbx = first(truth["users"], lambda u: u["has_mailbox"] and
+                    u["userPrincipalName"] != od["user"])
+        emu.mutate(op="delete_site", site=site["id"])
+        emu.mutate(op="delete_drive", drive=od["id"])
+        emu.mutate(op="delete_mailbox", user=mbx["id"])
+        gone = [site["webUrl"].replace("https://", "sites/"), od["path"],
+                "mailboxes/" + mbx["userPrincipalName"]]
+        for g in gone:
+            assert any(it["path"].startswith(g + "/") for it in before), g
+
+        s2 = tool.snapshot(repo)
+        assert s2["status"] == "complete" and s2["errors"] == 0, s2
+        assert s2["deleted"] > 0 and s2["no_mailbox"] == 1, s2
+        after = tool.dump(repo)
+        for g in gone:
+            left = [it["path"] for it in after
+                    if it["path"] == g or it["path"].startswith(g + "/")]
+            assert not left, left[:5]
+        # what was not deleted is still there
+        compare(emu.truth(), after)
+        assert any(it["path"].startswith("mailboxes/") for it in after)
+        # the earlier snapshot is unchanged
+        assert tool.dump(repo, str(s1["snapshot"])) == before
     finally:
         emu.stop()
 
