@@ -439,13 +439,14 @@ out:
 	explicit_bzero(key, sizeof(key));
 	if (mounted)
 		fuse_session_unmount(se);
+	/* uploaders stop while SIGPIPE is still ignored */
+	fs_live_stop(); /* live: before the connection goes */
+	fs_restore_stop(); /* restore */
 	if (se) {
 		fuse_remove_signal_handlers(se);
 		fuse_session_destroy(se);
 	}
 	fuse_loop_cfg_destroy(lcfg);
-	fs_live_stop(); /* live */
-	fs_restore_stop(); /* restore */
 	if (inited)
 		fs_release(&fs);
 	store_close(st);

@@ -679,7 +679,20 @@ static void rop_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		}
 		if (size > sb->b.len - (size_t)off)
 			size = sb->b.len - (size_t)off;
-		fuse_reply_buf(req, sb->b.data + off, size);
+		/*
+		 * Reply from a copy: once the kernel has the data the reader
+		 * may close, and release frees @sb while this thread is still
+		 * returning from writev (AddressSanitizer inspects the iovec
+		 * after the call).
+		 */
+		p = malloc(size);
+		if (!p) {
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+		memcpy(p, sb->b.data + off, size);
+		fuse_reply_buf(req, p, size);
+		free(p);
 		return;
 	}
 	p = malloc(size ? size : 1);
