@@ -677,7 +677,20 @@ static void rop_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		}
 		if (size > sb->b.len - (size_t)off)
 			size = sb->b.len - (size_t)off;
-		fuse_reply_buf(req, sb->b.data + off, size);
+		/*
+		 * Reply from a copy: once the kernel has the data, the reader
+		 * may close and release() free @sb before fuse_reply_buf()
+		 * returns (ASan reads the iovec again after writev(): a
+		 * use-after-free that aborted the sanitizer build in CI).
+		 */
+		p = malloc(size);
+		if (!p) {
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+		memcpy(p, sb->b.data + off, size);
+		fuse_reply_buf(req, p, size);
+		free(p);
 		return;
 	}
 	p = malloc(size ? size : 1);
@@ -1152,6 +1165,23 @@ fs_restore_ops(const struct fuse_lowlevel_ops *base)
 	R.ops.setxattr = rop_setxattr;
 	R.ops.statfs = rop_statfs;
 	return &R.ops;
+}
+
+int fs_restore_check(void)
+{
+	struct restore_conn *c = NULL;
+	struct buf why = BUF_INIT;
+	int rc;
+
+	if (!fs_restore_enabled())
+		return 0;
+	rc = restore_conn_open(R.connection, &c, &why);
+	restore_conn_free(c);
+	if (rc < 0)
+		fprintf(stderr, "m365fs: error: -o connection=%s: %s\n",
+			R.connection, why.data ? why.data : strerror(-rc));
+	buf_release(&why);
+	return rc;
 }
 
 int fs_restore_start(struct fs *fs)

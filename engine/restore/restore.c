@@ -22,6 +22,7 @@
 #define CACHE_BUCKETS 1024
 #define MAIL_MAX      (150u << 20) /* largest message imported */
 #define THREADS_MAX   32
+#define RESCAN_S      10 /* idle uploaders look for pending entries */
 
 struct cache_ent;
 
@@ -43,6 +44,7 @@ struct restore {
 	struct job *ready; /* entries to upload, FIFO from ready_head */
 	size_t ready_head, ready_n, ready_cap;
 	int64_t busy[THREADS_MAX]; /* entry each uploader works on, or 0 */
+	bool scanning; /* an idle uploader rescans the queue */
 };
 
 /*
@@ -216,6 +218,29 @@ static void cache_put(struct restore *r, const char *path, const struct cloc *c)
 	pthread_mutex_lock(&r->lock);
 	e->next = r->cache[h];
 	r->cache[h] = e;
+	pthread_mutex_unlock(&r->lock);
+}
+
+/* Forget @path and everything below it (the tenant changed). */
+static void cache_drop(struct restore *r, const char *path)
+{
+	struct cache_ent **pp, *e;
+	size_t len = strlen(path);
+	unsigned i;
+
+	pthread_mutex_lock(&r->lock);
+	for (i = 0; i < CACHE_BUCKETS; i++)
+		for (pp = &r->cache[i]; (e = *pp);) {
+			if (!strncmp(e->path, path, len) &&
+			    (!e->path[len] || e->path[len] == '/')) {
+				*pp = e->next;
+				free(e->path);
+				cloc_release(&e->c);
+				free(e);
+			} else {
+				pp = &e->next;
+			}
+		}
 	pthread_mutex_unlock(&r->lock);
 }
 
@@ -1096,6 +1121,18 @@ static void process(struct restore *r, struct cat_restore *e,
 			&reason,
 			"files can only be restored into a library, a OneDrive or a mail folder");
 	}
+	if (rc == -ENOENT && (loc.kind == RESTORE_K_FOLDER ||
+			      loc.kind == RESTORE_K_MAIL_FOLDER)) {
+		/* the folder went away in the tenant since it was resolved:
+		 * a retry resolves (and creates) it again */
+		cache_drop(r, parent.data);
+		buf_truncate(&reason, 0);
+		buf_addf(&reason,
+			 "the folder '%s' is not in the tenant any more "
+			 "(deleted while the restore waited?): 'm365-snapshot "
+			 "restore-queue --retry-failed' creates it again",
+			 parent.data);
+	}
 	if (rc == 0) {
 		status = CAT_RESTORE_DONE;
 		log_info("restore: '%s' restored%s%s", e->target,
@@ -1161,16 +1198,47 @@ static void push_job(struct restore *r, const struct job *j)
 	pthread_mutex_unlock(&r->lock);
 }
 
+static bool is_busy(const struct restore *r, int64_t id)
+{
+	unsigned i;
+
+	for (i = 0; i < THREADS_MAX; i++)
+		if (r->busy[i] == id)
+			return true;
+	return false;
+}
+
 /* The next job for uploader @slot (lock held): 1, or 0 when none. */
 static int pop_job(struct restore *r, unsigned slot, struct job *j)
 {
-	if (!r->ready_n)
+	while (r->ready_n) {
+		*j = r->ready[r->ready_head++];
+		if (!--r->ready_n)
+			r->ready_head = 0;
+		if (is_busy(r, j->id))
+			continue; /* found twice (a rescan): one uploader is enough */
+		r->busy[slot] = j->id;
+		return 1;
+	}
+	return 0;
+}
+
+/* Rescan (lock not held): pending entries nobody has (e.g. failed ones
+ * that 'm365-snapshot restore-queue --retry-failed' made pending again). */
+static int rescan_cb(void *ctx, const struct cat_restore *e)
+{
+	struct restore *r = ctx;
+	struct job j = { e->id, 1, true };
+	bool mine;
+
+	if (e->status != CAT_RESTORE_PENDING)
 		return 0;
-	*j = r->ready[r->ready_head++];
-	if (!--r->ready_n)
-		r->ready_head = 0;
-	r->busy[slot] = j->id;
-	return 1;
+	pthread_mutex_lock(&r->lock);
+	mine = is_busy(r, e->id);
+	pthread_mutex_unlock(&r->lock);
+	if (!mine)
+		push_job(r, &j);
+	return 0;
 }
 
 struct worker_arg {
@@ -1183,6 +1251,7 @@ static void *worker(void *arg)
 	struct restore *r = ((struct worker_arg *)arg)->r;
 	unsigned slot = ((struct worker_arg *)arg)->slot;
 	struct cat_restore e = { 0 };
+	struct timespec ts;
 	struct job j;
 	int rc;
 
@@ -1190,7 +1259,17 @@ static void *worker(void *arg)
 	pthread_mutex_lock(&r->lock);
 	while (!r->stop) {
 		if (!pop_job(r, slot, &j)) {
-			pthread_cond_wait(&r->wake, &r->lock);
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += RESCAN_S;
+			if (pthread_cond_timedwait(&r->wake, &r->lock, &ts) !=
+				    ETIMEDOUT ||
+			    r->ready_n || r->scanning)
+				continue;
+			r->scanning = true;
+			pthread_mutex_unlock(&r->lock);
+			cat_restore_list(r->cat, rescan_cb, r);
+			pthread_mutex_lock(&r->lock);
+			r->scanning = false;
 			continue;
 		}
 		pthread_mutex_unlock(&r->lock);
@@ -1306,6 +1385,51 @@ int restore_start(struct restore *r)
 		r->started++;
 	}
 	return 0;
+}
+
+struct retry_ctx {
+	int64_t *ids;
+	size_t n, cap;
+};
+
+static int failed_cb(void *ctx, const struct cat_restore *e)
+{
+	struct retry_ctx *rc = ctx;
+	int64_t *v;
+
+	if (e->status != CAT_RESTORE_FAILED)
+		return 0;
+	if (rc->n == rc->cap) {
+		rc->cap = rc->cap ? rc->cap * 2 : 64;
+		v = realloc(rc->ids, rc->cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		rc->ids = v;
+	}
+	rc->ids[rc->n++] = e->id;
+	return 0;
+}
+
+int restore_retry_failed(struct restore *r, int *count)
+{
+	struct retry_ctx f = { 0 };
+	size_t i;
+	int rc;
+
+	if (count)
+		*count = 0;
+	rc = cat_restore_list(r->cat, failed_cb, &f);
+	for (i = 0; rc == 0 && i < f.n; i++) {
+		rc = cat_restore_update(r->cat, f.ids[i], CAT_RESTORE_PENDING,
+					"", NULL);
+		if (rc == 0 && count)
+			++*count;
+	}
+	free(f.ids);
+	if (rc < 0)
+		log_err("restore: cannot queue the failed restores again: %s",
+			strerror(-rc));
+	return rc;
 }
 
 struct cat *restore_cat(struct restore *r)

@@ -87,6 +87,14 @@ int restore_new(const struct restore_config *cfg, struct restore **out);
  */
 int restore_start(struct restore *r);
 
+/**
+ * Make every failed entry pending again (its reason cleared): it is
+ * retried by restore_start(), or within ten seconds by the uploaders of
+ * a running daemon on the same repository.  *@count (may be NULL) receives
+ * how many.  Returns 0 or -errno.
+ */
+int restore_retry_failed(struct restore *r, int *count);
+
 /** Stop the uploaders (an upload in flight is finished or left to be
  * resumed) and free @r.  NULL is fine. */
 void restore_free(struct restore *r);
