@@ -428,12 +428,13 @@ out:
 	explicit_bzero(key, sizeof(key));
 	if (mounted)
 		fuse_session_unmount(se);
+	/* uploaders stop while SIGPIPE is still ignored */
+	fs_restore_stop(); /* restore */
 	if (se) {
 		fuse_remove_signal_handlers(se);
 		fuse_session_destroy(se);
 	}
 	fuse_loop_cfg_destroy(lcfg);
-	fs_restore_stop(); /* restore */
 	if (inited)
 		fs_release(&fs);
 	store_close(st);

@@ -678,10 +678,10 @@ static void rop_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		if (size > sb->b.len - (size_t)off)
 			size = sb->b.len - (size_t)off;
 		/*
-		 * Reply from a copy: once the kernel has the data, the reader
-		 * may close and release() free @sb before fuse_reply_buf()
-		 * returns (ASan reads the iovec again after writev(): a
-		 * use-after-free that aborted the sanitizer build in CI).
+		 * Reply from a copy: once the kernel has the data the reader
+		 * may close, and release frees @sb while this thread is still
+		 * returning from writev (AddressSanitizer inspects the iovec
+		 * after the call).
 		 */
 		p = malloc(size);
 		if (!p) {
