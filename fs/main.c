@@ -10,6 +10,7 @@
  * into the background: SQLite connections must not cross a fork.
  */
 #include "fs.h"
+#include "live.h" /* live/: hooks marked "live" */
 #include "restore.h" /* restore/: hooks marked "restore" */
 
 #include <dirent.h>
@@ -67,10 +68,13 @@ static void usage(FILE *f)
 		"    -o dir_cache=MIB       directory listing cache (default %u)\n"
 		"    -o timeout=SECONDS     kernel cache timeout in snapshots (default %.0f)\n"
 		"    -o readahead=KIB       kernel readahead, needs root (default %u)\n"
-		"    -o connection=NAME     enable restore/ through connection NAME\n"
+		"    -o connection=NAME     enable live/ and restore/ through connection NAME\n"
 		"    -o conflict=POLICY     restore/ name clashes: rename (default),\n"
 		"                           replace or skip\n"
 		"    -o restore_threads=N   parallel uploads (default 4)\n"
+		"    -o live_ttl=SECONDS    live/: listings and attributes kept (default 30)\n"
+		"    -o live_cache=MIB      live/: file block cache in REPO/cache/live\n"
+		"                           (default 1024)\n"
 		"    -f                     stay in the foreground, log to stderr\n"
 		"    -o debug, -d           debug log (implies -f)\n"
 		"    -s                     single-threaded\n"
@@ -301,6 +305,10 @@ int main(int argc, char **argv)
 		ret = 2;
 		goto out;
 	}
+	if (fs_live_opts(&args) < 0) { /* live */
+		ret = 2;
+		goto out;
+	}
 	if (fuse_opt_parse(&args, &fs.o, opt_spec, opt_proc) < 0) {
 		ret = 2;
 		goto out;
@@ -376,7 +384,9 @@ int main(int argc, char **argv)
 					    : "-oro,subtype=" PROG) < 0 ||
 	    fuse_opt_add_arg(&args, fsname) < 0)
 		goto out;
-	se = fuse_session_new(&args, fs_restore_ops(&fs_ll_ops) /* restore */,
+	se = fuse_session_new(&args,
+			      fs_restore_ops(fs_live_ops(&fs_ll_ops)) /* live,
+									 restore */,
 			      sizeof(fs_ll_ops), &fs);
 	if (!se) {
 		ret = 2; /* libfuse said which option it did not know */
@@ -406,6 +416,7 @@ int main(int argc, char **argv)
 	log_info("mounted repository '%s' on '%s'", fs.o.repo,
 		 copts.mountpoint);
 	fs_restore_start(&fs); /* restore: failures are logged */
+	fs_live_start(&fs, fs_restore_graph()); /* live: the same */
 
 	if (copts.singlethread) {
 		rc = fuse_session_loop(se);
@@ -429,6 +440,7 @@ out:
 	if (mounted)
 		fuse_session_unmount(se);
 	/* uploaders stop while SIGPIPE is still ignored */
+	fs_live_stop(); /* live: before the connection goes */
 	fs_restore_stop(); /* restore */
 	if (se) {
 		fuse_remove_signal_handlers(se);

@@ -55,6 +55,13 @@ int fs_restore_check(void);
  */
 int fs_restore_start(struct fs *fs);
 
+/**
+ * The Graph client of the connection (borrowed, valid until
+ * fs_restore_stop()), or NULL when it could not be opened.  live/ uses
+ * it too: one connection pool and Retry-After fence for both.
+ */
+struct graph *fs_restore_graph(void);
+
 /** Stop the uploaders and free everything (before fs_release()). */
 void fs_restore_stop(void);
 
