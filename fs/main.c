@@ -376,7 +376,7 @@ int main(int argc, char **argv)
 		goto out;
 	store_close(st);
 	st = NULL;
-	if (check_catalog(&fs.o) < 0)
+	if (check_catalog(&fs.o) < 0 || fs_restore_check() < 0 /* restore */)
 		goto out;
 
 	snprintf(fsname, sizeof(fsname), "-ofsname=%s", fs.o.repo);
