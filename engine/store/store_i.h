@@ -227,6 +227,7 @@ struct cbuf {
 
 struct cache_ent {
 	unsigned char id[32];
+	struct store *st; /* whose buffer pool gets data back */
 	unsigned char *data;
 	size_t cap; /* bytes allocated at data (counted by the cache) */
 	uint32_t len;
