@@ -50,7 +50,6 @@ export RESTIC_CACHE_DIR=$work/cache-restic RESTIC_PASSWORD=bench-repo
 export BORG_BASE_DIR=$work/borg-base BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes
 export BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
 
-now() { date +%s.%N; }
 size() { du -sb "$1" | cut -f1; }
 res=$work/results # lines: tool seconds bytes cpu
 
@@ -59,7 +58,7 @@ timed() { # tool command...: wall and CPU (user + system) of a peer
 	shift
 	/usr/bin/time -f '%e %U %S' -o "$work/time" "$@"
 	set -- $(tail -n 1 "$work/time")
-	echo "$t $1 $(size "$repo") $(echo "$2 + $3" | bc)" >>"$res"
+	echo "$t $1 $(size "$repo") $(awk "BEGIN {print $2 + $3}")" >>"$res"
 }
 
 one() { # tool
