@@ -38,7 +38,8 @@ struct snap;
 
 #define META_MAX 24
 
-#define SNAP_USER_WALKERS 4 /* users (OneDrive + mailbox) walked at once */
+#define SNAP_USER_WALKERS                                                      \
+	(SNAP_LISTINGS_MAX - 1) /* users (OneDrive + mailbox) walked at once */
 #define SNAP_MAIL_DOWNLOADS                                                    \
 	(SNAP_MAIL_PARALLEL - 1) /* per mailbox, besides its listing */
 

@@ -49,9 +49,10 @@ struct cat;
 #define SNAP_SVC_ALL	  0x7u
 
 #define SNAP_DEFAULT_PARALLEL 8 /* downloads in flight */
-#define SNAP_MAIL_PARALLEL                                                     \
-	4 /* Outlook: 4 concurrent requests per
-				     mailbox (listing + downloads) */
+/* Outlook: 4 concurrent requests per mailbox (listing + downloads) */
+#define SNAP_MAIL_PARALLEL 4
+/* listings at once besides the downloads: the sites and 4 users */
+#define SNAP_LISTINGS_MAX 5
 
 /* Counters of one run (also shown as progress). */
 struct snap_stats {

@@ -579,6 +579,9 @@ static int cmd_create(int argc, char **argv)
 	if (op.retries > 0)
 		hc.max_retries = (unsigned)op.retries;
 	hc.low_speed_time_s = op.stall;
+	/* every download and every walker's listing on a stream of its own */
+	hc.max_inflight = (op.parallel ? op.parallel : SNAP_DEFAULT_PARALLEL) +
+			  SNAP_LISTINGS_MAX;
 	if (tool_connect(op.connection, &hc, &tc) < 0) {
 		repo_close(&r);
 		return CLI_EXIT_FAIL;
