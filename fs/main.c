@@ -426,6 +426,8 @@ int main(int argc, char **argv)
 		log_err("the FUSE session ended: %s", strerror(-rc));
 out:
 	explicit_bzero(key, sizeof(key));
+	if (inited)
+		fs_push_stop(&fs); /* it uses the session */
 	if (mounted)
 		fuse_session_unmount(se);
 	if (se) {
