@@ -117,11 +117,19 @@ check-integration: $(BINS) | $(TEST_STAMP)
 
 # Fuzz targets (libFuzzer, clang): built apart, each run briefly.
 FUZZ_SECONDS ?= 10
-FUZZ_CFLAGS = -std=c17 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -g -O1 -pthread \
-              -Iengine -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS)
-build-fuzz/%: tests/fuzz/%.c $(ENGINE_SRC) | $(TEST_STAMP)
+FUZZ_CFLAGS = -std=c17 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -MMD -MP -g -O1 \
+              -pthread -Iengine -fsanitize=fuzzer-no-link,address,undefined \
+              $(PKG_CFLAGS)
+FUZZ_OBJ := $(ENGINE_SRC:%.c=build-fuzz/%.o)
+build-fuzz/engine/%.o: engine/%.c | $(TEST_STAMP)
 	@mkdir -p $(@D)
-	clang $(FUZZ_CFLAGS) -o $@ $< $(ENGINE_SRC) $(PKG_LIBS) -lm
+	clang $(FUZZ_CFLAGS) -c -o $@ $<
+build-fuzz/libm365.a: $(FUZZ_OBJ)
+	rm -f $@ && ar rcs $@ $^
+build-fuzz/%: tests/fuzz/%.c build-fuzz/libm365.a | $(TEST_STAMP)
+	@mkdir -p $(@D)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< build-fuzz/libm365.a \
+	  $(PKG_LIBS) -lm
 fuzz: $(FUZZ_BIN)
 check-fuzz: $(FUZZ_BIN)
 	@for f in $(FUZZ_BIN); do \
@@ -167,4 +175,4 @@ format-check:
 
 -include $(ENGINE_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(FS_SRC:%.c=$(BUILD)/%.d) \
          $(CONNECT_SRC:%.c=$(BUILD)/%.d) $(SNAPSHOT_SRC:%.c=$(BUILD)/%.d) \
-         $(UNIT_SRC:%.c=$(BUILD)/%.d)
+         $(UNIT_SRC:%.c=$(BUILD)/%.d) $(FUZZ_OBJ:.o=.d) $(FUZZ_BIN:=.d)

@@ -10,6 +10,7 @@
  * into the background: SQLite connections must not cross a fork.
  */
 #include "fs.h"
+#include "live.h" /* live/: hooks marked "live" */
 #include "restore.h" /* restore/: hooks marked "restore" */
 
 #include <dirent.h>
@@ -67,10 +68,13 @@ static void usage(FILE *f)
 		"    -o dir_cache=MIB       directory listing cache (default %u)\n"
 		"    -o timeout=SECONDS     kernel cache timeout in snapshots (default %.0f)\n"
 		"    -o readahead=KIB       kernel readahead, needs root (default %u)\n"
-		"    -o connection=NAME     enable restore/ through connection NAME\n"
+		"    -o connection=NAME     enable live/ and restore/ through connection NAME\n"
 		"    -o conflict=POLICY     restore/ name clashes: rename (default),\n"
 		"                           replace or skip\n"
 		"    -o restore_threads=N   parallel uploads (default 4)\n"
+		"    -o live_ttl=SECONDS    live/: listings and attributes kept (default 30)\n"
+		"    -o live_cache=MIB      live/: file block cache in REPO/cache/live\n"
+		"                           (default 1024)\n"
 		"    -f                     stay in the foreground, log to stderr\n"
 		"    -o debug, -d           debug log (implies -f)\n"
 		"    -s                     single-threaded\n"
@@ -284,6 +288,7 @@ int main(int argc, char **argv)
 	struct fuse_cmdline_opts copts = { 0 };
 	struct fuse_loop_config *lcfg = NULL;
 	struct fuse_session *se = NULL;
+	const struct fuse_lowlevel_ops *ops;
 	struct nonopts no = { 0 };
 	unsigned char key[STORE_KEY_LEN];
 	struct fs fs = { 0 };
@@ -298,6 +303,10 @@ int main(int argc, char **argv)
 	fs.o.timeout = FS_DEFAULT_TIMEOUT;
 	fs.o.readahead_kb = FS_DEFAULT_READAHEAD_KB;
 	if (fs_restore_opts(&args) < 0) { /* restore */
+		ret = 2;
+		goto out;
+	}
+	if (fs_live_opts(&args) < 0) { /* live */
 		ret = 2;
 		goto out;
 	}
@@ -367,7 +376,7 @@ int main(int argc, char **argv)
 		goto out;
 	store_close(st);
 	st = NULL;
-	if (check_catalog(&fs.o) < 0)
+	if (check_catalog(&fs.o) < 0 || fs_restore_check() < 0 /* restore */)
 		goto out;
 
 	snprintf(fsname, sizeof(fsname), "-ofsname=%s", fs.o.repo);
@@ -376,8 +385,9 @@ int main(int argc, char **argv)
 					    : "-oro,subtype=" PROG) < 0 ||
 	    fuse_opt_add_arg(&args, fsname) < 0)
 		goto out;
-	se = fuse_session_new(&args, fs_restore_ops(&fs_ll_ops) /* restore */,
-			      sizeof(fs_ll_ops), &fs);
+	/* restore/ and live/ wrap the snapshot operations */
+	ops = fs_restore_ops(fs_live_ops(&fs_ll_ops));
+	se = fuse_session_new(&args, ops, sizeof(fs_ll_ops), &fs);
 	if (!se) {
 		ret = 2; /* libfuse said which option it did not know */
 		goto out;
@@ -406,6 +416,7 @@ int main(int argc, char **argv)
 	log_info("mounted repository '%s' on '%s'", fs.o.repo,
 		 copts.mountpoint);
 	fs_restore_start(&fs); /* restore: failures are logged */
+	fs_live_start(&fs, fs_restore_graph()); /* live: the same */
 
 	if (copts.singlethread) {
 		rc = fuse_session_loop(se);
@@ -430,12 +441,14 @@ out:
 		fs_push_stop(&fs); /* it uses the session */
 	if (mounted)
 		fuse_session_unmount(se);
+	/* uploaders stop while SIGPIPE is still ignored */
+	fs_live_stop(); /* live: before the connection goes */
+	fs_restore_stop(); /* restore */
 	if (se) {
 		fuse_remove_signal_handlers(se);
 		fuse_session_destroy(se);
 	}
 	fuse_loop_cfg_destroy(lcfg);
-	fs_restore_stop(); /* restore */
 	if (inited)
 		fs_release(&fs);
 	store_close(st);

@@ -3,6 +3,8 @@
  */
 #include "restore.h"
 
+#include "live.h" /* live/ beside restore/ in the root */
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -677,7 +679,20 @@ static void rop_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		}
 		if (size > sb->b.len - (size_t)off)
 			size = sb->b.len - (size_t)off;
-		fuse_reply_buf(req, sb->b.data + off, size);
+		/*
+		 * Reply from a copy: once the kernel has the data the reader
+		 * may close, and release frees @sb while this thread is still
+		 * returning from writev (AddressSanitizer inspects the iovec
+		 * after the call).
+		 */
+		p = malloc(size);
+		if (!p) {
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+		memcpy(p, sb->b.data + off, size);
+		fuse_reply_buf(req, p, size);
+		free(p);
 		return;
 	}
 	p = malloc(size ? size : 1);
@@ -904,7 +919,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	d = ino == INO_ROOT ? NULL : node_get(ino);
 	if (ino != INO_ROOT && (!d || !d->dir))
 		rc = d ? ENOTDIR : ENOENT;
-	cap = 4;
+	cap = 5;
 	for (c = d ? d->child : NULL; c; c = c->next)
 		cap++;
 	v = calloc(cap, sizeof(*v));
@@ -925,6 +940,11 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			v[n++].st.st_mode = S_IFDIR | 0555;
 			v[n].name = "restore";
 			node_attr(R.nodes[0], &v[n++].st);
+			if (fs_live_enabled()) { /* live */
+				v[n].name = "live";
+				v[n].st.st_ino = INO_LIVE;
+				v[n++].st.st_mode = S_IFDIR | 0555;
+			}
 		} else {
 			if (d->ino == INO_RESTORE) {
 				v[n].name = ".status";
@@ -1154,6 +1174,23 @@ fs_restore_ops(const struct fuse_lowlevel_ops *base)
 	return &R.ops;
 }
 
+int fs_restore_check(void)
+{
+	struct restore_conn *c = NULL;
+	struct buf why = BUF_INIT;
+	int rc;
+
+	if (!fs_restore_enabled())
+		return 0;
+	rc = restore_conn_open(R.connection, &c, &why);
+	restore_conn_free(c);
+	if (rc < 0)
+		fprintf(stderr, "m365fs: error: -o connection=%s: %s\n",
+			R.connection, why.data ? why.data : strerror(-rc));
+	buf_release(&why);
+	return rc;
+}
+
 int fs_restore_start(struct fs *fs)
 {
 	struct restore_config rc_cfg = { 0 };
@@ -1208,6 +1245,11 @@ out:
 	restore_free(r);
 	buf_release(&why);
 	return rc;
+}
+
+struct graph *fs_restore_graph(void)
+{
+	return R.conn ? restore_conn_graph(R.conn) : NULL;
 }
 
 void fs_restore_stop(void)

@@ -79,14 +79,16 @@ start() {
 	"$BIN/m365-snapshot" init "$STATE/repo"
 	step "m365-snapshot create --repo $STATE/repo --connection demo"
 	"$BIN/m365-snapshot" create --repo "$STATE/repo" --connection demo
-	step "m365fs $STATE/repo $MNT"
-	"$BIN/m365fs" "$STATE/repo" "$MNT"
+	step "m365fs -o connection=demo $STATE/repo $MNT"
+	"$BIN/m365fs" -o connection=demo "$STATE/repo" "$MNT"
 	say ""
 	say "demo: the demo snapshot is mounted on ./demo:"
 	say "  ls demo/snapshots/latest/"
 	say "  find demo/snapshots/latest/sites | head"
 	say "  grep -rl zanzibar-quartz demo/snapshots/latest/"
 	say "  getfattr -d demo/snapshots/latest/onedrive/*/* | head"
+	say "restore by copying into demo/restore/ (status: cat demo/restore/.status):"
+	say "  cp -r demo/snapshots/latest/onedrive/ZoeM@contoso.onmicrosoft.com/Invoices demo/restore/sites/contoso.sharepoint.com/Documents/"
 	say "more snapshots: M365FS_CONFIG_DIR=$STATE/config $BIN/m365-snapshot create --repo $STATE/repo --connection demo"
 	say "demo: stop everything with 'make demo-stop'"
 }

@@ -191,6 +191,12 @@ int main(int argc, char **argv)
 	ret = cat_open(path, CAT_OPEN_WRITE | CAT_OPEN_CREATE, &c);
 	if (ret < 0)
 		die("open", ret);
+	/* a bulk load: big transactions (CAT_BENCH_BATCH rows, 0: default) */
+	cat_set_batch(c,
+		      getenv("CAT_BENCH_BATCH")
+			      ? (unsigned)atoi(getenv("CAT_BENCH_BATCH"))
+			      : 500000,
+		      30000);
 
 	/* snapshot 1: everything */
 	t0 = now_s();

@@ -2,10 +2,12 @@
 #include "auth/auth_i.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/pkcs12.h>
+#include <openssl/provider.h>
 #include <openssl/x509v3.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -149,6 +151,40 @@ out:
 	return ret;
 }
 
+/*
+ * PFX files exported by older Windows versions protect the certificate with
+ * RC2 or 40-bit RC4, which OpenSSL 3 keeps in its "legacy" provider.  Load
+ * it (and "default", which loading any provider explicitly would otherwise
+ * switch off) the first time such a file is met.
+ */
+static pthread_once_t legacy_once = PTHREAD_ONCE_INIT;
+static bool legacy_loaded;
+static OSSL_PROVIDER *legacy_prov, *default_prov; /* kept for the process */
+
+static void load_legacy(void)
+{
+	legacy_prov = OSSL_PROVIDER_load(NULL, "legacy");
+	default_prov = OSSL_PROVIDER_load(NULL, "default");
+	legacy_loaded = legacy_prov && default_prov;
+	ERR_clear_error();
+}
+
+static bool parse_pfx(PKCS12 *p12, const char *password, struct auth_cert *c)
+{
+	if (PKCS12_parse(p12, password, &c->key, &c->x509, NULL) && c->key &&
+	    c->x509)
+		return true;
+	EVP_PKEY_free(c->key);
+	X509_free(c->x509);
+	c->key = NULL;
+	c->x509 = NULL;
+	ERR_clear_error();
+	pthread_once(&legacy_once, load_legacy);
+	return legacy_loaded &&
+	       PKCS12_parse(p12, password, &c->key, &c->x509, NULL) && c->key &&
+	       c->x509;
+}
+
 int auth_cert_load_pfx(const char *path, const char *password,
 		       struct auth_cert **out, struct auth_status *st)
 {
@@ -182,8 +218,7 @@ int auth_cert_load_pfx(const char *path, const char *password,
 			"wrong password for PFX file '%s'", path);
 		goto out;
 	}
-	if (!PKCS12_parse(p12, password, &c->key, &c->x509, NULL) || !c->key ||
-	    !c->x509) {
+	if (!parse_pfx(p12, password, c)) {
 		ret = auth_ssl_fail(st, -EBADMSG, "PKCS12_parse");
 		auth_status_set(
 			st, -EBADMSG,

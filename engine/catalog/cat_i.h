@@ -86,6 +86,7 @@ struct cat {
 	bool in_txn; /* a batch transaction is open */
 	int64_t txn_start_ms; /* when it began */
 	int64_t changes; /* changes in the open batch */
+	int64_t batch_rows, batch_ms; /* automatic commit: cat_set_batch() */
 	int64_t snap; /* running snapshot, 0 = none */
 	int run_err; /* a batch of the run was lost: only rollback */
 	struct cat_counters n; /* counter increments not yet written */

@@ -501,6 +501,14 @@ void cat_set_commit_hook(struct cat *c, cat_commit_hook hook, void *ctx);
  */
 int cat_commit(struct cat *c);
 
+/**
+ * Writer: commit the open batch automatically after @rows changes or when
+ * it is @ms milliseconds old (0: CAT_BATCH_ROWS, 500 ms).  Bulk loads (a
+ * first snapshot of millions of items with no network wait between
+ * rows) commit less often; a batch holds the write lock while open.
+ */
+void cat_set_batch(struct cat *c, unsigned rows, unsigned ms);
+
 /* ---- restore queue ---------------------------------------------------- */
 
 enum cat_restore_status {

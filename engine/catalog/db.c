@@ -495,10 +495,18 @@ int cat_txn_commit(struct cat *c)
 /* Count one change; commit the batch when it is large or old. */
 int cat_note_change(struct cat *c)
 {
-	if (++c->changes >= CAT_BATCH_ROWS ||
-	    util_mono_ms() - c->txn_start_ms > 500)
+	if (++c->changes >= c->batch_rows ||
+	    util_mono_ms() - c->txn_start_ms > c->batch_ms)
 		return cat_txn_commit(c);
 	return 0;
+}
+
+void cat_set_batch(struct cat *c, unsigned rows, unsigned ms)
+{
+	pthread_mutex_lock(&c->lock);
+	c->batch_rows = rows ? rows : CAT_BATCH_ROWS;
+	c->batch_ms = ms ? ms : 500;
+	pthread_mutex_unlock(&c->lock);
 }
 
 /*
@@ -520,7 +528,7 @@ static void *committer_main(void *arg)
 			ts.tv_nsec -= 1000000000L;
 		}
 		pthread_cond_timedwait(&c->cond, &c->lock, &ts);
-		if (c->in_txn && util_mono_ms() - c->txn_start_ms > 500)
+		if (c->in_txn && util_mono_ms() - c->txn_start_ms > c->batch_ms)
 			cat_txn_commit(c); /* errors logged; batch lost */
 	}
 	pthread_mutex_unlock(&c->lock);
@@ -558,6 +566,8 @@ int cat_open(const char *path, int flags, struct cat **out)
 	pthread_mutex_init(&c->qlock, NULL);
 	pthread_cond_init(&c->cond, NULL);
 	c->qfd = -1;
+	c->batch_rows = CAT_BATCH_ROWS;
+	c->batch_ms = 500;
 	c->writer = flags & (CAT_OPEN_WRITE | CAT_OPEN_CREATE);
 	c->copy = flags & CAT_OPEN_COPY;
 	c->path = strdup(path);

@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -1081,6 +1082,20 @@ static CURLcode global_rc;
 
 static void global_init(void)
 {
+	struct sigaction sa;
+
+	/*
+	 * Transfers run with CURLOPT_NOSIGNAL (we are multi-threaded), so
+	 * libcurl does not shield its socket writes from SIGPIPE: a peer that
+	 * drops the connection while we send would kill the process.  Ignore
+	 * SIGPIPE unless the program installed a handler of its own.
+	 */
+	if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL) {
+		sa.sa_handler = SIG_IGN;
+		sa.sa_flags = 0;
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGPIPE, &sa, NULL);
+	}
 	global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 

@@ -85,7 +85,8 @@ struct http_config {
 /**
  * Create a client and start its event-loop thread.  @cfg may be NULL
  * (all defaults).  Caller owns *@out, free with http_free().
- * Returns 0, -ENOMEM, -EIO (libcurl could not be initialised) or the
+ * The first call sets SIGPIPE to ignored if it is at its default
+ * (transfers run without libcurl's signal handling).  Returns 0, -ENOMEM, -EIO (libcurl could not be initialised) or the
  * error of pthread_create().
  */
 int http_new(const struct http_config *cfg, struct http **out);

@@ -266,6 +266,17 @@ int store_key_load_file(const char *path, unsigned char key[STORE_KEY_LEN],
 				path, path);
 		goto out;
 	}
+	/* like ssh: a file another user can replace is not our key */
+	if (sb.st_uid != geteuid() && sb.st_uid != 0) {
+		ret = -EPERM;
+		if (why)
+			buf_addf(
+				why,
+				"key file '%s' belongs to another user (uid %u): run 'chown %u %s' if it is yours",
+				path, (unsigned)sb.st_uid, (unsigned)geteuid(),
+				path);
+		goto out;
+	}
 	n = read(fd, text, sizeof(text) - 1);
 	if (n < 0) {
 		ret = -errno;

@@ -634,6 +634,12 @@ static int orphan_one(void *arg, const char *rel)
 int store_prune(struct store *st, const struct store_idset *keep,
 		struct store_prune_stats *stats)
 {
+	return store_prune_ex(st, keep, STORE_PRUNE_MIN_UNUSED, stats);
+}
+
+int store_prune_ex(struct store *st, const struct store_idset *keep,
+		   unsigned min_unused_pct, struct store_prune_stats *stats)
+{
 	struct store_prune_stats s = { 0 };
 	struct store_idset *roots = NULL;
 	struct pack_row *packs = NULL;
@@ -663,10 +669,11 @@ int store_prune(struct store *st, const struct store_idset *keep,
 		goto out;
 	for (size_t i = 0; i < n; i++) {
 		const struct pack_row *p = &packs[i];
-		uint64_t used = 0, kept = 0;
+		uint64_t used = 0, kept = 0, size, unused = 0;
 		bool damaged;
 
-		s.bytes_before += file_size(st, p->name);
+		size = file_size(st, p->name);
+		s.bytes_before += size;
 		free(rows);
 		rows = NULL;
 		ret = chunks_load(st, p->id, &rows, &nrows);
@@ -676,8 +683,16 @@ int store_prune(struct store *st, const struct store_idset *keep,
 			if (store_idset_has(keep, rows[k].id) ||
 			    store_idset_has(roots, rows[k].id))
 				used++;
+			else
+				unused += CHUNK_HDR_LEN + rows[k].loc.stored;
 		if (used == nrows && nrows) {
 			s.chunks_kept += used;
+			continue;
+		}
+		if (used && unused * 100 <= (uint64_t)min_unused_pct * size) {
+			s.chunks_kept += nrows; /* not worth a rewrite yet */
+			s.packs_below_threshold++;
+			s.bytes_unused_kept += unused;
 			continue;
 		}
 		s.chunks_deleted += nrows - used;

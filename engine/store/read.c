@@ -233,46 +233,150 @@ static struct scratch *scratch_get(void)
 	return s;
 }
 
+/* ---- plaintext buffers ---- */
+
+#define CBUF_ROUND (64u * 1024)
+
+/*
+ * A buffer of at least @need bytes: the best fitting one of the pool of
+ * buffers given back by evictions, or a new one.  Reusing them spares
+ * the kernel zeroing fresh pages for every chunk loaded.
+ */
+static int cbuf_get(struct store *st, size_t need, struct cbuf *out)
+{
+	int best = -1;
+
+	pthread_mutex_lock(&st->cbuf_lock);
+	for (unsigned i = 0; i < st->ncbuf; i++)
+		if (st->cbuf[i].cap >= need &&
+		    (best < 0 || st->cbuf[i].cap < st->cbuf[best].cap))
+			best = (int)i;
+	if (best >= 0) {
+		*out = st->cbuf[best];
+		st->cbuf[best] = st->cbuf[--st->ncbuf];
+	}
+	pthread_mutex_unlock(&st->cbuf_lock);
+	if (best >= 0)
+		return 0;
+	out->cap = (need + CBUF_ROUND - 1) / CBUF_ROUND * CBUF_ROUND;
+	out->p = malloc(out->cap ? out->cap : 1);
+	return out->p ? 0 : -ENOMEM;
+}
+
+/* Give @b back to the pool, or free it (the pool keeps the largest). */
+static void cbuf_put(struct store *st, unsigned char *p, size_t cap)
+{
+	unsigned small = 0;
+
+	if (!p)
+		return;
+	pthread_mutex_lock(&st->cbuf_lock);
+	if (st->ncbuf < CBUF_POOL && cap <= st->cache_cap / 8) {
+		st->cbuf[st->ncbuf++] = (struct cbuf){ p, cap };
+		p = NULL;
+	} else if (st->ncbuf) {
+		for (unsigned i = 1; i < st->ncbuf; i++)
+			if (st->cbuf[i].cap < st->cbuf[small].cap)
+				small = i;
+		if (st->cbuf[small].cap < cap && cap <= st->cache_cap / 8) {
+			unsigned char *old = st->cbuf[small].p;
+
+			st->cbuf[small] = (struct cbuf){ p, cap };
+			p = old;
+		}
+	}
+	pthread_mutex_unlock(&st->cbuf_lock);
+	free(p);
+}
+
+/*
+ * Read a plain, uncompressed chunk's payload straight into @dst (no copy
+ * through the scratch record), its header into @hdr.
+ */
+static int record_read_direct(struct store *st, const struct loc *loc,
+			      unsigned char *hdr, unsigned char *dst)
+{
+	int fd, slot, ret;
+
+	fd = fd_get(st, loc->pack, &slot);
+	if (fd < 0)
+		return fd;
+	ret = util_pread_all(fd, hdr, CHUNK_HDR_LEN, (off_t)loc->off);
+	if (!ret)
+		ret = util_pread_all(fd, dst, loc->stored,
+				     (off_t)(loc->off + CHUNK_HDR_LEN));
+	fd_put(st, fd, slot);
+	return ret == -EIO ? -EBADMSG : ret; /* short: pack cut off */
+}
+
 int store_chunk_load(struct store *st, const unsigned char *id,
 		     const struct loc *loc, bool rehash, struct buf *out,
-		     unsigned char **data)
+		     struct cbuf *data)
 {
 	struct scratch *s = scratch_get();
-	unsigned char *dst = NULL;
+	struct cbuf cb = { NULL, 0 };
+	unsigned char *dst = NULL, hdr[CHUNK_HDR_LEN], *raw;
 	struct chunk_hdr h;
 	const char *what = NULL;
+	bool direct = !out && !st->keys.enc &&
+		      !(loc->flags & (CHUNK_F_LZ4 | CHUNK_F_ENC)) &&
+		      loc->plain == loc->stored && loc->plain <= CHUNK_LIMIT;
 	int ret;
 
 	if (!s)
 		return -ENOMEM;
-	buf_reset(&s->rec);
-	ret = store_record_read(st, loc, &s->rec);
+	if (direct) {
+		ret = cbuf_get(st, loc->plain, &cb);
+		if (ret)
+			return ret;
+		dst = cb.p;
+		raw = hdr;
+		ret = record_read_direct(st, loc, hdr, dst);
+	} else {
+		buf_reset(&s->rec);
+		ret = store_record_read(st, loc, &s->rec);
+		raw = (unsigned char *)s->rec.data;
+	}
 	if (ret == -EBADMSG)
 		what = "pack too short";
 	if (ret)
 		goto out;
-	ret = chunk_hdr_decode((unsigned char *)s->rec.data, &h);
+	ret = chunk_hdr_decode(raw, &h);
 	if (ret) {
 		what = "bad header";
 		goto out;
 	}
 	if (memcmp(h.id, id, 32) || h.plain != loc->plain ||
-	    h.stored != loc->stored) {
+	    h.stored != loc->stored ||
+	    (direct && (h.flags & (CHUNK_F_LZ4 | CHUNK_F_ENC)))) {
 		ret = -EBADMSG;
 		what = "header does not match the index";
 		goto out;
 	}
-	if (out) {
-		ret = buf_grow(out, h.plain);
-		dst = (unsigned char *)out->data + out->len;
+	if (direct) {
+		/* as chunk_decode() of a plain raw chunk, in place */
+		if (le64_get(h.nonce) != chk64(dst, h.stored)) {
+			ret = -EBADMSG;
+		} else if (rehash) {
+			unsigned char md[32];
+
+			ret = chunk_id(&st->keys, dst, h.plain, md);
+			if (!ret && memcmp(md, h.id, 32))
+				ret = -EBADMSG;
+		}
 	} else {
-		dst = malloc(h.plain);
-		ret = dst ? 0 : -ENOMEM;
+		if (out) {
+			ret = buf_grow(out, h.plain);
+			dst = (unsigned char *)out->data + out->len;
+		} else {
+			ret = cbuf_get(st, h.plain, &cb);
+			dst = cb.p;
+		}
+		if (!ret)
+			ret = chunk_decode(&st->keys, raw, &h,
+					   s->rec.data + CHUNK_HDR_LEN, rehash,
+					   &s->tmp, dst);
 	}
-	if (!ret)
-		ret = chunk_decode(&st->keys, (unsigned char *)s->rec.data, &h,
-				   s->rec.data + CHUNK_HDR_LEN, rehash, &s->tmp,
-				   dst);
 	if (ret == -EBADMSG)
 		what = "bad checksum, tag or content";
 	if (ret)
@@ -281,12 +385,11 @@ int store_chunk_load(struct store *st, const unsigned char *id,
 		out->len += h.plain;
 		out->data[out->len] = 0;
 	} else {
-		*data = dst;
-		dst = NULL;
+		*data = cb;
+		cb.p = NULL;
 	}
 out:
-	if (!out)
-		free(dst);
+	cbuf_put(st, cb.p, cb.cap);
 	if (ret == -EBADMSG)
 		log_damage(st, id, loc, what);
 	/* keep big scratch buffers from pinning memory forever */
@@ -299,7 +402,7 @@ out:
 
 /* Locate and load @id; retries once when a pack vanished (prune). */
 static int chunk_fetch(struct store *st, const unsigned char *id, bool rehash,
-		       struct buf *out, unsigned char **data, uint32_t *len)
+		       struct buf *out, struct cbuf *data, uint32_t *len)
 {
 	struct loc loc;
 	int ret, tries = 0;
@@ -348,6 +451,8 @@ int cache_init(struct store *st, size_t bytes)
 			return -ENOMEM;
 	}
 	st->cache_cap = bytes;
+	pthread_mutex_init(&st->cbuf_lock, NULL);
+	st->ncbuf = 0;
 	atomic_init(&st->cache_bytes, 0);
 	atomic_init(&st->cache_hits, 0);
 	atomic_init(&st->cache_misses, 0);
@@ -355,10 +460,10 @@ int cache_init(struct store *st, size_t bytes)
 	return 0;
 }
 
-static void ent_put(struct cache_ent *e)
+static void ent_put(struct store *st, struct cache_ent *e)
 {
 	if (e && atomic_fetch_sub(&e->refs, 1) == 1) {
-		free(e->data);
+		cbuf_put(st, e->data, e->cap);
 		free(e);
 	}
 }
@@ -373,12 +478,17 @@ void cache_release(struct store *st)
 			continue;
 		for (e = s->head; e; e = next) {
 			next = e->next;
-			ent_put(e);
+			free(e->data);
+			free(e);
 		}
 		free(s->bucket);
 		s->bucket = NULL;
 		pthread_mutex_destroy(&s->lock);
 	}
+	for (unsigned i = 0; i < st->ncbuf; i++)
+		free(st->cbuf[i].p);
+	st->ncbuf = 0;
+	pthread_mutex_destroy(&st->cbuf_lock);
 }
 
 static struct cache_shard *shard_of(struct store *st, const unsigned char *id)
@@ -458,7 +568,7 @@ static struct cache_ent *cache_insert(struct store *st, struct cache_ent *e)
 	struct cache_ent *old;
 	size_t b;
 
-	if (e->len > st->cache_cap)
+	if (e->cap > st->cache_cap)
 		return e; /* too large for the cache: caller only */
 	pthread_mutex_lock(&s->lock);
 	b = bucket_of(s, e->id);
@@ -468,14 +578,14 @@ static struct cache_ent *cache_insert(struct store *st, struct cache_ent *e)
 	if (old) {
 		atomic_fetch_add(&old->refs, 1);
 		pthread_mutex_unlock(&s->lock);
-		ent_put(e);
+		ent_put(st, e);
 		return old;
 	}
 	atomic_fetch_add(&e->refs, 1); /* the cache's reference */
 	e->hnext = s->bucket[b];
 	s->bucket[b] = e;
 	lru_push(s, e);
-	atomic_fetch_add(&st->cache_bytes, e->len);
+	atomic_fetch_add(&st->cache_bytes, e->cap);
 	pthread_mutex_unlock(&s->lock);
 
 	for (int tries = 0; tries < 4 * CACHE_SHARDS &&
@@ -492,10 +602,10 @@ static struct cache_ent *cache_insert(struct store *st, struct cache_ent *e)
 		if (x) {
 			lru_unlink(v, x);
 			hash_unlink(v, x);
-			atomic_fetch_sub(&st->cache_bytes, x->len);
+			atomic_fetch_sub(&st->cache_bytes, x->cap);
 		}
 		pthread_mutex_unlock(&v->lock);
-		ent_put(x); /* outside the lock */
+		ent_put(st, x); /* outside the lock */
 	}
 	return e;
 }
@@ -508,7 +618,7 @@ static int chunk_cached(struct store *st, const unsigned char *id,
 			struct cache_ent **out, bool *loaded)
 {
 	struct cache_ent *e;
-	unsigned char *data = NULL;
+	struct cbuf data = { NULL, 0 };
 	uint32_t len = 0;
 	int ret;
 
@@ -530,7 +640,8 @@ static int chunk_cached(struct store *st, const unsigned char *id,
 		return ret;
 	}
 	memcpy(e->id, id, 32);
-	e->data = data;
+	e->data = data.p;
+	e->cap = data.cap;
 	e->len = len;
 	atomic_init(&e->refs, 1);
 	*out = cache_insert(st, e);
@@ -604,14 +715,14 @@ ssize_t store_read(struct store *st, const void *desc, size_t desc_len,
 		if (ret)
 			return ret;
 		if (e->len != end - start) {
-			ent_put(e);
+			ent_put(st, e);
 			return -EBADMSG;
 		}
 		take = (size_t)(end - pos);
 		if (take > n - done)
 			take = n - done;
 		memcpy((char *)p + done, e->data + (pos - start), take);
-		ent_put(e);
+		ent_put(st, e);
 		done += take;
 		pos += take;
 	}

@@ -18,7 +18,8 @@
 #include "util/log.h"
 #include "util/util.h"
 
-#define CONFIG_MAX (64 * 1024)
+#define CONFIG_MAX     (64 * 1024)
+#define WRITEBACK_STEP (4u << 20) /* start pack writeback every 4 MiB */
 
 int store_path(const struct store *st, const char *rel, struct buf *out)
 {
@@ -659,6 +660,7 @@ static int pack_new(struct store *st)
 	}
 	st->pack_fd = fd;
 	st->pack_off = PACK_HDR_LEN;
+	st->pack_wb = 0;
 	fd = -1;
 out:
 	if (fd >= 0)
@@ -728,6 +730,17 @@ int store_append(struct store *st, const unsigned char *rec, size_t len,
 	p->loc.plain = le32_get(rec + 40);
 	p->loc.stored = le32_get(rec + 44);
 	st->pack_off += len;
+	/*
+	 * Start writing back what we appended while the next chunks are
+	 * prepared, so that store_flush() finds little left to write: its
+	 * fsync is then short.  Only a hint; errors show up at the fsync.
+	 */
+	if (st->pack_off - st->pack_wb >= WRITEBACK_STEP) {
+		sync_file_range(st->pack_fd, (off_t)st->pack_wb,
+				(off_t)(st->pack_off - st->pack_wb),
+				SYNC_FILE_RANGE_WRITE);
+		st->pack_wb = st->pack_off;
+	}
 out:
 	pthread_mutex_unlock(&st->wlock);
 	return ret;

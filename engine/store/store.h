@@ -76,8 +76,8 @@ void store_key_format(const unsigned char key[STORE_KEY_LEN],
 
 /**
  * Read a key file (the 44-character base64 form) into @key.  Like ssh, a
- * key file readable or writable by group or others is refused with
- * -EPERM.  On failure a sentence for people ("key file '%s' is readable
+ * key file readable or writable by group or others, or owned by a user
+ * other than the effective user and root, is refused with -EPERM.  On failure a sentence for people ("key file '%s' is readable
  * by others: run 'chmod 600 %s'") is appended to @why (may be NULL).
  * Returns 0, -ENOENT, -EPERM, -EINVAL (not a key) or -errno.
  */
@@ -455,21 +455,38 @@ int store_check(struct store *st, int flags,
  */
 int store_index_rebuild(struct store *st);
 
+/* Prune rewrites a pack once more than this % of its bytes is unused. */
+#define STORE_PRUNE_MIN_UNUSED 10
+
 struct store_prune_stats {
 	uint64_t packs_rewritten, packs_deleted;
 	uint64_t chunks_kept, chunks_deleted;
 	uint64_t bytes_before, bytes_after; /* total pack bytes */
+	/* packs left as they are though they hold unused chunks (not more
+	 * than the threshold), and the bytes of those chunks */
+	uint64_t packs_below_threshold, bytes_unused_kept;
 };
 
 /**
- * Remove every chunk that is neither in @keep nor referenced by a blob
- * (root record): packs holding such chunks are rewritten (their kept
- * chunks copied to new packs, fsynced and indexed) and then deleted;
- * packs no index entry points to are deleted.  A crash at any point
- * leaves a valid repository.  Needs a writable store with no active
- * writers.  @stats may be NULL.  Returns 0, -EROFS or -errno.
+ * Remove chunks that are neither in @keep nor referenced by a blob (root
+ * record): a pack with no chunk in use is deleted; a pack of which more
+ * than STORE_PRUNE_MIN_UNUSED % of the bytes is unused is rewritten (its
+ * kept chunks copied to new packs, fsynced and indexed) and then
+ * deleted; a pack with less waste is left as it is (copying most of a
+ * pack to reclaim a little of it is not worth the I/O) and its unused
+ * chunks stay readable until a later prune.  Packs no index entry points
+ * to are deleted.  A crash at any point leaves a valid repository.
+ * Needs a writable store with no active writers.  @stats may be NULL.
+ * Returns 0, -EROFS or -errno.
  */
 int store_prune(struct store *st, const struct store_idset *keep,
 		struct store_prune_stats *stats);
+
+/**
+ * As store_prune() with the threshold @min_unused_pct (0..100) instead of
+ * STORE_PRUNE_MIN_UNUSED: 0 rewrites every pack with any unused chunk.
+ */
+int store_prune_ex(struct store *st, const struct store_idset *keep,
+		   unsigned min_unused_pct, struct store_prune_stats *stats);
 
 #endif

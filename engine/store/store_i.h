@@ -213,9 +213,18 @@ struct unsynced {
 	uint64_t size;
 };
 
+/* A plaintext buffer of the chunk cache and its allocated size. */
+struct cbuf {
+	unsigned char *p;
+	size_t cap;
+};
+
+#define CBUF_POOL 4 /* evicted buffers kept for the next loads */
+
 struct cache_ent {
 	unsigned char id[32];
 	unsigned char *data;
+	size_t cap; /* bytes allocated at data (counted by the cache) */
 	uint32_t len;
 	atomic_int refs;
 	struct cache_ent *hnext, *prev, *next;
@@ -259,6 +268,7 @@ struct store {
 	int pack_fd; /* current pack (protected by wlock) */
 	int64_t pack_id; /* its index id */
 	uint64_t pack_off; /* its size */
+	uint64_t pack_wb; /* writeback started up to here (hint only) */
 	struct unsynced *uns; /* rotated packs awaiting fsync */
 	size_t nuns, auns;
 	struct pending *pend; /* appended, not yet committed */
@@ -270,6 +280,9 @@ struct store {
 	atomic_size_t cache_bytes; /* bytes cached now */
 	atomic_uint cache_rotor; /* next shard to evict from */
 	atomic_uint_fast64_t cache_hits, cache_misses;
+	pthread_mutex_t cbuf_lock; /* the pool below */
+	struct cbuf cbuf[CBUF_POOL]; /* reused so loads fault in no pages */
+	unsigned ncbuf;
 	struct fd_pool fds;
 };
 
@@ -280,11 +293,12 @@ int store_append(struct store *st, const unsigned char *rec, size_t len,
 int store_locate(struct store *st, const unsigned char *id, struct loc *loc);
 /*
  * Read, verify and decode the chunk at @loc into @out (appended), or,
- * when @out is NULL, into a new malloc()ed buffer *@data (caller frees).
+ * when @out is NULL, into a buffer of the cache's pool *@data (caller
+ * owns: cbuf_put() or free()).
  */
 int store_chunk_load(struct store *st, const unsigned char *id,
 		     const struct loc *loc, bool rehash, struct buf *out,
-		     unsigned char **data);
+		     struct cbuf *data);
 /* Read the raw record at @loc (header + payload) into @out. */
 int store_record_read(struct store *st, const struct loc *loc, struct buf *out);
 /* Path of REPO/@rel into @out. */

@@ -20,6 +20,8 @@ struct store_writer {
 	unsigned char *buf; /* chunker window: [start, len) not yet cut */
 	size_t start, len, cap;
 	EVP_MD_CTX *whole; /* SHA-256 of the whole content */
+	bool whole_is_id; /* one chunk, plain: its id is that SHA-256 */
+	unsigned char id0[32]; /* the id of that chunk */
 	struct buf desc;
 	uint64_t size, chunks, new_chunks, new_bytes, stored_bytes;
 	void *lz4;
@@ -44,6 +46,7 @@ void store_writer_reset(struct store_writer *w)
 	w->start = w->len = 0;
 	w->size = w->chunks = w->new_chunks = w->new_bytes = 0;
 	w->stored_bytes = 0;
+	w->whole_is_id = false;
 	w->err = desc_begin(&w->desc);
 	if (!w->err && EVP_DigestInit_ex(w->whole, EVP_sha256(), NULL) != 1)
 		w->err = ssl_errno("sha-256");
@@ -95,7 +98,14 @@ void store_writer_free(struct store_writer *w)
 	free(w);
 }
 
-static int emit(struct store_writer *w, const unsigned char *p, size_t n)
+/*
+ * Store one chunk of the content (@last: nothing follows it).  The
+ * SHA-256 of the whole content is fed chunk by chunk here, while the
+ * chunk is in the CPU cache; when a plain repository's content is a
+ * single chunk, its id already is that SHA-256 and is not computed twice.
+ */
+static int emit(struct store_writer *w, const unsigned char *p, size_t n,
+		bool last)
 {
 	struct store *st = w->st;
 	unsigned char id[32];
@@ -106,6 +116,12 @@ static int emit(struct store_writer *w, const unsigned char *p, size_t n)
 	ret = chunk_id(&st->keys, p, n, id);
 	if (ret)
 		return ret;
+	if (last && !w->chunks && !st->keys.enc) {
+		memcpy(w->id0, id, 32);
+		w->whole_is_id = true;
+	} else if (EVP_DigestUpdate(w->whole, p, n) != 1) {
+		return ssl_errno("sha-256");
+	}
 	w->size += n;
 	w->chunks++;
 	ret = desc_add(&w->desc, id, w->size);
@@ -136,10 +152,6 @@ int store_writer_add(struct store_writer *w, const void *p, size_t n)
 
 	if (w->err)
 		return w->err;
-	if (n && EVP_DigestUpdate(w->whole, p, n) != 1) {
-		w->err = ssl_errno("sha-256");
-		return w->err;
-	}
 	while (n) {
 		if (w->len == w->cap) {
 			memmove(w->buf, w->buf + w->start, w->len - w->start);
@@ -156,7 +168,7 @@ int store_writer_add(struct store_writer *w, const void *p, size_t n)
 		while (w->len - w->start >= w->st->cdc.max) {
 			cut = cdc_cut(&w->st->cdc, w->buf + w->start,
 				      w->len - w->start);
-			w->err = emit(w, w->buf + w->start, cut);
+			w->err = emit(w, w->buf + w->start, cut, false);
 			if (w->err)
 				return w->err;
 			w->start += cut;
@@ -175,12 +187,16 @@ int store_writer_finish(struct store_writer *w, struct store_content *res)
 	while (!w->err && w->len > w->start) {
 		cut = cdc_cut(&w->st->cdc, w->buf + w->start,
 			      w->len - w->start);
-		w->err = emit(w, w->buf + w->start, cut);
+		w->err = emit(w, w->buf + w->start, cut,
+			      w->start + cut == w->len);
 		w->start += cut;
 	}
 	if (!w->err)
 		w->err = desc_end(&w->desc, w->chunks);
-	if (!w->err && EVP_DigestFinal_ex(w->whole, res->sha256, &mdlen) != 1)
+	if (!w->err && w->whole_is_id)
+		memcpy(res->sha256, w->id0, 32);
+	else if (!w->err &&
+		 EVP_DigestFinal_ex(w->whole, res->sha256, &mdlen) != 1)
 		w->err = ssl_errno("sha-256");
 	ret = w->err;
 	if (!ret) {

@@ -69,6 +69,13 @@ def batch(req, m):
     return Response.json(200, {"responses": order})
 
 
+def _raw_path(path):
+    """The URL path of a batch item as it would arrive on the wire: it is
+    already percent-encoded (ids, UPNs, names), so '%' is kept; only what
+    may not appear raw in a URL (spaces, non-ASCII) is encoded."""
+    return urllib.parse.quote(path, safe="/:,!$@'()*+;=~%")
+
+
 def _run(outer, r):
     url = r["url"]
     if url.startswith("https://") or url.startswith("http://"):
@@ -94,8 +101,7 @@ def _run(outer, r):
     else:
         raw = json.dumps(body).encode()
         headers.setdefault("content-type", "application/json")
-    sub = Request(r["method"], "graph", urllib.parse.quote(path, safe="/:,!$@'()*+;=~"),
-                  qs, headers, raw)
+    sub = Request(r["method"], "graph", _raw_path(path), qs, headers, raw)
     sub.in_batch = True
     resp, pattern, _ = dispatch(sub)
     EMU.count(sub, pattern, resp.status, {"batch": True})

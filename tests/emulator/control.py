@@ -6,7 +6,9 @@ import time
 
 import files
 import tenant as tmod
-from core import EMU, HTTPError, Response, iso, route
+from core import EMU, FAULT_ERRORS, HTTPError, Response, iso, route
+
+FAULT_STATUSES = tuple(sorted(set(FAULT_ERRORS) | {503}))
 
 
 def _bad(msg, status=400):
@@ -116,13 +118,15 @@ def faults(req, m):
             if not isinstance(r, dict):
                 raise _bad("a fault rule is an object")
             st = r.get("status")
-            if st is not None and int(st) not in (429, 500, 502, 503, 504,
-                                                  509):
-                raise _bad("status must be 429, 500, 502, 503, 504 or 509")
+            if st is not None and int(st) not in FAULT_STATUSES:
+                raise _bad("status must be one of %s" % ", ".join(
+                    str(x) for x in FAULT_STATUSES))
             if st is None and r.get("drop_after_bytes") is None and \
                     r.get("latency_ms") is None:
                 raise _bad("a rule needs status, drop_after_bytes or "
                            "latency_ms")
+            if r.get("drop_mode") not in (None, "reset", "close"):
+                raise _bad("drop_mode must be 'reset' or 'close'")
             rule = {k: v for k, v in r.items() if not k.startswith("_")}
             if st is not None:
                 rule["status"] = int(st)
@@ -194,13 +198,11 @@ def _item(a):
 def _split_new(a):
     """-> (drive, parent item, leaf name) for create ops (path = new path)."""
     path = a.get("path") or ""
-    if "/" not in path.strip("/"):
+    if not path.strip("/") or (not a.get("drive") and
+                               "/" not in path.strip("/")):
         raise _bad("'path' must name the new item inside an existing folder")
     parent_path, _, leaf = path.rstrip("/").rpartition("/")
-    pa = dict(a, path=parent_path)
-    if a.get("drive") and not parent_path:
-        pa = dict(a, path="")
-    parent = _item(pa)
+    parent = _item(dict(a, path=parent_path))
     if not parent.is_folder:
         raise _bad("'%s' is not a folder" % parent_path)
     return parent.drive, parent, leaf
@@ -243,7 +245,8 @@ def file_mutate(op, a):
                       "drive": a.get("dest_drive")}
                      if not a.get("dest_id") else {"id": a["dest_id"]})
         if dest.drive is not it.drive:
-            raise _bad("moves across drives are not supported")
+            return _move_across_drives(it, dest, a.get("new_name"),
+                                       a.get("conflict", "fail"))
         files.ops_rename_move(it, a.get("new_name"), dest)
     elif op == "delete":
         it = _item(a)
@@ -254,6 +257,144 @@ def file_mutate(op, a):
         if c is not None:
             files.ops_replace_content(it, c)
     return it
+
+
+def _move_across_drives(it, dest, new_name, behavior):
+    """A move into another drive (as SharePoint's "Move to" another library
+    or site does it): a copy with new ids in DEST, the original deleted ->
+    the new top item.  The source drive's delta reports a deletion, the
+    destination's new items."""
+    if not dest.is_folder or it.parent is None:
+        raise _bad("move a file or folder (not a root) into a folder")
+
+    def copy(src, parent, name):
+        if src.is_folder:
+            new, _ = files.ops_create_folder(parent.drive, parent, name,
+                                             behavior)
+            for c in src.sorted_children():
+                copy(c, new, c.name)
+            return new
+        new, _ = files.ops_put_file(parent.drive, parent, name, src.content,
+                                    behavior, ctime=src.ctime,
+                                    mtime=src.mtime)
+        return new
+
+    top = copy(it, dest, new_name or it.name)
+    files.ops_delete(it)
+    return top
+
+
+# --------------------------------------------------------------------------
+# deleting sites, libraries, users and mailboxes (as an admin would)
+
+DIR_OPS = {"delete_site", "delete_drive", "delete_user", "delete_mailbox"}
+
+
+def _drop_drive(t, d):
+    """Removes drive D (a document library or a OneDrive) with its items:
+    /drives/{id}, its items, download URLs and upload sessions -> 404; it
+    leaves /sites/{id}/drives and /truth."""
+    t.drives.pop(d.id, None)
+    for iid in d.items:
+        t.items_by_id.pop(iid, None)
+    if d.site is not None and d in d.site.drives:
+        d.site.drives.remove(d)
+    for owner in (d.user, d.group):
+        if owner is not None and owner.drive is d:
+            owner.drive = None
+
+
+def _drop_site(t, s):
+    """Removes site S with its subsites and drives."""
+    for sub in list(s.subsites):
+        _drop_site(t, sub)
+    for d in list(s.drives):
+        _drop_drive(t, d)
+    if s in t.sites:
+        t.sites.remove(s)
+    t.sites_by_id.pop(s.id.lower(), None)
+    if s.parent is not None and s in s.parent.subsites:
+        s.parent.subsites.remove(s)
+    for owner in list(t.groups) + list(t.users):
+        if owner.site is s:
+            owner.site = None
+
+
+def _find_site(t, a):
+    key = a.get("site") or a.get("id") or ""
+    for s in t.sites:
+        if key.lower().rstrip("/") in (s.id.lower(), s.web_url.lower()):
+            return s
+    raise _bad("no site '%s' (give its id or webUrl)" % key, 404)
+
+
+def _find_user(t, a):
+    key = a.get("user") or a.get("id") or ""
+    u = t.user(key)
+    if u is None:
+        raise _bad("no user '%s'" % key, 404)
+    return u
+
+
+def _drop_mailbox(t, u, user_deleted):
+    mail = EMU.modules.get("mail")
+    if mail is not None and hasattr(mail, "remove_mailbox"):
+        mail.remove_mailbox(t, u.id, u.upn, user_deleted)
+    u.has_mailbox = False
+
+
+def dir_mutate(op, a):
+    """delete_site {site: id|webUrl}, delete_drive {drive}, delete_user
+    {user: id|upn, onedrive: "retain"|"delete"}, delete_mailbox {user}
+    -> the JSON answer."""
+    t = EMU.tenant
+    if op == "delete_site":
+        s = _find_site(t, a)
+        if s is t.sites[0]:
+            raise _bad("the root site cannot be deleted")
+        gone = [x.id for x in t.drives.values()
+                if x.site is not None and _under(x.site, s)]
+        _drop_site(t, s)
+        return {"ok": True, "id": s.id, "drives": gone}
+    if op == "delete_drive":
+        d = t.drives.get(a.get("drive") or a.get("id") or "")
+        if d is None:
+            raise _bad("no drive '%s'" % (a.get("drive") or a.get("id")),
+                       404)
+        _drop_drive(t, d)
+        if d.site is not None and d.site.personal and not d.site.drives:
+            _drop_site(t, d.site)  # a OneDrive is its personal site
+        return {"ok": True, "id": d.id}
+    u = _find_user(t, a)
+    if op == "delete_mailbox":
+        if not u.has_mailbox:
+            raise _bad("user '%s' has no mailbox" % u.upn, 404)
+        _drop_mailbox(t, u, False)
+        return {"ok": True, "id": u.id}
+    # delete_user
+    keep = a.get("onedrive", "retain")
+    if keep not in ("retain", "delete"):
+        raise _bad("onedrive must be 'retain' or 'delete'")
+    _drop_mailbox(t, u, True)
+    t.users.remove(u)
+    for k in (u.id.lower(), u.upn.lower()):
+        t.users_by_key.pop(k, None)
+    drive = u.drive
+    if drive is not None and keep == "delete":
+        _drop_drive(t, drive)
+        if drive.site is not None and drive.site.personal:
+            _drop_site(t, drive.site)
+    return {"ok": True, "id": u.id,
+            "drive": drive.id if drive is not None and keep == "retain"
+            else None}
+
+
+def _under(site, top):
+    while site is not None:
+        if site is top:
+            return True
+        site = site.parent
+    return False
 
 
 _mutate_lock = threading.Lock()
@@ -279,6 +420,8 @@ def mutate(req, m):
                 raise _bad("missing argument %s" % e) from None
             return Response.json(200, {"ok": True, "id": it.id,
                                        "drive": it.drive.id})
+        if op in DIR_OPS:
+            return Response.json(200, dir_mutate(op, a))
         mail = EMU.modules.get("mail")
         if mail is not None and hasattr(mail, "mutate"):
             try:

@@ -357,26 +357,47 @@ def match_fault(req):
     return None
 
 
-def throttle_response(status, retry_after=None):
-    """429 / 503 / 509 in the Graph throttling shape."""
+# fault status -> (code, message, inner code) when the rule names none
+FAULT_ERRORS = {
+    429: ("TooManyRequests", "Please retry again later.", None),
+    403: ("activityLimitReached", "The request has been throttled",
+          "throttledRequest"),
+    509: ("activityLimitReached", "The request has been throttled",
+          "throttledRequest"),
+    500: ("generalException", "An unspecified error has occurred.", None),
+    502: ("serviceNotAvailable", "The service is not available. Try the "
+          "request again after a delay.", None),
+    504: ("serviceNotAvailable", "The service is not available. Try the "
+          "request again after a delay.", None),
+}
+THROTTLE_STATUSES = (403, 429, 503, 509)
+
+
+def throttle_response(status, retry_after=None, code=None, inner_code=None,
+                      message=None):
+    """The answer of a fault rule: 429 in the error-429.json shape, 503
+    serviceNotAvailable (activityLimitReached with a Retry-After), 509 and
+    403 activityLimitReached (SharePoint throttling), 500/502/504; CODE,
+    INNER_CODE, MESSAGE replace the defaults."""
     headers = {}
     if retry_after is not None:
         headers["Retry-After"] = str(retry_after)
-    if status == 429:
-        r = graph_error(429, "TooManyRequests", "Please retry again later.",
-                        headers=headers)
+    if status == 503:
+        dcode = "serviceNotAvailable" if retry_after is None \
+            else "activityLimitReached"
+        default = (dcode, "The request has been throttled", None)
+    else:
+        default = FAULT_ERRORS.get(status, ("generalException",
+                                            "Fault injected.", None))
+    r = graph_error(status, code or default[0], message or default[1],
+                    inner_code or default[2], headers=headers)
+    if status == 429 and not (code or inner_code or message):
         obj = json.loads(r.body)
         obj["error"]["innerError"].update({"code": "429", "message":
                                            "Please retry after",
                                            "status": "429"})
         r.body = json.dumps(obj).encode()
-        return r
-    if status == 503:
-        return graph_error(503, "serviceNotAvailable" if retry_after is None
-                           else "activityLimitReached",
-                           "The request has been throttled", headers=headers)
-    return graph_error(status, "activityLimitReached",
-                       "The request has been throttled", headers=headers)
+    return r
 
 
 def dispatch(req, apply_faults=True):
@@ -389,12 +410,14 @@ def dispatch(req, apply_faults=True):
     try:
         if fault and fault.get("status"):
             with EMU.lock:
-                if fault["status"] in (429, 503, 509):
+                if fault["status"] in THROTTLE_STATUSES:
                     EMU.stats["throttled"] += 1
-            return throttle_response(fault["status"],
-                                     fault.get("retry_after")), pattern, fault
-        fn, m, pattern = find_route(req)
-        resp = fn(req, m)
+            resp = throttle_response(
+                fault["status"], fault.get("retry_after"), fault.get("code"),
+                fault.get("inner_code"), fault.get("message"))
+        else:
+            fn, m, pattern = find_route(req)
+            resp = fn(req, m)
     except HTTPError as e:
         resp = e.response
     except Exception as e:  # a bug in a handler: answer 500, log it
@@ -415,7 +438,10 @@ _CHUNK = 1 << 20
 
 
 class DropConnection(Exception):
-    pass
+    """Raised by the app to cut a response off (see transport.py)."""
+
+
+DROP_KEY = "emu.drop"  # scope key: how to drop ("reset" | "close")
 
 
 def make_app(host_of):
@@ -457,7 +483,7 @@ def make_app(host_of):
             EMU.stats["concurrent_max"] = max(EMU.stats["concurrent_max"],
                                               EMU.stats["concurrent"])
         try:
-            await _serve(req, send, loop)
+            await _serve(req, send, loop, scope)
         finally:
             with EMU.lock:
                 EMU.stats["concurrent"] -= 1
@@ -465,12 +491,15 @@ def make_app(host_of):
     return app
 
 
-async def _serve(req, send, loop):
+async def _serve(req, send, loop, scope):
     fault = None
     resp, pattern, fault = await loop.run_in_executor(_POOL, dispatch, req)
     if fault and fault.get("latency_ms"):
         await asyncio.sleep(float(fault["latency_ms"]) / 1000.0)
     drop = fault.get("drop_after_bytes") if fault else None
+    if drop is not None:
+        # read by transport.py: "reset" (HTTP/2: RST_STREAM) or "close"
+        scope[DROP_KEY] = fault.get("drop_mode") or "reset"
     hdrs = dict(resp.headers)
     if resp.stream is not None:
         length = resp.length

@@ -220,6 +220,10 @@ def main(argv=None):
 
     from hypercorn.config import Config, Sockets
     from hypercorn.asyncio.run import worker_serve
+    import transport
+
+    # EMU_H2_TUNE=0: hypercorn's own HTTP/2 buffers and windows (to compare)
+    transport.install(speed=os.environ.get("EMU_H2_TUNE", "1") != "0")
 
     cfg = Config()
     cfg.certfile = cert_file

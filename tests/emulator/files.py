@@ -1133,6 +1133,9 @@ def _session(req, m):
     if s.expires < EMU.now():
         s.drop()
         raise not_found("The upload session has expired.")
+    if EMU.tenant.drives.get(s.drive.id) is not s.drive:
+        s.drop()  # the drive (library, site, OneDrive) was deleted
+        raise not_found("The upload session was not found.")
     return s
 
 

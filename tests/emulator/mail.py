@@ -1543,6 +1543,25 @@ def truth(tenant):
     return {"messages": msgs, "mail_folders": folders}
 
 
+def remove_mailbox(tenant, user_id, upn, user_deleted):
+    """The mailbox of USER_ID / UPN goes away with its messages (they
+    leave /truth).  While the user exists (USER_DELETED false: the licence
+    was removed) Graph answers 404 MailboxNotEnabledForRESTAPI; after the
+    user is deleted 404 ErrorInvalidUser."""
+    st = store(tenant)
+    if st is None:
+        return
+    keys = (str(user_id).lower(), str(upn).lower())
+    with core.EMU.lock:
+        for k in keys:
+            st.mailboxes.pop(k, None)
+            st.by_upn.pop(k, None)
+            if user_deleted:
+                st.no_mailbox.discard(k)
+            else:
+                st.no_mailbox.add(k)
+
+
 def _mb_arg(st, args):
     key = args.get("mailbox") or args.get("user")
     if key:

@@ -67,3 +67,64 @@ def delta_round(emu, url):
 
 def q(path):
     return urllib.parse.quote(path)
+
+
+def h2_get(emu, url, timeout=30):
+    """GET URL over HTTP/2 (python3-h2, TLS with the emulator's CA), one
+    stream -> {"status", "headers", "body", "reset" (RST_STREAM error code
+    or None), "closed" (the connection ended before the stream did)}."""
+    import socket
+    import ssl
+
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    u = urllib.parse.urlsplit(url)
+    ctx = ssl.create_default_context(cafile=emu.ca_file)
+    ctx.set_alpn_protocols(["h2"])
+    raw = socket.create_connection((u.hostname, u.port or 443),
+                                   timeout=timeout)
+    sock = ctx.wrap_socket(raw, server_hostname=u.hostname)
+    out = {"status": None, "headers": {}, "body": b"", "reset": None,
+           "closed": False}
+    try:
+        assert sock.selected_alpn_protocol() == "h2"
+        c = h2.connection.H2Connection(h2.config.H2Configuration(
+            client_side=True, header_encoding="utf-8"))
+        c.initiate_connection()
+        sid = c.get_next_available_stream_id()
+        c.send_headers(sid, [(":method", "GET"), (":scheme", "https"),
+                             (":authority", u.netloc),
+                             (":path", u.path + ("?" + u.query
+                                                 if u.query else ""))],
+                       end_stream=True)
+        sock.sendall(c.data_to_send())
+        done = False
+        while not done:
+            data = sock.recv(1 << 16)
+            if not data:
+                out["closed"] = True
+                break
+            for ev in c.receive_data(data):
+                if isinstance(ev, h2.events.ResponseReceived):
+                    out["headers"] = dict(ev.headers)
+                    out["status"] = int(out["headers"][":status"])
+                elif isinstance(ev, h2.events.DataReceived):
+                    out["body"] += ev.data
+                    c.acknowledge_received_data(ev.flow_controlled_length,
+                                                ev.stream_id)
+                elif isinstance(ev, h2.events.StreamReset):
+                    out["reset"] = int(ev.error_code)
+                    done = True
+                elif isinstance(ev, h2.events.StreamEnded):
+                    done = True
+                elif isinstance(ev, h2.events.ConnectionTerminated):
+                    out["closed"] = True
+                    done = True
+            pending = c.data_to_send()
+            if pending:
+                sock.sendall(pending)
+    finally:
+        sock.close()
+    return out

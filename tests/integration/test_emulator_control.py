@@ -1,10 +1,20 @@
 """Emulator control API: faults, knobs, stats; $batch; directory."""
+import hashlib
 import http.client
 import json
 import time
 import urllib.parse
 
-from emu_helpers import all_pages, same_shape, sample
+import pytest
+from conftest import EmulatorError
+from emu_helpers import all_pages, h2_get, same_shape, sample
+
+
+@pytest.fixture(autouse=True)
+def _no_faults_left(emulator):
+    """A failed test must not leave its fault rules to the next one."""
+    yield
+    emulator.control("POST", "/faults", {"clear": True})
 
 
 def test_fault_429_integer_and_fractional_retry_after(emulator):
@@ -30,9 +40,55 @@ def test_fault_503_and_509(emulator):
     st, h, body = emulator.request("GET", "/sites/%s/drives" % site["id"])
     assert st == 503 and h["retry-after"] == "1"
     assert json.loads(body)["error"]["code"] == "activityLimitReached"
-    st, h, _ = emulator.request("GET", "/sites/%s/drives" % site["id"])
+    st, h, body = emulator.request("GET", "/sites/%s/drives" % site["id"])
     assert st == 509 and "retry-after" not in h
+    err = json.loads(body)["error"]
+    assert err["code"] == "activityLimitReached"
+    assert err["innerError"]["code"] == "throttledRequest"
     assert emulator.request("GET", "/sites/%s/drives" % site["id"])[0] == 200
+
+
+def test_fault_403_activity_limit_and_overrides(emulator):
+    emulator.reset_stats()
+    emulator.fault(path_regex=r"/sites/root$", status=403, retry_after=2,
+                   count=1)
+    emulator.fault(path_regex=r"/sites/root$", status=429, retry_after=41,
+                   code="activityLimitReached", inner_code="throttledRequest",
+                   message="The request has been throttled", count=1)
+    emulator.fault(path_regex=r"/sites/root$", status=500, count=1)
+    st, h, body = emulator.request("GET", "/sites/root")
+    assert st == 403 and h["retry-after"] == "2"
+    err = json.loads(body)["error"]
+    assert err["code"] == "activityLimitReached"
+    assert err["message"] == "The request has been throttled"
+    assert err["innerError"]["code"] == "throttledRequest"
+    assert err["innerError"]["request-id"] == h["request-id"]
+    st, h, body = emulator.request("GET", "/sites/root")
+    err = json.loads(body)["error"]
+    assert st == 429 and h["retry-after"] == "41"
+    assert (err["code"], err["innerError"]["code"]) == (
+        "activityLimitReached", "throttledRequest")
+    st, _, body = emulator.request("GET", "/sites/root")
+    assert st == 500
+    assert json.loads(body)["error"]["code"] == "generalException"
+    assert emulator.request("GET", "/sites/root")[0] == 200
+    assert emulator.stats()["throttled"] == 2
+    with pytest.raises(EmulatorError):
+        emulator.fault(path_regex="x", status=418)
+
+
+def test_batch_item_403_activity_limit(emulator):
+    emulator.fault(path_regex=r"/organization", status=403, retry_after=3,
+                   count=1)
+    st, _, body = emulator.request("POST", "/$batch", body={"requests": [
+        {"id": "a", "method": "GET", "url": "/organization"},
+        {"id": "b", "method": "GET", "url": "/organization"}]})
+    res = {r["id"]: r for r in json.loads(body)["responses"]}
+    assert st == 200
+    assert res["a"]["status"] == 403
+    assert res["a"]["headers"]["Retry-After"] == "3"
+    assert res["a"]["body"]["error"]["code"] == "activityLimitReached"
+    assert res["b"]["status"] == 200
 
 
 def test_fault_drop_connection_after_bytes(emulator):
@@ -60,6 +116,37 @@ def test_fault_drop_connection_after_bytes(emulator):
     assert st == 200 and len(body) == f["size"]
     log = [e for e in emulator.stats()["log"] if e.get("dropped")]
     assert log and log[-1]["bytes"] == 1000
+
+
+@pytest.mark.parametrize("mode", [None, "reset", "close"])
+def test_fault_drop_over_http2(emulator, mode):
+    """Over HTTP/2 the cut-off body ends with RST_STREAM INTERNAL_ERROR (or
+    the connection closes, drop_mode "close"), never a stalled stream."""
+    f = max(emulator.truth()["files"], key=lambda x: x["size"])
+    url = emulator.get_json("/drives/%s/items/%s" % (
+        f["drive"], f["id"]))["@microsoft.graph.downloadUrl"]
+    rule = {"path_regex": r"download\.aspx", "drop_after_bytes": 1000,
+            "count": 1}
+    if mode:
+        rule["drop_mode"] = mode
+    emulator.fault(**rule)
+    got = h2_get(emulator, url)
+    assert got["status"] == 200
+    assert int(got["headers"]["content-length"]) == f["size"]
+    assert len(got["body"]) == 1000, len(got["body"])
+    if mode == "close":
+        assert got["closed"] and got["reset"] is None
+    else:
+        assert got["reset"] == 2 and not got["closed"]  # INTERNAL_ERROR
+    # the next download is whole again, over HTTP/2 too
+    again = h2_get(emulator, url)
+    assert again["status"] == 200 and again["reset"] is None
+    assert hashlib.sha256(again["body"]).hexdigest() == f["sha256"]
+
+
+def test_fault_drop_mode_is_checked(emulator):
+    with pytest.raises(EmulatorError):
+        emulator.fault(path_regex="x", drop_after_bytes=1, drop_mode="later")
 
 
 def test_fault_latency(emulator):
@@ -162,6 +249,54 @@ def test_batch_download_gives_302(emulator):
     r = json.loads(body)["responses"][0]
     assert r["status"] == 302
     assert r["headers"]["Location"].startswith(emulator.files_url)
+
+
+def _encoded_batch_targets(emulator):
+    """(label, url, expected id) for batch items whose URLs need percent-
+    encoding: a UPN (@), a mail id (+ / =) and a file name (% # + space)."""
+    q = lambda s: urllib.parse.quote(s, safe="")  # noqa: E731
+    upn = emulator.admin_user
+    msgs = [m for m in emulator.truth()["messages"] if m["mailbox"] == upn]
+    msg = ([m for m in msgs if "/" in m["id"] or "+" in m["id"]] or msgs)[0]
+    drive = emulator.get_json("/users/%s/drive" % q(upn))
+    made = emulator.mutate(op="create_file", drive=drive["id"],
+                           path="/50% a#b+c=d.txt", content="batch\n",
+                           conflict="replace")
+    user = emulator.get_json("/users/" + q(upn))
+    return [("upn", "/users/" + q(upn), user["id"]),
+            ("message", "/users/%s/messages/%s" % (q(upn), q(msg["id"])),
+             msg["id"]),
+            ("path", "/drives/%s/root:/%s" % (drive["id"],
+                                               q("50% a#b+c=d.txt")),
+             made["id"]),
+            ("item", "/drives/%s/items/%s" % (drive["id"], q(made["id"])),
+             made["id"])]
+
+
+def test_batch_urls_with_percent_encoding(emulator):
+    targets = _encoded_batch_targets(emulator)
+    st, _, body = emulator.request("POST", "/$batch", body={"requests": [
+        {"id": label, "method": "GET", "url": url}
+        for label, url, _ in targets]})
+    assert st == 200, body
+    res = {r["id"]: r for r in json.loads(body)["responses"]}
+    for label, url, want in targets:
+        assert res[label]["status"] == 200, (url, res[label])
+        assert res[label]["body"]["id"] == want, url
+        # the same URL outside $batch gives the same answer
+        assert emulator.get_json(url)["id"] == want
+
+
+def test_batch_encoded_urls_through_the_client(emulator):
+    """engine/graph's graph_batch() (driven by test_graphcli) passes
+    percent-encoded item URLs through unchanged."""
+    from test_graph import of, run
+    targets = _encoded_batch_targets(emulator)
+    res, _, _ = run(emulator, "batch", *[url for _, url, _ in targets])
+    items = of(res, "batch")
+    assert [i["status"] for i in items] == [200] * len(targets), items
+    assert [json.loads(i["body"])["id"] for i in items] == \
+        [want for _, _, want in targets]
 
 
 # --------------------------------------------------------------------------

@@ -19,8 +19,8 @@
 
 static struct auth_cert *cert; /* RSA 2048, made once */
 static char dir[] = "/tmp/test_auth_XXXXXX";
-static const char *const made[] = { "c.pem", "c.key", "both.pem",
-				    "o.pem", "o.key", "c.pfx" };
+static const char *const made[] = { "c.pem", "c.key", "both.pem", "o.pem",
+				    "o.key", "c.pfx", "l.pfx" };
 
 static char *path_in(const char *name)
 {
@@ -177,6 +177,32 @@ static void test_pfx(void)
 		 -EACCES);
 	CHECK(strstr(st.what, "wrong password") != NULL);
 	CHECK_EQ(auth_cert_load_pfx(path_in("c.pem"), "", &c, &st), -EBADMSG);
+}
+
+/* an RC2-protected PFX as older Windows exports it (OpenSSL's legacy
+   provider), made by the openssl command so this process has not loaded
+   that provider before the call */
+static void test_pfx_legacy(void)
+{
+	struct auth_cert *c = NULL;
+	struct auth_status st = { 0 };
+	struct auth_cert_info a, b;
+	char cmd[1024];
+
+	if (!cert)
+		return;
+	snprintf(cmd, sizeof(cmd),
+		 "openssl pkcs12 -export -legacy -in '%s' -inkey '%s' "
+		 "-out '%s' -passout pass:pw >/dev/null 2>&1",
+		 path_in("c.pem"), path_in("c.key"), path_in("l.pfx"));
+	CHECK_EQ(system(cmd), 0);
+	CHECK_EQ(auth_cert_load_pfx(path_in("l.pfx"), "pw", &c, &st), 0);
+	if (c) {
+		auth_cert_info(c, &b);
+		auth_cert_info(cert, &a);
+		CHECK_STR(a.thumbprint, b.thumbprint);
+	}
+	auth_cert_free(c);
 }
 
 static cJSON *decode_part(const char *s, size_t n)
@@ -408,6 +434,7 @@ int main(void)
 	RUN(test_key_mismatch);
 	RUN(test_short_and_expired);
 	RUN(test_pfx);
+	RUN(test_pfx_legacy);
 	RUN(test_jwt);
 	RUN(test_error_map);
 	RUN(test_error_parse);

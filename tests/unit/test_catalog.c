@@ -1299,6 +1299,46 @@ static void test_hook(void)
 	cat_close(c);
 }
 
+/* @n site hosts "@prefix0".. under @top; returns the hook calls made. */
+static int put_hosts(struct cat *c, int64_t top, const char *prefix, int n)
+{
+	int before = hook_calls;
+	char name[16];
+
+	for (int i = 0; i < n; i++) {
+		snprintf(name, sizeof(name), "%s%d", prefix, i);
+		mk(c, top, CAT_KIND_SITE_HOST, name, NULL);
+	}
+	return hook_calls - before;
+}
+
+/* cat_set_batch(): a batch is committed (hook run) every N changes */
+static void test_batch_size(void)
+{
+	struct cat *c = NULL;
+	struct cat_item it;
+	int64_t snap, top;
+
+	fresh_db("batch.db");
+	CHECK_EQ(cat_open(dbpath, CAT_OPEN_WRITE | CAT_OPEN_CREATE, &c), 0);
+	if (!c)
+		return;
+	cat_set_commit_hook(c, hook, NULL);
+	cat_set_batch(c, 5, 600000); /* 5 rows; the timer never fires */
+	CHECK_EQ(cat_snapshot_begin(c, &snap), 0);
+	top = mk(c, CAT_ROOT, CAT_KIND_TOP, "sites", NULL);
+	/* 25 changes since begin: 5 batches of 5 rows */
+	CHECK_EQ(put_hosts(c, top, "h", 24), 5);
+	CHECK_EQ(cat_snapshot_finish(c, CAT_SNAP_COMPLETE), 0);
+	CHECK_EQ(cat_lookup(c, snap, top, "h23", &it), 0);
+	/* back to the default: 24 more rows make no batch commit */
+	cat_set_batch(c, 0, 0);
+	CHECK_EQ(cat_snapshot_begin(c, &snap), 0);
+	CHECK_EQ(put_hosts(c, top, "g", 24), 0);
+	CHECK_EQ(cat_snapshot_finish(c, CAT_SNAP_COMPLETE), 0);
+	cat_close(c);
+}
+
 /* ---- restore enqueues while a writer process runs a snapshot ---- */
 
 static void test_restore_during_run(void)
@@ -1395,6 +1435,7 @@ int main(void)
 	RUN(test_model);
 	RUN(test_edges);
 	RUN(test_hook);
+	RUN(test_batch_size);
 	RUN(test_killed);
 	RUN(test_reader_process);
 	RUN(test_threads);

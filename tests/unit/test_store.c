@@ -324,6 +324,22 @@ static void test_keys(void)
 	chmod(path, 0600);
 	CHECK_EQ(store_key_load_file(path, back, &why), 0);
 	CHECK(!memcmp(key, back, 32));
+	/* owned by another (non-root) user: refused, even with mode 0600 */
+	if (geteuid() == 0) {
+		buf_reset(&why);
+		memset(back, 0, 32);
+		CHECK_EQ(chown(path, 65534, (gid_t)-1), 0);
+		CHECK_EQ(store_key_load_file(path, back, &why), -EPERM);
+		CHECK(strstr(why.data, "belongs to another user (uid 65534)") !=
+		      NULL);
+		CHECK(memcmp(key, back, 32) != 0);
+		CHECK_EQ(chown(path, 0, (gid_t)-1), 0);
+		buf_reset(&why);
+		CHECK_EQ(store_key_load_file(path, back, &why), 0);
+		CHECK(!memcmp(key, back, 32));
+	} else {
+		fprintf(stderr, "# not root: key owner refusal not tested\n");
+	}
 
 	/* systemd credential */
 	setenv("CREDENTIALS_DIRECTORY", tmpdir, 1);
@@ -974,7 +990,7 @@ static void test_prune(void)
 	CHECK_EQ(store_blob_put(st, "catalog", "c1", src[1], 1000), 0);
 	CHECK_EQ(store_flush(st), 0);
 	before = dir_bytes(repo);
-	CHECK_EQ(store_prune(st, keep, &ps), 0);
+	CHECK_EQ(store_prune_ex(st, keep, 0, &ps), 0);
 	after = dir_bytes(repo);
 	fprintf(stderr,
 		"prune: %llu -> %llu bytes, %llu packs rewritten, %llu deleted\n",
@@ -1010,6 +1026,88 @@ static void test_prune(void)
 	store_close(st);
 	store_idset_free(keep);
 	for (int i = 0; i < 6; i++) {
+		free(src[i]);
+		store_content_release(&c[i]);
+	}
+	free(repo);
+}
+
+/* true when all @n bytes of content @c read back equal to @src */
+static bool readable(struct store *st, const struct store_content *c,
+		     const unsigned char *src, size_t n)
+{
+	unsigned char *b = xmalloc(n);
+	ssize_t r = store_read(st, c->desc.data, c->desc.len, 0, b, n);
+	bool ok = r == (ssize_t)n && !memcmp(b, src, n);
+
+	free(b);
+	return ok;
+}
+
+/*
+ * Prune's threshold: three packs of 20 single-chunk contents; a pack with
+ * 5 % unused is left alone (its unused chunk still readable), one with
+ * 30 % unused is rewritten, an unused one deleted; threshold 0 then
+ * rewrites the first.
+ */
+static void test_prune_threshold(void)
+{
+	enum { N = 60, PER_PACK = 20, LEN = 200 * 1024 };
+	const uint64_t rec = 64 + LEN; /* header + stored (random: raw) */
+	char *repo = new_repo();
+	struct store_content c[N];
+	unsigned char *src[N];
+	struct store_idset *keep = store_idset_new();
+	struct store_prune_stats ps;
+	struct store *st;
+
+	CHECK_EQ(make_repo(repo, false, NULL), 0);
+	/* 20 records of 200 KiB fit in a 4 MiB pack, the 21st does not */
+	st = open_opts(repo, NULL, STORE_OPEN_WRITE, 0, 4 * MiB);
+	CHECK(st != NULL);
+	if (!st)
+		return;
+	for (int i = 0; i < N; i++) {
+		src[i] = xmalloc(LEN);
+		fill_random(src[i], LEN, 7000 + (uint64_t)i);
+		store_content_init(&c[i]);
+		CHECK_EQ(store_put(st, src[i], LEN, &c[i]), 0);
+		CHECK_EQ(c[i].new_chunks, 1);
+		/* pack 0: all but #0; pack 1: all but #20..25; pack 2: none */
+		if ((i >= 1 && i < PER_PACK) || (i >= 26 && i < 2 * PER_PACK))
+			CHECK_EQ(store_idset_add_desc(keep, c[i].desc.data,
+						      c[i].desc.len),
+				 0);
+	}
+	CHECK_EQ(store_flush(st), 0);
+	CHECK_EQ(store_prune(st, keep, &ps), 0);
+	CHECK_EQ(ps.packs_below_threshold, 1);
+	CHECK_EQ(ps.bytes_unused_kept, rec);
+	CHECK_EQ(ps.packs_rewritten, 1);
+	CHECK_EQ(ps.packs_deleted, 2); /* the rewritten one and the unused */
+	CHECK_EQ(ps.chunks_deleted, 6 + PER_PACK);
+	CHECK_EQ(ps.chunks_kept, PER_PACK + 14);
+	CHECK(readable(st, &c[0], src[0], LEN)); /* below the threshold */
+	for (int i = 1; i < N; i++) {
+		bool kept = i < 20 || i >= 26;
+
+		CHECK_EQ(readable(st, &c[i], src[i], LEN), kept && i < 40);
+	}
+	/* threshold 0: the 5 % of pack 0 are reclaimed too */
+	CHECK_EQ(store_prune_ex(st, keep, 0, &ps), 0);
+	CHECK_EQ(ps.packs_below_threshold, 0);
+	CHECK_EQ(ps.packs_rewritten, 1);
+	CHECK_EQ(ps.chunks_deleted, 1);
+	store_close(st);
+	/* a new reader: the writer's chunk cache still holds #0 */
+	st = open_ro(repo, NULL, 0);
+	CHECK(!readable(st, &c[0], src[0], LEN));
+	for (int i = 1; i < 40; i++)
+		CHECK_EQ(readable(st, &c[i], src[i], LEN), i < 20 || i >= 26);
+	CHECK_EQ(store_check(st, STORE_CHECK_READ_DATA, NULL, NULL, NULL), 0);
+	store_close(st);
+	store_idset_free(keep);
+	for (int i = 0; i < N; i++) {
 		free(src[i]);
 		store_content_release(&c[i]);
 	}
@@ -1245,6 +1343,7 @@ int main(int argc, char **argv)
 	RUN_IF(test_concurrency);
 	RUN_IF(test_blobs);
 	RUN_IF(test_prune);
+	RUN_IF(test_prune_threshold);
 	RUN_IF(test_rebuild);
 	RUN_IF(test_big_stream);
 	if (!getenv("KEEP")) {

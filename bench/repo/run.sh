@@ -1,0 +1,119 @@
+#!/bin/sh
+# bench/repo: our repository against its peers on the same local tree in
+# the same run: a first backup of ~665 MB of office files and mail
+# (bench/repo/gen_tree.py, deterministic) by our store (plain and
+# encrypted, bench_repo.c: the snapshot engine's writer API, one writer
+# per core), `restic backup` (always encrypted; compression auto) and
+# `borg create` (lz4, no encryption).  Each backup goes into a new
+# repository; the tree is in the page cache for all.  Prints medians of
+# REPO_BENCH_RUNS runs: MB/s (10^6 bytes of input per wall second),
+# repository size as % of the input, and our ratios against the peers.
+# Asserts nothing.
+#   sh bench/repo/run.sh [OUTDIR]
+# Env: REPO_BENCH_MB (tree size, default 665), REPO_BENCH_RUNS (3),
+#      REPO_BENCH_TREE (reuse this tree instead of generating one),
+#      REPO_BENCH_THREADS (our writer threads; default: cores).
+set -eu
+top=$(cd "$(dirname "$0")/../.." && pwd)
+build=${M365_BUILD:-$top/build}
+out=${1:-$build/bench/repo}
+mkdir -p "$out"
+py=${PYTHON:-/usr/bin/python3}
+runs=${REPO_BENCH_RUNS:-3}
+threads=${REPO_BENCH_THREADS:-$(nproc)}
+[ -f "$build/libm365.a" ] || make -C "$top" -j2 "$build/libm365.a" >/dev/null
+cc -std=c17 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -O2 -g -pthread \
+	-I"$top/engine" -o "$out/bench_repo" "$top/bench/repo/bench_repo.c" \
+	"$build/libm365.a" $(pkg-config --libs sqlite3 liblz4 libcrypto) -lm
+work=$(mktemp -d "${TMPDIR:-/tmp}/bench_repo.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+tree=${REPO_BENCH_TREE:-}
+if [ -z "$tree" ]; then
+	tree=$work/tree
+	"$py" "$top/bench/repo/gen_tree.py" "$tree" "${REPO_BENCH_MB:-665}"
+fi
+input=$(find "$tree" -type f -printf '%s\n' | awk '{s+=$1} END {print s}')
+nfiles=$(find "$tree" -type f | wc -l)
+find "$tree" -type f -exec cat {} + >/dev/null # into the page cache
+
+have_restic=0; command -v restic >/dev/null && have_restic=1
+have_borg=0; command -v borg >/dev/null && have_borg=1
+[ $have_restic = 1 ] || echo "restic not installed: skipped (apt-get install restic)"
+[ $have_borg = 1 ] || echo "borg not installed: skipped (apt-get install borgbackup)"
+
+# peers keep their caches and keys inside $work; the restic password
+# only in the environment
+export RESTIC_CACHE_DIR=$work/cache-restic RESTIC_PASSWORD=bench-repo
+export BORG_BASE_DIR=$work/borg-base BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes
+export BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
+
+now() { date +%s.%N; }
+size() { du -sb "$1" | cut -f1; }
+res=$work/results # lines: tool seconds bytes cpu
+
+one() { # tool
+	repo=$work/repo-$1
+	rm -rf "$repo" "$RESTIC_CACHE_DIR" "$BORG_BASE_DIR"
+	case $1 in
+	ours-plain|ours-encrypted)
+		line=$("$out/bench_repo" "$tree" "$repo" "$threads" \
+			"${1#ours-}")
+		set -- "$1" $line
+		echo "$1 $7 $(size "$repo") $9" >>"$res" ;;
+	restic)
+		restic init -q --repo "$repo" >/dev/null
+		t0=$(now)
+		(cd "$tree" && restic backup -q --repo "$repo" . >/dev/null)
+		t1=$(now)
+		echo "restic $(echo "$t1 - $t0" | bc) $(size "$repo") -" >>"$res" ;;
+	borg)
+		borg init -e none "$repo" >/dev/null
+		t0=$(now)
+		(cd "$tree" && borg create --compression lz4 "$repo::a" . >/dev/null)
+		t1=$(now)
+		echo "borg $(echo "$t1 - $t0" | bc) $(size "$repo") -" >>"$res" ;;
+	esac
+	rm -rf "$repo"
+}
+
+tools="ours-plain ours-encrypted"
+[ $have_restic = 1 ] && tools="$tools restic"
+[ $have_borg = 1 ] && tools="$tools borg"
+: >"$res"
+r=0
+while [ $r -lt "$runs" ]; do # interleaved: the same load for every tool
+	for t in $tools; do one "$t"; done
+	r=$((r + 1))
+done
+cp "$res" "$out/results.txt"
+
+awk -v input="$input" -v nfiles="$nfiles" -v runs="$runs" \
+    -v threads="$threads" '
+function med(tool, col,   n, i, j, v, x) {
+	n = 0
+	for (i = 1; i <= nr; i++)
+		if (t[i] == tool) v[++n] = col == 2 ? s[i] : (col == 3 ? b[i] : c[i])
+	for (i = 2; i <= n; i++) { x = v[i]; for (j = i - 1; j > 0 && v[j] > x; j--) v[j + 1] = v[j]; v[j + 1] = x }
+	return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+}
+{ nr++; t[nr] = $1; s[nr] = $2; b[nr] = $3; c[nr] = $4; seen[$1] = 1 }
+END {
+	printf "input: %.0f MB in %d files; first backup into a new repository, median of %d runs\n", input / 1e6, nfiles, runs
+	split("ours-plain ours-encrypted restic borg", order, " ")
+	for (k = 1; k <= 4; k++) {
+		x = order[k]
+		if (!seen[x]) continue
+		mbs[x] = input / 1e6 / med(x, 2); pct[x] = 100 * med(x, 3) / input
+		cpu = x ~ /^ours/ ? sprintf(", %.0f MB/s per CPU second", input / 1e6 / med(x, 4)) : ""
+		printf "%-15s %7.1f MB/s  repository %5.1f%% of input%s\n", x, mbs[x], pct[x], cpu
+	}
+	if (seen["restic"]) for (k = 1; k <= 2; k++) {
+		x = order[k]
+		printf "%s vs restic: %.2fx throughput (goal >= 3x)\n", x, mbs[x] / mbs["restic"]
+	}
+	if (seen["borg"]) for (k = 1; k <= 2; k++) {
+		x = order[k]
+		printf "%s vs borg: %.2fx throughput, size %.1f%% vs %.1f%% (goal: no more than borg)\n", x, mbs[x] / mbs["borg"], pct[x], pct["borg"]
+	}
+	printf "ours: %d writer threads; restic and borg as installed (restic: all cores, borg: one)\n", threads
+}' "$res"

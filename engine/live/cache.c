@@ -1,0 +1,456 @@
+/*
+ * live cache - sparse cache files filled unit by unit (see live.h).
+ */
+#include "live/live.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util/buf.h"
+#include "util/log.h"
+#include "util/util.h"
+
+#define BUCKETS 1024u
+
+enum { U_MISSING = 0, U_PRESENT, U_FETCHING };
+
+struct lobj {
+	char *key;
+	uint64_t size; /* LIVE_SIZE_UNKNOWN until a whole fetch ended */
+	unsigned char *unit; /* per unit: U_* */
+	size_t nunits;
+	int fd;
+	uint64_t seq; /* file name */
+	uint64_t bytes; /* bytes of present units */
+	uint64_t next_off; /* where the last read ended */
+	uint64_t window; /* current sequential window, bytes */
+	int refs;
+	bool whole; /* a whole fetch is running */
+	struct lobj *hnext, *lprev, *lnext;
+};
+
+struct live_cache {
+	pthread_mutex_t lock;
+	pthread_cond_t cv; /* a fetch ended */
+	char *dir;
+	uint64_t cap;
+	/* protected by lock: */
+	struct lobj *bucket[BUCKETS];
+	struct lobj lru; /* lru.lnext: most recent */
+	uint64_t seq;
+	struct live_cache_stats st;
+};
+
+static unsigned hash_key(const char *s)
+{
+	uint32_t h = 2166136261u;
+
+	while (*s)
+		h = (h ^ (unsigned char)*s++) * 16777619u;
+	return h % BUCKETS;
+}
+
+static void obj_path(const struct live_cache *c, uint64_t seq, struct buf *out)
+{
+	buf_reset(out);
+	buf_addf(out, "%s/%llu.obj", c->dir, (unsigned long long)seq);
+}
+
+/* Remove every file of @dir (ours from an earlier mount). */
+static void empty_dir(const char *dir)
+{
+	struct buf p = BUF_INIT;
+	struct dirent *de;
+	DIR *d = opendir(dir);
+
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		buf_reset(&p);
+		buf_addf(&p, "%s/%s", dir, de->d_name);
+		if (p.data)
+			unlink(p.data);
+	}
+	closedir(d);
+	buf_release(&p);
+}
+
+int live_cache_new(const char *dir, uint64_t cap, struct live_cache **out)
+{
+	struct live_cache *c;
+	int rc;
+
+	*out = NULL;
+	rc = util_mkdir_p(dir, 0700);
+	if (rc < 0)
+		return rc;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->dir = strdup(dir);
+	if (!c->dir) {
+		free(c);
+		return -ENOMEM;
+	}
+	empty_dir(dir);
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->cv, NULL);
+	c->cap = cap;
+	c->lru.lnext = c->lru.lprev = &c->lru;
+	*out = c;
+	return 0;
+}
+
+static void obj_free(struct live_cache *c, struct lobj *o)
+{
+	struct buf p = BUF_INIT;
+
+	if (o->fd >= 0)
+		close(o->fd);
+	obj_path(c, o->seq, &p);
+	if (p.data)
+		unlink(p.data);
+	buf_release(&p);
+	free(o->unit);
+	free(o->key);
+	free(o);
+}
+
+void live_cache_free(struct live_cache *c)
+{
+	struct lobj *o, *next;
+
+	if (!c)
+		return;
+	for (o = c->lru.lnext; o != &c->lru; o = next) {
+		next = o->lnext;
+		obj_free(c, o);
+	}
+	pthread_mutex_destroy(&c->lock);
+	pthread_cond_destroy(&c->cv);
+	free(c->dir);
+	free(c);
+}
+
+static void lru_unlink(struct lobj *o)
+{
+	o->lprev->lnext = o->lnext;
+	o->lnext->lprev = o->lprev;
+	o->lprev = o->lnext = o;
+}
+
+static void lru_front(struct live_cache *c, struct lobj *o)
+{
+	o->lnext = c->lru.lnext;
+	o->lprev = &c->lru;
+	c->lru.lnext->lprev = o;
+	c->lru.lnext = o;
+}
+
+static struct lobj *find(struct live_cache *c, const char *key)
+{
+	struct lobj *o;
+
+	for (o = c->bucket[hash_key(key)]; o; o = o->hnext)
+		if (!strcmp(o->key, key))
+			return o;
+	return NULL;
+}
+
+static void unhash(struct live_cache *c, struct lobj *o)
+{
+	struct lobj **p = &c->bucket[hash_key(o->key)];
+
+	while (*p && *p != o)
+		p = &(*p)->hnext;
+	if (*p)
+		*p = o->hnext;
+	lru_unlink(o);
+	c->st.objects--;
+	c->st.bytes -= o->bytes;
+}
+
+/* Set the size of @o and its unit table (lock held). */
+static int obj_size(struct lobj *o, uint64_t size, unsigned char state)
+{
+	size_t n = (size_t)((size + LIVE_UNIT - 1) / LIVE_UNIT);
+
+	o->unit = calloc(n ? n : 1, 1);
+	if (!o->unit)
+		return -ENOMEM;
+	memset(o->unit, state, n);
+	o->nunits = n;
+	o->size = size;
+	return 0;
+}
+
+/* The object of @key, referenced, created when missing (lock held). */
+static int obj_get(struct live_cache *c, const char *key, uint64_t size,
+		   struct lobj **out)
+{
+	struct lobj *o = find(c, key);
+	struct buf p = BUF_INIT;
+	unsigned h;
+	int rc = 0;
+
+	if (o) {
+		lru_unlink(o);
+		lru_front(c, o);
+		o->refs++;
+		*out = o;
+		return 0;
+	}
+	o = calloc(1, sizeof(*o));
+	if (!o)
+		return -ENOMEM;
+	o->fd = -1;
+	o->lprev = o->lnext = o;
+	o->key = strdup(key);
+	o->size = LIVE_SIZE_UNKNOWN;
+	if (!o->key) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	if (size != LIVE_SIZE_UNKNOWN) {
+		rc = obj_size(o, size, U_MISSING);
+		if (rc < 0)
+			goto fail;
+	}
+	o->seq = ++c->seq;
+	obj_path(c, o->seq, &p);
+	o->fd = p.data ? open(p.data, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC,
+			      0600)
+		       : -1;
+	if (o->fd < 0) {
+		rc = p.data ? -errno : -ENOMEM;
+		log_err("live: cannot create cache file '%s': %s",
+			p.data ? p.data : "?", strerror(-rc));
+		goto fail;
+	}
+	buf_release(&p);
+	h = hash_key(key);
+	o->hnext = c->bucket[h];
+	c->bucket[h] = o;
+	lru_front(c, o);
+	c->st.objects++;
+	o->refs = 1;
+	*out = o;
+	return 0;
+fail:
+	buf_release(&p);
+	if (o->fd >= 0)
+		close(o->fd);
+	free(o->unit);
+	free(o->key);
+	free(o);
+	return rc;
+}
+
+/* Evict unreferenced objects, oldest first, while over budget (lock
+ * held); returns the list to free. */
+static struct lobj *evict(struct live_cache *c)
+{
+	struct lobj *o, *prev, *gone = NULL;
+
+	for (o = c->lru.lprev; o != &c->lru && (c->st.bytes > c->cap ||
+						c->st.objects > LIVE_FILES_MAX);
+	     o = prev) {
+		prev = o->lprev;
+		if (o->refs)
+			continue;
+		unhash(c, o);
+		c->st.evicted++;
+		o->hnext = gone;
+		gone = o;
+	}
+	return gone;
+}
+
+static void obj_put(struct live_cache *c, struct lobj *o)
+{
+	struct lobj *gone, *next;
+
+	pthread_mutex_lock(&c->lock);
+	o->refs--;
+	gone = evict(c);
+	pthread_mutex_unlock(&c->lock);
+	for (; gone; gone = next) {
+		next = gone->hnext;
+		obj_free(c, gone);
+	}
+}
+
+/* Fetch all of @o (size unknown); lock held, dropped while fetching. */
+static int fetch_whole(struct live_cache *c, struct lobj *o,
+		       live_fetch_fn fetch, void *ctx)
+{
+	uint64_t got = 0;
+	int rc;
+
+	o->whole = true;
+	pthread_mutex_unlock(&c->lock);
+	rc = fetch(ctx, o->fd, 0, 0, &got);
+	if (rc == 0 && ftruncate(o->fd, (off_t)got) < 0)
+		rc = -errno;
+	pthread_mutex_lock(&c->lock);
+	o->whole = false;
+	c->st.fetches++;
+	if (rc == 0)
+		rc = obj_size(o, got, U_PRESENT);
+	if (rc == 0) {
+		o->bytes = got;
+		c->st.bytes += got;
+		c->st.fetched += got;
+	}
+	pthread_cond_broadcast(&c->cv);
+	return rc;
+}
+
+/*
+ * Fetch the run of missing units starting at unit @s, covering at least
+ * up to unit @need and up to @window bytes (lock held, dropped while
+ * fetching).
+ */
+static int fetch_run(struct live_cache *c, struct lobj *o, size_t s,
+		     size_t need, uint64_t window, live_fetch_fn fetch,
+		     void *ctx)
+{
+	size_t e = s, i, wunits = (size_t)(window / LIVE_UNIT);
+	uint64_t off, end, got = 0;
+	int rc;
+
+	while (e < o->nunits && o->unit[e] == U_MISSING &&
+	       (e <= need || e - s < wunits))
+		o->unit[e++] = U_FETCHING;
+	off = (uint64_t)s * LIVE_UNIT;
+	end = (uint64_t)e * LIVE_UNIT;
+	if (end > o->size)
+		end = o->size;
+	pthread_mutex_unlock(&c->lock);
+	rc = fetch(ctx, o->fd, off, end - off, &got);
+	if (rc == 0 && got != end - off) {
+		log_err("live: a download gave %llu bytes instead of %llu",
+			(unsigned long long)got,
+			(unsigned long long)(end - off));
+		rc = -EIO;
+	}
+	pthread_mutex_lock(&c->lock);
+	c->st.fetches++;
+	for (i = s; i < e; i++)
+		o->unit[i] = rc == 0 ? U_PRESENT : U_MISSING;
+	if (rc == 0) {
+		o->bytes += end - off;
+		c->st.bytes += end - off;
+		c->st.fetched += end - off;
+	}
+	pthread_cond_broadcast(&c->cv);
+	return rc;
+}
+
+ssize_t live_cache_read(struct live_cache *c, const char *key, uint64_t size,
+			void *out, size_t len, uint64_t off,
+			live_fetch_fn fetch, void *ctx)
+{
+	struct lobj *o = NULL;
+	size_t u0, u1, i;
+	uint64_t window = 0;
+	bool fetched = false, seq;
+	ssize_t ret;
+	int rc;
+
+	pthread_mutex_lock(&c->lock);
+	rc = obj_get(c, key, size, &o);
+	if (rc < 0) {
+		pthread_mutex_unlock(&c->lock);
+		return rc;
+	}
+	while (o->size == LIVE_SIZE_UNKNOWN) {
+		if (o->whole) {
+			pthread_cond_wait(&c->cv, &c->lock);
+			continue;
+		}
+		fetched = true;
+		rc = fetch_whole(c, o, fetch, ctx);
+		if (rc < 0)
+			goto unlock;
+	}
+	if (off >= o->size || !len) {
+		rc = 0;
+		len = 0;
+		goto unlock;
+	}
+	if (len > o->size - off)
+		len = (size_t)(o->size - off);
+	seq = off == 0 || off == o->next_off;
+	if (seq) {
+		o->window = o->window ? o->window * 2 : LIVE_WINDOW_MIN;
+		if (o->window > LIVE_WINDOW_MAX)
+			o->window = LIVE_WINDOW_MAX;
+		window = o->window;
+	} else {
+		o->window = 0;
+	}
+	o->next_off = off + len;
+	u0 = (size_t)(off / LIVE_UNIT);
+	u1 = (size_t)((off + len - 1) / LIVE_UNIT);
+	for (i = u0; i <= u1;) {
+		if (o->unit[i] == U_PRESENT) {
+			i++;
+			continue;
+		}
+		if (o->unit[i] == U_FETCHING) {
+			pthread_cond_wait(&c->cv, &c->lock);
+			continue;
+		}
+		fetched = true;
+		rc = fetch_run(c, o, i, u1, window, fetch, ctx);
+		if (rc < 0)
+			goto unlock;
+	}
+unlock:
+	if (rc == 0 && !fetched)
+		c->st.hits++;
+	pthread_mutex_unlock(&c->lock);
+	if (rc < 0) {
+		obj_put(c, o);
+		return rc;
+	}
+	ret = 0;
+	if (len) {
+		rc = util_pread_all(o->fd, out, len, (off_t)off);
+		ret = rc < 0 ? rc : (ssize_t)len;
+	}
+	obj_put(c, o);
+	return ret;
+}
+
+int live_cache_size(struct live_cache *c, const char *key, uint64_t *size)
+{
+	struct lobj *o;
+	int rc = -ENOENT;
+
+	pthread_mutex_lock(&c->lock);
+	o = find(c, key);
+	if (o && o->size != LIVE_SIZE_UNKNOWN) {
+		*size = o->size;
+		rc = 0;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+void live_cache_stats_get(struct live_cache *c, struct live_cache_stats *st)
+{
+	pthread_mutex_lock(&c->lock);
+	*st = c->st;
+	pthread_mutex_unlock(&c->lock);
+}

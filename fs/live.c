@@ -1,0 +1,2025 @@
+/*
+ * fs/live - MOUNT/live/ (see live.h).
+ *
+ * The tree is built as it is browsed: a node per name seen, kept for the
+ * life of the mount; a directory's children come from one Graph listing
+ * of that directory, redone when older than the TTL.  The levels and
+ * their metadata follow engine/snapshot (files.c, mail.c) so that paths
+ * and xattrs line up with snapshots/.
+ */
+#include "live.h"
+#include "restore.h" /* the connection */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "graph/graph.h"
+#include "live/live.h"
+#include "names/names.h"
+#include "util/log.h"
+#include "util/util.h"
+
+#define XATTR_PREFIX	 "user.m365."
+#define XATTR_PREFIX_LEN (sizeof(XATTR_PREFIX) - 1)
+#define BLKSIZE		 (128 * 1024)
+#define WAIT_MS		 60000 /* a throttled request waits this long */
+#define SITE_DEPTH	 32
+#define MSG_SELECT                                                             \
+	"id,subject,receivedDateTime,sentDateTime,createdDateTime,"            \
+	"lastModifiedDateTime,from,toRecipients,isRead,isDraft,flag,"          \
+	"internetMessageId,hasAttachments,parentFolderId,changeKey,"           \
+	"importance,conversationId"
+
+/* Node numbers 0..3: live/, sites/, onedrive/, mailboxes/. */
+#define N_ROOT	    0u
+#define N_SITES	    1u
+#define N_ONEDRIVE  2u
+#define N_MAILBOXES 3u
+
+struct lnode {
+	uint64_t ino;
+	uint32_t parent;
+	uint8_t kind; /* CAT_KIND_* */
+	bool gone; /* no longer in its parent's listing */
+	char *name; /* mapped */
+	char *id; /* Graph id of what the node shows, NULL: a path dir */
+	char *drive; /* DRIVE, ONEDRIVE, FOLDER, FILE */
+	char *user; /* MAILBOX, MAIL_FOLDER, MESSAGE: user id */
+	char *tag; /* FILE: cTag (else eTag); MESSAGE: "" or change key */
+	char *url; /* FILE: downloadUrl */
+	char *open_tag; /* FILE: tag at the last open */
+	int64_t size, mtime, btime;
+	int32_t mtime_ns;
+	int64_t child_count; /* MAIL_FOLDER */
+	struct buf meta; /* "key\0value\0"... */
+	char *root_id; /* DRIVE, ONEDRIVE: id of the root item, once seen */
+	/* directories: */
+	uint32_t *kids, *byname;
+	size_t nkids;
+	int64_t listed_ms; /* 0: never listed */
+	bool listing;
+};
+
+struct lsite {
+	char *path; /* mapped components joined by '/' */
+	char *id, *web_url, *name;
+	int64_t created, modified;
+	bool sub; /* found as a subsite (getAllSites does not list it) */
+};
+
+static struct {
+	double ttl;
+	unsigned cache_mb;
+	bool enabled;
+	const struct fuse_lowlevel_ops *base;
+	struct fuse_lowlevel_ops ops;
+	struct fs *fs;
+	struct graph *g;
+	struct live_cache *cache;
+	pthread_mutex_t lock;
+	pthread_cond_t cv; /* a listing ended */
+	struct lnode **nodes;
+	size_t n, cap;
+	struct lsite *sites;
+	size_t nsites;
+	int64_t sites_ms;
+	bool sites_busy;
+} L = { .lock = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
+
+/* ---- options ----------------------------------------------------------- */
+
+struct lopts {
+	double ttl;
+	unsigned cache_mb;
+};
+
+static const struct fuse_opt lopt_spec[] = {
+	{ "live_ttl=%lf", offsetof(struct lopts, ttl), 1 },
+	{ "live_cache=%u", offsetof(struct lopts, cache_mb), 1 },
+	FUSE_OPT_END,
+};
+
+static int keep_other(void *data, const char *arg, int key,
+		      struct fuse_args *outargs)
+{
+	(void)data, (void)arg, (void)key, (void)outargs;
+	return 1;
+}
+
+int fs_live_opts(struct fuse_args *args)
+{
+	struct lopts o = { -1.0, 0 };
+
+	if (fuse_opt_parse(args, &o, lopt_spec, keep_other) < 0)
+		return -1;
+	if (o.ttl != -1.0 && (o.ttl < 0 || o.ttl > 86400)) {
+		log_err("live_ttl=%g is not between 0 and 86400 seconds",
+			o.ttl);
+		return -1;
+	}
+	L.ttl = o.ttl < 0 ? LIVE_DEFAULT_TTL : o.ttl;
+	L.cache_mb = o.cache_mb ? o.cache_mb : LIVE_DEFAULT_CACHE_MB;
+	return 0;
+}
+
+bool fs_live_enabled(void)
+{
+	return L.enabled;
+}
+
+/* ---- nodes ------------------------------------------------------------- */
+
+static uint64_t node_ino(size_t i)
+{
+	return i == N_ROOT ? INO_LIVE
+			   : ((uint64_t)INO_LIVE_SNAP << INO_ITEM_BITS) | i;
+}
+
+static bool is_live(uint64_t ino)
+{
+	return L.enabled &&
+	       (ino == INO_LIVE || ino_snap(ino) == (int64_t)INO_LIVE_SNAP);
+}
+
+/* The node of @ino, or NULL (lock held). */
+static struct lnode *node_get(uint64_t ino)
+{
+	size_t i = ino == INO_LIVE ? N_ROOT : (size_t)ino_item(ino);
+
+	if (!is_live(ino) || i >= L.n || L.nodes[i]->gone)
+		return NULL;
+	return L.nodes[i];
+}
+
+static void node_fields_free(struct lnode *n)
+{
+	free(n->name);
+	free(n->id);
+	free(n->drive);
+	free(n->user);
+	free(n->tag);
+	free(n->url);
+	buf_release(&n->meta);
+}
+
+static void node_free(struct lnode *n)
+{
+	if (!n)
+		return;
+	node_fields_free(n);
+	free(n->open_tag);
+	free(n->root_id);
+	free(n->kids);
+	free(n->byname);
+	free(n);
+}
+
+static struct lnode *node_new(const char *name, int kind)
+{
+	struct lnode *n = calloc(1, sizeof(*n));
+
+	if (!n)
+		return NULL;
+	n->kind = (uint8_t)kind;
+	n->name = strdup(name);
+	buf_init(&n->meta, 0);
+	if (!n->name) {
+		free(n);
+		return NULL;
+	}
+	return n;
+}
+
+/* Put @n into the table (lock held; takes ownership).  -ENOMEM. */
+static int node_add(struct lnode *n, uint32_t parent)
+{
+	if (L.n == L.cap) {
+		size_t cap = L.cap ? L.cap * 2 : 1024;
+		struct lnode **v = realloc(L.nodes, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		L.nodes = v;
+		L.cap = cap;
+	}
+	if ((uint64_t)L.n >= INO_ITEM_PARTIAL)
+		return -EOVERFLOW;
+	n->ino = node_ino(L.n);
+	n->parent = parent;
+	L.nodes[L.n++] = n;
+	return 0;
+}
+
+static void meta_add(struct lnode *n, const char *key, const char *val)
+{
+	if (!val)
+		return;
+	buf_add(&n->meta, key, strlen(key) + 1);
+	buf_add(&n->meta, val, strlen(val) + 1);
+}
+
+static void meta_time(struct lnode *n, const char *key, int64_t t)
+{
+	char s[32];
+
+	if (!t)
+		return;
+	util_time_format(t, s, sizeof(s));
+	meta_add(n, key, s);
+}
+
+/* As engine/snapshot: "Name <mail>", else whichever is known. */
+static void meta_identity(struct lnode *n, const char *key,
+			  const struct graph_identity *id)
+{
+	struct buf b = BUF_INIT;
+
+	if (id->display_name && id->email)
+		buf_addf(&b, "%s <%s>", id->display_name, id->email);
+	meta_add(n, key,
+		 b.data		    ? b.data
+		 : id->display_name ? id->display_name
+		 : id->email	    ? id->email
+				    : id->id);
+	buf_release(&b);
+}
+
+static char *sdup(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+/* ---- errors and throttling --------------------------------------------- */
+
+static bool transient(int rc)
+{
+	return rc == -EAGAIN || rc == -ETIMEDOUT || rc == -ECONNRESET;
+}
+
+/*
+ * After a transient failure that began at @t0: wait a little and return
+ * true to try again, or false when WAIT_MS are over.
+ */
+static bool wait_again(int rc, int64_t t0, unsigned *attempt)
+{
+	unsigned ms = 250u << (*attempt < 5 ? *attempt : 5);
+
+	if (!transient(rc) || util_mono_ms() - t0 + ms > WAIT_MS)
+		return false;
+	(*attempt)++;
+	log_debug("live: throttled or timed out (%s), trying again in %u ms",
+		  strerror(-rc), ms);
+	usleep(ms * 1000u);
+	return true;
+}
+
+/* The errno a FUSE request gets for Graph error @rc. */
+static int fuse_errno(int rc)
+{
+	switch (rc) {
+	case -ENOENT:
+	case -ENOTDIR:
+	case -ENOMEM:
+	case -EISDIR:
+		return -rc;
+	case -EACCES:
+	case -EPERM:
+		return EACCES;
+	default:
+		return EIO;
+	}
+}
+
+/* ---- listing: the levels ------------------------------------------------ */
+
+/* What a listing needs to know of the directory (copied out of the lock). */
+struct dinfo {
+	uint32_t idx;
+	int kind;
+	char *id, *drive, *user;
+	int64_t child_count;
+	struct buf path; /* site dirs: mapped components below sites/ */
+	char *root_id; /* out: drives: parent id of their top items */
+};
+
+static void dinfo_release(struct dinfo *d)
+{
+	free(d->id);
+	free(d->drive);
+	free(d->user);
+	free(d->root_id);
+	buf_release(&d->path);
+}
+
+struct kids {
+	struct lnode **v;
+	size_t n, alloc;
+};
+
+static int kids_add(struct kids *k, struct lnode *n)
+{
+	if (!n)
+		return -ENOMEM;
+	if (k->n == k->alloc) {
+		size_t na = k->alloc ? k->alloc * 2 : 64;
+		struct lnode **v = realloc(k->v, na * sizeof(*v));
+
+		if (!v) {
+			node_free(n);
+			return -ENOMEM;
+		}
+		k->v = v;
+		k->alloc = na;
+	}
+	k->v[k->n++] = n;
+	return 0;
+}
+
+static void kids_release(struct kids *k)
+{
+	size_t i;
+
+	for (i = 0; i < k->n; i++)
+		node_free(k->v[i]);
+	free(k->v);
+	memset(k, 0, sizeof(*k));
+}
+
+static int map(const char *in, struct buf *out)
+{
+	buf_reset(out);
+	return names_map(in ? in : "", in ? strlen(in) : 0, out);
+}
+
+/* A drive shown as a directory (a library, a OneDrive), as walk_drive(). */
+static struct lnode *drive_node(const struct graph_drive *d, const char *name,
+				int kind)
+{
+	struct lnode *n = node_new(name, kind);
+
+	if (!n)
+		return NULL;
+	n->id = strdup(d->id);
+	n->drive = strdup(d->id);
+	n->mtime = d->modified;
+	n->btime = d->created;
+	meta_add(n, CAT_META_GRAPH_ID, d->id);
+	meta_add(n, CAT_META_DRIVE_ID, d->id);
+	meta_add(n, CAT_META_WEB_URL, d->web_url);
+	meta_add(n, "name", d->name);
+	meta_add(n, "driveType", d->drive_type);
+	meta_time(n, "createdDateTime", d->created);
+	meta_identity(n, CAT_META_AUTHOR, &d->owner);
+	if (!n->id || !n->drive) {
+		node_free(n);
+		return NULL;
+	}
+	return n;
+}
+
+/* A driveItem, as handle_item(); NULL with *@skip for items not shown. */
+static struct lnode *item_node(const struct graph_item *it, const char *drive,
+			       bool *skip)
+{
+	struct buf name = BUF_INIT;
+	struct lnode *n = NULL;
+
+	*skip = it->is_root || it->remote || it->deleted ||
+		(it->kind != GRAPH_ITEM_FILE && it->kind != GRAPH_ITEM_FOLDER &&
+		 it->kind != GRAPH_ITEM_PACKAGE);
+	if (*skip)
+		return NULL;
+	if (map(it->name, &name) < 0)
+		goto out;
+	n = node_new(name.data, it->kind == GRAPH_ITEM_FILE ? CAT_KIND_FILE
+							    : CAT_KIND_FOLDER);
+	if (!n)
+		goto out;
+	n->id = strdup(it->id);
+	n->drive = strdup(it->drive_id ? it->drive_id : drive);
+	n->mtime = it->modified;
+	n->mtime_ns = (int32_t)it->modified_ns;
+	n->btime = it->created;
+	if (it->kind == GRAPH_ITEM_FILE) {
+		n->size = it->size > 0 ? it->size : 0;
+		n->tag = sdup(it->ctag ? it->ctag : it->etag ? it->etag : "");
+		n->url = sdup(it->download_url);
+	}
+	meta_add(n, CAT_META_GRAPH_ID, it->id);
+	meta_add(n, CAT_META_DRIVE_ID, it->drive_id ? it->drive_id : drive);
+	meta_add(n, CAT_META_WEB_URL, it->web_url);
+	meta_add(n, CAT_META_ETAG, it->etag);
+	meta_add(n, CAT_META_CTAG, it->ctag);
+	meta_add(n, CAT_META_QUICKXORHASH, it->quickxor);
+	meta_identity(n, CAT_META_AUTHOR, &it->created_by);
+	meta_identity(n, "modifiedBy", &it->modified_by);
+	meta_time(n, "createdDateTime", it->created);
+	meta_time(n, "lastModifiedDateTime", it->modified);
+	meta_add(n, "name", it->name);
+	if (!n->id || !n->drive || (it->kind == GRAPH_ITEM_FILE && !n->tag)) {
+		node_free(n);
+		n = NULL;
+	}
+out:
+	buf_release(&name);
+	return n;
+}
+
+static int list_children(struct dinfo *d, struct kids *k)
+{
+	struct graph_pager *p = NULL;
+	struct graph_item it = { 0 };
+	struct lnode *n;
+	bool skip;
+	int rc;
+
+	rc = graph_children_open(
+		L.g, d->drive, d->kind == CAT_KIND_FOLDER ? d->id : "root", &p);
+	while (rc == 0 && (rc = graph_pager_next_item(p, &it)) > 0) {
+		n = item_node(&it, d->drive, &skip);
+		if (d->kind != CAT_KIND_FOLDER && !d->root_id && it.parent_id)
+			d->root_id = strdup(it.parent_id);
+		rc = skip ? 0 : kids_add(k, n);
+	}
+	graph_item_release(&it);
+	graph_pager_free(p);
+	return rc;
+}
+
+/* The message file of @m (@raw: its JSON), as handle_message(). */
+static struct lnode *message_node(const struct graph_message *m,
+				  const cJSON *raw, const char *user)
+{
+	struct buf name = BUF_INIT, b = BUF_INIT;
+	struct lnode *n = NULL;
+	const cJSON *to, *r;
+
+	if (names_message(m->received, m->subject ? m->subject : "", m->id,
+			  &name) < 0)
+		goto out;
+	n = node_new(name.data, CAT_KIND_MESSAGE);
+	if (!n)
+		goto out;
+	n->id = strdup(m->id);
+	n->user = strdup(user);
+	n->tag = strdup(m->is_draft && m->change_key ? m->change_key : "");
+	n->mtime = m->received ? m->received : m->modified;
+	n->btime = m->created;
+	meta_add(n, CAT_META_GRAPH_ID, m->id);
+	meta_time(n, CAT_META_RECEIVED, m->received);
+	meta_time(n, "sentDateTime", m->sent);
+	meta_time(n, "createdDateTime", m->created);
+	meta_time(n, "lastModifiedDateTime", m->modified);
+	if (m->from.display_name && m->from.email) {
+		buf_addf(&b, "%s <%s>", m->from.display_name, m->from.email);
+		meta_add(n, CAT_META_FROM, b.data);
+	} else {
+		meta_add(n, CAT_META_FROM,
+			 m->from.email ? m->from.email : m->from.display_name);
+	}
+	to = raw ? cJSON_GetObjectItemCaseSensitive(raw, "toRecipients") : NULL;
+	if (cJSON_IsArray(to)) {
+		buf_reset(&b);
+		cJSON_ArrayForEach(r, to)
+		{
+			const cJSON *ea = cJSON_GetObjectItemCaseSensitive(
+				r, "emailAddress");
+			const cJSON *nm =
+				cJSON_GetObjectItemCaseSensitive(ea, "name");
+			const cJSON *ad =
+				cJSON_GetObjectItemCaseSensitive(ea, "address");
+
+			if (b.len)
+				buf_adds(&b, ", ");
+			if (cJSON_IsString(nm) && cJSON_IsString(ad))
+				buf_addf(&b, "%s <%s>", nm->valuestring,
+					 ad->valuestring);
+			else if (cJSON_IsString(ad))
+				buf_adds(&b, ad->valuestring);
+			else if (cJSON_IsString(nm))
+				buf_adds(&b, nm->valuestring);
+		}
+		meta_add(n, "to", b.data);
+	}
+	meta_add(n, CAT_META_SUBJECT, m->subject);
+	meta_add(n, CAT_META_IS_READ, m->is_read ? "true" : "false");
+	meta_add(n, CAT_META_FLAG,
+		 m->flag_status ? m->flag_status : "notFlagged");
+	meta_add(n, "internetMessageId", m->internet_message_id);
+	meta_add(n, "hasAttachments", m->has_attachments ? "true" : "false");
+	if (m->is_draft)
+		meta_add(n, "isDraft", "true");
+	meta_add(n, "changeKey", m->change_key);
+	meta_add(n, "name", m->subject);
+	if (!n->id || !n->user || !n->tag) {
+		node_free(n);
+		n = NULL;
+	}
+out:
+	buf_release(&name);
+	buf_release(&b);
+	return n;
+}
+
+static void cache_key(const struct lnode *n, struct buf *out)
+{
+	buf_reset(out);
+	if (n->kind == CAT_KIND_MESSAGE)
+		buf_addf(out, "m/%s/%s/%s", n->user, n->id, n->tag);
+	else
+		buf_addf(out, "f/%s/%s/%s", n->drive, n->id, n->tag);
+}
+
+static int list_messages(const struct dinfo *d, struct kids *k)
+{
+	struct graph_pager *p = NULL;
+	struct graph_message m = { 0 };
+	struct buf key = BUF_INIT;
+	struct lnode *n;
+	uint64_t size;
+	int rc;
+
+	rc = graph_message_delta_open(L.g, d->user, d->id, MSG_SELECT, NULL,
+				      &p);
+	while (rc == 0) {
+		const cJSON *raw = NULL;
+
+		rc = graph_pager_next_json(p, &raw);
+		if (rc <= 0)
+			break;
+		rc = graph_parse_message(raw, &m);
+		if (rc < 0)
+			break;
+		if (m.removed)
+			continue;
+		n = message_node(&m, raw, d->user);
+		if (n) {
+			/* the MIME's size, once it was read */
+			cache_key(n, &key);
+			if (key.data &&
+			    live_cache_size(L.cache, key.data, &size) == 0)
+				n->size = (int64_t)size;
+		}
+		rc = kids_add(k, n);
+	}
+	graph_message_release(&m);
+	graph_pager_free(p);
+	buf_release(&key);
+	return rc;
+}
+
+/* Mail folders of @user below @parent (NULL: top level), as do_folder(). */
+static int list_mail_folders(const char *user, const char *parent,
+			     struct kids *k)
+{
+	struct graph_pager *p = NULL;
+	struct graph_mail_folder f = { 0 };
+	struct buf name = BUF_INIT;
+	struct lnode *n;
+	int rc;
+
+	rc = graph_mail_folders_open(L.g, user, parent, true, &p);
+	while (rc == 0 && (rc = graph_pager_next_mail_folder(p, &f)) > 0) {
+		rc = 0;
+		if (f.search_folder)
+			continue;
+		rc = map(f.display_name, &name);
+		if (rc < 0)
+			break;
+		n = node_new(name.data, CAT_KIND_MAIL_FOLDER);
+		if (n) {
+			n->id = strdup(f.id);
+			n->user = strdup(user);
+			n->child_count = f.child_count;
+			meta_add(n, CAT_META_GRAPH_ID, f.id);
+			meta_add(n, "name", f.display_name);
+			if (f.hidden)
+				meta_add(n, "isHidden", "true");
+			if (!n->id || !n->user) {
+				node_free(n);
+				n = NULL;
+			}
+		}
+		rc = kids_add(k, n);
+	}
+	graph_mail_folder_release(&f);
+	graph_pager_free(p);
+	buf_release(&name);
+	return rc;
+}
+
+/*
+ * onedrive/ or mailboxes/: the users that have one, found with $batch
+ * (20 users per request): GET /users/{id}/drive, or the mail folders.
+ */
+static int list_users(bool mail, struct kids *k)
+{
+	struct graph_pager *p = NULL;
+	struct graph_user u = { 0 };
+	struct graph_batch_item bi[GRAPH_BATCH_MAX];
+	char *ids[GRAPH_BATCH_MAX], *upns[GRAPH_BATCH_MAX];
+	char *mails[GRAPH_BATCH_MAX], *dnames[GRAPH_BATCH_MAX];
+	struct buf url[GRAPH_BATCH_MAX], name = BUF_INIT;
+	struct graph_drive d = { 0 };
+	size_t nb = 0, i;
+	bool end = false;
+	int rc;
+
+	memset(bi, 0, sizeof(bi));
+	for (i = 0; i < GRAPH_BATCH_MAX; i++) {
+		buf_init(&url[i], 0);
+		ids[i] = upns[i] = mails[i] = dnames[i] = NULL;
+	}
+	rc = graph_users_open(L.g, NULL, &p);
+	while (rc == 0 && !end) {
+		rc = graph_pager_next_user(p, &u);
+		if (rc < 0)
+			break;
+		end = rc == 0;
+		rc = 0;
+		if (!end) {
+			buf_reset(&url[nb]);
+			buf_adds(&url[nb], "/users/");
+			http_escape(&url[nb], u.id);
+			buf_adds(
+				&url[nb],
+				mail ? "/mailFolders?includeHiddenFolders=true&$top=1"
+				     : "/drive");
+			ids[nb] = strdup(u.id);
+			upns[nb] = strdup(u.upn ? u.upn : u.id);
+			mails[nb] = sdup(u.mail);
+			dnames[nb] = sdup(u.display_name);
+			if (!url[nb].data || !ids[nb] || !upns[nb]) {
+				rc = -ENOMEM;
+				nb++;
+				break;
+			}
+			bi[nb].method = "GET";
+			bi[nb].url = url[nb].data;
+			nb++;
+		}
+		if (nb < GRAPH_BATCH_MAX && !end)
+			continue;
+		rc = nb ? graph_batch(L.g, bi, nb) : 0;
+		for (i = 0; rc == 0 && i < nb; i++) {
+			struct lnode *n;
+
+			if (bi[i].status == 429 || bi[i].status == 503) {
+				rc = -EAGAIN;
+				break;
+			}
+			if (bi[i].status != 200)
+				continue; /* no OneDrive or no mailbox */
+			rc = map(upns[i], &name);
+			if (rc < 0)
+				break;
+			if (mail) {
+				n = node_new(name.data, CAT_KIND_MAILBOX);
+				if (n) {
+					n->id = strdup(ids[i]);
+					n->user = strdup(ids[i]);
+					meta_add(n, CAT_META_GRAPH_ID, ids[i]);
+					meta_add(n, "name", upns[i]);
+					meta_add(n, "mail", mails[i]);
+					meta_add(n, "displayName", dnames[i]);
+				}
+			} else {
+				rc = graph_parse_drive(bi[i].response, &d);
+				if (rc < 0)
+					break;
+				n = drive_node(&d, name.data,
+					       CAT_KIND_ONEDRIVE);
+			}
+			rc = kids_add(k, n);
+		}
+		graph_batch_release(bi, nb);
+		for (i = 0; i < nb; i++) {
+			free(ids[i]);
+			free(upns[i]);
+			free(mails[i]);
+			free(dnames[i]);
+			ids[i] = upns[i] = mails[i] = dnames[i] = NULL;
+		}
+		memset(bi, 0, sizeof(bi));
+		nb = 0;
+	}
+	for (i = 0; i < nb; i++) {
+		free(ids[i]);
+		free(upns[i]);
+		free(mails[i]);
+		free(dnames[i]);
+	}
+	for (i = 0; i < GRAPH_BATCH_MAX; i++)
+		buf_release(&url[i]);
+	graph_user_release(&u);
+	graph_drive_release(&d);
+	graph_pager_free(p);
+	buf_release(&name);
+	return rc;
+}
+
+/* ---- sites ------------------------------------------------------------- */
+
+static int comp_cb(void *ctx, const char *component)
+{
+	struct buf *b = ctx;
+
+	if (b->len)
+		buf_addch(b, '/');
+	return buf_adds(b, component);
+}
+
+static void sites_free(struct lsite *v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		free(v[i].path);
+		free(v[i].id);
+		free(v[i].web_url);
+		free(v[i].name);
+	}
+	free(v);
+}
+
+/* Append site @s to @v (size *@n) unless its id is there. */
+static int site_add(struct lsite **v, size_t *n, const struct graph_site *s,
+		    bool sub)
+{
+	struct buf path = BUF_INIT;
+	struct lsite *nv, *e;
+	size_t i;
+	int rc;
+
+	if (s->personal)
+		return 0;
+	for (i = 0; i < *n; i++)
+		if (!strcmp((*v)[i].id, s->id))
+			return 0;
+	rc = names_site_path(s->web_url ? s->web_url : "", comp_cb, &path);
+	if (rc < 0 || !path.len) {
+		buf_release(&path);
+		return 0; /* not https://host/...: not shown */
+	}
+	nv = realloc(*v, (*n + 1) * sizeof(*nv));
+	if (!nv) {
+		buf_release(&path);
+		return -ENOMEM;
+	}
+	*v = nv;
+	e = &nv[(*n)++];
+	memset(e, 0, sizeof(*e));
+	e->path = buf_detach(&path, NULL);
+	e->id = strdup(s->id);
+	e->web_url = sdup(s->web_url);
+	e->name = sdup(s->display_name);
+	e->created = s->created;
+	e->modified = s->modified;
+	e->sub = sub;
+	return e->path && e->id ? 0 : -ENOMEM;
+}
+
+/* Refresh the site collections when older than the TTL. */
+static int sites_refresh(void)
+{
+	struct graph_pager *p = NULL;
+	struct graph_site s = { 0 };
+	struct lsite *v = NULL;
+	size_t n = 0, i;
+	int64_t now = util_mono_ms();
+	int rc;
+
+	pthread_mutex_lock(&L.lock);
+	while (L.sites_busy)
+		pthread_cond_wait(&L.cv, &L.lock);
+	if (L.sites_ms && now - L.sites_ms < (int64_t)(L.ttl * 1000)) {
+		pthread_mutex_unlock(&L.lock);
+		return 0;
+	}
+	L.sites_busy = true;
+	pthread_mutex_unlock(&L.lock);
+
+	rc = graph_sites_all_open(L.g, &p);
+	if (rc < 0 && rc != -EACCES && rc != -EPERM && !transient(rc))
+		rc = graph_sites_search_open(L.g, "*", &p);
+	while (rc == 0 && (rc = graph_pager_next_site(p, &s)) > 0)
+		rc = site_add(&v, &n, &s, false);
+	graph_site_release(&s);
+	graph_pager_free(p);
+
+	pthread_mutex_lock(&L.lock);
+	if (rc == 0) {
+		/* keep the subsites found so far */
+		for (i = 0; i < L.nsites && rc == 0; i++) {
+			struct graph_site gs = { 0 };
+
+			if (!L.sites[i].sub)
+				continue;
+			gs.id = L.sites[i].id;
+			gs.web_url = L.sites[i].web_url;
+			gs.display_name = L.sites[i].name;
+			gs.created = L.sites[i].created;
+			gs.modified = L.sites[i].modified;
+			rc = site_add(&v, &n, &gs, true);
+		}
+	}
+	if (rc == 0) {
+		sites_free(L.sites, L.nsites);
+		L.sites = v;
+		L.nsites = n;
+		L.sites_ms = util_mono_ms();
+		v = NULL;
+		n = 0;
+	}
+	L.sites_busy = false;
+	pthread_cond_broadcast(&L.cv);
+	pthread_mutex_unlock(&L.lock);
+	sites_free(v, n);
+	return rc;
+}
+
+/* Subsites of site @id into the index (they carry their own paths). */
+static int subsites_add(const char *id)
+{
+	struct graph_pager *p = NULL;
+	struct graph_site s = { 0 };
+	int rc;
+
+	rc = graph_subsites_open(L.g, id, &p);
+	while (rc == 0 && (rc = graph_pager_next_site(p, &s)) > 0) {
+		pthread_mutex_lock(&L.lock);
+		rc = site_add(&L.sites, &L.nsites, &s, true);
+		pthread_mutex_unlock(&L.lock);
+	}
+	graph_site_release(&s);
+	graph_pager_free(p);
+	return rc;
+}
+
+/*
+ * The directories below site path @path ("" = sites/) from the index:
+ * one per next component; the one that is a site carries its metadata
+ * (as site_dir() of the snapshot).
+ */
+static int list_site_paths(const char *path, struct kids *k)
+{
+	size_t plen = strlen(path), i, j, clen;
+	struct lnode *n;
+	int depth = 0, rc = 0;
+	const char *c;
+
+	for (c = path; *c; c++)
+		depth += *c == '/';
+	if (plen)
+		depth++;
+	pthread_mutex_lock(&L.lock);
+	for (i = 0; i < L.nsites && rc == 0; i++) {
+		const struct lsite *s = &L.sites[i];
+		bool site;
+
+		if (plen &&
+		    (strncmp(s->path, path, plen) || s->path[plen] != '/'))
+			continue;
+		c = s->path + plen + (plen ? 1 : 0);
+		if (!*c)
+			continue;
+		clen = strcspn(c, "/");
+		site = c[clen] == 0;
+		n = NULL;
+		for (j = 0; j < k->n; j++)
+			if (strlen(k->v[j]->name) == clen &&
+			    !strncmp(k->v[j]->name, c, clen))
+				n = k->v[j];
+		if (n && (!site || n->id))
+			continue;
+		if (!n) {
+			char *name = strndup(c, clen);
+
+			n = name ? node_new(name, depth ? CAT_KIND_SITE_PATH
+							: CAT_KIND_SITE_HOST)
+				 : NULL;
+			free(name);
+			rc = kids_add(k, n);
+			if (rc < 0)
+				break;
+		}
+		if (site) {
+			n->id = strdup(s->id);
+			n->mtime = s->modified;
+			n->btime = s->created;
+			meta_add(n, CAT_META_GRAPH_ID, s->id);
+			meta_add(n, CAT_META_WEB_URL, s->web_url);
+			meta_add(n, "name", s->name);
+			meta_time(n, "createdDateTime", s->created);
+			if (!n->id)
+				rc = -ENOMEM;
+		}
+	}
+	pthread_mutex_unlock(&L.lock);
+	return rc;
+}
+
+static int list_site_dir(const struct dinfo *d, struct kids *k)
+{
+	struct graph_pager *p = NULL;
+	struct graph_drive dr = { 0 };
+	struct buf name = BUF_INIT;
+	int rc = 0;
+
+	rc = sites_refresh();
+	if (rc < 0)
+		return rc;
+	if (d->id) {
+		/* a site: its libraries, then what lies below its path */
+		rc = graph_drives_open(L.g, GRAPH_OWNER_SITE, d->id, &p);
+		while (rc == 0 && (rc = graph_pager_next_drive(p, &dr)) > 0) {
+			rc = map(dr.name ? dr.name : dr.id, &name);
+			if (rc == 0)
+				rc = kids_add(k, drive_node(&dr, name.data,
+							    CAT_KIND_DRIVE));
+		}
+		graph_drive_release(&dr);
+		graph_pager_free(p);
+		buf_release(&name);
+		if (rc == 0)
+			rc = subsites_add(d->id);
+		if (rc < 0)
+			return rc;
+	}
+	return list_site_paths(d->path.data ? d->path.data : "", k);
+}
+
+/* Fetch the children of directory @d from Graph. */
+static int fetch_kids(struct dinfo *d, struct kids *k)
+{
+	int rc;
+
+	switch (d->kind) {
+	case CAT_KIND_TOP:
+		if (d->idx == N_SITES)
+			return list_site_dir(d, k);
+		return list_users(d->idx == N_MAILBOXES, k);
+	case CAT_KIND_SITE_HOST:
+	case CAT_KIND_SITE_PATH:
+		return list_site_dir(d, k);
+	case CAT_KIND_DRIVE:
+	case CAT_KIND_ONEDRIVE:
+	case CAT_KIND_FOLDER:
+		return list_children(d, k);
+	case CAT_KIND_MAILBOX:
+		return list_mail_folders(d->user, NULL, k);
+	case CAT_KIND_MAIL_FOLDER:
+		rc = list_messages(d, k);
+		if (rc == 0 && d->child_count > 0)
+			rc = list_mail_folders(d->user, d->id, k);
+		return rc;
+	}
+	return -ENOTDIR;
+}
+
+/* ---- listing: merging into the tree ------------------------------------- */
+
+static bool is_dir_kind(int kind)
+{
+	return cat_kind_is_dir(kind);
+}
+
+/* Identity of a child across listings: kind and Graph id (else name). */
+static int same_child(const struct lnode *a, const struct lnode *b)
+{
+	bool path_a =
+		a->kind == CAT_KIND_SITE_HOST || a->kind == CAT_KIND_SITE_PATH;
+
+	if (a->kind != b->kind)
+		return a->kind < b->kind ? -1 : 1;
+	if (path_a || !a->id || !b->id)
+		return strcmp(a->name, b->name);
+	return strcmp(a->id, b->id);
+}
+
+static int cmp_old(const void *x, const void *y)
+{
+	return same_child(L.nodes[*(const uint32_t *)x],
+			  L.nodes[*(const uint32_t *)y]);
+}
+
+static int cmp_name(const void *x, const void *y)
+{
+	return strcmp(L.nodes[*(const uint32_t *)x]->name,
+		      L.nodes[*(const uint32_t *)y]->name);
+}
+
+/* Move the fields of @from (a fresh listing) into @to (lock held). */
+static void node_update(struct lnode *to, struct lnode *from)
+{
+	node_fields_free(to);
+	to->name = from->name;
+	to->id = from->id;
+	to->drive = from->drive;
+	to->user = from->user;
+	to->tag = from->tag;
+	to->url = from->url;
+	to->meta = from->meta;
+	to->size = from->size;
+	to->mtime = from->mtime;
+	to->mtime_ns = from->mtime_ns;
+	to->btime = from->btime;
+	to->child_count = from->child_count;
+	to->gone = false;
+	from->name = from->id = from->drive = from->user = from->tag =
+		from->url = NULL;
+	buf_init(&from->meta, 0);
+}
+
+/* Names unique in the listing: later ones get " [hash]" (names.h). */
+static uint32_t *uniq_v;
+
+static int cmp_pos(const void *x, const void *y)
+{
+	size_t a = *(const size_t *)x, b = *(const size_t *)y;
+	int c = strcmp(L.nodes[uniq_v[a]]->name, L.nodes[uniq_v[b]]->name);
+
+	return c ? c : a < b ? -1 : a > b;
+}
+
+static void uniquify(uint32_t *v, size_t n)
+{
+	size_t *pos = n > 1 ? malloc(n * sizeof(*pos)) : NULL;
+	struct buf b = BUF_INIT;
+	size_t i;
+
+	if (!pos)
+		return;
+	for (i = 0; i < n; i++)
+		pos[i] = i;
+	uniq_v = v; /* the lock is held: one merge at a time */
+	qsort(pos, n, sizeof(*pos), cmp_pos);
+	for (i = n; i-- > 1;) {
+		struct lnode *c = L.nodes[v[pos[i]]];
+
+		if (strcmp(c->name, L.nodes[v[pos[i - 1]]]->name))
+			continue;
+		buf_reset(&b);
+		buf_adds(&b, c->name);
+		if (names_uniquify(&b, c->id ? c->id : c->name) == 0 &&
+		    b.data) {
+			free(c->name);
+			c->name = buf_detach(&b, NULL);
+		}
+	}
+	uniq_v = NULL;
+	buf_release(&b);
+	free(pos);
+}
+
+/* Merge fresh children @k into directory @d (lock held). */
+static int merge(struct lnode *d, uint32_t idx, struct kids *k)
+{
+	uint32_t *old = NULL, *kids = NULL, *byname = NULL;
+	size_t nold = d->nkids, i;
+	int rc = 0;
+
+	if (nold) {
+		old = malloc(nold * sizeof(*old));
+		if (!old)
+			return -ENOMEM;
+		memcpy(old, d->kids, nold * sizeof(*old));
+		qsort(old, nold, sizeof(*old), cmp_old);
+	}
+	kids = malloc((k->n ? k->n : 1) * sizeof(*kids));
+	byname = malloc((k->n ? k->n : 1) * sizeof(*byname));
+	if (!kids || !byname) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (i = 0; i < nold; i++)
+		L.nodes[old[i]]->gone = true;
+	for (i = 0; i < k->n; i++) {
+		struct lnode *c = k->v[i];
+		uint32_t *hit = NULL;
+		size_t lo = 0, hi = nold;
+
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+			int cmp = same_child(c, L.nodes[old[mid]]);
+
+			if (!cmp) {
+				hit = &old[mid];
+				break;
+			}
+			if (cmp < 0)
+				hi = mid;
+			else
+				lo = mid + 1;
+		}
+		if (hit && L.nodes[*hit]->gone) {
+			node_update(L.nodes[*hit], c);
+			kids[i] = *hit;
+			continue;
+		}
+		rc = node_add(c, idx);
+		if (rc < 0)
+			break;
+		kids[i] = (uint32_t)(L.n - 1);
+		k->v[i] = NULL; /* now in the table */
+	}
+	if (rc < 0) {
+		for (i = 0; i < nold; i++)
+			L.nodes[old[i]]->gone = false;
+		goto out;
+	}
+	uniquify(kids, k->n);
+	memcpy(byname, kids, k->n * sizeof(*byname));
+	qsort(byname, k->n, sizeof(*byname), cmp_name);
+	free(d->kids);
+	free(d->byname);
+	d->kids = kids;
+	d->byname = byname;
+	d->nkids = k->n;
+	kids = byname = NULL;
+out:
+	free(old);
+	free(kids);
+	free(byname);
+	return rc;
+}
+
+/* Site path of node @i below sites/ into @out (lock held). */
+static void site_path(uint32_t i, struct buf *out)
+{
+	const char *parts[SITE_DEPTH + 2];
+	int n = 0;
+
+	buf_reset(out);
+	while (i != N_SITES && i != N_ROOT && n < SITE_DEPTH + 2) {
+		parts[n++] = L.nodes[i]->name;
+		i = L.nodes[i]->parent;
+	}
+	buf_adds(out, "");
+	while (n--)
+		buf_addf(out, "%s%s", parts[n], n ? "/" : "");
+}
+
+/*
+ * Make sure directory node @idx has a listing younger than the TTL
+ * (listing it in Graph when not; other threads wait for that listing).
+ * Returns 0 or -errno.
+ */
+static int ensure_listed(uint32_t idx)
+{
+	struct dinfo di = { 0 };
+	struct kids k = { 0 };
+	struct lnode *d;
+	int64_t t0;
+	unsigned attempt = 0;
+	int rc = 0;
+
+	buf_init(&di.path, 0);
+	pthread_mutex_lock(&L.lock);
+	for (;;) {
+		d = L.nodes[idx];
+		if (d->gone) {
+			rc = -ENOENT;
+			goto unlock;
+		}
+		if (!is_dir_kind(d->kind) && d->kind != CAT_KIND_TOP) {
+			rc = -ENOTDIR;
+			goto unlock;
+		}
+		if (idx == N_ROOT ||
+		    (d->listed_ms &&
+		     util_mono_ms() - d->listed_ms < (int64_t)(L.ttl * 1000)))
+			goto unlock;
+		if (!d->listing)
+			break;
+		pthread_cond_wait(&L.cv, &L.lock);
+	}
+	d->listing = true;
+	di.idx = idx;
+	di.kind = d->kind;
+	di.id = sdup(d->id);
+	di.drive = sdup(d->drive);
+	di.user = sdup(d->user);
+	di.child_count = d->child_count;
+	if (d->kind == CAT_KIND_SITE_HOST || d->kind == CAT_KIND_SITE_PATH)
+		site_path(idx, &di.path);
+	pthread_mutex_unlock(&L.lock);
+
+	if (!L.g) {
+		rc = -EIO;
+	} else {
+		t0 = util_mono_ms();
+		do {
+			kids_release(&k);
+			rc = fetch_kids(&di, &k);
+		} while (rc < 0 && wait_again(rc, t0, &attempt));
+	}
+	if (rc > 0)
+		rc = 0;
+
+	pthread_mutex_lock(&L.lock);
+	d = L.nodes[idx];
+	if (rc == 0)
+		rc = merge(d, idx, &k);
+	if (rc == 0 && di.root_id && !d->root_id) {
+		d->root_id = di.root_id;
+		di.root_id = NULL;
+	}
+	if (rc == 0)
+		d->listed_ms = util_mono_ms();
+	else if (rc == -ENOENT)
+		d->gone = true; /* the folder went away */
+	d->listing = false;
+	pthread_cond_broadcast(&L.cv);
+unlock:
+	pthread_mutex_unlock(&L.lock);
+	kids_release(&k);
+	dinfo_release(&di);
+	return rc;
+}
+
+/* ---- attributes --------------------------------------------------------- */
+
+static void node_attr(const struct lnode *n, struct stat *st)
+{
+	bool dir = n->kind == CAT_KIND_TOP || is_dir_kind(n->kind) ||
+		   n->ino == INO_LIVE;
+
+	memset(st, 0, sizeof(*st));
+	st->st_ino = n->ino;
+	st->st_mode = dir ? S_IFDIR | 0555 : S_IFREG | 0444;
+	st->st_nlink = 1;
+	st->st_uid = L.fs->uid;
+	st->st_gid = L.fs->gid;
+	st->st_blksize = BLKSIZE;
+	if (!dir) {
+		st->st_size = n->size;
+		st->st_blocks = (n->size + 511) / 512;
+	}
+	st->st_mtim.tv_sec = n->ino == INO_LIVE ? L.fs->mount_time : n->mtime;
+	st->st_mtim.tv_nsec = n->mtime_ns;
+	st->st_atim = st->st_ctim = st->st_mtim;
+}
+
+/*
+ * Attributes of live node @ino, its parent's listing refreshed when
+ * older than the TTL.  Returns 0, -ENOENT or -errno.
+ */
+static int live_getattr(uint64_t ino, struct stat *st)
+{
+	struct lnode *n;
+	uint32_t parent = 0;
+	bool top;
+	int rc;
+
+	pthread_mutex_lock(&L.lock);
+	n = node_get(ino);
+	top = n && (n->ino == INO_LIVE || n->kind == CAT_KIND_TOP);
+	if (n)
+		parent = n->parent;
+	pthread_mutex_unlock(&L.lock);
+	if (!n)
+		return -ENOENT;
+	if (!top) {
+		rc = ensure_listed(parent);
+		if (rc < 0)
+			return rc;
+	}
+	pthread_mutex_lock(&L.lock);
+	n = node_get(ino);
+	if (n)
+		node_attr(n, st);
+	pthread_mutex_unlock(&L.lock);
+	return n ? 0 : -ENOENT;
+}
+
+/* ---- operations --------------------------------------------------------- */
+
+static void reply_entry(fuse_req_t req, const struct stat *st)
+{
+	struct fuse_entry_param e;
+
+	memset(&e, 0, sizeof(e));
+	if (st) {
+		e.ino = st->st_ino;
+		e.attr = *st;
+		e.attr_timeout = L.ttl;
+	}
+	e.entry_timeout = L.ttl; /* a miss is cached as long */
+	fuse_reply_entry(req, &e);
+}
+
+static void lop_init(void *userdata, struct fuse_conn_info *conn)
+{
+	struct fs *fs = userdata;
+
+	L.base->init(userdata, conn);
+	/* live/ files need open (keep_cache, direct_io) and opendir */
+	conn->want &= ~(unsigned)(FUSE_CAP_NO_OPEN_SUPPORT |
+				  FUSE_CAP_NO_OPENDIR_SUPPORT);
+	fs->no_open = false;
+	fs->no_opendir = false;
+}
+
+static void lop_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct lnode *d, *c = NULL;
+	struct stat st;
+	uint32_t idx = 0, key;
+	int rc;
+
+	if (parent == INO_ROOT && !strcmp(name, "live")) {
+		pthread_mutex_lock(&L.lock);
+		node_attr(L.nodes[N_ROOT], &st);
+		pthread_mutex_unlock(&L.lock);
+		reply_entry(req, &st);
+		return;
+	}
+	if (!is_live(parent)) {
+		L.base->lookup(req, parent, name);
+		return;
+	}
+	pthread_mutex_lock(&L.lock);
+	d = node_get(parent);
+	if (d)
+		idx = parent == INO_LIVE ? N_ROOT : (uint32_t)ino_item(parent);
+	pthread_mutex_unlock(&L.lock);
+	if (!d) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	rc = ensure_listed(idx);
+	if (rc < 0) {
+		fuse_reply_err(req, fuse_errno(rc));
+		return;
+	}
+	pthread_mutex_lock(&L.lock);
+	d = L.nodes[idx];
+	{
+		size_t lo = 0, hi = d->nkids;
+
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+			int cmp;
+
+			key = d->byname[mid];
+			cmp = strcmp(name, L.nodes[key]->name);
+			if (!cmp) {
+				c = L.nodes[key];
+				break;
+			}
+			if (cmp < 0)
+				hi = mid;
+			else
+				lo = mid + 1;
+		}
+	}
+	if (c)
+		node_attr(c, &st);
+	pthread_mutex_unlock(&L.lock);
+	reply_entry(req, c ? &st : NULL);
+}
+
+static void lop_getattr(fuse_req_t req, fuse_ino_t ino,
+			struct fuse_file_info *fi)
+{
+	struct stat st;
+	int rc;
+
+	if (!is_live(ino)) {
+		L.base->getattr(req, ino, fi);
+		return;
+	}
+	rc = live_getattr(ino, &st);
+	if (rc < 0)
+		fuse_reply_err(req, fuse_errno(rc));
+	else
+		fuse_reply_attr(req, &st, L.ttl);
+}
+
+/* The file or message of @ino, or NULL with *@err (lock held). */
+static struct lnode *file_node(uint64_t ino, int *err)
+{
+	struct lnode *n = node_get(ino);
+
+	if (!n)
+		*err = ENOENT;
+	else if (n->kind != CAT_KIND_FILE && n->kind != CAT_KIND_MESSAGE)
+		*err = EISDIR;
+	else
+		return n;
+	return NULL;
+}
+
+static void lop_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct lnode *n;
+	int err = 0;
+
+	if (!is_live(ino)) {
+		L.base->open(req, ino, fi);
+		return;
+	}
+	if ((fi->flags & O_ACCMODE) != O_RDONLY ||
+	    (fi->flags & (O_TRUNC | O_APPEND))) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	pthread_mutex_lock(&L.lock);
+	n = file_node(ino, &err);
+	if (!n) {
+		/* err set */
+	} else if (n->kind == CAT_KIND_MESSAGE) {
+		/* the size is not known before the MIME is read */
+		fi->direct_io = 1;
+	} else {
+		/* pages stay valid while the content is the same */
+		fi->keep_cache =
+			n->open_tag && n->tag && !strcmp(n->open_tag, n->tag);
+		if (!fi->keep_cache && n->tag) {
+			free(n->open_tag);
+			n->open_tag = strdup(n->tag);
+		}
+	}
+	pthread_mutex_unlock(&L.lock);
+	fi->fh = 0;
+	if (err)
+		fuse_reply_err(req, err);
+	else
+		fuse_reply_open(req, fi);
+}
+
+/* What a read needs of its node (copied out of the lock). */
+struct rctx {
+	uint64_t ino;
+	int kind;
+	char *drive, *id, *user, *url;
+};
+
+struct sink_ctx {
+	int fd;
+	uint64_t start, pos;
+};
+
+static int sink_write(void *ctx, const void *data, size_t len)
+{
+	struct sink_ctx *s = ctx;
+	const char *p = data;
+	ssize_t w;
+
+	while (len) {
+		w = pwrite(s->fd, p, len, (off_t)s->pos);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += w;
+		len -= (size_t)w;
+		s->pos += (uint64_t)w;
+	}
+	return 0;
+}
+
+static int sink_reset(void *ctx)
+{
+	struct sink_ctx *s = ctx;
+
+	s->pos = s->start;
+	return 0;
+}
+
+/* A new download URL for the file of @r (the old one expired). */
+static int refresh_url(struct rctx *r)
+{
+	struct graph_item it = { 0 };
+	struct lnode *n;
+	int rc;
+
+	rc = graph_item_get(L.g, r->drive, r->id, &it);
+	if (rc == 0) {
+		free(r->url);
+		r->url = sdup(it.download_url);
+		pthread_mutex_lock(&L.lock);
+		n = node_get(r->ino);
+		if (n && n->url && r->url) {
+			free(n->url);
+			n->url = strdup(r->url);
+		}
+		pthread_mutex_unlock(&L.lock);
+	}
+	graph_item_release(&it);
+	return rc;
+}
+
+static int fetch(void *ctx, int fd, uint64_t off, uint64_t len, uint64_t *got)
+{
+	struct rctx *r = ctx;
+	struct sink_ctx s = { fd, off, off };
+	struct http_sink sink = { sink_write, sink_reset, &s };
+	int64_t t0 = util_mono_ms();
+	unsigned attempt = 0, short_reads = 0;
+	bool refreshed = false;
+	uint64_t cur = off;
+	int rc;
+
+	for (;;) {
+		s.start = s.pos = cur;
+		if (r->kind == CAT_KIND_MESSAGE)
+			rc = graph_message_mime(L.g, r->user, r->id, &sink,
+						NULL);
+		else
+			rc = graph_item_download(L.g, r->drive, r->id, r->url,
+						 cur, off + len - cur, &sink,
+						 NULL);
+		if (rc == -EACCES && r->url && !refreshed) {
+			/* the pre-authenticated URL expired */
+			refreshed = true;
+			rc = refresh_url(r);
+			if (rc == 0)
+				continue;
+		}
+		if (rc == 0 && len && s.pos < off + len && s.pos > cur &&
+		    ++short_reads < 8) {
+			/* a short body: ask for the rest */
+			log_debug("live: %llu bytes short, asking again",
+				  (unsigned long long)(off + len - s.pos));
+			cur = s.pos;
+			continue;
+		}
+		if (rc == 0 || !wait_again(rc, t0, &attempt))
+			break;
+	}
+	*got = s.pos - off;
+	return rc;
+}
+
+static void lop_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		     struct fuse_file_info *fi)
+{
+	struct rctx r = { .ino = ino };
+	struct buf key = BUF_INIT;
+	struct lnode *n;
+	uint64_t fsize = 0;
+	char *p = NULL;
+	ssize_t got;
+	int err = 0;
+
+	if (!is_live(ino)) {
+		L.base->read(req, ino, size, off, fi);
+		return;
+	}
+	pthread_mutex_lock(&L.lock);
+	n = file_node(ino, &err);
+	if (n) {
+		r.kind = n->kind;
+		r.drive = sdup(n->drive);
+		r.id = sdup(n->id);
+		r.user = sdup(n->user);
+		r.url = sdup(n->url);
+		fsize = n->kind == CAT_KIND_MESSAGE ? LIVE_SIZE_UNKNOWN
+						    : (uint64_t)n->size;
+		cache_key(n, &key);
+		if (!key.data || !r.id)
+			err = ENOMEM;
+	}
+	pthread_mutex_unlock(&L.lock);
+	if (!err && (!L.g || !L.cache))
+		err = EIO;
+	if (!err) {
+		p = malloc(size ? size : 1);
+		if (!p)
+			err = ENOMEM;
+	}
+	if (!err) {
+		got = live_cache_read(L.cache, key.data, fsize, p, size,
+				      (uint64_t)off, fetch, &r);
+		if (got < 0) {
+			err = fuse_errno((int)got);
+		} else {
+			if (r.kind == CAT_KIND_MESSAGE &&
+			    live_cache_size(L.cache, key.data, &fsize) == 0) {
+				pthread_mutex_lock(&L.lock);
+				n = node_get(ino);
+				if (n)
+					n->size = (int64_t)fsize;
+				pthread_mutex_unlock(&L.lock);
+			}
+			fuse_reply_buf(req, p, (size_t)got);
+		}
+	}
+	if (err)
+		fuse_reply_err(req, err);
+	free(p);
+	free(r.drive);
+	free(r.id);
+	free(r.user);
+	free(r.url);
+	buf_release(&key);
+}
+
+/* An open directory: its entries as of opendir. */
+struct dent {
+	char *name;
+	struct stat st;
+	bool real; /* an entry of live/ (cache it); "." ".." "snapshots" not */
+};
+
+struct dhandle {
+	struct dent *e;
+	size_t n;
+};
+
+static void dhandle_free(struct dhandle *h)
+{
+	size_t i;
+
+	if (!h)
+		return;
+	for (i = 0; i < h->n; i++)
+		free(h->e[i].name);
+	free(h->e);
+	free(h);
+}
+
+static int dent_add(struct dhandle *h, size_t *cap, const char *name,
+		    const struct stat *st, bool real)
+{
+	if (h->n == *cap) {
+		size_t nc = *cap ? *cap * 2 : 16;
+		struct dent *v = realloc(h->e, nc * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		h->e = v;
+		*cap = nc;
+	}
+	h->e[h->n].name = strdup(name);
+	if (!h->e[h->n].name)
+		return -ENOMEM;
+	h->e[h->n].st = *st;
+	h->e[h->n].real = real;
+	h->n++;
+	return 0;
+}
+
+/* Entries of the mount root: live/ next to snapshots/ (no restore/). */
+static int root_entries(struct dhandle *h, size_t *cap)
+{
+	struct stat st;
+	int rc;
+
+	memset(&st, 0, sizeof(st));
+	st.st_mode = S_IFDIR | 0555;
+	st.st_ino = INO_ROOT;
+	rc = dent_add(h, cap, ".", &st, false);
+	if (rc == 0)
+		rc = dent_add(h, cap, "..", &st, false);
+	st.st_ino = INO_SNAPSHOTS;
+	if (rc == 0)
+		rc = dent_add(h, cap, "snapshots", &st, false);
+	pthread_mutex_lock(&L.lock);
+	node_attr(L.nodes[N_ROOT], &st);
+	pthread_mutex_unlock(&L.lock);
+	if (rc == 0)
+		rc = dent_add(h, cap, "live", &st, true);
+	return rc;
+}
+
+static int dir_entries(uint64_t ino, struct dhandle *h, size_t *cap)
+{
+	struct lnode *d;
+	struct stat st;
+	uint32_t idx;
+	size_t i;
+	int rc;
+
+	pthread_mutex_lock(&L.lock);
+	d = node_get(ino);
+	idx = ino == INO_LIVE ? N_ROOT : (uint32_t)ino_item(ino);
+	pthread_mutex_unlock(&L.lock);
+	if (!d)
+		return -ENOENT;
+	rc = ensure_listed(idx);
+	if (rc < 0)
+		return rc;
+	pthread_mutex_lock(&L.lock);
+	d = L.nodes[idx];
+	node_attr(d, &st);
+	rc = dent_add(h, cap, ".", &st, false);
+	memset(&st, 0, sizeof(st));
+	st.st_mode = S_IFDIR | 0555;
+	st.st_ino = idx == N_ROOT ? INO_ROOT : L.nodes[d->parent]->ino;
+	if (rc == 0)
+		rc = dent_add(h, cap, "..", &st, false);
+	for (i = 0; rc == 0 && i < d->nkids; i++) {
+		node_attr(L.nodes[d->kids[i]], &st);
+		rc = dent_add(h, cap, L.nodes[d->kids[i]]->name, &st, true);
+	}
+	pthread_mutex_unlock(&L.lock);
+	return rc;
+}
+
+static void lop_opendir(fuse_req_t req, fuse_ino_t ino,
+			struct fuse_file_info *fi)
+{
+	struct dhandle *h;
+	size_t cap = 0;
+	int rc;
+
+	if (!is_live(ino) && ino != INO_ROOT) {
+		L.base->opendir(req, ino, fi);
+		return;
+	}
+	h = calloc(1, sizeof(*h));
+	if (!h) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	rc = ino == INO_ROOT ? root_entries(h, &cap)
+			     : dir_entries(ino, h, &cap);
+	if (rc < 0) {
+		dhandle_free(h);
+		fuse_reply_err(req, fuse_errno(rc));
+		return;
+	}
+	fi->fh = (uintptr_t)h;
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		dhandle_free(h); /* interrupted */
+}
+
+static void do_readdir(fuse_req_t req, struct dhandle *h, size_t size,
+		       off_t off, bool plus)
+{
+	char *p = malloc(size ? size : 1);
+	size_t used = 0, len, i;
+
+	if (!p) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	for (i = off > 0 ? (size_t)off : 0; i < h->n; i++) {
+		if (plus) {
+			struct fuse_entry_param e;
+
+			memset(&e, 0, sizeof(e));
+			e.attr = h->e[i].st;
+			if (h->e[i].real) {
+				e.ino = h->e[i].st.st_ino;
+				e.attr_timeout = e.entry_timeout = L.ttl;
+			}
+			len = fuse_add_direntry_plus(req, p + used, size - used,
+						     h->e[i].name, &e,
+						     (off_t)i + 1);
+		} else {
+			len = fuse_add_direntry(req, p + used, size - used,
+						h->e[i].name, &h->e[i].st,
+						(off_t)i + 1);
+		}
+		if (len > size - used)
+			break;
+		used += len;
+	}
+	fuse_reply_buf(req, p, used);
+	free(p);
+}
+
+static void lop_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			struct fuse_file_info *fi)
+{
+	if ((!is_live(ino) && ino != INO_ROOT) || !fi->fh) {
+		L.base->readdir(req, ino, size, off, fi);
+		return;
+	}
+	do_readdir(req, (struct dhandle *)(uintptr_t)fi->fh, size, off, false);
+}
+
+static void lop_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+			    off_t off, struct fuse_file_info *fi)
+{
+	if ((!is_live(ino) && ino != INO_ROOT) || !fi->fh) {
+		L.base->readdirplus(req, ino, size, off, fi);
+		return;
+	}
+	do_readdir(req, (struct dhandle *)(uintptr_t)fi->fh, size, off, true);
+}
+
+static void lop_releasedir(fuse_req_t req, fuse_ino_t ino,
+			   struct fuse_file_info *fi)
+{
+	if ((is_live(ino) || ino == INO_ROOT) && fi->fh) {
+		dhandle_free((struct dhandle *)(uintptr_t)fi->fh);
+		fi->fh = 0;
+		fuse_reply_err(req, 0);
+		return;
+	}
+	if (L.base->releasedir)
+		L.base->releasedir(req, ino, fi);
+	else
+		fuse_reply_err(req, 0);
+}
+
+/* All xattrs of @ino as "name\0value\0" (user.m365. names). */
+static int xattrs_of(uint64_t ino, struct buf *out)
+{
+	struct lnode *n;
+	size_t pos = 0;
+	int rc;
+
+	rc = live_getattr(ino, &(struct stat){ 0 });
+	if (rc < 0)
+		return rc;
+	pthread_mutex_lock(&L.lock);
+	n = node_get(ino);
+	while (n && pos < n->meta.len) {
+		const char *k = n->meta.data + pos;
+		const char *v = k + strlen(k) + 1;
+
+		buf_addf(out, XATTR_PREFIX "%s", k);
+		buf_addch(out, 0);
+		buf_add(out, v, strlen(v) + 1);
+		pos = (size_t)(v - n->meta.data) + strlen(v) + 1;
+	}
+	if (n && n->root_id) {
+		buf_adds(out, XATTR_PREFIX "rootId");
+		buf_addch(out, 0);
+		buf_add(out, n->root_id, strlen(n->root_id) + 1);
+	}
+	pthread_mutex_unlock(&L.lock);
+	return n ? 0 : -ENOENT;
+}
+
+static void lop_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			 size_t size)
+{
+	struct buf all = BUF_INIT;
+	const char *v = NULL;
+	size_t pos = 0, vlen;
+	int rc;
+
+	if (!is_live(ino) || strncmp(name, XATTR_PREFIX, XATTR_PREFIX_LEN)) {
+		L.base->getxattr(req, ino, name, size);
+		return;
+	}
+	rc = xattrs_of(ino, &all);
+	while (rc == 0 && pos < all.len) {
+		const char *k = all.data + pos;
+
+		v = k + strlen(k) + 1;
+		pos = (size_t)(v - all.data) + strlen(v) + 1;
+		if (!strcmp(k, name))
+			break;
+		v = NULL;
+	}
+	if (rc < 0)
+		fuse_reply_err(req, fuse_errno(rc));
+	else if (!v)
+		fuse_reply_err(req, ENODATA);
+	else if (!size)
+		fuse_reply_xattr(req, strlen(v));
+	else if ((vlen = strlen(v)) > size)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, v, vlen);
+	buf_release(&all);
+}
+
+static void lop_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct buf all = BUF_INIT, names = BUF_INIT;
+	size_t pos = 0;
+	int rc;
+
+	if (!is_live(ino)) {
+		L.base->listxattr(req, ino, size);
+		return;
+	}
+	rc = xattrs_of(ino, &all);
+	while (rc == 0 && pos < all.len) {
+		const char *k = all.data + pos;
+		const char *v = k + strlen(k) + 1;
+
+		buf_add(&names, k, strlen(k) + 1);
+		pos = (size_t)(v - all.data) + strlen(v) + 1;
+	}
+	if (rc < 0)
+		fuse_reply_err(req, fuse_errno(rc));
+	else if (!size)
+		fuse_reply_xattr(req, names.len);
+	else if (names.len > size)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, names.data, names.len);
+	buf_release(&names);
+	buf_release(&all);
+}
+
+static void lop_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	L.base->statfs(req, is_live(ino) ? INO_ROOT : ino);
+}
+
+const struct fuse_lowlevel_ops *
+fs_live_ops(const struct fuse_lowlevel_ops *base)
+{
+	if (!fs_restore_enabled())
+		return base;
+	L.enabled = true;
+	L.base = base;
+	L.ops = *base;
+	L.ops.init = lop_init;
+	L.ops.lookup = lop_lookup;
+	L.ops.getattr = lop_getattr;
+	L.ops.open = lop_open;
+	L.ops.read = lop_read;
+	L.ops.opendir = lop_opendir;
+	L.ops.readdir = lop_readdir;
+	L.ops.readdirplus = lop_readdirplus;
+	L.ops.releasedir = lop_releasedir;
+	L.ops.getxattr = lop_getxattr;
+	L.ops.listxattr = lop_listxattr;
+	L.ops.statfs = lop_statfs;
+	return &L.ops;
+}
+
+int fs_live_start(struct fs *fs, struct graph *g)
+{
+	static const char *const tops[] = { "sites", "onedrive", "mailboxes" };
+	struct buf dir = BUF_INIT;
+	struct lnode *n;
+	size_t i;
+	int rc = 0;
+
+	if (!L.enabled)
+		return 0;
+	L.fs = fs;
+	L.g = g;
+	pthread_mutex_lock(&L.lock);
+	n = node_new("live", CAT_KIND_TOP);
+	rc = n ? node_add(n, N_ROOT) : -ENOMEM;
+	for (i = 0; rc == 0 && i < 3; i++) {
+		n = node_new(tops[i], CAT_KIND_TOP);
+		rc = n ? node_add(n, N_ROOT) : -ENOMEM;
+		if (rc == 0)
+			n->mtime = fs->mount_time;
+	}
+	if (rc == 0) {
+		L.nodes[N_ROOT]->nkids = 3;
+		L.nodes[N_ROOT]->kids = calloc(3, sizeof(uint32_t));
+		L.nodes[N_ROOT]->byname = calloc(3, sizeof(uint32_t));
+		if (!L.nodes[N_ROOT]->kids || !L.nodes[N_ROOT]->byname) {
+			rc = -ENOMEM;
+		} else {
+			/* by name: mailboxes, onedrive, sites */
+			for (i = 0; i < 3; i++) {
+				L.nodes[N_ROOT]->kids[i] = (uint32_t)i + 1;
+				L.nodes[N_ROOT]->byname[i] = 3 - (uint32_t)i;
+			}
+		}
+	}
+	pthread_mutex_unlock(&L.lock);
+	if (rc < 0)
+		goto out;
+	if (!g) {
+		log_err("live/ is not available: the connection could not be opened");
+		goto out;
+	}
+	buf_addf(&dir, "%s/cache/live", fs->o.repo);
+	rc = dir.data ? live_cache_new(dir.data, (uint64_t)L.cache_mb << 20,
+				       &L.cache)
+		      : -ENOMEM;
+	if (rc < 0) {
+		log_err("live/ cannot read files: cannot create the cache '%s': %s",
+			dir.data ? dir.data : "?", strerror(-rc));
+		goto out;
+	}
+	log_info("live/ is ready (listings kept %.0f s, cache %u MiB in '%s')",
+		 L.ttl, L.cache_mb, dir.data);
+out:
+	buf_release(&dir);
+	return rc;
+}
+
+void fs_live_stop(void)
+{
+	size_t i;
+
+	live_cache_free(L.cache);
+	L.cache = NULL;
+	for (i = 0; i < L.n; i++)
+		node_free(L.nodes[i]);
+	free(L.nodes);
+	L.nodes = NULL;
+	L.n = L.cap = 0;
+	sites_free(L.sites, L.nsites);
+	L.sites = NULL;
+	L.nsites = 0;
+	L.g = NULL;
+}

@@ -1,0 +1,254 @@
+"""live/: the tenant as it is now, through m365fs -o connection=NAME.
+
+Each test mounts a repository with the scale-0 emulator as the tenant and
+compares live/ with the emulator's ground truth (/truth), its byte
+counters (/stats) and with a snapshot of the same tenant.
+"""
+import hashlib
+import os
+import re
+import subprocess
+import time
+
+import pytest
+
+import fsutil
+from fsutil import Mount
+from test_snapshot import Tool, safe
+
+pytestmark = pytest.mark.skipif(not fsutil.have_fuse(),
+                                reason="needs /dev/fuse and fusermount3")
+
+DEBUG = ["-o", "debug"] if os.environ.get("M365_LIVE_DEBUG") else []
+ADMIN = "admin@contoso.onmicrosoft.com"
+MIB = 1 << 20
+
+
+def file_sha(p):
+    with open(p, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def msg_name(m):
+    """names_message() for a message of the truth with a safe subject."""
+    t = time.strptime(m["receivedDateTime"], "%Y-%m-%dT%H:%M:%SZ")
+    h = hashlib.sha256(m["immutable_id"].encode()).hexdigest()[:8]
+    return "%s %s [%s].eml" % (time.strftime("%Y-%m-%d %H%M", t),
+                               m["subject"] or "(no subject)", h)
+
+
+class Env:
+    def __init__(self, emu, tmp, snapshot=False):
+        self.emu, self.tmp = emu, tmp
+        self.tool = Tool(emu, tmp)
+        self.repo = tmp / "repo"
+        self.tool.init(self.repo)
+        if snapshot:
+            s = self.tool.snapshot(self.repo)
+            assert s["status"] == "complete", s
+        self.n = 0
+
+    def mount(self, *opts, ttl=None):
+        self.n += 1
+        if ttl is not None:
+            opts = ("-o", "live_ttl=%g" % ttl) + opts
+        m = Mount(self.repo, self.tmp / ("mnt%d" % self.n),
+                  "-o", "connection=emu", *opts, *DEBUG, env=self.tool.env)
+        m.allowed = [r"retry \d+ in", r"HTTP (429|503)", r"throttled"]
+        return m
+
+
+def wait_for(pred, what, timeout=60):
+    t0 = time.monotonic()
+    while True:
+        v = pred()
+        if v:
+            return v
+        assert time.monotonic() - t0 < timeout, "timed out waiting: " + what
+        time.sleep(0.3)
+
+
+def test_live_equals_truth_without_snapshots(emulator, tmp_path):
+    """A repository with no snapshot mounts; live/ lists exactly the
+    tenant's files, folders and messages, with their bytes."""
+    env = Env(emulator, tmp_path)
+    t = emulator.truth()
+    with env.mount() as m:
+        live = m.mnt / "live"
+        assert sorted(os.listdir(m.mnt)) == ["live", "restore", "snapshots"]
+        assert os.listdir(m.mnt / "snapshots") == []
+        assert sorted(os.listdir(live)) == ["mailboxes", "onedrive", "sites"]
+        files, dirs = {}, set()
+        for dp, dns, fns in os.walk(live):
+            for dn in dns:
+                dirs.add(os.path.relpath(os.path.join(dp, dn), live))
+            for fn in fns:
+                p = os.path.join(dp, fn)
+                files[os.path.relpath(p, live)] = p
+        want = {f["path"]: f for f in t["files"]
+                if all(safe(c) for c in f["path"].split("/"))}
+        assert want, "the tenant has no files with plain names"
+        drive_files = {k for k in files if not k.startswith("mailboxes/")}
+        assert drive_files >= set(want), sorted(set(want) - drive_files)
+        assert len(drive_files) == len(t["files"])
+        for path, f in want.items():
+            st = os.stat(files[path])
+            assert st.st_size == f["size"], path
+            assert file_sha(files[path]) == f["sha256"], path
+        for d in t["folders"]:
+            if all(safe(c) for c in d.split("/")):
+                assert d in dirs, d
+        msgs = [x for x in t["messages"]
+                if safe(x["subject"] or "x") and len(x["subject"]) < 100]
+        assert msgs
+        for x in msgs:
+            p = live / "mailboxes" / x["mailbox"] / x["folder_path"] / \
+                msg_name(x)
+            assert file_sha(p) == x["sha256"], p
+            assert os.stat(p).st_size == x["size"], p  # known once read
+        # xattrs like snapshots/
+        f = next(iter(want.values()))
+        p = files[f["path"]]
+        assert os.getxattr(p, "user.m365.id").decode() == f["id"]
+        assert os.getxattr(p, "user.m365.cTag").decode() == f["cTag"]
+        assert os.getxattr(p, "user.m365.quickXorHash").decode() == \
+            f["quickXorHash"]
+        with pytest.raises(OSError):
+            open(p, "r+b")
+
+
+def test_live_range_read_downloads_only_that_range(emulator, tmp_path):
+    """4 KiB from the middle of a 60 MB file costs about 4 KiB of download;
+    the whole file then reads back with the tenant's hash."""
+    env = Env(emulator, tmp_path)
+    size = 60 * 1000 * 1000
+    r = emulator.mutate(op="create_file", size=size,
+                        path="onedrive/%s/live-big.bin" % ADMIN)
+    assert r["ok"], r
+    sha = next(f["sha256"] for f in emulator.truth()["files"]
+               if f["path"].endswith("/live-big.bin"))
+    with env.mount() as m:
+        p = m.mnt / "live/onedrive" / ADMIN / "live-big.bin"
+        assert os.stat(p).st_size == size
+        emulator.reset_stats()
+        with open(p, "rb") as f:
+            f.seek(size // 2 + 12345)
+            mid = f.read(4096)
+        s = emulator.stats()
+        assert len(mid) == 4096
+        dl = [x for x in s["log"] if x["path"].startswith("/_layouts")]
+        assert dl, s["log"]
+        assert all(not x["had_authorization"] for x in dl)
+        assert all(x["range"] for x in dl), dl
+        assert s["bytes_downloaded"] <= 1 * MIB, s["bytes_downloaded"]
+        emulator.reset_stats()
+        assert file_sha(p) == sha
+        s = emulator.stats()
+        # read-ahead in large blocks: few requests, nothing twice
+        n = len([x for x in s["log"] if x["path"].startswith("/_layouts")])
+        assert n <= size // MIB // 2, n
+        assert s["bytes_downloaded"] <= size + 2 * MIB
+        with open(p, "rb") as f:
+            f.seek(size // 2 + 12345)
+            assert f.read(4096) == mid
+
+
+def test_live_mutations_appear_after_ttl(emulator, tmp_path):
+    env = Env(emulator, tmp_path)
+    base = "onedrive/%s" % ADMIN
+    with env.mount(ttl=1) as m:
+        d = m.mnt / "live" / base
+        before = set(os.listdir(d))
+        assert "live-new.txt" not in before
+        emulator.mutate(op="create_file", path=base + "/live-new.txt",
+                        content="made after the mount\n")
+        wait_for(lambda: "live-new.txt" in os.listdir(d), "new file")
+        assert (d / "live-new.txt").read_text() == "made after the mount\n"
+        emulator.mutate(op="modify_file", path=base + "/live-new.txt",
+                        content="changed content, longer than before\n")
+        wait_for(lambda: (d / "live-new.txt").read_text()
+                 == "changed content, longer than before\n", "new content")
+        emulator.mutate(op="rename", path=base + "/live-new.txt",
+                        new_name="live-renamed.txt")
+        wait_for(lambda: "live-renamed.txt" in os.listdir(d), "rename")
+        # the kernel may keep the old name for one more TTL
+        wait_for(lambda: not (d / "live-new.txt").exists(), "old name")
+        emulator.mutate(op="delete", path=base + "/live-renamed.txt")
+        wait_for(lambda: not (d / "live-renamed.txt").exists(), "delete")
+        assert set(os.listdir(d)) == before
+
+
+def test_live_diff_against_snapshot_lists_the_mutations(emulator, tmp_path):
+    env = Env(emulator, tmp_path, snapshot=True)
+    t = emulator.truth()
+    base = "onedrive/%s" % ADMIN
+    files = sorted(f["path"] for f in t["files"]
+                   if f["path"].startswith(base + "/")
+                   and all(safe(c) for c in f["path"].split("/"))
+                   and f["size"] > 0)
+    assert len(files) >= 2
+    changed, gone = files[0], files[1]
+    emulator.mutate(op="modify_file", path=changed)
+    emulator.mutate(op="delete", path=gone)
+    emulator.mutate(op="create_file", path=base + "/diff-new.txt",
+                    content="new since the snapshot\n")
+    with env.mount(ttl=1) as m:
+        live = m.mnt / "live"
+        snap = m.mnt / "snapshots/latest"
+        p = subprocess.run(["diff", "-rq", str(live / "onedrive"),
+                            str(snap / "onedrive")],
+                           capture_output=True, text=True, timeout=300)
+        assert p.returncode == 1, p.stderr
+        got = set()
+        for line in p.stdout.splitlines():
+            mo = re.match(r"Files (.*) and (.*) differ$", line)
+            if mo:
+                got.add(("differ", os.path.relpath(mo.group(1), live)))
+                continue
+            mo = re.match(r"Only in (.*): (.*)$", line)
+            assert mo, line
+            side = "live" if mo.group(1).startswith(str(live)) else "snap"
+            root = live if side == "live" else snap
+            got.add((side, os.path.relpath(
+                os.path.join(mo.group(1), mo.group(2)), root)))
+        assert got == {("differ", changed), ("snap", gone),
+                       ("live", base + "/diff-new.txt")}, p.stdout
+        # the rest of the tenant did not change: no difference at all
+        p = subprocess.run(["diff", "-r", str(live / "sites"),
+                            str(snap / "sites")],
+                           capture_output=True, text=True, timeout=300)
+        assert p.returncode == 0, p.stdout + p.stderr
+        p = subprocess.run(["diff", "-r", str(live / "mailboxes"),
+                            str(snap / "mailboxes")],
+                           capture_output=True, text=True, timeout=300)
+        assert p.returncode == 0, p.stdout + p.stderr
+        # same extended attributes as the snapshot (content hashes aside)
+        same = next(f for f in files if f not in (changed, gone))
+        lx = {k: os.getxattr(live / same, k) for k in os.listxattr(live / same)}
+        sx = {k: os.getxattr(snap / same, k) for k in os.listxattr(snap / same)}
+        sx.pop("user.m365.sha256", None)
+        assert lx == sx
+
+
+def test_live_throttling_storm_slows_but_does_not_fail(emulator, tmp_path):
+    env = Env(emulator, tmp_path)
+    t = emulator.truth()
+    want = {f["path"]: f["sha256"] for f in t["files"]
+            if f["path"].startswith("sites/")
+            and all(safe(c) for c in f["path"].split("/"))}
+    assert want
+    with env.mount() as m:
+        live = m.mnt / "live"
+        emulator.reset_stats()
+        # every other Graph call and download is answered 429 or 503 for
+        # a while: the reads wait (Retry-After) instead of failing
+        emulator.control("POST", "/faults", [
+            dict(path_regex="^/v1.0/", status=429, retry_after="0.2",
+                 count=40),
+            dict(path_regex="download", status=503, retry_after="0.1",
+                 count=20, host="files")])
+        for path, sha in want.items():
+            assert file_sha(live / path) == sha, path
+        s = emulator.stats()
+        assert s["throttled"] > 0 or s["by_status"].get("503"), s
+        emulator.fault(clear=True)

@@ -1,0 +1,245 @@
+/*
+ * Unit tests of engine/live: the block cache behind live/.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "live/live.h"
+#include "util/buf.h"
+#include "util/util.h"
+
+static unsigned char byte_at(uint64_t off)
+{
+	return (unsigned char)((off * 7 + off / 4096) % 251);
+}
+
+struct fake {
+	uint64_t size; /* of the object */
+	int fetches;
+	uint64_t bytes;
+	uint64_t last_off, last_len;
+	int fail; /* fail the next N fetches with -EAGAIN */
+	unsigned delay_ms;
+	pthread_mutex_t lock;
+};
+
+static int fake_fetch(void *ctx, int fd, uint64_t off, uint64_t len,
+		      uint64_t *got)
+{
+	struct fake *f = ctx;
+	unsigned char buf[8192];
+	uint64_t end, pos;
+	size_t i, n;
+
+	pthread_mutex_lock(&f->lock);
+	f->fetches++;
+	f->last_off = off;
+	f->last_len = len;
+	if (f->fail) {
+		f->fail--;
+		pthread_mutex_unlock(&f->lock);
+		return -EAGAIN;
+	}
+	pthread_mutex_unlock(&f->lock);
+	if (f->delay_ms)
+		usleep(f->delay_ms * 1000);
+	end = len ? off + len : f->size;
+	for (pos = off; pos < end; pos += n) {
+		n = end - pos < sizeof(buf) ? (size_t)(end - pos) : sizeof(buf);
+		for (i = 0; i < n; i++)
+			buf[i] = byte_at(pos + i);
+		if (pwrite(fd, buf, n, (off_t)pos) != (ssize_t)n)
+			return -EIO;
+	}
+	pthread_mutex_lock(&f->lock);
+	f->bytes += end - off;
+	pthread_mutex_unlock(&f->lock);
+	*got = end - off;
+	return 0;
+}
+
+static char dir[] = "/tmp/m365-test-live-XXXXXX";
+
+static bool same(const unsigned char *p, size_t n, uint64_t off)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (p[i] != byte_at(off + i))
+			return false;
+	return true;
+}
+
+static void test_random_read_fetches_one_unit(void)
+{
+	struct live_cache *c = NULL;
+	struct fake f = { .size = 60u << 20,
+			  .lock = PTHREAD_MUTEX_INITIALIZER };
+	unsigned char buf[4096];
+	ssize_t n;
+
+	CHECK_EQ(live_cache_new(dir, 64u << 20, &c), 0);
+	n = live_cache_read(c, "f/a", f.size, buf, sizeof(buf),
+			    (30u << 20) + 1000, fake_fetch, &f);
+	CHECK_EQ(n, 4096);
+	CHECK(same(buf, sizeof(buf), (30u << 20) + 1000));
+	CHECK_EQ(f.fetches, 1);
+	CHECK_EQ(f.bytes, LIVE_UNIT);
+	CHECK_EQ(f.last_off % LIVE_UNIT, 0);
+	/* again: from the cache */
+	n = live_cache_read(c, "f/a", f.size, buf, sizeof(buf),
+			    (30u << 20) + 1000, fake_fetch, &f);
+	CHECK_EQ(n, 4096);
+	CHECK_EQ(f.fetches, 1);
+	/* past the end: nothing, no fetch */
+	CHECK_EQ(live_cache_read(c, "f/a", f.size, buf, sizeof(buf), f.size,
+				 fake_fetch, &f),
+		 0);
+	CHECK_EQ(f.fetches, 1);
+	live_cache_free(c);
+}
+
+static void test_sequential_reads_use_large_windows(void)
+{
+	struct live_cache *c = NULL;
+	struct fake f = { .size = (20u << 20) + 123,
+			  .lock = PTHREAD_MUTEX_INITIALIZER };
+	unsigned char *buf = malloc(128 << 10);
+	uint64_t off;
+	ssize_t n;
+	bool ok = true;
+
+	CHECK_EQ(live_cache_new(dir, 64u << 20, &c), 0);
+	for (off = 0; off < f.size; off += (uint64_t)n) {
+		n = live_cache_read(c, "f/seq", f.size, buf, 128 << 10, off,
+				    fake_fetch, &f);
+		if (n <= 0)
+			break;
+		ok = ok && same(buf, (size_t)n, off);
+	}
+	CHECK(ok);
+	CHECK_EQ(off, f.size);
+	CHECK_EQ(f.bytes, f.size); /* nothing twice */
+	/* 1 MiB, 2, 4, 4, ...: about 20 MiB / 4 MiB + 3 requests */
+	CHECK(f.fetches <= 8);
+	CHECK(f.fetches >= 5);
+	free(buf);
+	live_cache_free(c);
+}
+
+static void test_unknown_size_is_fetched_whole(void)
+{
+	struct live_cache *c = NULL;
+	struct fake f = { .size = 100000, .lock = PTHREAD_MUTEX_INITIALIZER };
+	unsigned char buf[1000];
+	uint64_t size = 0;
+
+	CHECK_EQ(live_cache_new(dir, 64u << 20, &c), 0);
+	CHECK_EQ(live_cache_size(c, "m/x", &size), -ENOENT);
+	CHECK_EQ(live_cache_read(c, "m/x", LIVE_SIZE_UNKNOWN, buf, sizeof(buf),
+				 50000, fake_fetch, &f),
+		 1000);
+	CHECK(same(buf, sizeof(buf), 50000));
+	CHECK_EQ(f.last_len, 0);
+	CHECK_EQ(live_cache_size(c, "m/x", &size), 0);
+	CHECK_EQ(size, 100000);
+	CHECK_EQ(live_cache_read(c, "m/x", LIVE_SIZE_UNKNOWN, buf, sizeof(buf),
+				 99500, fake_fetch, &f),
+		 500);
+	CHECK_EQ(f.fetches, 1);
+	live_cache_free(c);
+}
+
+static void test_errors_and_eviction(void)
+{
+	struct live_cache *c = NULL;
+	struct fake f = { .size = 2u << 20, .lock = PTHREAD_MUTEX_INITIALIZER };
+	struct live_cache_stats st;
+	unsigned char buf[100];
+	char key[32];
+	int i;
+
+	CHECK_EQ(live_cache_new(dir, 3u << 20, &c), 0);
+	f.fail = 1;
+	CHECK_EQ(live_cache_read(c, "f/e", f.size, buf, sizeof(buf), 0,
+				 fake_fetch, &f),
+		 -EAGAIN);
+	CHECK_EQ(live_cache_read(c, "f/e", f.size, buf, sizeof(buf), 0,
+				 fake_fetch, &f),
+		 100);
+	CHECK(same(buf, sizeof(buf), 0));
+	/* whole 2 MiB objects into a 3 MiB cache: old ones go */
+	for (i = 0; i < 5; i++) {
+		snprintf(key, sizeof(key), "f/%d", i);
+		CHECK_EQ(live_cache_read(c, key, f.size, buf, sizeof(buf), 0,
+					 fake_fetch, &f),
+			 100);
+		CHECK_EQ(live_cache_read(c, key, f.size, buf, sizeof(buf),
+					 (1u << 20) + 5, fake_fetch, &f),
+			 100);
+	}
+	live_cache_stats_get(c, &st);
+	CHECK(st.bytes <= 3u << 20);
+	CHECK(st.evicted >= 3);
+	CHECK(st.objects <= 2);
+	live_cache_free(c);
+}
+
+struct reader {
+	struct live_cache *c;
+	struct fake *f;
+	ssize_t n;
+	bool ok;
+};
+
+static void *read_one(void *arg)
+{
+	struct reader *r = arg;
+	unsigned char buf[4096];
+
+	r->n = live_cache_read(r->c, "f/t", r->f->size, buf, sizeof(buf), 5000,
+			       fake_fetch, r->f);
+	r->ok = r->n == 4096 && same(buf, sizeof(buf), 5000);
+	return NULL;
+}
+
+static void test_concurrent_readers_fetch_once(void)
+{
+	struct live_cache *c = NULL;
+	struct fake f = { .size = 10u << 20,
+			  .delay_ms = 100,
+			  .lock = PTHREAD_MUTEX_INITIALIZER };
+	struct reader r[4];
+	pthread_t t[4];
+	int i;
+
+	CHECK_EQ(live_cache_new(dir, 64u << 20, &c), 0);
+	for (i = 0; i < 4; i++) {
+		r[i] = (struct reader){ c, &f, 0, false };
+		pthread_create(&t[i], NULL, read_one, &r[i]);
+	}
+	for (i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		CHECK(r[i].ok);
+	}
+	CHECK_EQ(f.fetches, 1);
+	live_cache_free(c);
+}
+
+int main(void)
+{
+	if (!mkdtemp(dir))
+		return CHECK_SKIP;
+	RUN(test_random_read_fetches_one_unit);
+	RUN(test_sequential_reads_use_large_windows);
+	RUN(test_unknown_size_is_fetched_whole);
+	RUN(test_errors_and_eviction);
+	RUN(test_concurrent_readers_fetch_once);
+	rmdir(dir);
+	return check_done();
+}
