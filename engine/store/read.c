@@ -754,9 +754,10 @@ int store_view_get(struct store *st, const void *desc, size_t desc_len,
 	if (ret)
 		return ret;
 	if (e->len != end - start) {
-		ent_put(e);
+		ent_put(st, e);
 		return -EBADMSG;
 	}
+	v->st = st;
 	v->data = e->data;
 	v->off = start;
 	v->len = e->len;
@@ -766,7 +767,8 @@ int store_view_get(struct store *st, const void *desc, size_t desc_len,
 
 void store_view_put(struct store_view *v)
 {
-	ent_put(v->priv);
+	if (v->priv)
+		ent_put(v->st, v->priv);
 	memset(v, 0, sizeof(*v));
 }
 

@@ -295,7 +295,8 @@ struct store_view {
 	uint64_t off; /* offset of the chunk in the content */
 	size_t len; /* bytes at @data */
 	bool loaded; /* this call read it from a pack (it was not cached) */
-	void *priv; /* the cache entry */
+	struct store *st; /* private: the store and the cache entry */
+	void *priv;
 };
 
 /**
@@ -307,7 +308,10 @@ struct store_view {
 int store_view_get(struct store *st, const void *desc, size_t desc_len,
 		   uint64_t off, struct store_view *v);
 
-/** Give back the reference of @v (zeroed).  A zeroed view is fine. */
+/**
+ * Give back the reference of @v (zeroed).  A zeroed view is fine.  Every
+ * view must be given back before its store is closed.
+ */
 void store_view_put(struct store_view *v);
 
 /**
