@@ -116,6 +116,13 @@ bool fs_push(struct fs *fs, uint64_t ino, int64_t size, struct store_view *v);
 /** Stop the thread (before the session goes).  Idempotent. */
 void fs_push_stop(struct fs *fs);
 
+/**
+ * Have the kernel read the catalog and the chunk index of @repo ahead
+ * into the page cache (skipped when large against memory).  Call it
+ * before the process opens them with SQLite (see push.c).
+ */
+void fs_prefetch(const char *repo);
+
 /* snaps.c */
 
 /**

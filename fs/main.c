@@ -403,6 +403,7 @@ int main(int argc, char **argv)
 	mounted = true;
 	if (!copts.foreground && daemonize_keep_stderr() < 0)
 		goto out;
+	fs_prefetch(fs.o.repo); /* before the databases are opened */
 
 	if (open_store(&fs.o, have_key ? key : NULL, &st) < 0)
 		goto out;

@@ -1,5 +1,6 @@
 /*
- * push - hand chunks loaded for small reads to the kernel's page cache.
+ * push - hand chunks loaded for small reads to the kernel's page cache;
+ * prefetch the repository's databases after mounting.
  *
  * A small read (random access: the kernel's readahead is off) of a file
  * costs a whole chunk (~1 MiB): the store reads, checks and decompresses
@@ -19,9 +20,13 @@
 #include "fs.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "store/store.h"
 #include "util/log.h"
@@ -181,4 +186,45 @@ void fs_push_stop(struct fs *fs)
 	pthread_cond_destroy(&p->cond);
 	pthread_mutex_destroy(&p->lock);
 	free(p);
+}
+
+/* ---- metadata prefetch ---------------------------------------------- */
+
+/*
+ * A cold start answers every lookup, listing and first read with SQLite
+ * queries in the catalog and the chunk index: B-tree pages scattered over
+ * the files, one random disk read each.  Before opening them, ask the
+ * kernel to read both databases ahead, sequentially, into the page cache
+ * (when they are small against memory); the random reads then find their
+ * pages there.  POSIX_FADV_WILLNEED only starts the reads.
+ *
+ * This must run before SQLite opens the files in this process: closing
+ * any descriptor of a file drops every POSIX lock the process holds on it,
+ * SQLite's included.
+ */
+#define PREFETCH_MEM_SHARE 8 /* at most 1/8 of memory for both */
+
+void fs_prefetch(const char *repo)
+{
+	static const char *const files[] = { CAT_FILE, "index.db" };
+	long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+	uint64_t budget = 0;
+	char path[4096];
+
+	if (pages > 0 && psize > 0)
+		budget = (uint64_t)pages * (uint64_t)psize / PREFETCH_MEM_SHARE;
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		struct stat st;
+		int fd;
+
+		snprintf(path, sizeof(path), "%s/%s", repo, files[i]);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		if (!fstat(fd, &st) && (uint64_t)st.st_size <= budget) {
+			budget -= (uint64_t)st.st_size;
+			posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
+		}
+		close(fd);
+	}
 }

@@ -21,7 +21,7 @@ import json
 import os
 import pathlib
 import random
-import shlex
+import resource
 import shutil
 import subprocess
 import sys
@@ -228,34 +228,42 @@ def hyperfine(cmd, prepare, runs, warmup):
     if prepare:
         args += ["--prepare", prepare]
     subprocess.run(args + [cmd], check=True, stdout=subprocess.DEVNULL)
-    return json.loads(js.read_text())["results"][0]["median"]
+    r = json.loads(js.read_text())["results"][0]
+    return r["median"], r["user"] + r["system"]
+
+
+def child_cpu():
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
 
 
 def measure(t, cmd, mode, runs):
-    """Median seconds of @cmd on target @t, or None when over the cap."""
+    """(median seconds, CPU seconds) of @cmd on target @t, or None when
+    over the cap."""
     prepare = t.restart_cmd() if mode == "cold" else None
     if t.cap:
         # one probe run (the warm-up of warm runs) decides about the cap
         if prepare:
             sh(prepare)
-        t0 = time.monotonic()
+        t0, c0 = time.monotonic(), child_cpu()
         p = subprocess.run(["timeout", str(t.cap), "sh", "-c", cmd])
-        dt = time.monotonic() - t0
+        dt, cpu = time.monotonic() - t0, child_cpu() - c0
         if p.returncode == 124 or dt >= t.cap:
             if mode == "cold":
                 sh(t.restart_cmd())  # leave it usable
             return None
         if dt > t.cap / 3:
-            return dt  # slow: the probe is the measurement
+            return dt, cpu  # slow: the probe is the measurement
         runs = max(2, runs - 1)
     return hyperfine(cmd, prepare, runs, 1 if mode == "warm" and
                      not t.cap else 0)
 
 
-def fmt(m, native):
+def fmt(m, native, i=0):
+    """Cell for measurement @m against @native (i: 0 wall, 1 CPU)."""
     if m is None:
         return f"> {CAP:.0f} s"
-    return f"{m:.3f} s ({m / native:.2f}x)"
+    return f"{m[i]:.3f} s ({m[i] / native[i]:.2f}x)"
 
 
 def main():
@@ -335,6 +343,13 @@ def main():
     for name, meds in rows:
         rep.append(f"| {name} | " + " | ".join(
             fmt(m, meds[0]) for m in meds) + " |")
+    cpu = ["", "CPU time of the commands (user + system, mean; the "
+           "daemons' own CPU not included), less sensitive to a loaded "
+           "machine than the wall times above:", "",
+           rep[0], rep[1]]
+    for name, meds in rows:
+        cpu.append(f"| {name} | " + " | ".join(
+            fmt(m, meds[0], 1) for m in meds) + " |")
     rep.append("| random 4 KiB reads, IOPS (cold start) | " + " | ".join(
         f"{v:.0f} ({v / iops[0]:.2f}x)" for v in iops) + " |")
     rep.append("| peak daemon RSS since the last cold start, MiB | " +
@@ -349,6 +364,7 @@ def main():
     rep.append("Ratios: time / native time (IOPS: IOPS / native IOPS). "
                "Cold: `sync; echo 3 > /proc/sys/vm/drop_caches` and the "
                "FUSE daemon restarted before each run.")
+    rep += cpu
     rep.append("")
     rep.append("Commands ({d}: the tree's root in each target):")
     for name, tmpl in cases:
