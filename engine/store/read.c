@@ -755,10 +755,9 @@ int store_view_get(struct store *st, const void *desc, size_t desc_len,
 	if (ret)
 		return ret;
 	if (e->len != end - start) {
-		ent_put(st, e);
+		ent_put(e);
 		return -EBADMSG;
 	}
-	v->st = st;
 	v->data = e->data;
 	v->off = start;
 	v->len = e->len;
@@ -768,8 +767,7 @@ int store_view_get(struct store *st, const void *desc, size_t desc_len,
 
 void store_view_put(struct store_view *v)
 {
-	if (v->priv)
-		ent_put(v->st, v->priv);
+	ent_put(v->priv);
 	memset(v, 0, sizeof(*v));
 }
 

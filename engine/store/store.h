@@ -295,8 +295,7 @@ struct store_view {
 	uint64_t off; /* offset of the chunk in the content */
 	size_t len; /* bytes at @data */
 	bool loaded; /* this call read it from a pack (it was not cached) */
-	struct store *st; /* private: the store and the cache entry */
-	void *priv;
+	void *priv; /* the cache entry */
 };
 
 /**
