@@ -1174,6 +1174,23 @@ fs_restore_ops(const struct fuse_lowlevel_ops *base)
 	return &R.ops;
 }
 
+int fs_restore_check(void)
+{
+	struct restore_conn *c = NULL;
+	struct buf why = BUF_INIT;
+	int rc;
+
+	if (!fs_restore_enabled())
+		return 0;
+	rc = restore_conn_open(R.connection, &c, &why);
+	restore_conn_free(c);
+	if (rc < 0)
+		fprintf(stderr, "m365fs: error: -o connection=%s: %s\n",
+			R.connection, why.data ? why.data : strerror(-rc));
+	buf_release(&why);
+	return rc;
+}
+
 int fs_restore_start(struct fs *fs)
 {
 	struct restore_config rc_cfg = { 0 };

@@ -42,6 +42,13 @@ const struct fuse_lowlevel_ops *
 fs_restore_ops(const struct fuse_lowlevel_ops *base);
 
 /**
+ * Check that the connection of -o connection= works (sign-in included),
+ * before the daemon mounts and forks: on failure the reason and its remedy
+ * are printed on stderr.  Returns 0 (also when restore is off) or -errno.
+ */
+int fs_restore_check(void);
+
+/**
  * Connect, open the queue and start the uploaders (after the fork into
  * the background).  Failures are logged; restore/ then answers EIO.
  * Returns 0 or -errno.

@@ -22,6 +22,7 @@
 #define CACHE_BUCKETS 1024
 #define MAIL_MAX      (150u << 20) /* largest message imported */
 #define THREADS_MAX   32
+#define RESCAN_S      10 /* idle uploaders look for pending entries */
 
 struct cache_ent;
 
@@ -35,11 +36,31 @@ struct restore {
 	pthread_t tid[THREADS_MAX];
 	unsigned started;
 	pthread_mutex_t lock;
-	pthread_cond_t wake;
+	pthread_cond_t wake; /* work queued, or stop */
+	pthread_cond_t quit; /* stop (ends a backoff) */
 	/* protected by lock: */
 	bool stop;
 	struct cache_ent *cache[CACHE_BUCKETS];
+	struct job *ready; /* entries to upload, FIFO from ready_head */
+	size_t ready_head, ready_n, ready_cap;
+	int64_t busy[THREADS_MAX]; /* entry each uploader works on, or 0 */
+	bool scanning; /* an idle uploader rescans the queue */
 };
+
+/*
+ * Work is handed to the uploaders in memory: restore_commit() appends the
+ * new entry, restore_start() the entries an earlier process left pending.
+ * The queue in the catalog stays the record (pending until done or
+ * failed) but is not claimed entry by entry: a claim would be one more
+ * synchronous commit per file, and close() waits for the catalog lock.
+ */
+struct job {
+	int64_t id;
+	int attempts; /* in this process, including this one */
+	bool again; /* may have been uploaded before: look first */
+};
+
+static void push_job(struct restore *r, const struct job *j);
 
 static const char *const conflict_names[] = { "rename", "replace", "skip" };
 
@@ -197,6 +218,29 @@ static void cache_put(struct restore *r, const char *path, const struct cloc *c)
 	pthread_mutex_lock(&r->lock);
 	e->next = r->cache[h];
 	r->cache[h] = e;
+	pthread_mutex_unlock(&r->lock);
+}
+
+/* Forget @path and everything below it (the tenant changed). */
+static void cache_drop(struct restore *r, const char *path)
+{
+	struct cache_ent **pp, *e;
+	size_t len = strlen(path);
+	unsigned i;
+
+	pthread_mutex_lock(&r->lock);
+	for (i = 0; i < CACHE_BUCKETS; i++)
+		for (pp = &r->cache[i]; (e = *pp);) {
+			if (!strncmp(e->path, path, len) &&
+			    (!e->path[len] || e->path[len] == '/')) {
+				*pp = e->next;
+				free(e->path);
+				cloc_release(&e->c);
+				free(e);
+			} else {
+				pp = &e->next;
+			}
+		}
 	pthread_mutex_unlock(&r->lock);
 }
 
@@ -543,8 +587,11 @@ static int fsync_dir(const char *dir)
 int restore_commit(struct restore *r, int fd, const char *target,
 		   const char *spool, int64_t size, int64_t *id)
 {
+	int64_t local = 0;
 	int rc = 0;
 
+	if (!id)
+		id = &local;
 	if (fsync(fd) < 0)
 		rc = -errno;
 	if (rc == 0)
@@ -557,32 +604,64 @@ int restore_commit(struct restore *r, int fd, const char *target,
 		return rc;
 	}
 	log_info("restore: '%s' (%" PRId64 " bytes) queued", target, size);
-	pthread_mutex_lock(&r->lock);
-	pthread_cond_signal(&r->wake);
-	pthread_mutex_unlock(&r->lock);
+	if (id) {
+		struct job j = { *id, 1, false };
+
+		push_job(r, &j);
+	}
 	return 0;
+}
+
+/* Copy the ids the uploaders work on into @busy (THREADS_MAX). */
+static void busy_ids(struct restore *r, int64_t *busy)
+{
+	pthread_mutex_lock(&r->lock);
+	memcpy(busy, r->busy, sizeof(r->busy));
+	pthread_mutex_unlock(&r->lock);
+}
+
+/* The status to show for @e: pending entries an uploader has are
+ * uploading. */
+static int shown_status(const struct cat_restore *e, const int64_t *busy)
+{
+	unsigned i;
+
+	if (e->status == CAT_RESTORE_PENDING)
+		for (i = 0; i < THREADS_MAX; i++)
+			if (busy[i] == e->id)
+				return CAT_RESTORE_UPLOADING;
+	return e->status;
 }
 
 int restore_entry_status(struct restore *r, int64_t id, struct buf *out)
 {
 	struct cat_restore e = { 0 };
+	int64_t busy[THREADS_MAX];
 	int rc;
 
 	rc = cat_restore_get(r->cat, id, &e);
 	if (rc < 0)
 		return rc;
-	buf_adds(out, restore_status_name(e.status));
+	busy_ids(r, busy);
+	buf_adds(out, restore_status_name(shown_status(&e, busy)));
 	if (e.reason && e.reason[0])
 		buf_addf(out, ": %s", e.reason);
 	cat_restore_release(&e);
 	return 0;
 }
 
+struct status_ctx {
+	struct buf *out;
+	int64_t busy[THREADS_MAX];
+};
+
 static int status_line(void *ctx, const struct cat_restore *e)
 {
-	struct buf *out = ctx;
+	struct status_ctx *sc = ctx;
+	struct buf *out = sc->out;
 
-	buf_addf(out, "%s\t%s", restore_status_name(e->status), e->target);
+	buf_addf(out, "%s\t%s", restore_status_name(shown_status(e, sc->busy)),
+		 e->target);
 	if (e->reason && e->reason[0])
 		buf_addf(out, "\t%s", e->reason);
 	return buf_addch(out, '\n');
@@ -590,7 +669,10 @@ static int status_line(void *ctx, const struct cat_restore *e)
 
 int restore_status_text(struct restore *r, struct buf *out)
 {
-	return cat_restore_list(r->cat, status_line, out);
+	struct status_ctx sc = { .out = out };
+
+	busy_ids(r, sc.busy);
+	return cat_restore_list(r->cat, status_line, &sc);
 }
 
 static int count_open(void *ctx, const struct cat_restore *e)
@@ -737,7 +819,7 @@ static void backoff(struct restore *r, int attempt)
 	}
 	pthread_mutex_lock(&r->lock);
 	if (!r->stop)
-		pthread_cond_timedwait(&r->wake, &r->lock, &ts);
+		pthread_cond_timedwait(&r->quit, &r->lock, &ts);
 	pthread_mutex_unlock(&r->lock);
 }
 
@@ -830,8 +912,9 @@ static int upload_session(struct restore *r, const struct cat_restore *e,
 }
 
 static int upload_file(struct restore *r, const struct cat_restore *e,
-		       const struct restore_loc *loc, const char *raw,
-		       int conflict, struct buf *id, struct buf *reason)
+		       bool again, const struct restore_loc *loc,
+		       const char *raw, int conflict, struct buf *id,
+		       struct buf *reason)
 {
 	struct graph_item it = { 0 };
 	struct http_source src;
@@ -845,8 +928,7 @@ static int upload_file(struct restore *r, const struct cat_restore *e,
 			 strerror(-rc));
 		return rc == -ENOENT ? -EBADMSG : rc;
 	}
-	if (e->attempts > 1 &&
-	    !(e->remote_id && !strncmp(e->remote_id, "upload:", 7))) {
+	if (again && !(e->remote_id && !strncmp(e->remote_id, "upload:", 7))) {
 		rc = find_done(r, loc, raw, fd, e->size, id);
 		if (rc == 1) {
 			log_info(
@@ -908,8 +990,8 @@ static int find_message(struct restore *r, const struct restore_loc *loc,
 }
 
 static int import_mail(struct restore *r, const struct cat_restore *e,
-		       const struct restore_loc *loc, struct buf *id,
-		       struct buf *reason)
+		       bool again, const struct restore_loc *loc,
+		       struct buf *id, struct buf *reason)
 {
 	struct graph_message m = { 0 }, moved = { 0 };
 	struct buf mime = BUF_INIT, json = BUF_INIT;
@@ -929,8 +1011,7 @@ static int import_mail(struct restore *r, const struct cat_restore *e,
 	/* a received, non-draft message from JSON when it fits */
 	rc = restore_mime_json(mime.data, mime.len, RESTORE_MAIL_INLINE_MAX,
 			       &json);
-	if (rc == 0 && e->attempts > 1 &&
-	    find_message(r, loc, json.data, id) == 1) {
+	if (rc == 0 && again && find_message(r, loc, json.data, id) == 1) {
 		log_info("restore: '%s' was imported before the restart",
 			 e->target);
 		goto out;
@@ -1004,7 +1085,8 @@ static bool transient(int rc)
 	return false;
 }
 
-static void process(struct restore *r, struct cat_restore *e)
+static void process(struct restore *r, struct cat_restore *e,
+		    const struct job *j)
 {
 	struct restore_loc loc = { 0 };
 	struct buf parent = BUF_INIT, raw = BUF_INIT, id = BUF_INIT,
@@ -1022,7 +1104,8 @@ static void process(struct restore *r, struct cat_restore *e)
 	if (rc < 0) {
 		set_reason(&reason, rc, "find the target folder");
 	} else if (loc.kind == RESTORE_K_FOLDER) {
-		rc = upload_file(r, e, &loc, raw.data, conflict, &id, &reason);
+		rc = upload_file(r, e, j->again, &loc, raw.data, conflict, &id,
+				 &reason);
 		if (rc == -EEXIST && conflict == RESTORE_SKIP) {
 			buf_truncate(&reason, 0);
 			buf_addf(&reason,
@@ -1031,12 +1114,24 @@ static void process(struct restore *r, struct cat_restore *e)
 			rc = 0;
 		}
 	} else if (loc.kind == RESTORE_K_MAIL_FOLDER) {
-		rc = import_mail(r, e, &loc, &id, &reason);
+		rc = import_mail(r, e, j->again, &loc, &id, &reason);
 	} else {
 		rc = -EINVAL;
 		buf_adds(
 			&reason,
 			"files can only be restored into a library, a OneDrive or a mail folder");
+	}
+	if (rc == -ENOENT && (loc.kind == RESTORE_K_FOLDER ||
+			      loc.kind == RESTORE_K_MAIL_FOLDER)) {
+		/* the folder went away in the tenant since it was resolved:
+		 * a retry resolves (and creates) it again */
+		cache_drop(r, parent.data);
+		buf_truncate(&reason, 0);
+		buf_addf(&reason,
+			 "the folder '%s' is not in the tenant any more "
+			 "(deleted while the restore waited?): 'm365-snapshot "
+			 "restore-queue --retry-failed' creates it again",
+			 parent.data);
 	}
 	if (rc == 0) {
 		status = CAT_RESTORE_DONE;
@@ -1044,11 +1139,11 @@ static void process(struct restore *r, struct cat_restore *e)
 			 reason.len ? ": " : "", reason.len ? reason.data : "");
 	} else if (rc == -EINTR && stopping(r)) {
 		status = CAT_RESTORE_PENDING;
-	} else if (transient(rc) && e->attempts < RESTORE_MAX_ATTEMPTS) {
+	} else if (transient(rc) && j->attempts < RESTORE_MAX_ATTEMPTS) {
 		status = CAT_RESTORE_PENDING;
 		log_warn("restore: '%s' failed (%s), will retry", e->target,
 			 reason.len ? reason.data : strerror(-rc));
-		backoff(r, e->attempts);
+		backoff(r, j->attempts);
 	} else {
 		status = CAT_RESTORE_FAILED;
 		log_err("restore: '%s' failed: %s", e->target,
@@ -1061,6 +1156,11 @@ static void process(struct restore *r, struct cat_restore *e)
 		    id.len ? id.data : NULL) == 0 &&
 	    status == CAT_RESTORE_DONE)
 		unlink(e->spool);
+	if (status == CAT_RESTORE_PENDING && rc != -EINTR) {
+		struct job next = { e->id, j->attempts + 1, true };
+
+		push_job(r, &next);
+	}
 	restore_loc_release(&loc);
 	buf_release(&parent);
 	buf_release(&raw);
@@ -1068,31 +1168,125 @@ static void process(struct restore *r, struct cat_restore *e)
 	buf_release(&reason);
 }
 
+/* Append @j to the ready queue and wake an uploader. */
+static void push_job(struct restore *r, const struct job *j)
+{
+	struct job *v;
+	size_t cap;
+
+	pthread_mutex_lock(&r->lock);
+	if (r->ready_head && r->ready_head + r->ready_n == r->ready_cap) {
+		memmove(r->ready, r->ready + r->ready_head,
+			r->ready_n * sizeof(*v));
+		r->ready_head = 0;
+	}
+	if (r->ready_n == r->ready_cap) {
+		cap = r->ready_cap ? r->ready_cap * 2 : 256;
+		v = realloc(r->ready, cap * sizeof(*v));
+		if (!v) {
+			pthread_mutex_unlock(&r->lock);
+			log_err("restore: out of memory: entry %" PRId64
+				" waits for the next start",
+				j->id);
+			return;
+		}
+		r->ready = v;
+		r->ready_cap = cap;
+	}
+	r->ready[r->ready_head + r->ready_n++] = *j;
+	pthread_cond_signal(&r->wake);
+	pthread_mutex_unlock(&r->lock);
+}
+
+static bool is_busy(const struct restore *r, int64_t id)
+{
+	unsigned i;
+
+	for (i = 0; i < THREADS_MAX; i++)
+		if (r->busy[i] == id)
+			return true;
+	return false;
+}
+
+/* The next job for uploader @slot (lock held): 1, or 0 when none. */
+static int pop_job(struct restore *r, unsigned slot, struct job *j)
+{
+	while (r->ready_n) {
+		*j = r->ready[r->ready_head++];
+		if (!--r->ready_n)
+			r->ready_head = 0;
+		if (is_busy(r, j->id))
+			continue; /* found twice (a rescan): one uploader is enough */
+		r->busy[slot] = j->id;
+		return 1;
+	}
+	return 0;
+}
+
+/* Rescan (lock not held): pending entries nobody has (e.g. failed ones
+ * that 'm365-snapshot restore-queue --retry-failed' made pending again). */
+static int rescan_cb(void *ctx, const struct cat_restore *e)
+{
+	struct restore *r = ctx;
+	struct job j = { e->id, 1, true };
+	bool mine;
+
+	if (e->status != CAT_RESTORE_PENDING)
+		return 0;
+	pthread_mutex_lock(&r->lock);
+	mine = is_busy(r, e->id);
+	pthread_mutex_unlock(&r->lock);
+	if (!mine)
+		push_job(r, &j);
+	return 0;
+}
+
+struct worker_arg {
+	struct restore *r;
+	unsigned slot;
+};
+
 static void *worker(void *arg)
 {
-	struct restore *r = arg;
+	struct restore *r = ((struct worker_arg *)arg)->r;
+	unsigned slot = ((struct worker_arg *)arg)->slot;
 	struct cat_restore e = { 0 };
 	struct timespec ts;
+	struct job j;
 	int rc;
 
-	while (!stopping(r)) {
-		rc = cat_restore_claim(r->cat, &e);
-		if (rc == 0) {
-			process(r, &e);
-			cat_restore_release(&e);
-			memset(&e, 0, sizeof(e));
+	free(arg);
+	pthread_mutex_lock(&r->lock);
+	while (!r->stop) {
+		if (!pop_job(r, slot, &j)) {
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += RESCAN_S;
+			if (pthread_cond_timedwait(&r->wake, &r->lock, &ts) !=
+				    ETIMEDOUT ||
+			    r->ready_n || r->scanning)
+				continue;
+			r->scanning = true;
+			pthread_mutex_unlock(&r->lock);
+			cat_restore_list(r->cat, rescan_cb, r);
+			pthread_mutex_lock(&r->lock);
+			r->scanning = false;
 			continue;
 		}
-		if (rc != -ENOENT)
-			log_warn("restore: cannot read the queue: %s",
-				 strerror(-rc));
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += 1;
-		pthread_mutex_lock(&r->lock);
-		if (!r->stop)
-			pthread_cond_timedwait(&r->wake, &r->lock, &ts);
 		pthread_mutex_unlock(&r->lock);
+		rc = cat_restore_get(r->cat, j.id, &e);
+		if (rc == 0 && e.status != CAT_RESTORE_DONE &&
+		    e.status != CAT_RESTORE_FAILED)
+			process(r, &e, &j);
+		else if (rc < 0)
+			log_warn("restore: cannot read entry %" PRId64
+				 " of the queue: %s",
+				 j.id, strerror(-rc));
+		cat_restore_release(&e);
+		memset(&e, 0, sizeof(e));
+		pthread_mutex_lock(&r->lock);
+		r->busy[slot] = 0;
 	}
+	pthread_mutex_unlock(&r->lock);
 	return NULL;
 }
 
@@ -1110,6 +1304,7 @@ int restore_new(const struct restore_config *cfg, struct restore **out)
 		return -ENOMEM;
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_cond_init(&r->wake, NULL);
+	pthread_cond_init(&r->quit, NULL);
 	r->graph = cfg->graph;
 	r->threads = cfg->threads ? cfg->threads : RESTORE_DEFAULT_THREADS;
 	if (r->threads > THREADS_MAX)
@@ -1148,22 +1343,93 @@ out:
 	return rc;
 }
 
+static int load_pending(void *ctx, const struct cat_restore *e)
+{
+	struct restore *r = ctx;
+	struct job j = { e->id, 1, true };
+
+	if (e->status == CAT_RESTORE_PENDING)
+		push_job(r, &j);
+	return 0;
+}
+
 int restore_start(struct restore *r)
 {
+	struct worker_arg *wa;
 	int n = 0, rc;
 
 	rc = cat_restore_requeue(r->cat, &n);
 	if (rc < 0)
 		return rc;
-	if (n)
-		log_info("restore: %d interrupted restore(s) resume", n);
+	pthread_mutex_lock(&r->lock);
+	r->ready_n = r->ready_head = 0; /* all in the queue: loaded below */
+	pthread_mutex_unlock(&r->lock);
+	rc = cat_restore_list(r->cat, load_pending, r);
+	if (rc < 0)
+		return rc;
+	if (r->ready_n)
+		log_info("restore: %zu restore(s) of an earlier run resume "
+			 "(%d interrupted while uploading)",
+			 r->ready_n, n);
 	while (r->started < r->threads) {
-		rc = -pthread_create(&r->tid[r->started], NULL, worker, r);
-		if (rc < 0)
+		wa = malloc(sizeof(*wa));
+		if (!wa)
+			return -ENOMEM;
+		wa->r = r;
+		wa->slot = r->started;
+		rc = -pthread_create(&r->tid[r->started], NULL, worker, wa);
+		if (rc < 0) {
+			free(wa);
 			return rc;
+		}
 		r->started++;
 	}
 	return 0;
+}
+
+struct retry_ctx {
+	int64_t *ids;
+	size_t n, cap;
+};
+
+static int failed_cb(void *ctx, const struct cat_restore *e)
+{
+	struct retry_ctx *rc = ctx;
+	int64_t *v;
+
+	if (e->status != CAT_RESTORE_FAILED)
+		return 0;
+	if (rc->n == rc->cap) {
+		rc->cap = rc->cap ? rc->cap * 2 : 64;
+		v = realloc(rc->ids, rc->cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		rc->ids = v;
+	}
+	rc->ids[rc->n++] = e->id;
+	return 0;
+}
+
+int restore_retry_failed(struct restore *r, int *count)
+{
+	struct retry_ctx f = { 0 };
+	size_t i;
+	int rc;
+
+	if (count)
+		*count = 0;
+	rc = cat_restore_list(r->cat, failed_cb, &f);
+	for (i = 0; rc == 0 && i < f.n; i++) {
+		rc = cat_restore_update(r->cat, f.ids[i], CAT_RESTORE_PENDING,
+					"", NULL);
+		if (rc == 0 && count)
+			++*count;
+	}
+	free(f.ids);
+	if (rc < 0)
+		log_err("restore: cannot queue the failed restores again: %s",
+			strerror(-rc));
+	return rc;
 }
 
 struct cat *restore_cat(struct restore *r)
@@ -1180,6 +1446,7 @@ void restore_free(struct restore *r)
 	pthread_mutex_lock(&r->lock);
 	r->stop = true;
 	pthread_cond_broadcast(&r->wake);
+	pthread_cond_broadcast(&r->quit);
 	pthread_mutex_unlock(&r->lock);
 	for (i = 0; i < r->started; i++)
 		pthread_join(r->tid[i], NULL);
@@ -1187,6 +1454,8 @@ void restore_free(struct restore *r)
 	cache_free(r);
 	pthread_mutex_destroy(&r->lock);
 	pthread_cond_destroy(&r->wake);
+	pthread_cond_destroy(&r->quit);
+	free(r->ready);
 	free(r->repo);
 	free(r->spool_dir);
 	free(r);

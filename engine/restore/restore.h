@@ -15,9 +15,13 @@
  * spool file REPO/spool/<guid>.<policy> (restore_spool_open()), then
  * restore_commit() fsyncs it and records it in the catalog's restore queue
  * (cat_restore_enqueue) before returning: from then on it survives a
- * crash.  Worker threads claim entries and upload them: one PUT up to
- * GRAPH_SMALL_UPLOAD_MAX, else an upload session whose URL is kept in the
- * entry (remote_id "upload:<url>") so a restarted daemon resumes it.  A
+ * crash.  The entry is handed to the uploader threads in memory (the
+ * catalog entry stays pending until it is done or failed: no claim per
+ * file, so close() does not wait behind the uploaders' commits);
+ * restore_start() loads what an earlier process left pending.  Uploads:
+ * one PUT up to GRAPH_SMALL_UPLOAD_MAX, else an upload session whose URL is
+ * kept in the entry (remote_id "upload:<url>") so a restarted daemon
+ * resumes it.  A
  * message (.eml into a mail folder) is imported from its MIME and moved
  * into the folder (Graph makes MIME imports drafts: see README).
  *
@@ -25,9 +29,10 @@
  * spooled (it is part of the spool file name).  rename: Graph renames
  * ("a (1).txt"); replace: the existing file is replaced; skip: an
  * existing file is kept and the entry is done with reason "skipped".
- * Exactly once: an entry claimed again (attempts > 1) is first looked up
- * in the target folder; a file with the same size and quickXorHash is
- * taken as already restored.
+ * Exactly once: an entry retried, or left by an earlier process, is
+ * first looked up in the target folder; a file with the same size and
+ * quickXorHash (a message with the same internetMessageId) is taken as
+ * already restored.
  *
  * Thread safety: every function may be called from any thread.
  * Errors: 0 or -errno; reasons for people are logged and stored in the
@@ -77,10 +82,18 @@ struct restore_config {
 int restore_new(const struct restore_config *cfg, struct restore **out);
 
 /**
- * Requeue entries a dead uploader left "uploading" and start the
- * uploader threads.  Returns 0 or -errno.
+ * Requeue entries a dead uploader left "uploading", hand every pending
+ * entry to the uploaders and start them.  Returns 0 or -errno.
  */
 int restore_start(struct restore *r);
+
+/**
+ * Make every failed entry pending again (its reason cleared): it is
+ * retried by restore_start(), or within ten seconds by the uploaders of
+ * a running daemon on the same repository.  *@count (may be NULL) receives
+ * how many.  Returns 0 or -errno.
+ */
+int restore_retry_failed(struct restore *r, int *count);
 
 /** Stop the uploaders (an upload in flight is finished or left to be
  * resumed) and free @r.  NULL is fine. */

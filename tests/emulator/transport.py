@@ -10,13 +10,15 @@
   application asked for that (scope[DROP_KEY] = "close").
 
 * HTTP/2 throughput (pure-Python h2): larger stream buffers, several DATA
-  frames per socket write, and large receive windows so that uploads are
-  not held back by WINDOW_UPDATE round trips.
+  frames per socket write, large receive windows and frames so that
+  uploads are not held back by WINDOW_UPDATE round trips, and long
+  Huffman-coded header values (the bearer token) decoded once.
 
 install() applies the patches once; it is called by emulator.py before
 hypercorn serves.
 """
 import asyncio
+import functools
 
 import h2.errors
 import h2.exceptions
@@ -152,6 +154,26 @@ def _patch_speed():
     hc_h2.H2Protocol._send_data = _send_data
 
 
+def _patch_hpack():
+    """HPACK Huffman decoding is pure Python (~0.7 ms for a bearer token):
+    clients send the same long header (Authorization) on every request
+    without indexing it, so long strings are decoded once and cached."""
+    import hpack.hpack
+
+    plain = hpack.hpack.decode_huffman
+
+    @functools.lru_cache(maxsize=256)
+    def cached(data):
+        return plain(data)
+
+    def decode_huffman(data):
+        if len(data) < 64:
+            return plain(data)
+        return cached(bytes(data))
+
+    hpack.hpack.decode_huffman = decode_huffman
+
+
 def install(speed=True):
     """Applies the patches (once)."""
     if _installed:
@@ -159,4 +181,5 @@ def install(speed=True):
     _patch_abort()
     if speed:
         _patch_speed()
+        _patch_hpack()
     _installed.append(True)

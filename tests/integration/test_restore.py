@@ -409,3 +409,72 @@ def test_kill9_mail_exactly_once(env):
                  if x["mailbox"] == mbox and x["folder_path"] == "K9mail")
     assert len(srcs) == len(got)
     assert len(set(got)) == len(got), "a message was imported twice"
+
+
+def test_bad_connection_fails_at_mount(env):
+    """-o connection= is checked before the daemon forks: a mount with a
+    connection that does not exist, or whose secret is wrong, fails with
+    the remedy on stderr (not just a log line of a running daemon)."""
+    mnt = env.tmp / "mnt-badconn"
+    mnt.mkdir()
+    p = subprocess.run([str(fsutil.M365FS), "-o", "connection=nosuch",
+                        str(env.repo), str(mnt)], env=env.tool.env,
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1, p.stderr
+    assert "connection=nosuch" in p.stderr and "m365-connect" in p.stderr, \
+        p.stderr
+    assert not os.path.ismount(mnt)
+    # a connection whose secret the tenant refuses
+    conf = env.tool.confdir / "emu.conf"
+    bad = env.tool.confdir / "wrongsecret.conf"
+    sec = env.tmp / "wrong.secret"
+    sec.write_text("not-the-secret\n")
+    os.chmod(sec, 0o600)
+    bad.write_text("".join(
+        "secret_file = %s\n" % sec if ln.startswith("secret_file") else
+        ln + "\n" for ln in conf.read_text().splitlines()))
+    os.chmod(bad, 0o600)
+    p = subprocess.run([str(fsutil.M365FS), "-o", "connection=wrongsecret",
+                        str(env.repo), str(mnt)], env=env.tool.env,
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1, p.stderr
+    assert "cannot sign in with connection 'wrongsecret'" in p.stderr, \
+        p.stderr
+    assert not os.path.ismount(mnt)
+
+
+def test_retry_failed(env):
+    """The target folder is deleted in the tenant while the restore waits:
+    the restore fails and says why; 'm365-snapshot restore-queue
+    --retry-failed' queues it again and the mounted daemon's idle
+    uploaders pick it up by themselves, creating the folder again."""
+    emu = env.emu
+    lib = libraries(emu)[0]
+    drive = [d["id"] for d in emu.truth()["drives"] if d["path"] == lib][0]
+    data = os.urandom(4000)
+    with env.mount() as m:
+        m.allowed += [r"restore: '.*retryme.bin' failed", r"itemNotFound"]
+        d = m.mnt / "restore" / lib / "gone-folder"
+        d.mkdir()
+        assert any(f == lib + "/gone-folder" for f in emu.truth()["folders"])
+        emu.mutate(op="delete", drive=drive, path="gone-folder")
+        p = d / "retryme.bin"
+        p.write_bytes(data)
+        by = wait_done(m.mnt)
+        assert [ln for ln in by["failed"] if "retryme.bin" in ln
+                and "not in the tenant any more" in ln], by
+        st = os.getxattr(p, "user.m365.restore").decode()
+        assert st.startswith("failed: the folder"), st
+        r = env.tool.run("restore-queue", "--repo", env.repo,
+                         "--retry-failed", check=1)
+        assert "1 failed restore(s) queued again" in r.stderr, r.stderr
+        # the daemon's idle uploaders find it within ten seconds
+        t0 = time.monotonic()
+        while os.getxattr(p, "user.m365.restore") != b"done":
+            assert time.monotonic() - t0 < 120, os.getxattr(
+                p, "user.m365.restore")
+            time.sleep(0.2)
+    assert truth_files(emu, lib + "/gone-folder") == {"retryme.bin":
+                                                       sha(data)}
+    r = env.tool.run("restore-queue", "--repo", env.repo, "--retry-failed")
+    assert "0 failed restore(s) queued again" in r.stderr, r.stderr

@@ -1476,11 +1476,16 @@ int main(int argc, char **argv)
 		const char *name;
 		int (*fn)(int, char **);
 	} cmds[] = {
-		{ "init", cmd_init },	  { "create", cmd_create },
-		{ "list", cmd_list },	  { "show", cmd_show },
-		{ "forget", cmd_forget }, { "prune", cmd_prune },
-		{ "check", cmd_check },	  { "rebuild-catalog", cmd_rebuild },
-		{ "dump", cmd_dump },	  { "cat", cmd_cat },
+		{ "init", cmd_init },
+		{ "create", cmd_create },
+		{ "list", cmd_list },
+		{ "show", cmd_show },
+		{ "forget", cmd_forget },
+		{ "prune", cmd_prune },
+		{ "check", cmd_check },
+		{ "rebuild-catalog", cmd_rebuild },
+		{ "dump", cmd_dump },
+		{ "cat", cmd_cat },
 		{ "restore-queue", cmd_restore_queue },
 	};
 	size_t i;

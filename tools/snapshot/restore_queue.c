@@ -2,7 +2,8 @@
  * m365-snapshot restore-queue: show the restore queue of a repository,
  * or resume it without mounting (uploads what a killed m365fs left).
  *
- *   m365-snapshot restore-queue --repo REPO [--resume --connection NAME
+ *   m365-snapshot restore-queue --repo REPO [--retry-failed]
+ *                               [--resume --connection NAME
  *                               [--timeout SECONDS] [--threads N]]
  *
  * Do not resume while an m365fs with -o connection= is mounted on the
@@ -21,12 +22,16 @@
 int cmd_restore_queue(int argc, char **argv);
 
 static const char usage_text[] =
-	"usage: m365-snapshot restore-queue --repo REPO\n"
+	"usage: m365-snapshot restore-queue --repo REPO [--retry-failed]\n"
 	"       m365-snapshot restore-queue --resume --repo REPO --connection NAME\n"
-	"                                   [--timeout SECONDS] [--threads N]\n"
+	"                                   [--retry-failed] [--timeout SECONDS]\n"
+	"                                   [--threads N]\n"
 	"\n"
 	"Show the restore queue (status, target, reason), or upload what is\n"
 	"still pending (e.g. after m365fs was killed) and wait for it.\n"
+	"--retry-failed makes the failed restores pending again first: an\n"
+	"m365fs mounted on REPO with -o connection= retries them within ten\n"
+	"seconds, else the next mount or --resume does.\n"
 	"Exit status 0 when nothing is pending or failed, 1 otherwise.\n";
 
 struct counts {
@@ -53,7 +58,7 @@ int cmd_restore_queue(int argc, char **argv)
 	struct restore *r = NULL;
 	struct buf st = BUF_INIT;
 	struct counts k = { 0 };
-	bool resume = false;
+	bool resume = false, retry = false;
 	long timeout = 3600;
 	int i, rc, ret = CLI_EXIT_FAIL;
 
@@ -65,6 +70,8 @@ int cmd_restore_queue(int argc, char **argv)
 			return CLI_EXIT_OK;
 		} else if (!strcmp(a, "--resume")) {
 			resume = true;
+		} else if (!strcmp(a, "--retry-failed")) {
+			retry = true;
 		} else if (i + 1 < argc && !strcmp(a, "--repo")) {
 			repo = argv[++i];
 		} else if (i + 1 < argc && !strcmp(a, "--connection")) {
@@ -95,6 +102,20 @@ int cmd_restore_queue(int argc, char **argv)
 		cli_error("cannot open the restore queue of '%s': %s", repo,
 			  strerror(-rc));
 		goto out;
+	}
+	if (retry) {
+		int n = 0;
+
+		rc = restore_retry_failed(r, &n);
+		if (rc < 0) {
+			cli_error("cannot queue the failed restores again: %s",
+				  strerror(-rc));
+			goto out;
+		}
+		fprintf(stderr, "%d failed restore(s) queued again%s\n", n,
+			resume || !n ? ""
+				     : ": a mounted m365fs retries them now,"
+				       " else the next mount or --resume");
 	}
 	if (resume) {
 		rc = restore_start(r);
