@@ -45,6 +45,9 @@ struct restore {
 	size_t ready_head, ready_n, ready_cap;
 	int64_t busy[THREADS_MAX]; /* entry each uploader works on, or 0 */
 	bool scanning; /* an idle uploader rescans the queue */
+	char **sites; /* site paths "host/sites/a" (mapped), listed once */
+	size_t nsites;
+	bool sites_listed;
 };
 
 /*
@@ -541,6 +544,224 @@ int restore_dir(struct restore *r, const char *path, bool create,
 	}
 	cloc_release(&c);
 	return rc;
+}
+
+/* ---- listing what the tenant holds ------------------------------------ */
+
+/* A growing array of strings. */
+struct strv {
+	char **v;
+	size_t n;
+};
+
+static int strv_add(struct strv *sv, const char *str)
+{
+	char **v = realloc(sv->v, (sv->n + 1) * sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	sv->v = v;
+	sv->v[sv->n] = strdup(str);
+	if (!sv->v[sv->n])
+		return -ENOMEM;
+	sv->n++;
+	return 0;
+}
+
+static void strv_free(struct strv *sv)
+{
+	size_t i;
+
+	for (i = 0; i < sv->n; i++)
+		free(sv->v[i]);
+	free(sv->v);
+	memset(sv, 0, sizeof(*sv));
+}
+
+static int site_comp(void *ctx, const char *comp)
+{
+	struct buf *b = ctx;
+
+	if (b->len)
+		buf_addch(b, '/');
+	return buf_adds(b, comp);
+}
+
+/* The path of @site below restore/sites/ ("host/sites/a") into @out. */
+static int site_rel(const struct graph_site *site, struct buf *out)
+{
+	buf_truncate(out, 0);
+	return names_site_path(site->web_url ? site->web_url : "", site_comp,
+			       out);
+}
+
+/* List the (non-personal) sites of the tenant once. */
+static int list_sites(struct restore *r)
+{
+	struct graph_pager *p = NULL;
+	struct graph_site site = { 0 };
+	struct strv set = { 0 };
+	struct buf rel = BUF_INIT;
+	int rc;
+
+	pthread_mutex_lock(&r->lock);
+	rc = r->sites_listed;
+	pthread_mutex_unlock(&r->lock);
+	if (rc)
+		return 0;
+	rc = graph_sites_all_open(r->graph, &p);
+	if (rc < 0 && rc != -EACCES && rc != -EPERM)
+		rc = graph_sites_search_open(r->graph, "*", &p);
+	while (rc == 0 && (rc = graph_pager_next_site(p, &site)) == 1) {
+		rc = 0;
+		if (!site.personal && site_rel(&site, &rel) == 0 && rel.len)
+			rc = strv_add(&set, rel.data);
+	}
+	graph_pager_free(p);
+	graph_site_release(&site);
+	buf_release(&rel);
+	if (rc < 0) {
+		strv_free(&set);
+		return rc;
+	}
+	pthread_mutex_lock(&r->lock);
+	if (!r->sites_listed) {
+		r->sites = set.v;
+		r->nsites = set.n;
+		r->sites_listed = true;
+		set.v = NULL;
+		set.n = 0;
+	}
+	pthread_mutex_unlock(&r->lock);
+	strv_free(&set);
+	return 0;
+}
+
+/* Emit the component after "@prefix/" of site path @rel. */
+static int emit_next(const char *rel, const char *prefix, restore_list_cb fn,
+		     void *ctx)
+{
+	size_t len = strlen(prefix);
+	const char *a, *slash;
+	char *name;
+	int rc;
+
+	if (len && (strncmp(rel, prefix, len) || rel[len] != '/'))
+		return 0;
+	a = rel + len + (len ? 1 : 0);
+	slash = strchr(a, '/');
+	name = slash ? strndup(a, (size_t)(slash - a)) : strdup(a);
+	if (!name)
+		return -ENOMEM;
+	rc = fn(ctx, name);
+	free(name);
+	return rc;
+}
+
+static int list_site_level(struct restore *r, const struct cloc *c,
+			   restore_list_cb fn, void *ctx)
+{
+	struct graph_pager *p = NULL;
+	struct graph_drive d = { 0 };
+	struct graph_site sub = { 0 };
+	struct buf prefix = BUF_INIT, rel = BUF_INIT, name = BUF_INIT;
+	size_t i;
+	int rc;
+
+	rc = list_sites(r);
+	if (rc < 0)
+		return rc;
+	if (c->l.kind == RESTORE_K_TOP)
+		buf_adds(&prefix, "");
+	else
+		buf_addf(&prefix, "%s%s%s", c->x.host,
+			 c->x.spath[0] == '/' || !c->x.spath[0] ? "" : "/",
+			 c->x.spath);
+	if (!prefix.data) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	/* sites below this one (the list does not change: no lock needed) */
+	for (i = 0; rc >= 0 && i < r->nsites; i++)
+		rc = emit_next(r->sites[i], prefix.data, fn, ctx);
+	if (rc < 0 || c->l.kind != RESTORE_K_SITE)
+		goto out;
+	rc = graph_drives_open(r->graph, GRAPH_OWNER_SITE, c->l.site_id, &p);
+	while (rc == 0 && (rc = graph_pager_next_drive(p, &d)) == 1) {
+		buf_truncate(&name, 0);
+		rc = names_map(d.name ? d.name : "",
+			       strlen(d.name ? d.name : ""), &name);
+		if (rc == 0 && name.len)
+			rc = fn(ctx, name.data);
+	}
+	graph_pager_free(p);
+	p = NULL;
+	if (rc < 0)
+		goto out;
+	rc = graph_subsites_open(r->graph, c->l.site_id, &p);
+	while (rc == 0 && (rc = graph_pager_next_site(p, &sub)) == 1) {
+		rc = 0;
+		if (site_rel(&sub, &rel) == 0)
+			rc = emit_next(rel.data, prefix.data, fn, ctx);
+	}
+out:
+	graph_pager_free(p);
+	graph_drive_release(&d);
+	graph_site_release(&sub);
+	buf_release(&prefix);
+	buf_release(&rel);
+	buf_release(&name);
+	return rc < 0 ? rc : 0;
+}
+
+int restore_list(struct restore *r, const char *path, restore_list_cb fn,
+		 void *ctx)
+{
+	struct graph_pager *p = NULL;
+	struct graph_user u = { 0 };
+	struct graph_mail_folder f = { 0 };
+	struct buf name = BUF_INIT;
+	struct cloc c;
+	int rc;
+
+	rc = resolve(r, path, false, &c);
+	if (rc < 0)
+		return rc;
+	if ((c.l.kind == RESTORE_K_TOP && c.x.top == 's') ||
+	    c.l.kind == RESTORE_K_SITE || c.l.kind == RESTORE_K_SITE_PATH) {
+		rc = list_site_level(r, &c, fn, ctx);
+		goto out;
+	}
+	if (c.l.kind == RESTORE_K_TOP) {
+		rc = graph_users_open(r->graph, NULL, &p);
+		while (rc == 0 && (rc = graph_pager_next_user(p, &u)) == 1) {
+			buf_truncate(&name, 0);
+			rc = u.upn ? names_map(u.upn, strlen(u.upn), &name) : 0;
+			if (rc == 0 && name.len)
+				rc = fn(ctx, name.data);
+		}
+	} else if (c.l.kind == RESTORE_K_MAILBOX ||
+		   c.l.kind == RESTORE_K_MAIL_FOLDER) {
+		rc = graph_mail_folders_open(
+			r->graph, c.l.user,
+			c.l.kind == RESTORE_K_MAILBOX ? NULL : c.l.folder_id,
+			true, &p);
+		while (rc == 0 &&
+		       (rc = graph_pager_next_mail_folder(p, &f)) == 1) {
+			buf_truncate(&name, 0);
+			rc = names_map(f.display_name, strlen(f.display_name),
+				       &name);
+			if (rc == 0 && name.len)
+				rc = fn(ctx, name.data);
+		}
+	}
+out:
+	graph_pager_free(p);
+	graph_user_release(&u);
+	graph_mail_folder_release(&f);
+	buf_release(&name);
+	cloc_release(&c);
+	return rc < 0 ? rc : 0;
 }
 
 /* ---- spool and queue --------------------------------------------------- */
@@ -1452,6 +1673,9 @@ void restore_free(struct restore *r)
 		pthread_join(r->tid[i], NULL);
 	cat_close(r->cat);
 	cache_free(r);
+	for (i = 0; i < r->nsites; i++)
+		free(r->sites[i]);
+	free(r->sites);
 	pthread_mutex_destroy(&r->lock);
 	pthread_cond_destroy(&r->wake);
 	pthread_cond_destroy(&r->quit);

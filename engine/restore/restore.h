@@ -136,6 +136,20 @@ void restore_loc_release(struct restore_loc *l);
 int restore_dir(struct restore *r, const char *path, bool create,
 		struct restore_loc *out);
 
+typedef int (*restore_list_cb)(void *ctx, const char *name);
+
+/**
+ * What directory @path (resolved as by restore_dir()) holds in the tenant,
+ * for the levels that are cheap to list: hosts, site paths, sites and
+ * libraries (sites are listed once and remembered), users (onedrive/,
+ * mailboxes/) and mail folders.  @fn gets each mapped name (a name may
+ * come more than once); a non-0 return stops the listing and is returned.  Folders in a library or a
+ * OneDrive are not listed (the restore queue shows what was restored
+ * there).  Returns 0, a resolution error or a Graph error.
+ */
+int restore_list(struct restore *r, const char *path, restore_list_cb fn,
+		 void *ctx);
+
 /**
  * Create a new spool file for a restore under policy @conflict: *@fd is
  * open for reading and writing (caller closes), @spool receives its path.

@@ -192,9 +192,9 @@ def test_conflict_policies(env):
     new = b"restored content\n" * 100
     with env.mount() as m:
         d = m.mnt / "restore" / folder
-        # below a library, folders appear once made (or found) by mkdir
-        assert not d.exists()
-        os.makedirs(d)
+        # below a library, folders appear once made (or found) by mkdir,
+        # or when the queue has restored something there
+        os.makedirs(d, exist_ok=True)
         assert os.getxattr(d, "user.m365.conflict") == b"rename"
         # rename (default): the existing file stays, the copy is renamed
         (d / rel).write_bytes(new)
@@ -223,7 +223,7 @@ def test_conflict_policies(env):
     # the mount option sets the default
     with env.mount("-o", "conflict=replace") as m:
         d = m.mnt / "restore" / folder
-        os.makedirs(d)
+        os.makedirs(d, exist_ok=True)
         assert os.getxattr(d, "user.m365.conflict") == b"replace"
         (d / rel).write_bytes(new + b"4")
         wait_done(m.mnt)
@@ -478,3 +478,48 @@ def test_retry_failed(env):
                                                        sha(data)}
     r = env.tool.run("restore-queue", "--repo", env.repo, "--retry-failed")
     assert "0 failed restore(s) queued again" in r.stderr, r.stderr
+
+
+def test_listing_after_remount(env):
+    """restore/ after a remount: the tenant's hosts, libraries, users and
+    mail folders are listed, and what the queue holds (restored earlier,
+    or failed) is shown with its status."""
+    emu = env.emu
+    lib = libraries(emu)[0]
+    host, libname = lib.split("/")[1], lib.rsplit("/", 1)[1]
+    drive = [d["id"] for d in emu.truth()["drives"] if d["path"] == lib][0]
+    files = {"f%d.txt" % i: os.urandom(1000 + i) for i in range(3)}
+    with env.mount() as m:
+        m.allowed += [r"restore: '.*lost.txt' failed", r"itemNotFound"]
+        d = m.mnt / "restore" / lib / "persist" / "sub"
+        os.makedirs(d)
+        for n, data in files.items():
+            (d / n).write_bytes(data)
+        (m.mnt / "restore" / lib / "vanishing").mkdir()
+        emu.mutate(op="delete", drive=drive, path="vanishing")
+        (m.mnt / "restore" / lib / "vanishing" / "lost.txt").write_bytes(
+            b"x" * 10)
+        wait_done(m.mnt)
+    msgs = [x for x in emu.truth()["messages"]]
+    with env.mount() as m:
+        r = m.mnt / "restore"
+        assert host in os.listdir(r / "sites")
+        assert libname in os.listdir(r / "sites" / host)
+        assert "persist" in os.listdir(r / lib)
+        assert os.listdir(r / lib / "persist") == ["sub"]
+        assert sorted(os.listdir(r / lib / "persist" / "sub")) == \
+            sorted(files)
+        for n, data in files.items():
+            p = r / lib / "persist" / "sub" / n
+            assert os.getxattr(p, "user.m365.restore") == b"done"
+            assert os.stat(p).st_size == len(data)
+        st = os.getxattr(r / lib / "vanishing" / "lost.txt",
+                         "user.m365.restore").decode()
+        assert st.startswith("failed: the folder"), st
+        users = {u["userPrincipalName"] for u in emu.truth()["users"]}
+        assert set(os.listdir(r / "onedrive")) <= users
+        assert set(os.listdir(r / "mailboxes")) & users
+        if msgs:
+            mbox = msgs[0]["mailbox"]
+            folders = os.listdir(r / "mailboxes" / mbox)
+            assert msgs[0]["folder_path"].split("/")[0] in folders, folders
