@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "http/http.h"
 #include "names/names.h"
 #include "util/log.h"
 #include "util/util.h"
@@ -1210,17 +1211,142 @@ static int find_message(struct restore *r, const struct restore_loc *loc,
 	return rc;
 }
 
+/* PUT the fragments of @a to the attachment upload session @url. */
+static int put_attachment(struct restore *r, const char *url,
+			  const struct restore_att *a)
+{
+	struct http_request req = { 0 };
+	struct http_response resp;
+	const char *hdrs[3] = { "Content-Type: application/octet-stream", NULL,
+				NULL };
+	char range[96];
+	size_t off = 0, n;
+	int rc = 0;
+
+	http_response_init(&resp);
+	req.method = "PUT";
+	req.url = url; /* pre-authenticated: no bearer */
+	req.headers = hdrs;
+	do {
+		n = a->data.len - off;
+		if (n > RESTORE_ATT_FRAGMENT)
+			n = RESTORE_ATT_FRAGMENT;
+		snprintf(range, sizeof(range),
+			 "Content-Range: bytes %zu-%zu/%zu", off, off + n - 1,
+			 a->data.len);
+		hdrs[1] = range;
+		req.body = a->data.data + off;
+		req.body_len = n;
+		rc = http_do(graph_http(r->graph), &req, &resp);
+		if (rc < 0)
+			rc = http_fail(&req, &resp, rc);
+		if (rc == 0 && (resp.status < 200 || resp.status > 299))
+			rc = http_fail(&req, &resp, 0);
+		off += n;
+	} while (rc == 0 && off < a->data.len);
+	http_response_release(&resp);
+	return rc;
+}
+
+/* Add attachment @a to message @msg of @user with an upload session
+ * (GRAPH-API.md 6.6). */
+static int upload_attachment(struct restore *r, const char *user,
+			     const char *msg, const struct restore_att *a)
+{
+	struct buf path = BUF_INIT;
+	cJSON *b = cJSON_CreateObject(), *it, *resp = NULL;
+	const char *url;
+	char *body = NULL;
+	int rc = -ENOMEM;
+
+	if (!a->data.len)
+		return 0; /* Exchange refuses empty sessions; nothing to add */
+	it = b ? cJSON_AddObjectToObject(b, "AttachmentItem") : NULL;
+	if (!it || !cJSON_AddStringToObject(it, "attachmentType", "file") ||
+	    !cJSON_AddStringToObject(it, "name", a->name) ||
+	    !cJSON_AddNumberToObject(it, "size", (double)a->data.len) ||
+	    !cJSON_AddStringToObject(it, "contentType", a->content_type))
+		goto out;
+	body = cJSON_PrintUnformatted(b);
+	buf_adds(&path, "/users/");
+	http_escape(&path, user);
+	buf_adds(&path, "/messages/");
+	http_escape(&path, msg);
+	buf_adds(&path, "/attachments/createUploadSession");
+	if (!body || !path.data)
+		goto out;
+	rc = graph_call(r->graph, "POST", path.data, body, NULL, &resp);
+	if (rc < 0)
+		goto out;
+	url = cJSON_GetStringValue(cJSON_GetObjectItem(resp, "uploadUrl"));
+	rc = url ? put_attachment(r, url, a) : -EPROTO;
+out:
+	cJSON_Delete(b);
+	cJSON_Delete(resp);
+	free(body);
+	buf_release(&path);
+	return rc;
+}
+
+/* Does message @msg already have an attachment like @a (a retry)? */
+static bool has_attachment(const cJSON *list, const struct restore_att *a)
+{
+	const cJSON *x;
+	const char *name;
+
+	cJSON_ArrayForEach(x, list)
+	{
+		name = cJSON_GetStringValue(cJSON_GetObjectItem(x, "name"));
+		if (name && !strcmp(name, a->name) &&
+		    cJSON_GetNumberValue(cJSON_GetObjectItem(x, "size")) ==
+			    (double)a->data.len)
+			return true;
+	}
+	return false;
+}
+
+/* Add the @late attachments to message @msg; after a restart (@fresh
+ * false) those it has already are skipped. */
+static int add_attachments(struct restore *r, const char *user, const char *msg,
+			   const struct restore_atts *late, bool fresh)
+{
+	struct buf path = BUF_INIT;
+	cJSON *have = NULL;
+	size_t i;
+	int rc = 0;
+
+	if (!fresh) {
+		buf_adds(&path, "/users/");
+		http_escape(&path, user);
+		buf_adds(&path, "/messages/");
+		http_escape(&path, msg);
+		buf_adds(&path, "/attachments?$select=name,size");
+		rc = path.data ? graph_call(r->graph, "GET", path.data, NULL,
+					    NULL, &have)
+			       : -ENOMEM;
+	}
+	for (i = 0; rc == 0 && i < late->n; i++)
+		if (!have || !has_attachment(cJSON_GetObjectItem(have, "value"),
+					     &late->v[i]))
+			rc = upload_attachment(r, user, msg, &late->v[i]);
+	cJSON_Delete(have);
+	buf_release(&path);
+	return rc;
+}
+
 static int import_mail(struct restore *r, const struct cat_restore *e,
 		       bool again, const struct restore_loc *loc,
 		       struct buf *id, struct buf *reason)
 {
 	struct graph_message m = { 0 }, moved = { 0 };
-	struct buf mime = BUF_INIT, json = BUF_INIT;
-	const char *draft = NULL;
+	struct buf mime = BUF_INIT, json = BUF_INIT, saved = BUF_INIT;
+	struct restore_atts late = { 0 };
+	const char *draft = NULL, *rid = e->remote_id ? e->remote_id : "";
+	bool fresh = false;
 	int rc;
 
-	if (e->remote_id && !strncmp(e->remote_id, "draft:", 6)) {
-		draft = e->remote_id + 6; /* created before a restart */
+	if (!strncmp(rid, "draft:", 6)) {
+		draft = rid + 6; /* created before a restart */
 		goto move;
 	}
 	rc = util_read_file(e->spool, &mime, MAIL_MAX);
@@ -1229,34 +1355,53 @@ static int import_mail(struct restore *r, const struct cat_restore *e,
 			 strerror(-rc));
 		goto out;
 	}
-	/* a received, non-draft message from JSON when it fits */
-	rc = restore_mime_json(mime.data, mime.len, RESTORE_MAIL_INLINE_MAX,
-			       &json);
-	if (rc == 0 && again && find_message(r, loc, json.data, id) == 1) {
+	/*
+	 * A received, non-draft message from JSON; attachments that do not
+	 * fit in one request are added afterwards with upload sessions.
+	 */
+	rc = restore_mime_parse(mime.data, mime.len, RESTORE_MAIL_INLINE_MAX,
+				&json, &late);
+	if (rc == 0 && !strncmp(rid, "msg:", 4)) {
+		buf_adds(id, rid + 4); /* created before a restart */
+	} else if (rc == 0 && again &&
+		   find_message(r, loc, json.data, id) == 1) {
 		log_info("restore: '%s' was imported before the restart",
 			 e->target);
-		goto out;
-	}
-	if (rc == 0) {
+	} else if (rc == 0) {
 		rc = graph_message_create_json(r->graph, loc->user,
 					       loc->folder_id, json.data, &m);
 		if (rc == 0) {
 			buf_adds(id, m.id);
-			goto out;
+			fresh = true;
+			if (late.n) { /* a retry adds what is missing */
+				buf_addf(&saved, "msg:%s", m.id);
+				cat_restore_update(r->cat, e->id,
+						   CAT_RESTORE_PENDING, NULL,
+						   saved.data);
+			}
+		} else {
+			set_reason(reason, rc, "import the message");
+			if (rc != -EINVAL && rc != -EBADMSG)
+				goto out;
+			log_warn(
+				"restore: '%s': JSON import refused (%s): imported from MIME as a draft",
+				e->target, reason->data);
+			buf_truncate(reason, 0);
+			goto mime;
 		}
-		set_reason(reason, rc, "import the message");
-		if (rc != -EINVAL && rc != -EBADMSG)
-			goto out;
-		log_warn(
-			"restore: '%s': JSON import refused (%s): imported from MIME as a draft",
-			e->target, reason->data);
-		buf_truncate(reason, 0);
 	} else {
-		log_warn("restore: '%s': %s: imported from MIME as a draft",
-			 e->target,
-			 rc == -E2BIG ? "attachments too large for one request"
-				      : "MIME not understood");
+		log_warn("restore: '%s': MIME not understood: imported from "
+			 "MIME as a draft",
+			 e->target);
+		goto mime;
 	}
+	if (late.n) {
+		rc = add_attachments(r, loc->user, id->data, &late, fresh);
+		if (rc < 0)
+			set_reason(reason, rc, "add a large attachment");
+	}
+	goto out;
+mime:
 	rc = graph_message_create_mime(r->graph, loc->user, mime.data, mime.len,
 				       &m);
 	if (rc < 0) {
@@ -1264,8 +1409,7 @@ static int import_mail(struct restore *r, const struct cat_restore *e,
 		goto out;
 	}
 	buf_addf(id, "draft:%s", m.id);
-	cat_restore_update(r->cat, e->id, CAT_RESTORE_UPLOADING, NULL,
-			   id->data);
+	cat_restore_update(r->cat, e->id, CAT_RESTORE_PENDING, NULL, id->data);
 	draft = m.id;
 move:
 	rc = graph_message_move(r->graph, loc->user, draft, loc->folder_id,
@@ -1280,8 +1424,10 @@ move:
 out:
 	graph_message_release(&m);
 	graph_message_release(&moved);
+	restore_atts_release(&late);
 	buf_release(&mime);
 	buf_release(&json);
+	buf_release(&saved);
 	return rc;
 }
 

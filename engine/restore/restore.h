@@ -199,7 +199,33 @@ int restore_drain(struct restore *r, int timeout_ms);
 int restore_mime_json(const char *mime, size_t len, size_t att_max,
 		      struct buf *json);
 
+/* An attachment to add after the message is created (upload session). */
+struct restore_att {
+	char *name;
+	char *content_type;
+	struct buf data; /* decoded bytes */
+};
+
+struct restore_atts {
+	struct restore_att *v;
+	size_t n;
+};
+
+/** Free what @a holds and make it empty.  NULL is fine. */
+void restore_atts_release(struct restore_atts *a);
+
+/**
+ * As restore_mime_json(), but attachments that would take the inline ones
+ * over @att_max bytes (in MIME order) are not put in @json: they go to
+ * @late (replaced; caller releases with restore_atts_release()), to be
+ * added with attachment upload sessions once the message exists.  @late
+ * NULL: as restore_mime_json().
+ */
+int restore_mime_parse(const char *mime, size_t len, size_t att_max,
+		       struct buf *json, struct restore_atts *late);
+
 #define RESTORE_MAIL_INLINE_MAX (2u << 20) /* attachments in one create */
+#define RESTORE_ATT_FRAGMENT	(3u << 20) /* attachment upload PUTs */
 
 /* ---- connections ------------------------------------------------------- */
 

@@ -523,3 +523,67 @@ def test_listing_after_remount(env):
             mbox = msgs[0]["mailbox"]
             folders = os.listdir(r / "mailboxes" / mbox)
             assert msgs[0]["folder_path"].split("/")[0] in folders, folders
+        # leave no failure behind for the next tests of the module
+        env.tool.run("restore-queue", "--repo", env.repo, "--retry-failed",
+                     check=1)
+        t0 = time.monotonic()
+        while os.getxattr(r / lib / "vanishing" / "lost.txt",
+                          "user.m365.restore") != b"done":
+            assert time.monotonic() - t0 < 120
+            time.sleep(0.2)
+
+
+def test_eml_with_large_attachment(env):
+    """An .eml whose attachments do not fit in one request (> 2 MiB) is
+    still created as a received, non-draft message: the small attachment
+    inline, the large one through an attachment upload session."""
+    import base64
+    import urllib.parse
+    from email.message import EmailMessage
+    emu = env.emu
+    mbox = next(u["userPrincipalName"] for u in emu.truth()["users"]
+                if u["has_mailbox"])
+    big, small = os.urandom((3 << 20) + 12345), os.urandom(5000)
+    msg = EmailMessage()
+    msg["From"] = "Big Sender <big@example.com>"
+    msg["To"] = mbox
+    msg["Subject"] = "large attachment restore"
+    msg["Date"] = "Tue, 16 Sep 2025 09:59:00 +0200"
+    msg["Message-ID"] = "<bigatt-%s@example.com>" % os.urandom(4).hex()
+    msg.set_content("see the attachments\n")
+    msg.add_attachment(small, maintype="application", subtype="octet-stream",
+                       filename="small.bin")
+    msg.add_attachment(big, maintype="application", subtype="octet-stream",
+                       filename="big.bin")
+    eml = env.tmp / "bigatt.eml"
+    eml.write_bytes(msg.as_bytes())
+    with env.mount() as m:
+        dest = m.mnt / "restore/mailboxes" / mbox / "BigAtt"
+        dest.mkdir()
+        shutil.copy(eml, dest / "bigatt.eml")
+        wait_done(m.mnt, timeout=300)
+        st = os.getxattr(dest / "bigatt.eml", "user.m365.restore")
+        assert st == b"done", st
+    got = [x for x in emu.truth()["messages"] if x["mailbox"] == mbox
+           and x["folder_path"] == "BigAtt"]
+    assert len(got) == 1, got
+    g = got[0]
+    assert g["isDraft"] is False and g["hasAttachments"] is True, g
+    assert g["internetMessageId"] == msg["Message-ID"], g
+    q = urllib.parse.quote
+    user = next(u["id"] for u in emu.truth()["users"]
+                if u["userPrincipalName"] == mbox)
+    folders = emu.get_json("/users/%s/mailFolders?$top=100" % q(user))
+    fid = next(f["id"] for f in folders["value"]
+               if f["displayName"] == "BigAtt")
+    msgs = emu.get_json("/users/%s/mailFolders/%s/messages" % (
+        q(user), q(fid, safe="")))["value"]
+    assert len(msgs) == 1
+    atts = emu.get_json("/users/%s/messages/%s/attachments" % (
+        q(user), q(msgs[0]["id"], safe="")))["value"]
+    by_name = {a["name"]: base64.b64decode(a["contentBytes"]) for a in atts}
+    assert sha(by_name.get("small.bin", b"")) == sha(small)
+    assert sha(by_name.get("big.bin", b"")) == sha(big)
+    log = emu.stats()["log"]
+    assert any("AttachmentSessions" in r.get("path", "") for r in log), \
+        "the large attachment did not go through an upload session"
