@@ -288,6 +288,7 @@ int main(int argc, char **argv)
 	struct fuse_cmdline_opts copts = { 0 };
 	struct fuse_loop_config *lcfg = NULL;
 	struct fuse_session *se = NULL;
+	const struct fuse_lowlevel_ops *ops;
 	struct nonopts no = { 0 };
 	unsigned char key[STORE_KEY_LEN];
 	struct fs fs = { 0 };
@@ -384,10 +385,9 @@ int main(int argc, char **argv)
 					    : "-oro,subtype=" PROG) < 0 ||
 	    fuse_opt_add_arg(&args, fsname) < 0)
 		goto out;
-	se = fuse_session_new(&args,
-			      fs_restore_ops(fs_live_ops(&fs_ll_ops)) /* live,
-									 restore */,
-			      sizeof(fs_ll_ops), &fs);
+	/* restore/ and live/ wrap the snapshot operations */
+	ops = fs_restore_ops(fs_live_ops(&fs_ll_ops));
+	se = fuse_session_new(&args, ops, sizeof(fs_ll_ops), &fs);
 	if (!se) {
 		ret = 2; /* libfuse said which option it did not know */
 		goto out;

@@ -6,8 +6,11 @@
 # per core), `restic backup` (always encrypted; compression auto) and
 # `borg create` (lz4, no encryption).  Each backup goes into a new
 # repository; the tree is in the page cache for all.  Prints medians of
-# REPO_BENCH_RUNS runs: MB/s (10^6 bytes of input per wall second),
-# repository size as % of the input, and our ratios against the peers.
+# REPO_BENCH_RUNS runs: MB/s (10^6 bytes of input per wall second, and
+# per CPU second: user + system of all threads, which other jobs on a
+# shared machine disturb less), repository size as % of the input, and
+# our ratios against the peers; then our read-back throughput against
+# `cat` of the packs.
 # Asserts nothing.
 #   sh bench/repo/run.sh [OUTDIR]
 # Env: REPO_BENCH_MB (tree size, default 665), REPO_BENCH_RUNS (3),
@@ -47,31 +50,37 @@ export RESTIC_CACHE_DIR=$work/cache-restic RESTIC_PASSWORD=bench-repo
 export BORG_BASE_DIR=$work/borg-base BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes
 export BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
 
-now() { date +%s.%N; }
 size() { du -sb "$1" | cut -f1; }
 res=$work/results # lines: tool seconds bytes cpu
+
+timed() { # tool command...: wall and CPU (user + system) of a peer
+	t=$1
+	shift
+	/usr/bin/time -f '%e %U %S' -o "$work/time" "$@"
+	set -- $(tail -n 1 "$work/time")
+	echo "$t $1 $(size "$repo") $(awk "BEGIN {print $2 + $3}")" >>"$res"
+}
 
 one() { # tool
 	repo=$work/repo-$1
 	rm -rf "$repo" "$RESTIC_CACHE_DIR" "$BORG_BASE_DIR"
 	case $1 in
 	ours-plain|ours-encrypted)
-		line=$("$out/bench_repo" "$tree" "$repo" "$threads" \
-			"${1#ours-}")
-		set -- "$1" $line
-		echo "$1 $7 $(size "$repo") $9" >>"$res" ;;
+		"$out/bench_repo" "$tree" "$repo" "$threads" "${1#ours-}" \
+			>"$work/line"
+		set -- "$1" $(head -n 1 "$work/line")
+		echo "$1 $7 $(size "$repo") $9" >>"$res"
+		set -- "$1" $(sed -n 2p "$work/line")
+		# read back: store wall, store cpu, cat wall, cat cpu, packs
+		echo "$1-read $4 $6 $8 ${10} ${12}" >>"$res" ;;
 	restic)
 		restic init -q --repo "$repo" >/dev/null
-		t0=$(now)
-		(cd "$tree" && restic backup -q --repo "$repo" . >/dev/null)
-		t1=$(now)
-		echo "restic $(echo "$t1 - $t0" | bc) $(size "$repo") -" >>"$res" ;;
+		timed restic sh -c 'cd "$1" && restic backup -q --repo "$2" . \
+			>/dev/null' sh "$tree" "$repo" ;;
 	borg)
 		borg init -e none "$repo" >/dev/null
-		t0=$(now)
-		(cd "$tree" && borg create --compression lz4 "$repo::a" . >/dev/null)
-		t1=$(now)
-		echo "borg $(echo "$t1 - $t0" | bc) $(size "$repo") -" >>"$res" ;;
+		timed borg sh -c 'cd "$1" && borg create --compression lz4 \
+			"$2::a" . >/dev/null' sh "$tree" "$repo" ;;
 	esac
 	rm -rf "$repo"
 }
@@ -96,6 +105,7 @@ function med(tool, col,   n, i, j, v, x) {
 	for (i = 2; i <= n; i++) { x = v[i]; for (j = i - 1; j > 0 && v[j] > x; j--) v[j + 1] = v[j]; v[j + 1] = x }
 	return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
 }
+/-read / { nr++; t[nr] = $1; s[nr] = $2; b[nr] = $3; c[nr] = $4; cw[$1] = cw[$1] " " $4; cc[$1] = cc[$1] " " $5; pk[$1] = $6; seen[$1] = 1; next }
 { nr++; t[nr] = $1; s[nr] = $2; b[nr] = $3; c[nr] = $4; seen[$1] = 1 }
 END {
 	printf "input: %.0f MB in %d files; first backup into a new repository, median of %d runs\n", input / 1e6, nfiles, runs
@@ -104,16 +114,26 @@ END {
 		x = order[k]
 		if (!seen[x]) continue
 		mbs[x] = input / 1e6 / med(x, 2); pct[x] = 100 * med(x, 3) / input
-		cpu = x ~ /^ours/ ? sprintf(", %.0f MB/s per CPU second", input / 1e6 / med(x, 4)) : ""
-		printf "%-15s %7.1f MB/s  repository %5.1f%% of input%s\n", x, mbs[x], pct[x], cpu
+		cpu[x] = input / 1e6 / med(x, 4)
+		printf "%-15s %7.1f MB/s wall, %6.1f MB/s per CPU second, repository %5.1f%% of input\n", x, mbs[x], cpu[x], pct[x]
 	}
 	if (seen["restic"]) for (k = 1; k <= 2; k++) {
 		x = order[k]
-		printf "%s vs restic: %.2fx throughput (goal >= 3x)\n", x, mbs[x] / mbs["restic"]
+		printf "%s vs restic: %.2fx throughput (goal >= 3x), %.2fx per CPU second\n", x, mbs[x] / mbs["restic"], cpu[x] / cpu["restic"]
 	}
 	if (seen["borg"]) for (k = 1; k <= 2; k++) {
 		x = order[k]
-		printf "%s vs borg: %.2fx throughput, size %.1f%% vs %.1f%% (goal: no more than borg)\n", x, mbs[x] / mbs["borg"], pct[x], pct["borg"]
+		printf "%s vs borg: %.2fx throughput, %.2fx per CPU second, size %.1f%% vs %.1f%% (goal: no more than borg)\n", x, mbs[x] / mbs["borg"], cpu[x] / cpu["borg"], pct[x], pct["borg"]
 	}
 	printf "ours: %d writer threads; restic and borg as installed (restic: all cores, borg: one)\n", threads
+	for (k = 1; k <= 2; k++) {
+		x = order[k] "-read"
+		if (!seen[x]) continue
+		# cat times: median of the runs, kept apart from the store reads
+		n = split(substr(cw[x], 2), v1, " "); split(substr(cc[x], 2), v2, " ")
+		for (i = 1; i <= n; i++) { nr++; t[nr] = x "-cat"; s[nr] = v1[i]; c[nr] = v2[i] }
+		rw = input / 1e6 / med(x, 2); rc = input / 1e6 / med(x, 3)
+		kw = pk[x] / 1e6 / med(x "-cat", 2); kc = pk[x] / 1e6 / med(x "-cat", 4)
+		printf "%s read back (chunk cache cold, packs in page cache, 128 KiB reads): %.0f MB/s wall (%.0f%% of cat of the packs, %.0f MB/s), %.0f MB/s CPU (%.0f%% of cat, %.0f MB/s)\n", order[k], rw, 100 * rw / kw, kw, rc, 100 * rc / kc, kc
+	}
 }' "$res"

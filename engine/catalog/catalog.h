@@ -26,9 +26,9 @@
  * cat_sweep_begin()/cat_sweep_end() around a full walk of a scope,
  * cat_delta_set() for each delta token it consumed, and finally
  * cat_snapshot_finish().  Rows are committed in batches during the run
- * (cat_commit(), or automatically every CAT_BATCH_ROWS changes after the
- * commit hook, e.g. store_flush(), succeeded) so the WAL and memory stay
- * bounded.  A run that dies (killed, crashed) or finishes as failed is
+ * (cat_commit(), or automatically every CAT_BATCH_ROWS changes or 0.5 s,
+ * cat_set_batch() to change, after the commit hook, e.g. store_flush(),
+ * succeeded) so the WAL and memory stay bounded.  A run that dies (killed, crashed) or finishes as failed is
  * rolled back by the next writer (cat_snapshot_begin() or
  * cat_recover()): its item versions and delta tokens go away, the
  * versions it ended are valid again, and it stays in the list as "failed"

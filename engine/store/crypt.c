@@ -86,22 +86,21 @@ int chunk_id(const struct store_keys *k, const void *p, size_t n,
 	return 0;
 }
 
-static int gcm(bool seal, const unsigned char key[32],
-	       const unsigned char *nonce, const void *aad, size_t aad_len,
-	       const void *p, size_t n, struct buf *out)
+/*
+ * AES-256-GCM of @n bytes at @p into @dst: sealing writes the ciphertext
+ * and the tag (@n + 16 bytes), opening checks the tag at the end of @p
+ * and writes @n - 16 bytes.
+ */
+static int gcm_to(bool seal, const unsigned char key[32],
+		  const unsigned char *nonce, const void *aad, size_t aad_len,
+		  const void *p, size_t n, unsigned char *dst)
 {
 	EVP_CIPHER_CTX *c = NULL;
 	size_t body = seal ? n : n - GCM_TAG_LEN;
-	size_t old = out->len;
-	unsigned char *dst;
-	int len, ret;
+	int len, ret = 0;
 
 	if (!seal && n < GCM_TAG_LEN)
 		return -EBADMSG;
-	ret = buf_grow(out, body + GCM_TAG_LEN);
-	if (ret)
-		return ret;
-	dst = (unsigned char *)out->data + old;
 	c = EVP_CIPHER_CTX_new();
 	if (!c)
 		return -ENOMEM;
@@ -115,29 +114,47 @@ static int gcm(bool seal, const unsigned char key[32],
 	if (seal) {
 		if (EVP_CipherFinal_ex(c, dst + len, &len) != 1 ||
 		    EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, GCM_TAG_LEN,
-					dst + body) != 1) {
+					dst + body) != 1)
 			ret = ssl_errno("aes-256-gcm seal");
-			goto out;
-		}
-		out->len = old + body + GCM_TAG_LEN;
 	} else {
 		if (EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, GCM_TAG_LEN,
 					(unsigned char *)p + body) != 1) {
 			ret = ssl_errno("aes-256-gcm tag");
-			goto out;
-		}
-		if (EVP_CipherFinal_ex(c, dst + len, &len) != 1) {
+		} else if (EVP_CipherFinal_ex(c, dst + len, &len) != 1) {
 			ERR_clear_error();
 			ret = -EBADMSG; /* the tag does not match */
-			goto out;
 		}
-		out->len = old + body;
 	}
-	out->data[out->len] = 0;
-	ret = 0;
 out:
 	EVP_CIPHER_CTX_free(c);
 	return ret;
+}
+
+static int gcm(bool seal, const unsigned char key[32],
+	       const unsigned char *nonce, const void *aad, size_t aad_len,
+	       const void *p, size_t n, struct buf *out)
+{
+	size_t body = seal ? n + GCM_TAG_LEN : n - GCM_TAG_LEN;
+	int ret;
+
+	if (!seal && n < GCM_TAG_LEN)
+		return -EBADMSG;
+	ret = buf_grow(out, seal ? body : n);
+	if (!ret)
+		ret = gcm_to(seal, key, nonce, aad, aad_len, p, n,
+			     (unsigned char *)out->data + out->len);
+	if (ret)
+		return ret;
+	out->len += body;
+	out->data[out->len] = 0;
+	return 0;
+}
+
+int gcm_open_to(const unsigned char key[32], const unsigned char *nonce,
+		const void *aad, size_t aad_len, const void *p, size_t n,
+		unsigned char *dst)
+{
+	return gcm_to(false, key, nonce, aad, aad_len, p, n, dst);
 }
 
 int gcm_seal(const unsigned char key[32], const unsigned char *nonce,

@@ -132,7 +132,16 @@ int chunk_decode(const struct store_keys *k, const unsigned char *raw,
 
 	if (!!(h->flags & CHUNK_F_ENC) != k->enc)
 		return -EBADMSG;
-	if (k->enc) {
+	if (k->enc && !(h->flags & CHUNK_F_LZ4)) { /* straight into @dst */
+		if (h->stored != h->plain + GCM_TAG_LEN)
+			return -EBADMSG;
+		ret = gcm_open_to(k->data_key, h->nonce, raw, CHUNK_AAD_LEN,
+				  payload, h->stored, dst);
+		if (ret)
+			return ret;
+		src = NULL;
+		slen = 0;
+	} else if (k->enc) {
 		buf_reset(tmp);
 		ret = gcm_open(k->data_key, h->nonce, raw, CHUNK_AAD_LEN,
 			       payload, h->stored, tmp);
@@ -148,7 +157,7 @@ int chunk_decode(const struct store_keys *k, const unsigned char *raw,
 					(int)h->plain);
 		if (n < 0 || (uint32_t)n != h->plain)
 			return -EBADMSG;
-	} else {
+	} else if (src) {
 		if (slen != h->plain)
 			return -EBADMSG;
 		memcpy(dst, src, slen);

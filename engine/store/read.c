@@ -460,10 +460,10 @@ int cache_init(struct store *st, size_t bytes)
 	return 0;
 }
 
-static void ent_put(struct store *st, struct cache_ent *e)
+static void ent_put(struct cache_ent *e)
 {
 	if (e && atomic_fetch_sub(&e->refs, 1) == 1) {
-		cbuf_put(st, e->data, e->cap);
+		cbuf_put(e->st, e->data, e->cap);
 		free(e);
 	}
 }
@@ -578,7 +578,7 @@ static struct cache_ent *cache_insert(struct store *st, struct cache_ent *e)
 	if (old) {
 		atomic_fetch_add(&old->refs, 1);
 		pthread_mutex_unlock(&s->lock);
-		ent_put(st, e);
+		ent_put(e);
 		return old;
 	}
 	atomic_fetch_add(&e->refs, 1); /* the cache's reference */
@@ -605,7 +605,7 @@ static struct cache_ent *cache_insert(struct store *st, struct cache_ent *e)
 			atomic_fetch_sub(&st->cache_bytes, x->cap);
 		}
 		pthread_mutex_unlock(&v->lock);
-		ent_put(st, x); /* outside the lock */
+		ent_put(x); /* outside the lock */
 	}
 	return e;
 }
@@ -635,6 +635,7 @@ static int chunk_cached(struct store *st, const unsigned char *id,
 		return ret;
 	}
 	memcpy(e->id, id, 32);
+	e->st = st;
 	e->data = data.p;
 	e->cap = data.cap;
 	e->len = len;
@@ -703,14 +704,14 @@ ssize_t store_read(struct store *st, const void *desc, size_t desc_len,
 		if (ret)
 			return ret;
 		if (e->len != end - start) {
-			ent_put(st, e);
+			ent_put(e);
 			return -EBADMSG;
 		}
 		take = (size_t)(end - pos);
 		if (take > n - done)
 			take = n - done;
 		memcpy((char *)p + done, e->data + (pos - start), take);
-		ent_put(st, e);
+		ent_put(e);
 		done += take;
 		pos += take;
 	}

@@ -62,6 +62,10 @@ int gcm_seal(const unsigned char key[32], const unsigned char *nonce,
 int gcm_open(const unsigned char key[32], const unsigned char *nonce,
 	     const void *aad, size_t aad_len, const void *p, size_t n,
 	     struct buf *out);
+/* As gcm_open() into @dst (@n - 16 bytes), without a buffer. */
+int gcm_open_to(const unsigned char key[32], const unsigned char *nonce,
+		const void *aad, size_t aad_len, const void *p, size_t n,
+		unsigned char *dst);
 
 /* Log OpenSSL's error queue with @what; returns -EIO (or -ENOMEM). */
 int ssl_errno(const char *what);
@@ -223,6 +227,7 @@ struct cbuf {
 
 struct cache_ent {
 	unsigned char id[32];
+	struct store *st; /* whose buffer pool gets data back */
 	unsigned char *data;
 	size_t cap; /* bytes allocated at data (counted by the cache) */
 	uint32_t len;

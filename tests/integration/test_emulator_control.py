@@ -77,6 +77,25 @@ def test_fault_403_activity_limit_and_overrides(emulator):
         emulator.fault(path_regex="x", status=418)
 
 
+@pytest.mark.parametrize("status", [429, 503, 509, pytest.param(
+    403, marks=pytest.mark.xfail(strict=True, reason="engine/http retries "
+                                 "only 429/503/509: a 403 "
+                                 "activityLimitReached is taken for "
+                                 "access denied"))])
+def test_client_waits_out_throttling_faults(emulator, status):
+    """engine/graph (test_graphcli) retries each throttling answer the
+    emulator can give, after its Retry-After."""
+    from test_graph import run
+    emulator.reset_stats()
+    emulator.fault(path_regex=r"^/v1\.0/organization$", status=status,
+                   retry_after=1, count=1)
+    _, tail, _ = run(emulator, "org", check=False)
+    got = [e["status"] for e in emulator.stats()["log"]
+           if e["path"] == "/v1.0/organization"]
+    assert got == [status, 200], got
+    assert tail["rc"] == 0
+
+
 def test_batch_item_403_activity_limit(emulator):
     emulator.fault(path_regex=r"/organization", status=403, retry_after=3,
                    count=1)
@@ -142,6 +161,23 @@ def test_fault_drop_over_http2(emulator, mode):
     again = h2_get(emulator, url)
     assert again["status"] == 200 and again["reset"] is None
     assert hashlib.sha256(again["body"]).hexdigest() == f["sha256"]
+
+
+@pytest.mark.parametrize("mode", ["reset", "close"])
+def test_client_recovers_from_h2_drop_at_once(emulator, mode):
+    """engine/http over HTTP/2, without a low-speed limit: the reset (or
+    closed connection) is seen at once and the download retried."""
+    from test_graph import of, run
+    f = max(emulator.truth()["files"], key=lambda x: x["size"])
+    emulator.fault(path_regex=r"download\.aspx", drop_after_bytes=1000,
+                   drop_mode=mode, count=1)
+    # a stalled stream would hold the client for its 60 s low-speed limit:
+    # the driver would be killed at 50 s (a generous bound otherwise)
+    res, tail, _ = run(emulator, "download", f["drive"], f["id"],
+                       opts=("--backoff", "50"), timeout=50)
+    assert of(res, "download")[0]["sha256"] == f["sha256"]
+    assert tail["stats"]["retries"] >= 1 and tail["stats"]["h2"] >= 1
+    assert [e for e in emulator.stats()["log"] if e.get("dropped")]
 
 
 def test_fault_drop_mode_is_checked(emulator):

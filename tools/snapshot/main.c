@@ -525,6 +525,8 @@ static void summary_json(int64_t snap, int status, const struct snap_stats *st)
 	cli_json_num(j, "folders", (double)st->folders);
 	cli_json_num(j, "drives", (double)st->drives);
 	cli_json_num(j, "mailboxes", (double)st->mailboxes);
+	cli_json_num(j, "no_onedrive", (double)st->no_onedrive);
+	cli_json_num(j, "no_mailbox", (double)st->no_mailbox);
 	cli_json_num(j, "changed", (double)st->changed);
 	cli_json_num(j, "deleted", (double)st->deleted);
 	cli_json_num(j, "downloads", (double)st->downloads);
@@ -1476,11 +1478,16 @@ int main(int argc, char **argv)
 		const char *name;
 		int (*fn)(int, char **);
 	} cmds[] = {
-		{ "init", cmd_init },	  { "create", cmd_create },
-		{ "list", cmd_list },	  { "show", cmd_show },
-		{ "forget", cmd_forget }, { "prune", cmd_prune },
-		{ "check", cmd_check },	  { "rebuild-catalog", cmd_rebuild },
-		{ "dump", cmd_dump },	  { "cat", cmd_cat },
+		{ "init", cmd_init },
+		{ "create", cmd_create },
+		{ "list", cmd_list },
+		{ "show", cmd_show },
+		{ "forget", cmd_forget },
+		{ "prune", cmd_prune },
+		{ "check", cmd_check },
+		{ "rebuild-catalog", cmd_rebuild },
+		{ "dump", cmd_dump },
+		{ "cat", cmd_cat },
 		{ "restore-queue", cmd_restore_queue },
 	};
 	size_t i;
