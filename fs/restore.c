@@ -20,9 +20,11 @@
 #include "util/log.h"
 #include "util/util.h"
 
-#define TIMEOUT	     1.0
-#define XATTR_STATUS "user.m365.restore"
-#define XATTR_POLICY "user.m365.conflict"
+#define TIMEOUT	      1.0
+#define XATTR_STATUS  "user.m365.restore"
+#define XATTR_POLICY  "user.m365.conflict"
+#define XATTR_PREFIX  "user.m365."
+#define XATTR_IS_READ "user.m365.isRead"
 
 struct rnode {
 	uint64_t ino;
@@ -1142,6 +1144,32 @@ static void rop_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 		fuse_reply_buf(req, len == sizeof(dir) ? dir : both, len);
 }
 
+/*
+ * user.m365.* set on a file being spooled, e.g. by cp -a or rsync -X from
+ * snapshots/: user.m365.isRead = false restores a message unread; the
+ * others (ids, URLs, hashes of the source) are accepted and ignored.
+ */
+static void file_xattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+		       const char *value, size_t size)
+{
+	struct rnode *n;
+	bool unread = size >= 5 && !strncmp(value, "false", 5);
+	int rc = 0;
+
+	pthread_mutex_lock(&R.lock);
+	n = node_get(ino);
+	if (!n || n->dir)
+		rc = n ? -ENOTSUP : -ENOENT;
+	else if (strcmp(name, XATTR_IS_READ))
+		rc = 0;
+	else if (n->committed || !n->spool)
+		rc = -EBUSY; /* queued already: too late to change */
+	else
+		rc = restore_spool_set_unread(&n->spool, unread);
+	pthread_mutex_unlock(&R.lock);
+	fuse_reply_err(req, -rc);
+}
+
 static void rop_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			 const char *value, size_t size, int flags)
 {
@@ -1151,6 +1179,11 @@ static void rop_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 
 	if (!is_mine(ino)) {
 		R.base->setxattr(req, ino, name, value, size, flags);
+		return;
+	}
+	if (!strncmp(name, XATTR_PREFIX, strlen(XATTR_PREFIX)) &&
+	    strcmp(name, XATTR_POLICY)) {
+		file_xattr(req, ino, name, value, size);
 		return;
 	}
 	if (strcmp(name, XATTR_POLICY)) {

@@ -932,12 +932,85 @@ static enum graph_conflict graph_policy(int c)
 				    : GRAPH_CONFLICT_RENAME;
 }
 
+static bool spool_unread(const char *spool)
+{
+	size_t n = strlen(spool), k = strlen(RESTORE_UNREAD_SUFFIX);
+
+	return n > k && !strcmp(spool + n - k, RESTORE_UNREAD_SUFFIX);
+}
+
+/* The policy in "<dir>/<guid>.<policy>[.unread]". */
 static int policy_of_spool(const char *spool)
 {
-	const char *dot = strrchr(spool, '.');
-	int c = dot ? restore_conflict_parse(dot + 1) : -EINVAL;
+	const char *base = strrchr(spool, '/');
+	const char *dot = strchr(base ? base : spool, '.');
+	char name[16];
+	size_t len;
+	int c = -EINVAL;
 
+	if (dot) {
+		len = strcspn(dot + 1, ".");
+		if (len < sizeof(name)) {
+			memcpy(name, dot + 1, len);
+			name[len] = 0;
+			c = restore_conflict_parse(name);
+		}
+	}
 	return c < 0 ? RESTORE_RENAME : c;
+}
+
+int restore_spool_set_unread(char **spool, bool unread)
+{
+	struct buf to = BUF_INIT;
+	size_t k = strlen(RESTORE_UNREAD_SUFFIX);
+	char *path;
+	int rc;
+
+	if (spool_unread(*spool) == unread)
+		return 0;
+	rc = unread ? buf_addf(&to, "%s%s", *spool, RESTORE_UNREAD_SUFFIX)
+		    : buf_add(&to, *spool, strlen(*spool) - k);
+	path = rc == 0 ? buf_detach(&to, NULL) : NULL;
+	buf_release(&to);
+	if (!path)
+		return -ENOMEM;
+	if (rename(*spool, path) < 0) {
+		rc = -errno;
+		free(path);
+		return rc;
+	}
+	free(*spool);
+	*spool = path;
+	return 0;
+}
+
+/* Make the message JSON @json one that creates an unread message. */
+static int json_unread(struct buf *json)
+{
+	cJSON *j = cJSON_Parse(json->data), *p;
+	const char *id;
+	char *txt = NULL;
+	int rc = -ENOMEM;
+
+	if (!j)
+		return -EBADMSG;
+	cJSON_ReplaceItemInObject(j, "isRead", cJSON_CreateFalse());
+	cJSON_ArrayForEach(
+		p, cJSON_GetObjectItem(j, "singleValueExtendedProperties"))
+	{
+		id = cJSON_GetStringValue(cJSON_GetObjectItem(p, "id"));
+		if (id && !strcmp(id, "Integer 0x0E07"))
+			cJSON_ReplaceItemInObject(p, "value",
+						  cJSON_CreateString("0"));
+	}
+	txt = cJSON_PrintUnformatted(j);
+	if (txt) {
+		buf_truncate(json, 0);
+		rc = buf_adds(json, txt);
+	}
+	free(txt);
+	cJSON_Delete(j);
+	return rc;
 }
 
 static int spool_qxh(int fd, char out[29])
@@ -1361,6 +1434,8 @@ static int import_mail(struct restore *r, const struct cat_restore *e,
 	 */
 	rc = restore_mime_parse(mime.data, mime.len, RESTORE_MAIL_INLINE_MAX,
 				&json, &late);
+	if (rc == 0 && spool_unread(e->spool))
+		rc = json_unread(&json);
 	if (rc == 0 && !strncmp(rid, "msg:", 4)) {
 		buf_adds(id, rid + 4); /* created before a restart */
 	} else if (rc == 0 && again &&

@@ -26,7 +26,8 @@
  * into the folder (Graph makes MIME imports drafts: see README).
  *
  * Conflict policy (enum restore_conflict) is fixed per file when it is
- * spooled (it is part of the spool file name).  rename: Graph renames
+ * spooled (it is part of the spool file name, as is the read state of a
+ * message: restore_spool_set_unread()).  rename: Graph renames
  * ("a (1).txt"); replace: the existing file is replaced; skip: an
  * existing file is kept and the entry is done with reason "skipped".
  * Exactly once: an entry retried, or left by an earlier process, is
@@ -157,6 +158,17 @@ int restore_list(struct restore *r, const char *path, restore_list_cb fn,
  */
 int restore_spool_open(struct restore *r, int conflict, struct buf *spool,
 		       int *fd);
+
+#define RESTORE_UNREAD_SUFFIX ".unread"
+
+/**
+ * Mark the spool file *@spool (not committed yet) as a message to restore
+ * unread (@unread true: renamed to "<spool>.unread") or read (the
+ * default: the suffix is removed).  *@spool (malloc'd) is replaced by the
+ * new path.  The read state then travels with the spool file through the
+ * queue.  Returns 0 or -errno.
+ */
+int restore_spool_set_unread(char **spool, bool unread);
 
 /**
  * fsync spool file @fd (@size bytes, path @spool) and its directory, then

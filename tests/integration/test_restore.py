@@ -587,3 +587,37 @@ def test_eml_with_large_attachment(env):
     log = emu.stats()["log"]
     assert any("AttachmentSessions" in r.get("path", "") for r in log), \
         "the large attachment did not go through an upload session"
+
+
+def test_eml_read_state_with_xattrs(env):
+    """cp --preserve=xattr (cp -a, rsync -X) from snapshots/ carries
+    user.m365.isRead: an unread message is restored unread, a read one
+    read; the other user.m365.* attributes are accepted and ignored."""
+    emu = env.emu
+    msgs = [x for x in emu.truth()["messages"] if not x["isDraft"]
+            and x["folder_path"] not in ("Restored", "K9mail", "BigAtt")]
+    unread = [x for x in msgs if not x["isRead"]]
+    read = [x for x in msgs if x["isRead"]]
+    if not unread or not read:
+        pytest.skip("needs a read and an unread message")
+    with env.mount() as m:
+        snap = m.mnt / "snapshots/latest/mailboxes"
+        want = {}
+        for x in (unread[0], read[0]):
+            src = [p for p in (snap / x["mailbox"]).rglob("*.eml")
+                   if file_sha(p) == x["sha256"]]
+            assert len(src) == 1, x
+            assert os.getxattr(src[0], "user.m365.isRead") == (
+                b"true" if x["isRead"] else b"false")
+            dest = m.mnt / "restore/mailboxes" / x["mailbox"] / "ReadState"
+            dest.mkdir(exist_ok=True)
+            subprocess.run(["cp", "--preserve=xattr", str(src[0]),
+                            str(dest)], check=True)
+            want[x["internetMessageId"]] = x["isRead"]
+        wait_done(m.mnt)
+    got = {x["internetMessageId"]: x for x in emu.truth()["messages"]
+           if x["folder_path"] == "ReadState"}
+    assert set(got) == set(want)
+    for mid, is_read in want.items():
+        assert got[mid]["isRead"] is is_read, got[mid]
+        assert got[mid]["isDraft"] is False, got[mid]
