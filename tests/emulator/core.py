@@ -441,7 +441,7 @@ class DropConnection(Exception):
     """Raised by the app to cut a response off (see transport.py)."""
 
 
-DROP_KEY = "emu.drop"  # scope key: how to drop ("reset" | "close")
+DROP_KEY = "emu.drop"  # scope key: how to drop ("reset" | "close" | "rst")
 
 
 def make_app(host_of):

@@ -66,13 +66,20 @@ def test_delete_drive_then_site(emu):
     group = [g for g in emu.get_json("/groups")["value"]
              if emu.request("GET", "/groups/%s/sites/root" % g["id"])[0] ==
              200]
-    emu.mutate(op="delete_site", site=site["webUrl"])
+    res = emu.mutate(op="delete_site", site=site["webUrl"])
+    assert res["groups"] == [g["id"] for g in group]
     assert error_code(emu, "/sites/" + site["id"]) == (404, "itemNotFound")
     everything, _ = all_pages(emu, "/sites/getAllSites")
     assert site["id"] not in [s["id"] for s in everything]
     assert site["id"] not in [s["id"] for s in emu.get_json(
         "/sites?search=*")["value"]]
-    for g in group:  # the team site was this group's
+    # the team site was this group's: deleting a group-connected site
+    # deletes the group
+    assert group
+    left = [x["id"] for x in emu.get_json("/groups")["value"]]
+    for g in group:
+        assert g["id"] not in left
+        assert emu.request("GET", "/groups/" + g["id"])[0] == 404
         assert emu.request("GET", "/groups/%s/sites/root" % g["id"])[0] == \
             404
         assert emu.request("GET", "/groups/%s/drive" % g["id"])[0] == 404
