@@ -13,14 +13,21 @@
 #include "util/log.h"
 #include "util/util.h"
 
-/* One drive being walked. */
+/*
+ * One drive being walked.  Its listing does not wait for its downloads:
+ * drive_done() finalizes it (deferred deletions, sweep, delta token)
+ * when the last one ends, while the walker lists the next drive.
+ */
 struct dwalk {
-	struct container ct;
-	const char *drive_id;
+	struct container ct; /* first: drive_done() casts back */
+	char *drive_id;
 	char *scope; /* "drive:<id>" */
 	char *root_id; /* Graph id of the drive's root item */
 	int64_t drive_item; /* catalog item of the drive */
 	struct idset deferred; /* folders deleted: ended at the end */
+	char *link; /* deltaLink to commit, or NULL */
+	bool listed; /* the listing went through to its end */
+	bool sweeping; /* full walk of a drive we had: end what it missed */
 };
 
 static void identity(struct meta *m, const char *key,
@@ -233,7 +240,9 @@ static int drive_root_id(struct snap *s, struct dwalk *w, bool existed,
 	buf_release(&meta);
 	if (w->root_id)
 		return 0;
+	walk_release(s);
 	rc = graph_item_get(s->g, w->drive_id, "root", &root);
+	walk_acquire(s);
 	if (rc == 0) {
 		w->root_id = strdup(root.id);
 		if (!w->root_id)
@@ -243,30 +252,75 @@ static int drive_root_id(struct snap *s, struct dwalk *w, bool existed,
 	return rc;
 }
 
+/* The drive's listing is over and its last download ended. */
+static void drive_done(struct snap *s, struct container *ct)
+{
+	struct dwalk *w = (struct dwalk *)ct;
+	size_t i;
+	int64_t n;
+
+	if (!s->fatal && w->listed) {
+		for (i = 0; i < w->deferred.n; i++) {
+			n = 0;
+			if (cat_item_delete(s->c, w->deferred.v[i], &n) == 0)
+				s->stats.deleted += n;
+		}
+	}
+	if (w->sweeping) {
+		n = 0;
+		if (!s->fatal && w->listed &&
+		    cat_sweep_end(s->c, w->drive_item, &n) == 0)
+			s->stats.deleted += n;
+	}
+	if (!w->ct.errors && w->link && !s->fatal)
+		cat_delta_set(s->c, w->scope, w->link);
+	free(w->link);
+	free(w->drive_id);
+	free(w->scope);
+	free(w->root_id);
+	idset_free(&w->deferred);
+	free(w);
+}
+
+static int drive_delta_open(struct snap *s, const char *id, const char *token,
+			    struct graph_pager **p)
+{
+	int rc;
+
+	walk_release(s);
+	rc = graph_drive_delta_open(s->g, id, token, p);
+	walk_acquire(s);
+	return rc;
+}
+
 /* Walk drive @d shown as directory @name (kind @kind) under @parent. */
 static int walk_drive(struct snap *s, int64_t parent, int kind,
 		      const char *name, const struct graph_drive *d,
 		      const char *service)
 {
-	struct dwalk w = { .ct = { .service = service }, .drive_id = d->id };
+	struct dwalk *w;
 	struct item in = { 0 };
 	struct cat_item cur;
 	struct graph_pager *p = NULL;
 	struct graph_item it = { 0 };
 	struct buf token = BUF_INIT;
-	char *link = NULL;
-	bool existed, full, sweeping = false;
-	size_t i;
-	int64_t n;
+	bool existed, full;
 	int rc;
 
-	if (asprintf(&w.scope, "drive:%s", d->id) < 0) {
-		w.scope = NULL;
+	w = calloc(1, sizeof(*w));
+	if (!w)
 		return -ENOMEM;
+	w->ct.service = service;
+	w->ct.finalize = drive_done;
+	w->drive_id = strdup(d->id);
+	if (!w->drive_id || asprintf(&w->scope, "drive:%s", d->id) < 0) {
+		w->scope = NULL;
+		rc = -ENOMEM;
+		goto out;
 	}
 	s->stats.drives++;
-	existed = cat_item_find(s->c, w.scope, d->id, &cur) == 0;
-	rc = drive_root_id(s, &w, existed, &cur);
+	existed = cat_item_find(s->c, w->scope, d->id, &cur) == 0;
+	rc = drive_root_id(s, w, existed, &cur);
 	if (rc < 0) {
 		item_error(s, service, parent, name, d->id,
 			   "cannot read the drive: %s",
@@ -277,7 +331,7 @@ static int walk_drive(struct snap *s, int64_t parent, int kind,
 	in.parent = parent;
 	in.kind = kind;
 	in.name = strdup(name);
-	in.scope = strdup(w.scope);
+	in.scope = strdup(w->scope);
 	in.graph_id = strdup(d->id);
 	in.mtime = d->modified;
 	in.btime = d->created;
@@ -286,23 +340,23 @@ static int walk_drive(struct snap *s, int64_t parent, int kind,
 	meta_add(&in.meta, CAT_META_WEB_URL, d->web_url);
 	meta_add(&in.meta, "name", d->name);
 	meta_add(&in.meta, "driveType", d->drive_type);
-	meta_add(&in.meta, "rootId", w.root_id);
+	meta_add(&in.meta, "rootId", w->root_id);
 	meta_time(&in.meta, "createdDateTime", d->created);
 	identity(&in.meta, CAT_META_AUTHOR, &d->owner);
 	if (!in.name || !in.scope || !in.graph_id) {
 		rc = -ENOMEM;
 		goto out;
 	}
-	rc = put_item(s, &in, NULL, &w.drive_item);
+	rc = put_item(s, &in, NULL, &w->drive_item);
 	if (rc < 0)
 		goto out;
-	idset_add(&s->containers, w.drive_item);
+	idset_add(&s->containers, w->drive_item);
 
-	full = !existed || cat_delta_get(s->c, w.scope, &token) < 0;
+	full = !existed || cat_delta_get(s->c, w->scope, &token) < 0;
 again:
 	if (full)
 		s->stats.full_walks++;
-	rc = graph_drive_delta_open(s->g, d->id, full ? NULL : token.data, &p);
+	rc = drive_delta_open(s, d->id, full ? NULL : token.data, &p);
 	if (rc == -ESTALE && !full) {
 		log_info("delta token of drive '%s' expired: walking it all",
 			 name);
@@ -312,10 +366,15 @@ again:
 	}
 	if (rc < 0)
 		goto failed;
-	if (full && existed && !sweeping)
-		sweeping = cat_sweep_begin(s->c, w.drive_item) == 0;
-	while ((rc = graph_pager_next_item(p, &it)) > 0 && !s->fatal) {
-		rc = handle_item(s, &w, &it);
+	if (full && existed && !w->sweeping)
+		w->sweeping = cat_sweep_begin(s->c, w->drive_item) == 0;
+	for (;;) {
+		walk_release(s);
+		rc = graph_pager_next_item(p, &it);
+		walk_acquire(s);
+		if (rc <= 0 || s->fatal)
+			break;
+		rc = handle_item(s, w, &it);
 		if (rc < 0)
 			break;
 		pool_reap(s, NULL, false);
@@ -323,7 +382,7 @@ again:
 	if (rc == -ESTALE && !full) {
 		graph_pager_free(p);
 		p = NULL;
-		pool_reap(s, &w.ct, true);
+		pool_reap(s, &w->ct, true);
 		log_info("delta token of drive '%s' expired: walking it all",
 			 name);
 		s->stats.resyncs++;
@@ -332,38 +391,25 @@ again:
 	}
 	if (rc < 0)
 		goto failed;
-	if (graph_pager_delta_link(p))
-		link = strdup(graph_pager_delta_link(p));
-	pool_reap(s, &w.ct, true);
-	for (i = 0; i < w.deferred.n; i++) {
-		n = 0;
-		if (cat_item_delete(s->c, w.deferred.v[i], &n) == 0)
-			s->stats.deleted += n;
+	if (graph_pager_delta_link(p)) {
+		w->link = strdup(graph_pager_delta_link(p));
+		if (!w->link)
+			w->ct.errors++;
 	}
-	if (sweeping) {
-		n = 0;
-		if (cat_sweep_end(s->c, w.drive_item, &n) == 0)
-			s->stats.deleted += n;
-	}
-	if (!w.ct.errors && link && !s->fatal)
-		cat_delta_set(s->c, w.scope, link);
+	w->listed = true;
 	rc = 0;
 	goto out;
 failed:
 	item_error(s, service, parent, name, d->id, "cannot walk the drive: %s",
 		   graph_last_error()->message);
 	s->stats.container_errors++;
-	pool_reap(s, &w.ct, true);
+	w->ct.errors++;
 out:
-	pool_reap(s, &w.ct, true);
 	graph_item_release(&it);
 	graph_pager_free(p);
 	item_free(&in);
 	buf_release(&token);
-	free(link);
-	free(w.scope);
-	free(w.root_id);
-	idset_free(&w.deferred);
+	container_close(s, &w->ct); /* may free @w */
 	return rc;
 }
 
@@ -374,11 +420,15 @@ int walk_user_drive(struct snap *s, const struct graph_user *u)
 	const char *upn = u->upn ? u->upn : u->id;
 	int rc;
 
+	walk_release(s);
 	rc = graph_drive_get_default(s->g, GRAPH_OWNER_USER, u->id, &d);
+	walk_acquire(s);
 	if (rc == -ENOENT || rc == -EPERM) {
-		/* not provisioned ("mysite not found") or not licensed */
+		/* not provisioned ("mysite not found") or not licensed: noted
+		 * and counted, not an error */
 		log_info("user '%s' has no OneDrive: %s", upn,
 			 graph_last_error()->message);
+		s->stats.no_onedrive++;
 		rc = 0;
 		goto out;
 	}
@@ -519,9 +569,13 @@ static void walk_site(struct snap *s, const struct graph_site *site,
 		s->stats.container_errors++;
 		goto subsites;
 	}
+	walk_release(s);
 	rc = graph_drives_open(s->g, GRAPH_OWNER_SITE, site->id, &p);
+	walk_acquire(s);
 	while (rc == 0 && !s->fatal) {
+		walk_release(s);
 		rc = graph_pager_next_drive(p, &d);
+		walk_acquire(s);
 		if (rc <= 0)
 			break;
 		rc = map_name(d.name ? d.name : d.id, &name);
@@ -541,9 +595,13 @@ static void walk_site(struct snap *s, const struct graph_site *site,
 subsites:
 	if (s->fatal)
 		goto out;
+	walk_release(s);
 	rc = graph_subsites_open(s->g, site->id, &p);
+	walk_acquire(s);
 	while (rc == 0 && !s->fatal) {
+		walk_release(s);
 		rc = graph_pager_next_site(p, &sub);
+		walk_acquire(s);
 		if (rc <= 0)
 			break;
 		rc = 0;
@@ -569,13 +627,17 @@ int walk_sites(struct snap *s)
 	struct strset done = { 0 };
 	int rc;
 
+	walk_release(s);
 	rc = graph_sites_all_open(s->g, &p);
 	if (rc < 0 && rc != -EACCES && rc != -EPERM) {
 		/* getAllSites is not everywhere: fall back to search */
 		rc = graph_sites_search_open(s->g, "*", &p);
 	}
+	walk_acquire(s);
 	while (rc == 0 && !s->fatal) {
+		walk_release(s);
 		rc = graph_pager_next_site(p, &site);
+		walk_acquire(s);
 		if (rc <= 0)
 			break;
 		rc = 0;

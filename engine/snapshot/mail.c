@@ -29,7 +29,8 @@ struct mwalk {
 	const char *upn;
 	char *scope; /* "mail:<user id>" */
 	int64_t mbx_item;
-	struct container ct; /* for mailbox-level errors */
+	struct container ct; /* pending: folders not finalized yet */
+	struct jgroup grp; /* the mailbox's downloads */
 	struct idset folders; /* folder items seen */
 	bool tree_incomplete; /* some folder listing failed */
 	struct removal *rm;
@@ -203,6 +204,7 @@ static int handle_message(struct snap *s, struct mwalk *w, struct container *ct,
 	j->src_id = strdup(m->id);
 	j->expect_size = -1;
 	j->owner = ct;
+	j->group = &w->grp;
 	j->item = in;
 	memset(&in, 0, sizeof(in));
 	if (!j->user || !j->src_id) {
@@ -239,6 +241,7 @@ static int stale_cb(void *ctx, const struct cat_item *it)
  */
 struct fwalk {
 	struct container ct; /* first: folder_done() casts back */
+	struct container *mbox; /* the mailbox's: counts open folders */
 	struct idset seen;
 	char *scope; /* "mail:<user>/<folder>" (the delta token's) */
 	char *link; /* deltaLink to commit, or NULL */
@@ -267,6 +270,7 @@ static void folder_done(struct snap *s, struct container *ct)
 	}
 	if (!ct->errors && fw->link && !s->fatal)
 		cat_delta_set(s->c, fw->scope, fw->link);
+	fw->mbox->pending--;
 	idset_free(&fw->seen);
 	free(fw->scope);
 	free(fw->link);
@@ -289,6 +293,8 @@ static void folder_messages(struct snap *s, struct mwalk *w,
 		return;
 	fw->ct.service = "exchange";
 	fw->ct.finalize = folder_done;
+	fw->mbox = &w->ct;
+	w->ct.pending++;
 	fw->item = item;
 	if (asprintf(&fw->scope, "mail:%s/%s", w->u->id, f->id) < 0) {
 		fw->scope = NULL;
@@ -301,8 +307,10 @@ again:
 		s->stats.full_walks++;
 		fw->ct.seen = &fw->seen;
 	}
+	walk_release(s);
 	rc = graph_message_delta_open(s->g, w->u->id, f->id, MSG_SELECT,
 				      full ? NULL : token.data, &p);
+	walk_acquire(s);
 	if (rc == -ESTALE && !full) {
 		s->stats.resyncs++;
 		full = true;
@@ -311,18 +319,20 @@ again:
 	while (rc == 0 && !s->fatal) {
 		const cJSON *raw = NULL;
 
+		walk_release(s);
 		if (use_json) {
 			rc = graph_pager_next_json(p, &raw);
-			if (rc == -EINVAL || rc == -ENOSYS) {
-				use_json = false;
-				continue;
-			}
 			if (rc > 0)
 				rc = graph_parse_message(raw, &m) == 0
 					     ? 1
 					     : -EBADMSG;
 		} else {
 			rc = graph_pager_next_message(p, &m);
+		}
+		walk_acquire(s);
+		if (use_json && (rc == -EINVAL || rc == -ENOSYS)) {
+			use_json = false;
+			continue;
 		}
 		if (rc <= 0)
 			break;
@@ -393,7 +403,9 @@ static void do_folder(struct snap *s, struct mwalk *w, const struct folder *f,
 	idset_add(&w->folders, id);
 	folder_messages(s, w, f, id, existed);
 	if (f->child_count > 0 && depth < 64 && !s->fatal) {
+		walk_release(s);
 		rc = graph_mail_folders_open(s->g, w->u->id, f->id, true, &p);
+		walk_acquire(s);
 		if (rc < 0) {
 			item_error(s, "exchange", id, NULL, f->id,
 				   "cannot list the subfolders: %s",
@@ -420,9 +432,14 @@ static void walk_folders(struct snap *s, struct mwalk *w, struct graph_pager *p,
 	size_t n = 0, i;
 	int rc;
 
-	while ((rc = graph_pager_next_mail_folder(p, &mf)) > 0) {
+	for (;;) {
 		struct folder *nv;
 
+		walk_release(s);
+		rc = graph_pager_next_mail_folder(p, &mf);
+		walk_acquire(s);
+		if (rc <= 0)
+			break;
 		if (mf.search_folder)
 			continue;
 		nv = realloc(v, (n + 1) * sizeof(*v));
@@ -497,18 +514,30 @@ out:
 
 int walk_mailbox(struct snap *s, const struct graph_user *u)
 {
-	struct mwalk w = { .u = u, .ct = { .service = "exchange" } };
+	struct mwalk w = { .u = u,
+			   .ct = { .service = "exchange" },
+			   .grp = { .limit = SNAP_MAIL_DOWNLOADS } };
 	struct graph_pager *p = NULL;
+	struct graph_mail_folder probe = { 0 };
 	struct item in = { 0 };
 	struct buf name = BUF_INIT;
 	size_t i;
 	int rc;
 
 	w.upn = u->upn ? u->upn : u->id;
-	rc = graph_mail_folders_open(s->g, u->id, NULL, true, &p);
+	/* probe (a 404 is an answer there, not an error), then list */
+	walk_release(s);
+	rc = graph_mail_folder_get(s->g, u->id, "inbox", &probe);
+	graph_mail_folder_release(&probe);
+	if (rc == 0)
+		rc = graph_mail_folders_open(s->g, u->id, NULL, true, &p);
+	walk_acquire(s);
 	if (rc == -ENOENT) {
+		/* MailboxNotEnabledForRESTAPI: no Exchange Online mailbox;
+		 * noted and counted, not an error */
 		log_info("user '%s' has no mailbox: %s", w.upn,
 			 graph_last_error()->message);
+		s->stats.no_mailbox++;
 		return 0;
 	}
 	if (rc < 0) {
@@ -518,9 +547,6 @@ int walk_mailbox(struct snap *s, const struct graph_user *u)
 		s->stats.container_errors++;
 		return rc;
 	}
-	pool_set_max(s, s->cfg.parallel < SNAP_MAIL_PARALLEL
-				? s->cfg.parallel
-				: SNAP_MAIL_PARALLEL);
 	s->stats.mailboxes++;
 	if (asprintf(&w.scope, "mail:%s", u->id) < 0) {
 		w.scope = NULL;
@@ -549,7 +575,7 @@ int walk_mailbox(struct snap *s, const struct graph_user *u)
 	idset_add(&s->containers, w.mbx_item);
 	walk_folders(s, &w, p, w.mbx_item, 0);
 	p = NULL;
-	pool_reap(s, NULL, true);
+	pool_reap(s, &w.ct, true); /* every folder of the mailbox */
 	/* messages that left a folder: deleted, unless another folder now
 	 * holds them (a move keeps the immutable id) */
 	for (i = 0; i < w.nrm && !s->fatal; i++) {
@@ -564,7 +590,6 @@ int walk_mailbox(struct snap *s, const struct graph_user *u)
 	if (!w.tree_incomplete && !s->fatal)
 		sweep_folders(s, &w);
 out:
-	pool_set_max(s, s->cfg.parallel);
 	graph_pager_free(p);
 	item_free(&in);
 	buf_release(&name);

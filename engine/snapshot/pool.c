@@ -154,6 +154,35 @@ static void adapt_window(struct pool *p, struct snap *s)
 		p->window = p->max;
 }
 
+/* The next job that may start now (unlinked from the queue), or NULL. */
+static struct job *pick(struct pool *p)
+{
+	struct job *j, *prev = NULL;
+
+	if (p->running >= p->window)
+		return NULL;
+	for (j = p->queue; j; prev = j, j = j->next)
+		if (!j->group || j->group->running < j->group->limit)
+			break;
+	if (!j)
+		return NULL;
+	if (prev)
+		prev->next = j->next;
+	else
+		p->queue = j->next;
+	if (p->queue_tail == j)
+		p->queue_tail = prev;
+	p->queued--;
+	if (j->group) {
+		j->group->queued--;
+		j->group->running++;
+	} else {
+		p->queued_plain--;
+	}
+	p->running++;
+	return j;
+}
+
 static void *worker(void *arg)
 {
 	struct pool *p = arg;
@@ -163,18 +192,12 @@ static void *worker(void *arg)
 
 	pthread_mutex_lock(&p->lock);
 	for (;;) {
-		struct job *j;
+		struct job *j = NULL;
 
-		while (!p->stop && (!p->queue || p->running >= p->window))
+		while (!p->stop && !(j = pick(p)))
 			pthread_cond_wait(&p->work, &p->lock);
 		if (p->stop)
 			break;
-		j = p->queue;
-		p->queue = j->next;
-		if (!p->queue)
-			p->queue_tail = NULL;
-		p->queued--;
-		p->running++;
 		pthread_mutex_unlock(&p->lock);
 
 		if (wrc < 0) {
@@ -188,11 +211,13 @@ static void *worker(void *arg)
 
 		pthread_mutex_lock(&p->lock);
 		p->running--;
+		if (j->group)
+			j->group->running--;
 		adapt_window(p, s);
 		j->next = p->done;
 		p->done = j;
 		p->ndone++;
-		pthread_cond_signal(&p->done_cv);
+		pthread_cond_broadcast(&p->done_cv);
 		pthread_cond_broadcast(&p->work);
 	}
 	pthread_mutex_unlock(&p->lock);
@@ -254,24 +279,6 @@ void pool_stop(struct snap *s)
 	pthread_mutex_destroy(&p->lock);
 }
 
-void pool_set_max(struct snap *s, unsigned max)
-{
-	struct pool *p = &s->pool;
-
-	if (max < 1)
-		max = 1;
-	if (max > p->nthreads)
-		max = p->nthreads;
-	pthread_mutex_lock(&p->lock);
-	p->max = max;
-	if (p->window > max)
-		p->window = max;
-	if (p->window < 1)
-		p->window = 1;
-	pthread_cond_broadcast(&p->work);
-	pthread_mutex_unlock(&p->lock);
-}
-
 /* On the walker thread: record the outcome of a finished job. */
 static void complete(struct snap *s, struct job *j)
 {
@@ -319,22 +326,41 @@ void container_close(struct snap *s, struct container *ct)
 		ct->finalize(s, ct);
 }
 
+/* True when the queue that @j would join is full. */
+static bool queue_full(const struct pool *p, const struct job *j)
+{
+	if (j->group)
+		return j->group->queued >= 2 * j->group->limit;
+	return p->queued_plain >= 2 * p->max + 2;
+}
+
 int pool_submit(struct snap *s, struct job *j)
 {
 	struct pool *p = &s->pool;
 
 	j->owner->pending++;
-	pthread_mutex_lock(&p->lock);
-	while (p->queued >= 2 * p->max + 2 && !p->ndone)
-		pthread_cond_wait(&p->done_cv, &p->lock);
 	j->next = NULL;
+	pthread_mutex_lock(&p->lock);
+	while (queue_full(p, j) && !p->ndone) {
+		/* wait for a completion without the walk lock: other walkers
+		 * go on meanwhile */
+		walk_release(s);
+		pthread_cond_wait(&p->done_cv, &p->lock);
+		pthread_mutex_unlock(&p->lock);
+		walk_acquire(s);
+		pthread_mutex_lock(&p->lock);
+	}
 	if (p->queue_tail)
 		p->queue_tail->next = j;
 	else
 		p->queue = j;
 	p->queue_tail = j;
 	p->queued++;
-	pthread_cond_signal(&p->work);
+	if (j->group)
+		j->group->queued++;
+	else
+		p->queued_plain++;
+	pthread_cond_broadcast(&p->work);
 	pthread_mutex_unlock(&p->lock);
 	pool_reap(s, NULL, false);
 	return 0;
@@ -349,12 +375,16 @@ void pool_reap(struct snap *s, struct container *owner, bool wait)
 
 		pthread_mutex_lock(&p->lock);
 		if (!p->done && wait) {
+			/* owner->pending is walker state: the walk lock is
+			 * held here */
 			bool idle = owner ? owner->pending == 0
 					  : (!p->queued && !p->running);
 
 			if (!idle) {
+				walk_release(s);
 				pthread_cond_wait(&p->done_cv, &p->lock);
 				pthread_mutex_unlock(&p->lock);
+				walk_acquire(s);
 				continue;
 			}
 		}
@@ -374,6 +404,10 @@ void pool_reap(struct snap *s, struct container *owner, bool wait)
 			rev = j->next;
 			complete(s, j);
 		}
+		/* another walker may wait for a container completed here */
+		pthread_mutex_lock(&p->lock);
+		pthread_cond_broadcast(&p->done_cv);
+		pthread_mutex_unlock(&p->lock);
 		progress(s, false);
 		if (!wait)
 			break;

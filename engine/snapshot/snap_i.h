@@ -1,14 +1,25 @@
 /*
  * Private header of the snapshot module.
  *
- * DESIGN: one walker thread (the caller of snap_run()) enumerates Graph,
- * talks to the catalog and decides what needs downloading; a pool of
- * download threads (struct pool) runs the downloads, each streaming into
- * its own store writer and verifying the quickXorHash.  Finished
- * downloads come back to the walker, which records the content and the
- * item in the catalog.  The job queue is bounded (memory stays bounded
- * whatever the tenant size) and the number of downloads allowed at once
- * (the window) halves on throttling and grows back slowly.
+ * DESIGN: walker threads enumerate Graph, talk to the catalog and decide
+ * what needs downloading: the caller of snap_run() walks the sites, and
+ * SNAP_USER_WALKERS threads take users one at a time from one shared
+ * pager and walk their OneDrive and mailbox, so several mailboxes are
+ * listed and downloaded at once.  Walkers run one at a time under
+ * struct snap's walk lock (the catalog, the counters and the containers
+ * are walker state) and release it only around Graph requests and waits
+ * (walk_release()/walk_acquire()), so the walkers' requests overlap.
+ *
+ * A pool of download threads (struct pool) runs the downloads, each
+ * streaming into its own store writer and verifying the quickXorHash;
+ * they never take the walk lock.  Finished downloads come back to the
+ * walkers, which record the content and the item in the catalog.  Job
+ * queues are bounded (memory stays bounded whatever the tenant size), the
+ * number of downloads at once (the window) halves on throttling and grows
+ * back slowly, and the jobs of one mailbox are a group with its own limit
+ * (Outlook allows 4 concurrent requests per mailbox: 3 downloads + the
+ * listing).  A drive's listing does not wait for its downloads: the drive
+ * is finalized (deletions, delta token) when its last download ends.
  */
 #ifndef M365_SNAP_I_H
 #define M365_SNAP_I_H
@@ -26,6 +37,10 @@
 struct snap;
 
 #define META_MAX 24
+
+#define SNAP_USER_WALKERS 4 /* users (OneDrive + mailbox) walked at once */
+#define SNAP_MAIL_DOWNLOADS                                                    \
+	(SNAP_MAIL_PARALLEL - 1) /* per mailbox, besides its listing */
 
 /* Cold metadata being built: owned copies of the values. */
 struct meta {
@@ -85,6 +100,13 @@ void item_free(struct item *it);
 
 enum job_type { JOB_FILE = 1, JOB_MESSAGE };
 
+/* Jobs that share a limit of concurrent downloads (one mailbox).  Its
+ * counters are under the pool's lock. */
+struct jgroup {
+	unsigned limit; /* downloads at once */
+	unsigned running, queued;
+};
+
 struct job {
 	struct job *next;
 	enum job_type type;
@@ -97,6 +119,7 @@ struct job {
 	bool office; /* Office file: size/hash may differ (GRAPH-API 5.1) */
 	struct item item;
 	struct container *owner;
+	struct jgroup *group; /* or NULL */
 	char *cache_key; /* download cache key, or NULL */
 	/* results (set by the worker) */
 	int rc;
@@ -115,6 +138,7 @@ struct pool {
 	struct job *queue, *queue_tail; /* waiting to run */
 	struct job *done; /* completed, for the walker */
 	unsigned queued, running, ndone;
+	unsigned queued_plain; /* queued jobs without a group */
 	unsigned window; /* downloads allowed at once */
 	unsigned max; /* upper bound of the window */
 	unsigned ok_streak;
@@ -126,6 +150,7 @@ struct pool {
 };
 
 struct snap {
+	pthread_mutex_t walk_lock; /* held by the walker that runs */
 	struct graph *g;
 	struct store *st;
 	struct cat *c;
@@ -140,7 +165,16 @@ struct snap {
 	struct idset containers; /* container items seen (sites, drives...) */
 	bool enum_failed[3]; /* enumeration of a service failed */
 	struct dcache *cache; /* may be NULL */
+	/* users: one pager shared by the user walkers */
+	pthread_mutex_t users_lock; /* the pager, taken without walk_lock */
+	struct graph_pager *users;
+	bool users_end; /* the pager is over (or failed) */
 };
+
+/* Give up / take back the walk lock around a Graph request or a wait:
+ * in between, touch nothing but what the calling walker owns. */
+void walk_release(struct snap *s);
+void walk_acquire(struct snap *s);
 
 /* cache.c: Graph identity -> SHA-256 of the content last downloaded */
 struct dcache;
@@ -165,8 +199,8 @@ int lookup_or_put_dir(struct snap *s, int64_t parent, int kind,
 /* pool.c */
 int pool_start(struct snap *s, unsigned n);
 void pool_stop(struct snap *s);
-void pool_set_max(struct snap *s, unsigned max);
-/* Queue @j (takes ownership); waits (reaping) while the queue is full. */
+/* Queue @j (takes ownership); waits (reaping) while the queue is full
+ * (the queue of @j->group when set). */
 int pool_submit(struct snap *s, struct job *j);
 /* Process completed jobs; with @wait block until @owner has none
  * pending (or, @owner NULL, until nothing is pending at all). */

@@ -312,28 +312,68 @@ static int flush_hook(void *ctx)
 	return store_flush(ctx);
 }
 
-static int walk_users(struct snap *s)
+void walk_release(struct snap *s)
 {
-	struct graph_pager *p = NULL;
-	struct graph_user u = { 0 };
+	pthread_mutex_unlock(&s->walk_lock);
+}
+
+void walk_acquire(struct snap *s)
+{
+	pthread_mutex_lock(&s->walk_lock);
+}
+
+/* The listing of the users failed: OneDrives and mailboxes not swept. */
+static void users_failed(struct snap *s)
+{
+	log_err("cannot list the users of the tenant: %s",
+		graph_last_error()->message);
+	s->stats.container_errors++;
+	if (s->cfg.services & SNAP_SVC_ONEDRIVE)
+		s->enum_failed[1] = true;
+	if (s->cfg.services & SNAP_SVC_MAIL)
+		s->enum_failed[2] = true;
+}
+
+/*
+ * The next selected user of the shared pager into @u: 1, 0 at the end or
+ * -errno (the listing failed: reported here).  Walk lock held.
+ */
+static int next_user(struct snap *s, struct graph_user *u)
+{
+	const char *cand[5];
 	int rc;
 
-	rc = graph_users_open(s->g, NULL, &p);
-	while (rc == 0 && !s->fatal) {
-		const char *cand[5];
-
-		rc = graph_pager_next_user(p, &u);
-		if (rc <= 0)
-			break;
+	for (;;) {
+		walk_release(s);
+		pthread_mutex_lock(&s->users_lock);
 		rc = 0;
-		cand[0] = u.upn ? u.upn : u.id;
-		cand[1] = u.mail ? u.mail : u.id;
-		cand[2] = u.display_name ? u.display_name : u.id;
-		cand[3] = u.id;
+		if (!s->users_end) {
+			rc = graph_pager_next_user(s->users, u);
+			if (rc <= 0)
+				s->users_end = true;
+		}
+		pthread_mutex_unlock(&s->users_lock);
+		walk_acquire(s);
+		if (rc < 0)
+			users_failed(s);
+		if (rc <= 0 || s->fatal)
+			return rc;
+		cand[0] = u->upn ? u->upn : u->id;
+		cand[1] = u->mail ? u->mail : u->id;
+		cand[2] = u->display_name ? u->display_name : u->id;
+		cand[3] = u->id;
 		cand[4] = NULL;
-		if (!snap_select_match(s->cfg.users, s->cfg.exclude_users,
-				       cand))
-			continue;
+		if (snap_select_match(s->cfg.users, s->cfg.exclude_users, cand))
+			return 1;
+	}
+}
+
+/* Walk users until the pager is over.  Walk lock held. */
+static void walk_users(struct snap *s)
+{
+	struct graph_user u = { 0 };
+
+	while (!s->fatal && next_user(s, &u) > 0) {
 		if (s->cfg.services & SNAP_SVC_ONEDRIVE)
 			walk_user_drive(s, &u);
 		if (s->fatal)
@@ -342,17 +382,56 @@ static int walk_users(struct snap *s)
 			walk_mailbox(s, &u);
 	}
 	graph_user_release(&u);
-	graph_pager_free(p);
+}
+
+static void *user_walker(void *arg)
+{
+	struct snap *s = arg;
+
+	walk_acquire(s);
+	walk_users(s);
+	walk_release(s);
+	return NULL;
+}
+
+/*
+ * Open the user listing and start up to SNAP_USER_WALKERS threads that
+ * walk the users' OneDrives and mailboxes; *@n gets how many started (0:
+ * the caller walks them itself with walk_users()).  Walk lock held.
+ */
+static int users_start(struct snap *s, pthread_t *t, unsigned *n)
+{
+	int rc;
+
+	*n = 0;
+	walk_release(s);
+	rc = graph_users_open(s->g, NULL, &s->users);
+	walk_acquire(s);
 	if (rc < 0) {
-		log_err("cannot list the users of the tenant: %s",
-			graph_last_error()->message);
-		s->stats.container_errors++;
-		if (s->cfg.services & SNAP_SVC_ONEDRIVE)
-			s->enum_failed[1] = true;
-		if (s->cfg.services & SNAP_SVC_MAIL)
-			s->enum_failed[2] = true;
+		users_failed(s);
+		s->users_end = true;
+		return rc;
 	}
-	return rc;
+	while (*n < SNAP_USER_WALKERS &&
+	       pthread_create(&t[*n], NULL, user_walker, s) == 0)
+		(*n)++;
+	return 0;
+}
+
+static void users_join(struct snap *s, pthread_t *t, unsigned n)
+{
+	unsigned i;
+
+	if (!s->users)
+		return;
+	if (!n)
+		walk_users(s);
+	walk_release(s);
+	for (i = 0; i < n; i++)
+		pthread_join(t[i], NULL);
+	walk_acquire(s);
+	graph_pager_free(s->users);
+	s->users = NULL;
 }
 
 struct sweep_ctx {
@@ -429,6 +508,8 @@ int snap_run(struct graph *g, struct store *st, struct cat *c,
 	static const char *const tops[3] = { "sites", "onedrive", "mailboxes" };
 	struct snap *s;
 	struct cat_counters n = { 0 };
+	pthread_t walkers[SNAP_USER_WALKERS];
+	unsigned nwalkers = 0;
 	int st_out = CAT_SNAP_FAILED, rc, i, nsvc = 0, nfail = 0;
 	bool pool_up = false;
 
@@ -437,6 +518,9 @@ int snap_run(struct graph *g, struct store *st, struct cat *c,
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
+	pthread_mutex_init(&s->walk_lock, NULL);
+	pthread_mutex_init(&s->users_lock, NULL);
+	walk_acquire(s);
 	s->g = g;
 	s->st = st;
 	s->c = c;
@@ -476,13 +560,12 @@ int snap_run(struct graph *g, struct store *st, struct cat *c,
 			goto finish;
 		}
 	}
-	if (s->cfg.services & SNAP_SVC_FILES) {
-		pool_set_max(s, s->cfg.parallel);
+	/* users on their own walkers, sites on this thread, at once */
+	if (s->cfg.services & (SNAP_SVC_ONEDRIVE | SNAP_SVC_MAIL))
+		users_start(s, walkers, &nwalkers);
+	if (s->cfg.services & SNAP_SVC_FILES)
 		walk_sites(s);
-	}
-	if (!s->fatal &&
-	    (s->cfg.services & (SNAP_SVC_ONEDRIVE | SNAP_SVC_MAIL)))
-		walk_users(s);
+	users_join(s, walkers, nwalkers);
 	pool_reap(s, NULL, true);
 	sweep_containers(s);
 
@@ -526,6 +609,9 @@ out:
 		*stats = s->stats;
 	idset_free(&s->containers);
 	dcache_close(s->cache);
+	walk_release(s);
+	pthread_mutex_destroy(&s->walk_lock);
+	pthread_mutex_destroy(&s->users_lock);
 	free(s);
 	return rc;
 }

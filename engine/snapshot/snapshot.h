@@ -23,6 +23,9 @@
  * before the catalog commit that references it; delta tokens are
  * committed with the snapshot, never before.
  *
+ * Users without a OneDrive or a mailbox are noted at info level and
+ * counted (snap_stats.no_onedrive, no_mailbox), never errors.
+ *
  * Thread safety: snap_run() runs its own worker threads; one snap_run()
  * per repository at a time (the store's writer lock).  The pure helpers
  * (snap_retention(), snap_select_match()) are reentrant.
@@ -46,7 +49,9 @@ struct cat;
 #define SNAP_SVC_ALL	  0x7u
 
 #define SNAP_DEFAULT_PARALLEL 8 /* downloads in flight */
-#define SNAP_MAIL_PARALLEL    4 /* Outlook: 4 concurrent per mailbox */
+#define SNAP_MAIL_PARALLEL                                                     \
+	4 /* Outlook: 4 concurrent requests per
+				     mailbox (listing + downloads) */
 
 /* Counters of one run (also shown as progress). */
 struct snap_stats {
@@ -56,6 +61,8 @@ struct snap_stats {
 	int64_t folders; /* drive folders and mail folders seen */
 	int64_t drives; /* drives walked (libraries and OneDrives) */
 	int64_t mailboxes; /* mailboxes walked */
+	int64_t no_onedrive; /* users without a OneDrive (not an error) */
+	int64_t no_mailbox; /* users without a mailbox (not an error) */
 	int64_t changed; /* items with a new version in this snapshot */
 	int64_t deleted; /* items whose validity ended */
 	int64_t downloads; /* contents downloaded */
@@ -87,7 +94,9 @@ struct snap_config {
 	const char *cache_file; /* download cache (REPO/snapshot-cache.db):
 				   lets a run after a killed one find the
 				   messages it stored; NULL = none */
-	/* Called on the calling thread about every 200 ms (may be NULL). */
+	/* Called about every 200 ms on one of the walker threads (the
+	 * caller's or one snap_run() started), never on two at once (may be
+	 * NULL). */
 	void (*progress)(void *ctx, const struct snap_stats *st);
 	void *progress_ctx;
 };

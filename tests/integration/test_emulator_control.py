@@ -77,6 +77,25 @@ def test_fault_403_activity_limit_and_overrides(emulator):
         emulator.fault(path_regex="x", status=418)
 
 
+@pytest.mark.parametrize("status", [429, 503, 509, pytest.param(
+    403, marks=pytest.mark.xfail(strict=True, reason="engine/http retries "
+                                 "only 429/503/509: a 403 "
+                                 "activityLimitReached is taken for "
+                                 "access denied"))])
+def test_client_waits_out_throttling_faults(emulator, status):
+    """engine/graph (test_graphcli) retries each throttling answer the
+    emulator can give, after its Retry-After."""
+    from test_graph import run
+    emulator.reset_stats()
+    emulator.fault(path_regex=r"^/v1\.0/organization$", status=status,
+                   retry_after=1, count=1)
+    _, tail, _ = run(emulator, "org", check=False)
+    got = [e["status"] for e in emulator.stats()["log"]
+           if e["path"] == "/v1.0/organization"]
+    assert got == [status, 200], got
+    assert tail["rc"] == 0
+
+
 def test_batch_item_403_activity_limit(emulator):
     emulator.fault(path_regex=r"/organization", status=403, retry_after=3,
                    count=1)
@@ -118,10 +137,11 @@ def test_fault_drop_connection_after_bytes(emulator):
     assert log and log[-1]["bytes"] == 1000
 
 
-@pytest.mark.parametrize("mode", [None, "reset", "close"])
+@pytest.mark.parametrize("mode", [None, "reset", "close", "rst"])
 def test_fault_drop_over_http2(emulator, mode):
     """Over HTTP/2 the cut-off body ends with RST_STREAM INTERNAL_ERROR (or
-    the connection closes, drop_mode "close"), never a stalled stream."""
+    the connection closes, drop_mode "close", or is reset, "rst"), never a
+    stalled stream."""
     f = max(emulator.truth()["files"], key=lambda x: x["size"])
     url = emulator.get_json("/drives/%s/items/%s" % (
         f["drive"], f["id"]))["@microsoft.graph.downloadUrl"]
@@ -135,13 +155,35 @@ def test_fault_drop_over_http2(emulator, mode):
     assert int(got["headers"]["content-length"]) == f["size"]
     assert len(got["body"]) == 1000, len(got["body"])
     if mode == "close":
-        assert got["closed"] and got["reset"] is None
+        assert got["closed"] is True and got["reset"] is None
+    elif mode == "rst":
+        assert got["closed"] == "reset" and got["reset"] is None
     else:
         assert got["reset"] == 2 and not got["closed"]  # INTERNAL_ERROR
     # the next download is whole again, over HTTP/2 too
     again = h2_get(emulator, url)
     assert again["status"] == 200 and again["reset"] is None
     assert hashlib.sha256(again["body"]).hexdigest() == f["sha256"]
+
+
+@pytest.mark.parametrize("mode,http1", [
+    ("reset", False), ("close", False), ("rst", False), ("rst", True)])
+def test_client_recovers_from_drop_at_once(emulator, mode, http1):
+    """engine/http without a low-speed limit: the stream reset, closed or
+    reset connection is seen at once and the download retried."""
+    from test_graph import of, run
+    f = max(emulator.truth()["files"], key=lambda x: x["size"])
+    emulator.fault(path_regex=r"download\.aspx", drop_after_bytes=1000,
+                   drop_mode=mode, count=1)
+    # a stalled stream would hold the client for its 60 s low-speed limit:
+    # the driver would be killed at 50 s (a generous bound otherwise)
+    res, tail, _ = run(emulator, "download", f["drive"], f["id"],
+                       opts=("--backoff", "50") + (("--http1",) if http1
+                                                   else ()), timeout=50)
+    assert of(res, "download")[0]["sha256"] == f["sha256"]
+    assert tail["stats"]["retries"] >= 1
+    assert (tail["stats"]["h2"] == 0) == http1
+    assert [e for e in emulator.stats()["log"] if e.get("dropped")]
 
 
 def test_fault_drop_mode_is_checked(emulator):
@@ -238,6 +280,26 @@ def test_batch_per_item_429_and_limits(emulator):
         {"id": str(i), "method": "GET", "url": "/organization"}
         for i in range(21)]})
     assert st == 400
+
+
+def test_batch_responses_in_any_order(emulator):
+    reqs = [{"id": str(i), "method": "GET", "url": "/organization"}
+            for i in range(1, 21)]
+
+    def order():
+        st, _, body = emulator.request("POST", "/$batch",
+                                       body={"requests": reqs})
+        assert st == 200
+        return [r["id"] for r in json.loads(body)["responses"]]
+
+    got = order()
+    assert sorted(got, key=int) == [r["id"] for r in reqs]
+    assert got != [r["id"] for r in reqs]  # 1 in 20! to be in order
+    emulator.knobs(batch_order="request")
+    try:
+        assert order() == [r["id"] for r in reqs]
+    finally:
+        emulator.knobs(batch_order="shuffle")
 
 
 def test_batch_download_gives_302(emulator):

@@ -239,6 +239,88 @@ def test_edge_tenant(emulator_factory, tmp_path):
         emu.stop()
 
 
+def test_users_without_mailbox_or_onedrive(emulator_factory, tmp_path):
+    """A user without a mailbox (MailboxNotEnabledForRESTAPI) or without a
+    OneDrive is noted at info level and counted, never an error."""
+    emu = emulator_factory(tenant="edge")
+    try:
+        tool = Tool(emu, tmp_path)
+        tool.env["M365_DEBUG"] = "1"
+        repo = tmp_path / "repo"
+        tool.init(repo)
+        p = tool.run("create", "--repo", repo, "--connection", tool.name,
+                     "--json", "--service", "onedrive", "--service", "mail",
+                     check=0)
+        s = json.loads(p.stdout)
+        users = emu.truth()["users"]
+        no_mbx = [u["userPrincipalName"] for u in users
+                  if not u["has_mailbox"]]
+        no_od = [u["userPrincipalName"] for u in users
+                 if not u["has_onedrive"]]
+        assert no_mbx and no_od, users
+        assert s["status"] == "complete" and s["errors"] == 0, s
+        assert s["container_errors"] == 0, s
+        assert s["no_mailbox"] == len(no_mbx), (s, no_mbx)
+        assert s["no_onedrive"] == len(no_od), (s, no_od)
+        assert s["mailboxes"] == len(users) - len(no_mbx), s
+        lines = p.stderr.splitlines()
+        assert not [ln for ln in lines if ": error: " in ln], p.stderr
+        for upns, what in ((no_mbx, "no mailbox"), (no_od, "no OneDrive")):
+            for upn in upns:
+                said = [ln for ln in lines if "'%s'" % upn in ln]
+                assert any(": info: " in ln and what in ln
+                           for ln in said), p.stderr[-3000:]
+                assert not any(": error: " in ln or ": warning: " in ln
+                               for ln in said), said
+        shown = tool.run("show", "latest", "--repo", repo, check=0).stdout
+        for upn in no_mbx + no_od:
+            assert upn not in shown, shown
+    finally:
+        emu.stop()
+
+
+def test_deleted_site_drive_and_mailbox_end(emulator_factory, tmp_path):
+    """A site, a drive and a mailbox deleted between two snapshots leave
+    the new snapshot and stay in the old one."""
+    emu = emulator_factory(scale=0, seed=3)
+    try:
+        tool = Tool(emu, tmp_path)
+        repo = tmp_path / "repo"
+        tool.init(repo)
+        s1 = tool.snapshot(repo)
+        assert s1["status"] == "complete", s1
+        before = tool.dump(repo, str(s1["snapshot"]))
+        truth = emu.truth()
+        site = first(truth["sites"], lambda x: not x["personal"] and
+                     x["webUrl"].count("/") > 2)
+        od = first(truth["drives"], lambda d: d["driveType"] == "business")
+        mbx = first(truth["users"], lambda u: u["has_mailbox"] and
+                    u["userPrincipalName"] != od["user"])
+        emu.mutate(op="delete_site", site=site["id"])
+        emu.mutate(op="delete_drive", drive=od["id"])
+        emu.mutate(op="delete_mailbox", user=mbx["id"])
+        gone = [site["webUrl"].replace("https://", "sites/"), od["path"],
+                "mailboxes/" + mbx["userPrincipalName"]]
+        for g in gone:
+            assert any(it["path"].startswith(g + "/") for it in before), g
+
+        s2 = tool.snapshot(repo)
+        assert s2["status"] == "complete" and s2["errors"] == 0, s2
+        assert s2["deleted"] > 0 and s2["no_mailbox"] == 1, s2
+        after = tool.dump(repo)
+        for g in gone:
+            left = [it["path"] for it in after
+                    if it["path"] == g or it["path"].startswith(g + "/")]
+            assert not left, left[:5]
+        # what was not deleted is still there
+        compare(emu.truth(), after)
+        assert any(it["path"].startswith("mailboxes/") for it in after)
+        # the earlier snapshot is unchanged
+        assert tool.dump(repo, str(s1["snapshot"])) == before
+    finally:
+        emu.stop()
+
+
 def first(lst, pred):
     return next(x for x in lst if pred(x))
 

@@ -238,7 +238,7 @@ int cmd_add(int argc, char **argv)
 		"           (--cert FILE [--key FILE] | --pfx FILE [--password-file FILE] |\n"
 		"            --secret-file FILE | --secret-stdin) [--cloud CLOUD] [--services LIST]";
 	struct add_args a = { 0 };
-	struct cli_conn cx;
+	struct conn cx;
 	struct conf_conn *c = &cx.conn;
 	struct auth_cert *cert = NULL;
 	struct buf dir = BUF_INIT, secret = BUF_INIT, p1 = BUF_INIT,

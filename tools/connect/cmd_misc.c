@@ -85,7 +85,7 @@ out:
 
 int cmd_show(int argc, char **argv)
 {
-	struct cli_conn cx;
+	struct conn cx;
 	struct auth_cert *cert = NULL;
 	struct auth_status st;
 	struct buf text = BUF_INIT;
@@ -103,7 +103,7 @@ int cmd_show(int argc, char **argv)
 		return rc;
 	if (cx.conn.cred != CONF_CRED_SECRET) {
 		/* certificate facts only; the key is never printed */
-		if (cli_conn_credential(&cx, &st) == 0)
+		if (conn_credential(&cx, &st) == 0)
 			cert = cx.cert;
 	}
 	if (json) {
@@ -145,7 +145,7 @@ int cmd_show(int argc, char **argv)
 			connect_cert_print(stdout, cert, "#   ");
 		}
 	}
-	cli_conn_close(&cx);
+	conn_close(&cx);
 	buf_release(&text);
 	return 0;
 }
@@ -263,7 +263,7 @@ int cmd_cert(int argc, char **argv)
 		{ NULL, 0, NULL, NULL },
 	};
 	struct cert_args a = { 3072, 1, false, 0 };
-	struct cli_conn cx;
+	struct conn cx;
 	struct auth_cert *cert = NULL;
 	struct auth_status st;
 	struct buf old = BUF_INIT, bak = BUF_INIT;
@@ -297,7 +297,7 @@ int cmd_cert(int argc, char **argv)
 			rc = CLI_EXIT_FAIL;
 			goto out;
 		}
-		rc = cli_conn_credential(&cx, &st);
+		rc = conn_credential(&cx, &st);
 		if (rc) {
 			cli_conn_report(&st);
 			rc = CLI_EXIT_FAIL;
@@ -362,7 +362,7 @@ int cmd_cert(int argc, char **argv)
 	rc = 0;
 out:
 	auth_cert_free(cert);
-	cli_conn_close(&cx);
+	conn_close(&cx);
 	buf_release(&old);
 	buf_release(&bak);
 	return rc;

@@ -118,7 +118,7 @@ static void on_step(void *ctx, const char *what, bool ok)
 }
 
 /* Use the connection's certificate if it is usable, else make one. */
-static int ensure_cert(struct cli_conn *cx, const struct reg_args *a)
+static int ensure_cert(struct conn *cx, const struct reg_args *a)
 {
 	struct auth_status st;
 	struct buf p = BUF_INIT;
@@ -136,7 +136,7 @@ static int ensure_cert(struct cli_conn *cx, const struct reg_args *a)
 			snprintf(cx->conn.key_file, sizeof(cx->conn.key_file),
 				 "%s.key", cx->conn.name);
 		}
-		rc = cli_conn_credential(cx, &st);
+		rc = conn_credential(cx, &st);
 		if (!rc)
 			rc = auth_cert_check(cx->cert, util_now(), &st);
 		if (!rc) {
@@ -153,7 +153,7 @@ static int ensure_cert(struct cli_conn *cx, const struct reg_args *a)
 		}
 		printf("%-8s the connection's certificate is not usable (%s): making a new one\n",
 		       "note", st.what);
-		cli_conn_close(cx);
+		conn_close(cx);
 	}
 	buf_release(&p);
 	rc = connect_cert_create(&cx->conn, a->bits ? (int)a->bits : 3072,
@@ -174,16 +174,16 @@ static int ensure_cert(struct cli_conn *cx, const struct reg_args *a)
 }
 
 /* After registration: wait until the credential gets a token. */
-static int verify(struct cli_conn *cx)
+static int verify(struct conn *cx)
 {
 	struct auth_status st;
 	struct buf tok = BUF_INIT;
 	int rc;
 
-	cli_conn_close(cx);
+	conn_close(cx);
 	printf("         waiting for Entra ID to accept the new credential (up to 2 minutes)\n");
 	fflush(stdout);
-	rc = cli_conn_open(cx, 120, &st);
+	rc = conn_auth_open(cx, 120, &st);
 	if (!rc)
 		rc = auth_token_get(cx->auth, &tok);
 	if (rc < 0) {
@@ -209,7 +209,7 @@ static int run(int argc, char **argv, bool grant)
 		"m365-connect grant NAME [--services LIST] [--public-client-id GUID]";
 	const char *cmd = grant ? "grant" : "register";
 	struct reg_args a = { 0 };
-	struct cli_conn cx;
+	struct conn cx;
 	struct auth_user_token admin = { BUF_INIT, BUF_INIT, 0 };
 	struct auth_status st;
 	struct auth_reg reg = { 0 };
@@ -341,7 +341,7 @@ static int run(int argc, char **argv, bool grant)
 out:
 	auth_user_token_release(&admin);
 	http_free(h);
-	cli_conn_close(&cx);
+	conn_close(&cx);
 	buf_release(&dir);
 	buf_release(&disp);
 	return rc;

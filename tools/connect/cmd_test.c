@@ -113,7 +113,7 @@ static bool role_held(const cJSON *roles, const char *name)
 }
 
 /* A Graph GET for the test; on failure reports the step with a remedy. */
-static int get(struct test *t, struct cli_conn *cx, const char *token,
+static int get(struct test *t, struct conn *cx, const char *token,
 	       const char *path, cJSON **out, const char *doing)
 {
 	struct auth_status st;
@@ -140,7 +140,7 @@ static int get(struct test *t, struct cli_conn *cx, const char *token,
 	return rc;
 }
 
-static void test_sharepoint_url(struct test *t, struct cli_conn *cx,
+static void test_sharepoint_url(struct test *t, struct conn *cx,
 				const char *token)
 {
 	const char *want = cx->conn.sharepoint_url, *web;
@@ -170,7 +170,7 @@ static void test_sharepoint_url(struct test *t, struct cli_conn *cx,
 	cJSON_Delete(j);
 }
 
-static void test_sites(struct test *t, struct cli_conn *cx, const char *token)
+static void test_sites(struct test *t, struct conn *cx, const char *token)
 {
 	cJSON *j = NULL, *d = NULL, *s;
 	struct buf path = BUF_INIT;
@@ -204,7 +204,7 @@ out:
 }
 
 /* Mailboxes and OneDrive: try the first users until one has it. */
-static void test_users(struct test *t, struct cli_conn *cx, const char *token,
+static void test_users(struct test *t, struct conn *cx, const char *token,
 		       bool mail, bool onedrive)
 {
 	cJSON *users = NULL, *u;
@@ -317,7 +317,7 @@ int cmd_test(int argc, char **argv)
 		{ NULL, 0, NULL, NULL },
 	};
 	struct test t = { 0 };
-	struct cli_conn cx;
+	struct conn cx;
 	struct auth_status st;
 	struct auth_cert_info in;
 	struct http_stats hs;
@@ -352,7 +352,7 @@ int cmd_test(int argc, char **argv)
 	if (!prop && cx.conn.registered &&
 	    util_now() - cx.conn.registered < 15 * 60)
 		prop = 120;
-	rc = cli_conn_open(&cx, prop, &st);
+	rc = conn_auth_open(&cx, prop, &st);
 	if (rc) {
 		step_st(&t, &st);
 		goto done;
@@ -464,6 +464,6 @@ done:
 	cJSON_Delete(claims);
 	cJSON_Delete(org);
 	cli_secret_wipe(&tok);
-	cli_conn_close(&cx);
+	conn_close(&cx);
 	return t.failed || rc ? CLI_EXIT_FAIL : CLI_EXIT_OK;
 }

@@ -15,7 +15,7 @@ int connect_dir(struct buf *out)
 		       : 0;
 }
 
-int connect_load(const char *name, struct cli_conn *c)
+int connect_load(const char *name, struct conn *c)
 {
 	struct buf dir = BUF_INIT;
 	int rc;

@@ -28,7 +28,7 @@ extern struct connect_global connect_opts;
 int connect_dir(struct buf *out);
 
 /* Load connection @name; reports errors (returns an exit code). */
-int connect_load(const char *name, struct cli_conn *c);
+int connect_load(const char *name, struct conn *c);
 
 /* Print the facts of a certificate ("subject, thumbprint, valid until"). */
 void connect_cert_print(FILE *f, const struct auth_cert *cert,

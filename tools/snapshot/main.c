@@ -525,6 +525,8 @@ static void summary_json(int64_t snap, int status, const struct snap_stats *st)
 	cli_json_num(j, "folders", (double)st->folders);
 	cli_json_num(j, "drives", (double)st->drives);
 	cli_json_num(j, "mailboxes", (double)st->mailboxes);
+	cli_json_num(j, "no_onedrive", (double)st->no_onedrive);
+	cli_json_num(j, "no_mailbox", (double)st->no_mailbox);
 	cli_json_num(j, "changed", (double)st->changed);
 	cli_json_num(j, "deleted", (double)st->deleted);
 	cli_json_num(j, "downloads", (double)st->downloads);

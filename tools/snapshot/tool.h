@@ -8,23 +8,23 @@
 #include "graph/graph.h"
 #include "http/http.h"
 
-struct cli_conn;
+struct conn;
 
 /* Exit codes of m365-snapshot (documented in --help and the man page). */
 #define EXIT_PARTIAL 3 /* snapshot committed with per-item errors */
 #define EXIT_LOCKED  4 /* another writer holds the repository */
 
 struct tool_conn {
-	struct cli_conn *conn; /* connection, credential, token provider */
-	struct http *http; /* Graph traffic */
-	struct graph *graph;
+	struct conn *conn; /* connection, credential, token provider */
+	struct graph *graph; /* conn->graph, on its own http client */
 	unsigned services; /* of the connection */
 };
 
 /**
- * Load connection @name and build http (@hc: settings, may be NULL; its
- * ca_file is taken from the connection) + auth + graph; a token is
- * fetched once to fail early.  Errors are reported to the user.
+ * Open connection @name (conn_open()) with the Graph traffic on an http
+ * client of its own (@hc: settings, may be NULL; its ca_file is taken
+ * from the connection); a token is fetched once to fail early.  Errors
+ * are reported to the user.
  * Returns 0 or -errno (then @tc is empty).
  */
 int tool_connect(const char *name, const struct http_config *hc,
