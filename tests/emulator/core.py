@@ -280,6 +280,7 @@ class Emulator:
             "expire_delta_tokens": False,
             "download_url_lifetime": 3600,
             "upload_session_lifetime": 3600,
+            "batch_order": "shuffle",
         }
         self.modules = {}  # name -> imported optional module
         self.urls = {}  # "graph", "login", "files", "control" -> base URL

@@ -282,6 +282,26 @@ def test_batch_per_item_429_and_limits(emulator):
     assert st == 400
 
 
+def test_batch_responses_in_any_order(emulator):
+    reqs = [{"id": str(i), "method": "GET", "url": "/organization"}
+            for i in range(1, 21)]
+
+    def order():
+        st, _, body = emulator.request("POST", "/$batch",
+                                       body={"requests": reqs})
+        assert st == 200
+        return [r["id"] for r in json.loads(body)["responses"]]
+
+    got = order()
+    assert sorted(got, key=int) == [r["id"] for r in reqs]
+    assert got != [r["id"] for r in reqs]  # 1 in 20! to be in order
+    emulator.knobs(batch_order="request")
+    try:
+        assert order() == [r["id"] for r in reqs]
+    finally:
+        emulator.knobs(batch_order="shuffle")
+
+
 def test_batch_download_gives_302(emulator):
     t = emulator.truth()
     f = t["files"][0]

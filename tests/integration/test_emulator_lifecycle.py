@@ -143,7 +143,11 @@ def test_delete_mailbox_keeps_user(emu):
     upn = emu.admin_user
     n = len([m for m in emu.truth()["messages"] if m["mailbox"] == upn])
     assert n
+    inbox = emu.get_json("/users/%s/mailFolders/inbox" % q(upn))["id"]
+    _, link, _ = delta_round(emu, "/users/%s/mailFolders/%s/messages/delta"
+                             % (q(upn), q(inbox)))
     emu.mutate(op="delete_mailbox", user=upn)
+    assert error_code(emu, link) == (404, "MailboxNotEnabledForRESTAPI")
     assert emu.get_json("/users/" + q(upn))["userPrincipalName"] == upn
     assert error_code(emu, "/users/%s/mailFolders/inbox" % q(upn)) == (
         404, "MailboxNotEnabledForRESTAPI")
