@@ -195,14 +195,16 @@ void fs_push_stop(struct fs *fs)
  * queries in the catalog and the chunk index: B-tree pages scattered over
  * the files, one random disk read each.  Before opening them, ask the
  * kernel to read both databases ahead, sequentially, into the page cache
- * (when they are small against memory); the random reads then find their
- * pages there.  POSIX_FADV_WILLNEED only starts the reads.
+ * (when they are small: up to 64 MiB each, a catalog of ~100,000 items);
+ * the random reads then find their pages there.  POSIX_FADV_WILLNEED only
+ * starts the reads.
  *
  * This must run before SQLite opens the files in this process: closing
  * any descriptor of a file drops every POSIX lock the process holds on it,
  * SQLite's included.
  */
 #define PREFETCH_MEM_SHARE 8 /* at most 1/8 of memory for both */
+#define PREFETCH_MAX	   (64u << 20) /* per file: larger ones are skipped */
 
 void fs_prefetch(const char *repo)
 {
@@ -221,7 +223,9 @@ void fs_prefetch(const char *repo)
 		fd = open(path, O_RDONLY | O_CLOEXEC);
 		if (fd < 0)
 			continue;
-		if (!fstat(fd, &st) && (uint64_t)st.st_size <= budget) {
+		/* the readahead is started here: keep the start quick */
+		if (!fstat(fd, &st) && (uint64_t)st.st_size <= budget &&
+		    (uint64_t)st.st_size <= PREFETCH_MAX) {
 			budget -= (uint64_t)st.st_size;
 			posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
 		}
