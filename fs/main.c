@@ -403,6 +403,7 @@ int main(int argc, char **argv)
 	mounted = true;
 	if (!copts.foreground && daemonize_keep_stderr() < 0)
 		goto out;
+	fs_prefetch(fs.o.repo); /* before the databases are opened */
 
 	if (open_store(&fs.o, have_key ? key : NULL, &st) < 0)
 		goto out;
@@ -437,6 +438,8 @@ int main(int argc, char **argv)
 		log_err("the FUSE session ended: %s", strerror(-rc));
 out:
 	explicit_bzero(key, sizeof(key));
+	if (inited)
+		fs_push_stop(&fs); /* it uses the session */
 	if (mounted)
 		fuse_session_unmount(se);
 	/* uploaders stop while SIGPIPE is still ignored */

@@ -32,6 +32,7 @@
 #define SNAPDIR_TIMEOUT	 60.0 /* entries of snapshots/ (forget) */
 #define MARKER_MAX	 (1u << 20) /* bytes of the .partial marker */
 #define STATFS_MS	 30000
+#define PUSH_READ_MAX	 (64 * 1024) /* larger reads: the kernel reads ahead */
 
 /* ---- cached objects ----------------------------------------------------- */
 
@@ -633,6 +634,32 @@ static void read_marker(fuse_req_t req, struct fs *fs, uint64_t ino,
 	fs_snaps_put(fs, l);
 }
 
+/*
+ * Answer a read that lies within one chunk straight from the store's
+ * cache (no copy).  A small read that had to load its chunk hands the
+ * chunk to the kernel's page cache (push.c): random reads then cost one
+ * chunk load per chunk, not per read.  Returns false when the read spans
+ * chunks (or failed to get its chunk: the caller retries and reports).
+ */
+static bool read_view(fuse_req_t req, struct fs *fs, struct file_obj *f,
+		      uint64_t ino, size_t size, off_t off)
+{
+	struct store_view v;
+
+	if (store_view_get(fs->st, f->desc, f->desc_len, (uint64_t)off, &v) < 0)
+		return false;
+	if ((uint64_t)off + size > v.off + v.len) {
+		store_view_put(&v);
+		return false;
+	}
+	fuse_reply_buf(req, (const char *)v.data + ((uint64_t)off - v.off),
+		       size);
+	if (!v.loaded || size > PUSH_READ_MAX || v.len <= size ||
+	    !fs_push(fs, ino, f->size, &v))
+		store_view_put(&v);
+	return true;
+}
+
 static void fsop_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		      struct fuse_file_info *fi)
 {
@@ -663,6 +690,10 @@ static void fsop_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	if ((uint64_t)size > (uint64_t)(f->size - off))
 		size = (size_t)(f->size - off);
+	if (read_view(req, fs, f, ino, size, off)) {
+		ino_table_put(fs->files, &f->o);
+		return;
+	}
 	p = rbuf_get(size);
 	if (!p) {
 		ino_table_put(fs->files, &f->o);

@@ -96,7 +96,7 @@ def test_fs_rsync_sha256(mnt, two_snaps, tmp_path):
         assert files.keys() == want[0].keys()
         for rel, (h, size, mtime) in want[0].items():
             assert files[rel] == (h, size, mtime), rel
-    assert mnt.rss_kib() < 100 * 1024
+    assert mnt.rss_kib() < fsutil.RSS_LIMIT_KIB
 
 
 def test_fs_grep_find_stat(mnt, two_snaps):
