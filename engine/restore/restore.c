@@ -24,8 +24,12 @@
 #define MAIL_MAX      (150u << 20) /* largest message imported */
 #define THREADS_MAX   32
 #define RESCAN_S      10 /* idle uploaders look for pending entries */
+#define SPOOL_SHORT                                                            \
+	"the spool file is incomplete (m365fs stopped while the file was "     \
+	"being copied): copy it again"
 
 struct cache_ent;
+struct sync_req;
 
 struct restore {
 	char *repo;
@@ -35,6 +39,11 @@ struct restore {
 	unsigned threads;
 	size_t fragment;
 	pthread_t tid[THREADS_MAX];
+	pthread_t syncer;
+	bool syncer_on;
+	pthread_cond_t sync_wake; /* a spool file to fsync, or stop */
+	pthread_cond_t sync_done;
+	struct sync_req *syncq; /* protected by lock */
 	unsigned started;
 	pthread_mutex_t lock;
 	pthread_cond_t wake; /* work queued, or stop */
@@ -806,20 +815,84 @@ static int fsync_dir(const char *dir)
 	return rc;
 }
 
+/*
+ * The syncer thread makes spool files durable (fsync of the file, then of
+ * the spool directory) while restore_commit() records the entry in the
+ * catalog: the two flushes overlap instead of adding up, and close() of a
+ * small file in restore/ returns sooner.  restore_commit() returns only
+ * when both are done.  Should the daemon die in between, the entry may
+ * exist while its spool file is short: uploads check the size first.
+ */
+struct sync_req {
+	int fd;
+	int rc;
+	bool done;
+	struct sync_req *next;
+};
+
+static void *syncer(void *arg)
+{
+	struct restore *r = arg;
+	struct sync_req *batch, *q;
+	int drc;
+
+	pthread_mutex_lock(&r->lock);
+	for (;;) {
+		if (!r->syncq) {
+			if (r->stop)
+				break;
+			pthread_cond_wait(&r->sync_wake, &r->lock);
+			continue;
+		}
+		batch = r->syncq;
+		r->syncq = NULL;
+		pthread_mutex_unlock(&r->lock);
+		for (q = batch; q; q = q->next)
+			q->rc = fsync(q->fd) < 0 ? -errno : 0;
+		drc = fsync_dir(r->spool_dir);
+		pthread_mutex_lock(&r->lock);
+		for (q = batch; q; q = q->next) {
+			if (q->rc == 0)
+				q->rc = drc;
+			q->done = true;
+		}
+		pthread_cond_broadcast(&r->sync_done);
+	}
+	pthread_mutex_unlock(&r->lock);
+	return NULL;
+}
+
 int restore_commit(struct restore *r, int fd, const char *target,
 		   const char *spool, int64_t size, int64_t *id)
 {
+	struct sync_req sr = { .fd = fd };
 	int64_t local = 0;
-	int rc = 0;
+	int rc;
 
 	if (!id)
 		id = &local;
-	if (fsync(fd) < 0)
-		rc = -errno;
-	if (rc == 0)
-		rc = fsync_dir(r->spool_dir);
-	if (rc == 0)
-		rc = cat_restore_enqueue(r->cat, target, spool, size, id);
+	pthread_mutex_lock(&r->lock);
+	if (r->syncer_on) {
+		sr.next = r->syncq;
+		r->syncq = &sr;
+		pthread_cond_signal(&r->sync_wake);
+	}
+	pthread_mutex_unlock(&r->lock);
+	if (!r->syncer_on) {
+		sr.rc = fsync(fd) < 0 ? -errno : fsync_dir(r->spool_dir);
+		sr.done = true;
+	}
+	rc = cat_restore_enqueue(r->cat, target, spool, size, id);
+	pthread_mutex_lock(&r->lock);
+	while (!sr.done)
+		pthread_cond_wait(&r->sync_done, &r->lock);
+	pthread_mutex_unlock(&r->lock);
+	if (rc == 0 && sr.rc < 0) {
+		cat_restore_update(
+			r->cat, *id, CAT_RESTORE_FAILED,
+			"the spool file could not be written to disk", NULL);
+		rc = sr.rc;
+	}
 	if (rc < 0) {
 		log_err("restore: cannot record the restore of '%s': %s",
 			target, strerror(-rc));
@@ -1214,6 +1287,7 @@ static int upload_file(struct restore *r, const struct cat_restore *e,
 	struct graph_item it = { 0 };
 	struct http_source src;
 	struct http_fd_source sctx;
+	struct stat st;
 	int fd, rc;
 
 	fd = open(e->spool, O_RDONLY | O_CLOEXEC);
@@ -1222,6 +1296,11 @@ static int upload_file(struct restore *r, const struct cat_restore *e,
 		buf_addf(reason, "spool file '%s' is gone: %s", e->spool,
 			 strerror(-rc));
 		return rc == -ENOENT ? -EBADMSG : rc;
+	}
+	if (fstat(fd, &st) < 0 || st.st_size != e->size) {
+		buf_adds(reason, SPOOL_SHORT);
+		rc = -EBADMSG;
+		goto out;
 	}
 	if (again && !(e->remote_id && !strncmp(e->remote_id, "upload:", 7))) {
 		rc = find_done(r, loc, raw, fd, e->size, id);
@@ -1426,6 +1505,11 @@ static int import_mail(struct restore *r, const struct cat_restore *e,
 	if (rc < 0) {
 		buf_addf(reason, "cannot read spool file '%s': %s", e->spool,
 			 strerror(-rc));
+		goto out;
+	}
+	if ((int64_t)mime.len != e->size) {
+		buf_adds(reason, SPOOL_SHORT);
+		rc = -EBADMSG;
 		goto out;
 	}
 	/*
@@ -1747,6 +1831,8 @@ int restore_new(const struct restore_config *cfg, struct restore **out)
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_cond_init(&r->wake, NULL);
 	pthread_cond_init(&r->quit, NULL);
+	pthread_cond_init(&r->sync_wake, NULL);
+	pthread_cond_init(&r->sync_done, NULL);
 	r->graph = cfg->graph;
 	r->threads = cfg->threads ? cfg->threads : RESTORE_DEFAULT_THREADS;
 	if (r->threads > THREADS_MAX)
@@ -1777,6 +1863,7 @@ int restore_new(const struct restore_config *cfg, struct restore **out)
 			rc == -ENOENT ? " (take a snapshot first)" : "");
 		goto out;
 	}
+	r->syncer_on = pthread_create(&r->syncer, NULL, syncer, r) == 0;
 	*out = r;
 	r = NULL;
 out:
@@ -1889,9 +1976,12 @@ void restore_free(struct restore *r)
 	r->stop = true;
 	pthread_cond_broadcast(&r->wake);
 	pthread_cond_broadcast(&r->quit);
+	pthread_cond_broadcast(&r->sync_wake);
 	pthread_mutex_unlock(&r->lock);
 	for (i = 0; i < r->started; i++)
 		pthread_join(r->tid[i], NULL);
+	if (r->syncer_on)
+		pthread_join(r->syncer, NULL);
 	cat_close(r->cat);
 	cache_free(r);
 	for (i = 0; i < r->nsites; i++)
@@ -1900,6 +1990,8 @@ void restore_free(struct restore *r)
 	pthread_mutex_destroy(&r->lock);
 	pthread_cond_destroy(&r->wake);
 	pthread_cond_destroy(&r->quit);
+	pthread_cond_destroy(&r->sync_wake);
+	pthread_cond_destroy(&r->sync_done);
 	free(r->ready);
 	free(r->repo);
 	free(r->spool_dir);

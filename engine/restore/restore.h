@@ -171,9 +171,11 @@ int restore_spool_open(struct restore *r, int conflict, struct buf *spool,
 int restore_spool_set_unread(char **spool, bool unread);
 
 /**
- * fsync spool file @fd (@size bytes, path @spool) and its directory, then
- * record the restore of it to @target in the queue (durable on return)
- * and wake an uploader.  *@id (may be NULL) gets the entry id.
+ * fsync spool file @fd (@size bytes, path @spool) and its directory and,
+ * at the same time, record the restore of it to @target in the queue:
+ * both are durable on return; then an uploader gets it.  *@id (may be
+ * NULL) gets the entry id.  An entry whose spool file turns out shorter
+ * than @size (the process died during this call) fails at upload.
  */
 int restore_commit(struct restore *r, int fd, const char *target,
 		   const char *spool, int64_t size, int64_t *id);

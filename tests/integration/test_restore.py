@@ -621,3 +621,33 @@ def test_eml_read_state_with_xattrs(env):
     for mid, is_read in want.items():
         assert got[mid]["isRead"] is is_read, got[mid]
         assert got[mid]["isDraft"] is False, got[mid]
+
+
+def test_short_spool_after_crash_is_not_uploaded(env):
+    """The spool file of a queued restore that is shorter than recorded
+    (the daemon died while close() was making it durable) fails with a
+    reason instead of restoring a truncated file.  Runs last: it leaves a
+    failed entry in the module's queue."""
+    import sqlite3
+    lib, want, _ = spool_then_kill(env, "k9short", n=10)
+    db = sqlite3.connect("file:%s?mode=ro" % (env.repo / "catalog.db"),
+                         uri=True)
+    rows = db.execute("SELECT target, spool, size FROM restore WHERE "
+                      "target LIKE ? AND status IN (0, 1) ORDER BY id",
+                      ("%/k9short/%",)).fetchall()
+    db.close()
+    assert rows
+    target, spool, size = rows[-1]
+    os.truncate(spool, size // 2)
+    with env.mount() as m:
+        m.allowed += [r"restore: '.*k9short.*' failed"]
+        by = wait_done(m.mnt, timeout=180)
+        bad = [ln for ln in by["failed"] if "k9short" in ln]
+        assert len(bad) == 1 and target in bad[0] and \
+            "incomplete" in bad[0], by["failed"]
+    got = truth_files(env.emu, lib + "/k9short")
+    name = target.rsplit("/", 1)[1]
+    for n, h in want.items():
+        if n != name:
+            assert got.get(n) == h, n
+    assert got.get(name) in (None, want[name])
