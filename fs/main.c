@@ -380,6 +380,9 @@ int main(int argc, char **argv)
 		goto out;
 
 	snprintf(fsname, sizeof(fsname), "-ofsname=%s", fs.o.repo);
+	/* the kernel checks modes (no ACLs: ops.c fsop_init) */
+	if (fuse_opt_add_arg(&args, "-odefault_permissions") < 0)
+		goto out;
 	if (fuse_opt_add_arg(&args, fs_restore_enabled() /* restore */
 					    ? "-osubtype=" PROG
 					    : "-oro,subtype=" PROG) < 0 ||
