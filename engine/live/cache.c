@@ -17,7 +17,8 @@
 #include "util/log.h"
 #include "util/util.h"
 
-#define BUCKETS 1024u
+#define BUCKETS	  1024u
+#define SEQ_UNITS (LIVE_WINDOW_MIN / LIVE_UNIT) /* "shortly after" */
 
 enum { U_MISSING = 0, U_PRESENT, U_FETCHING };
 
@@ -468,7 +469,7 @@ ssize_t live_cache_read(struct live_cache *c, const char *key, uint64_t size,
 			const struct live_fetcher *f)
 {
 	struct lobj *o = NULL;
-	size_t u0, u1, i, e, wunits;
+	size_t u0, u1, i, b, e, wunits;
 	bool fetched = false, seq;
 	ssize_t ret;
 	int rc;
@@ -498,8 +499,13 @@ ssize_t live_cache_read(struct live_cache *c, const char *key, uint64_t size,
 		len = (size_t)(o->size - off);
 	u0 = (size_t)(off / LIVE_UNIT);
 	u1 = (size_t)((off + len - 1) / LIVE_UNIT);
-	/* sequential: from the start, or right after what was read */
-	seq = off == 0 || (u0 > 0 && o->unit[u0 - 1] != U_MISSING);
+	/*
+	 * Sequential: from the start, or shortly after units already read
+	 * (the kernel's read-ahead requests may come out of order).
+	 */
+	seq = off == 0;
+	for (i = u0 > SEQ_UNITS ? u0 - SEQ_UNITS : 0; !seq && i < u0; i++)
+		seq = o->unit[i] != U_MISSING;
 	for (i = u0; i <= u1;) {
 		if (o->unit[i] == U_PRESENT) {
 			i++;
@@ -518,18 +524,23 @@ ssize_t live_cache_read(struct live_cache *c, const char *key, uint64_t size,
 			o->window = 0;
 		}
 		wunits = (size_t)(o->window / LIVE_UNIT);
-		for (e = i; e < o->nunits && o->unit[e] == U_MISSING &&
-			    (e <= u1 || e - i < wunits);
+		/* a window starts right after what is there or coming */
+		for (b = i; seq && b > 0 && o->unit[b - 1] == U_MISSING &&
+			    i - b < SEQ_UNITS;
+		     b--)
+			;
+		for (e = b; e < o->nunits && o->unit[e] == U_MISSING &&
+			    (e <= u1 || e - b < wunits);
 		     e++)
 			o->unit[e] = U_FETCHING;
 		/*
 		 * A window goes to the background in one request: this read
 		 * waits only for its own units (live_progress()).
 		 */
-		if (seq && e > u1 + 1 && fetch_background(c, o, i, e, f))
+		if (seq && e > u1 + 1 && fetch_background(c, o, b, e, f))
 			continue;
 		pthread_mutex_unlock(&c->lock);
-		rc = fetch_units(c, o, i, e, f, f->ctx);
+		rc = fetch_units(c, o, b, e, f, f->ctx);
 		pthread_mutex_lock(&c->lock);
 		if (rc < 0)
 			goto unlock;

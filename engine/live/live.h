@@ -36,7 +36,7 @@
 #include <sys/types.h>
 
 #define LIVE_UNIT	  (256u << 10) /* bytes of one cache unit */
-#define LIVE_WINDOW_MIN	  (1u << 20) /* first sequential window */
+#define LIVE_WINDOW_MIN	  (4u << 20) /* first sequential window */
 #define LIVE_WINDOW_MAX	  (64u << 20) /* largest sequential window */
 #define LIVE_FILES_MAX	  512 /* objects (and fds) kept at once */
 #define LIVE_SIZE_UNKNOWN UINT64_MAX

@@ -55,6 +55,7 @@ struct restore {
 	size_t ready_head, ready_n, ready_cap;
 	int64_t busy[THREADS_MAX]; /* entry each uploader works on, or 0 */
 	bool scanning; /* an idle uploader rescans the queue */
+	int64_t scanned_ms; /* when it last did (monotonic) */
 	char **sites; /* site paths "host/sites/a" (mapped), listed once */
 	size_t nsites;
 	bool sites_listed;
@@ -1789,9 +1790,11 @@ static void *worker(void *arg)
 			ts.tv_sec += RESCAN_S;
 			if (pthread_cond_timedwait(&r->wake, &r->lock, &ts) !=
 				    ETIMEDOUT ||
-			    r->ready_n || r->scanning)
-				continue;
+			    r->ready_n || r->scanning ||
+			    util_mono_ms() - r->scanned_ms < RESCAN_S * 1000)
+				continue; /* one scan per period, not per uploader */
 			r->scanning = true;
+			r->scanned_ms = util_mono_ms();
 			pthread_mutex_unlock(&r->lock);
 			cat_restore_list(r->cat, rescan_cb, r);
 			pthread_mutex_lock(&r->lock);

@@ -23,6 +23,7 @@ import asyncio
 import functools
 import socket
 import struct
+import sys
 
 import h11
 import h2.errors
@@ -222,8 +223,19 @@ def _patch_hpack():
 
 
 def install(speed=True):
-    """Applies the patches (once)."""
+    """Applies the patches (once).  They rely on hypercorn 0.13 internals
+    (Debian 12); with a hypercorn that lacks them nothing is patched and a
+    warning is printed (drops over HTTP/2 then stall again)."""
     if _installed:
+        return
+    needed = [(hc_h2.H2Protocol, "_send_data"), (hc_h2.H2Protocol, "_flush"),
+              (hc_h2.H2Protocol, "stream_send"), (hc_h2, "StreamBuffer"),
+              (hc_h2, "BUFFER_HIGH_WATER"), (hc_h11.H11Protocol,
+                                             "stream_send")]
+    if not all(hasattr(o, n) for o, n in needed):
+        print("emulator: this hypercorn is not the one transport.py knows: "
+              "HTTP/2 drops and tuning are not patched", file=sys.stderr)
+        _installed.append(False)
         return
     _patch_abort()
     if speed:

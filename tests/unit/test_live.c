@@ -141,7 +141,7 @@ static void test_sequential_reads_use_large_windows(void)
 	CHECK(ok);
 	CHECK_EQ(off, f.size);
 	CHECK_EQ(f.bytes, f.size); /* nothing twice */
-	/* windows of 1 MiB, 4 and 16 (cut at the end): 3 requests */
+	/* windows of 4 MiB, 16 and 64 (cut at the end): 3 requests */
 	CHECK_EQ(f.fetches, 3);
 	free(buf);
 	live_cache_free(c);
