@@ -82,6 +82,7 @@ struct fs {
 	bool no_open, no_opendir; /* granted by the kernel at init */
 	struct ino_table *files; /* content descriptors by inode */
 	struct ino_table *dirs; /* directory listings by inode */
+	struct fs_push *push; /* push.c */
 	pthread_mutex_t lock;
 	/* protected by lock: */
 	struct cat *cat; /* opened lazily when catalog.db appears */
@@ -98,6 +99,29 @@ extern const struct fuse_lowlevel_ops fs_ll_ops;
 
 /** Create the inode tables of @fs.  Returns 0 or -ENOMEM. */
 int fs_ops_init(struct fs *fs);
+
+/* push.c */
+struct store_view;
+
+/** Start the thread that fills the kernel's page cache.  0 or -errno. */
+int fs_push_start(struct fs *fs);
+
+/**
+ * Queue chunk @v of file @ino (@size bytes) for the kernel's page cache;
+ * on success the reference of @v is taken (and @v zeroed).  Returns
+ * false when the queue is full (@v left to the caller).
+ */
+bool fs_push(struct fs *fs, uint64_t ino, int64_t size, struct store_view *v);
+
+/** Stop the thread (before the session goes).  Idempotent. */
+void fs_push_stop(struct fs *fs);
+
+/**
+ * Have the kernel read the catalog and the chunk index of @repo ahead
+ * into the page cache (skipped when large against memory).  Call it
+ * before the process opens them with SQLite (see push.c).
+ */
+void fs_prefetch(const char *repo);
 
 /* snaps.c */
 

@@ -432,24 +432,65 @@ out:
 	return n;
 }
 
+/*
+ * Children of a drive folder, 999 a page (the connection's default page
+ * is Graph's 200: a folder of 1,200 files would take 6 requests).
+ */
+#define CHILDREN_PAGE "999"
+
 static int list_children(struct dinfo *d, struct kids *k)
 {
-	struct graph_pager *p = NULL;
+	struct buf url = BUF_INIT;
 	struct graph_item it = { 0 };
+	const cJSON *v, *e, *next;
+	cJSON *page = NULL;
 	struct lnode *n;
 	bool skip;
 	int rc;
 
-	rc = graph_children_open(
-		L.g, d->drive, d->kind == CAT_KIND_FOLDER ? d->id : "root", &p);
-	while (rc == 0 && (rc = graph_pager_next_item(p, &it)) > 0) {
-		n = item_node(&it, d->drive, &skip);
-		if (d->kind != CAT_KIND_FOLDER && !d->root_id && it.parent_id)
-			d->root_id = strdup(it.parent_id);
-		rc = skip ? 0 : kids_add(k, n);
+	rc = buf_adds(&url, "/drives/");
+	if (rc == 0)
+		rc = http_escape(&url, d->drive);
+	if (rc == 0)
+		rc = buf_adds(&url, "/items/");
+	if (rc == 0)
+		rc = http_escape(&url,
+				 d->kind == CAT_KIND_FOLDER ? d->id : "root");
+	if (rc == 0)
+		rc = buf_adds(&url, "/children?$top=" CHILDREN_PAGE);
+	while (rc == 0 && url.len) {
+		cJSON_Delete(page);
+		page = NULL;
+		rc = graph_call(L.g, "GET", url.data, NULL, NULL, &page);
+		if (rc < 0)
+			break;
+		v = cJSON_GetObjectItemCaseSensitive(page, "value");
+		if (!cJSON_IsArray(v)) {
+			rc = -EBADMSG;
+			break;
+		}
+		cJSON_ArrayForEach(e, v)
+		{
+			rc = graph_parse_item(e, &it);
+			if (rc < 0)
+				break;
+			n = item_node(&it, d->drive, &skip);
+			if (d->kind != CAT_KIND_FOLDER && !d->root_id &&
+			    it.parent_id)
+				d->root_id = strdup(it.parent_id);
+			rc = skip ? 0 : kids_add(k, n);
+			if (rc < 0)
+				break;
+		}
+		next = cJSON_GetObjectItemCaseSensitive(page,
+							"@odata.nextLink");
+		buf_reset(&url);
+		if (rc == 0 && cJSON_IsString(next))
+			rc = buf_adds(&url, next->valuestring);
 	}
+	cJSON_Delete(page);
 	graph_item_release(&it);
-	graph_pager_free(p);
+	buf_release(&url);
 	return rc;
 }
 
@@ -1466,6 +1507,8 @@ struct rctx {
 struct sink_ctx {
 	int fd;
 	uint64_t start, pos;
+	uint64_t off; /* first byte of the whole fetch */
+	struct live_progress *pr;
 };
 
 static int sink_write(void *ctx, const void *data, size_t len)
@@ -1485,6 +1528,7 @@ static int sink_write(void *ctx, const void *data, size_t len)
 		len -= (size_t)w;
 		s->pos += (uint64_t)w;
 	}
+	live_progress(s->pr, s->pos - s->off);
 	return 0;
 }
 
@@ -1519,10 +1563,41 @@ static int refresh_url(struct rctx *r)
 	return rc;
 }
 
-static int fetch(void *ctx, int fd, uint64_t off, uint64_t len, uint64_t *got)
+static void *rctx_dup(const void *ctx)
+{
+	const struct rctx *r = ctx;
+	struct rctx *d = calloc(1, sizeof(*d));
+
+	if (!d)
+		return NULL;
+	d->ino = r->ino;
+	d->kind = r->kind;
+	d->drive = sdup(r->drive);
+	d->id = sdup(r->id);
+	d->user = sdup(r->user);
+	d->url = sdup(r->url);
+	return d;
+}
+
+static void rctx_release(struct rctx *r)
+{
+	free(r->drive);
+	free(r->id);
+	free(r->user);
+	free(r->url);
+}
+
+static void rctx_free(void *ctx)
+{
+	rctx_release(ctx);
+	free(ctx);
+}
+
+static int fetch(void *ctx, int fd, uint64_t off, uint64_t len, uint64_t *got,
+		 struct live_progress *pr)
 {
 	struct rctx *r = ctx;
-	struct sink_ctx s = { fd, off, off };
+	struct sink_ctx s = { fd, off, off, off, pr };
 	struct http_sink sink = { sink_write, sink_reset, &s };
 	int64_t t0 = util_mono_ms();
 	unsigned attempt = 0, short_reads = 0;
@@ -1599,8 +1674,10 @@ static void lop_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			err = ENOMEM;
 	}
 	if (!err) {
+		struct live_fetcher f = { fetch, rctx_dup, rctx_free, &r };
+
 		got = live_cache_read(L.cache, key.data, fsize, p, size,
-				      (uint64_t)off, fetch, &r);
+				      (uint64_t)off, &f);
 		if (got < 0) {
 			err = fuse_errno((int)got);
 		} else {
@@ -1618,10 +1695,7 @@ static void lop_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	if (err)
 		fuse_reply_err(req, err);
 	free(p);
-	free(r.drive);
-	free(r.id);
-	free(r.user);
-	free(r.url);
+	rctx_release(&r);
 	buf_release(&key);
 }
 

@@ -380,6 +380,9 @@ int main(int argc, char **argv)
 		goto out;
 
 	snprintf(fsname, sizeof(fsname), "-ofsname=%s", fs.o.repo);
+	/* the kernel checks modes (no ACLs: ops.c fsop_init) */
+	if (fuse_opt_add_arg(&args, "-odefault_permissions") < 0)
+		goto out;
 	if (fuse_opt_add_arg(&args, fs_restore_enabled() /* restore */
 					    ? "-osubtype=" PROG
 					    : "-oro,subtype=" PROG) < 0 ||
@@ -403,6 +406,7 @@ int main(int argc, char **argv)
 	mounted = true;
 	if (!copts.foreground && daemonize_keep_stderr() < 0)
 		goto out;
+	fs_prefetch(fs.o.repo); /* before the databases are opened */
 
 	if (open_store(&fs.o, have_key ? key : NULL, &st) < 0)
 		goto out;
@@ -437,6 +441,8 @@ int main(int argc, char **argv)
 		log_err("the FUSE session ended: %s", strerror(-rc));
 out:
 	explicit_bzero(key, sizeof(key));
+	if (inited)
+		fs_push_stop(&fs); /* it uses the session */
 	if (mounted)
 		fuse_session_unmount(se);
 	/* uploaders stop while SIGPIPE is still ignored */

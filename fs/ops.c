@@ -32,6 +32,7 @@
 #define SNAPDIR_TIMEOUT	 60.0 /* entries of snapshots/ (forget) */
 #define MARKER_MAX	 (1u << 20) /* bytes of the .partial marker */
 #define STATFS_MS	 30000
+#define PUSH_READ_MAX	 (64 * 1024) /* larger reads: the kernel reads ahead */
 
 /* ---- cached objects ----------------------------------------------------- */
 
@@ -318,14 +319,15 @@ static void fsop_init(void *userdata, struct fuse_conn_info *conn)
 	struct fs *fs = userdata;
 	unsigned want = FUSE_CAP_READDIRPLUS | FUSE_CAP_NO_OPEN_SUPPORT |
 			FUSE_CAP_NO_OPENDIR_SUPPORT | FUSE_CAP_AUTO_INVAL_DATA |
-			FUSE_CAP_ASYNC_READ | FUSE_CAP_PARALLEL_DIROPS |
-			FUSE_CAP_POSIX_ACL;
+			FUSE_CAP_ASYNC_READ | FUSE_CAP_PARALLEL_DIROPS;
 
 	/*
-	 * POSIX_ACL: the kernel caches the (absent) ACLs that ls -l asks for
-	 * on every entry; it implies default_permissions, which the 0444 and
-	 * 0555 modes satisfy.
+	 * No POSIX_ACL: ACLs are "not supported" (fsop_getxattr), so ls -l
+	 * asks once per run, not once per entry (the kernel caches absent
+	 * ACLs only per inode: a cold ls -l of 50,000 entries cost 50,000
+	 * requests).  Permissions: -o default_permissions (main.c).
 	 */
+	conn->want &= ~FUSE_CAP_POSIX_ACL;
 	conn->want |= want & conn->capable;
 	/* immutable directories: always readdirplus, never "auto" */
 	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
@@ -633,6 +635,32 @@ static void read_marker(fuse_req_t req, struct fs *fs, uint64_t ino,
 	fs_snaps_put(fs, l);
 }
 
+/*
+ * Answer a read that lies within one chunk straight from the store's
+ * cache (no copy).  A small read that had to load its chunk hands the
+ * chunk to the kernel's page cache (push.c): random reads then cost one
+ * chunk load per chunk, not per read.  Returns false when the read spans
+ * chunks (or failed to get its chunk: the caller retries and reports).
+ */
+static bool read_view(fuse_req_t req, struct fs *fs, struct file_obj *f,
+		      uint64_t ino, size_t size, off_t off)
+{
+	struct store_view v;
+
+	if (store_view_get(fs->st, f->desc, f->desc_len, (uint64_t)off, &v) < 0)
+		return false;
+	if ((uint64_t)off + size > v.off + v.len) {
+		store_view_put(&v);
+		return false;
+	}
+	fuse_reply_buf(req, (const char *)v.data + ((uint64_t)off - v.off),
+		       size);
+	if (!v.loaded || size > PUSH_READ_MAX || v.len <= size ||
+	    !fs_push(fs, ino, f->size, &v))
+		store_view_put(&v);
+	return true;
+}
+
 static void fsop_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		      struct fuse_file_info *fi)
 {
@@ -663,6 +691,10 @@ static void fsop_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	if ((uint64_t)size > (uint64_t)(f->size - off))
 		size = (size_t)(f->size - off);
+	if (read_view(req, fs, f, ino, size, off)) {
+		ino_table_put(fs->files, &f->o);
+		return;
+	}
 	p = rbuf_get(size);
 	if (!p) {
 		ino_table_put(fs->files, &f->o);
@@ -1117,6 +1149,15 @@ out:
 	return rc;
 }
 
+/* The error for an xattr name outside user.m365. (see fsop_getxattr). */
+static int foreign_xattr_errno(const char *name)
+{
+	if (!strncmp(name, "security.", 9) ||
+	    !strncmp(name, "system.posix_acl_", 17))
+		return EOPNOTSUPP;
+	return ENODATA;
+}
+
 static void fsop_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			  size_t size)
 {
@@ -1127,14 +1168,13 @@ static void fsop_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 
 	/*
 	 * Names we never serve are answered without the catalog.  security.*
-	 * gets "not supported" (no security labels here): ls remembers that
-	 * per device and stops asking for every entry, which keeps ls -l of
-	 * a large folder in the kernel's caches.  system.posix_acl_* and the
-	 * rest get ENODATA; the kernel caches absent ACLs (POSIX_ACL).
+	 * and system.posix_acl_* get "not supported" (no security labels, no
+	 * ACLs here): ls remembers that per device and stops asking for
+	 * every entry, which keeps ls -l of a large folder at one request.
+	 * The rest gets ENODATA.
 	 */
 	if (strncmp(name, XATTR_PREFIX, XATTR_PREFIX_LEN)) {
-		fuse_reply_err(req, strncmp(name, "security.", 9) ? ENODATA
-								  : EOPNOTSUPP);
+		fuse_reply_err(req, foreign_xattr_errno(name));
 		return;
 	}
 	rc = xattrs_of(fs_of(req), ino, &all);

@@ -15,13 +15,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "names/names.h"
 #include "restore/restore.h"
 #include "util/log.h"
 #include "util/util.h"
 
-#define TIMEOUT	     1.0
-#define XATTR_STATUS "user.m365.restore"
-#define XATTR_POLICY "user.m365.conflict"
+#define TIMEOUT	      1.0
+#define XATTR_STATUS  "user.m365.restore"
+#define XATTR_POLICY  "user.m365.conflict"
+#define XATTR_PREFIX  "user.m365."
+#define XATTR_IS_READ "user.m365.isRead"
 
 struct rnode {
 	uint64_t ino;
@@ -37,6 +40,7 @@ struct rnode {
 	int64_t mtime;
 	int64_t entry; /* queue entry once committed, else 0 */
 	bool committed;
+	bool listed; /* directories: the tenant's names were added */
 	struct rnode *child, *next; /* first child; next sibling */
 };
 
@@ -889,6 +893,49 @@ static void rop_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	fuse_reply_err(req, -rc);
 }
 
+static int add_listed(void *ctx, const char *name)
+{
+	struct rnode *d = ctx;
+	int rc = 0;
+
+	pthread_mutex_lock(&R.lock);
+	if (!child_find(d, name) && !node_add(d, name, true))
+		rc = -ENOMEM;
+	pthread_mutex_unlock(&R.lock);
+	return rc;
+}
+
+/*
+ * Add what directory @ino holds in the tenant (hosts, sites, libraries,
+ * users, mail folders: restore_list()) once per mount, so that restore/
+ * can be browsed.  Nodes are never freed before unmount, so @d stays
+ * valid without the lock.
+ */
+static void list_tenant(fuse_ino_t ino)
+{
+	struct buf path = BUF_INIT;
+	struct rnode *d;
+	int rc = 0;
+
+	pthread_mutex_lock(&R.lock);
+	d = node_get(ino);
+	if (!d || !d->dir || d->listed || d->ino == INO_RESTORE)
+		d = NULL;
+	else
+		rc = node_path(d, &path);
+	if (d && rc == 0)
+		d->listed = true; /* a failed listing is not retried */
+	pthread_mutex_unlock(&R.lock);
+	if (!d || rc < 0)
+		goto out;
+	rc = restore_list(R.r, path.data, add_listed, d);
+	if (rc < 0)
+		log_debug("restore: cannot list '%s' in the tenant: %s",
+			  path.data, strerror(-rc));
+out:
+	buf_release(&path);
+}
+
 static void rop_opendir(fuse_req_t req, fuse_ino_t ino,
 			struct fuse_file_info *fi)
 {
@@ -896,6 +943,7 @@ static void rop_opendir(fuse_req_t req, fuse_ino_t ino,
 		R.base->opendir(req, ino, fi);
 		return;
 	}
+	list_tenant(ino);
 	fi->fh = 0;
 	fuse_reply_open(req, fi);
 }
@@ -1096,6 +1144,32 @@ static void rop_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 		fuse_reply_buf(req, len == sizeof(dir) ? dir : both, len);
 }
 
+/*
+ * user.m365.* set on a file being spooled, e.g. by cp -a or rsync -X from
+ * snapshots/: user.m365.isRead = false restores a message unread; the
+ * others (ids, URLs, hashes of the source) are accepted and ignored.
+ */
+static void file_xattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+		       const char *value, size_t size)
+{
+	struct rnode *n;
+	bool unread = size >= 5 && !strncmp(value, "false", 5);
+	int rc = 0;
+
+	pthread_mutex_lock(&R.lock);
+	n = node_get(ino);
+	if (!n || n->dir)
+		rc = n ? -ENOTSUP : -ENOENT;
+	else if (strcmp(name, XATTR_IS_READ))
+		rc = 0;
+	else if (n->committed || !n->spool)
+		rc = -EBUSY; /* queued already: too late to change */
+	else
+		rc = restore_spool_set_unread(&n->spool, unread);
+	pthread_mutex_unlock(&R.lock);
+	fuse_reply_err(req, -rc);
+}
+
 static void rop_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			 const char *value, size_t size, int flags)
 {
@@ -1105,6 +1179,11 @@ static void rop_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 
 	if (!is_mine(ino)) {
 		R.base->setxattr(req, ino, name, value, size, flags);
+		return;
+	}
+	if (!strncmp(name, XATTR_PREFIX, strlen(XATTR_PREFIX)) &&
+	    strcmp(name, XATTR_POLICY)) {
+		file_xattr(req, ino, name, value, size);
 		return;
 	}
 	if (strcmp(name, XATTR_POLICY)) {
@@ -1191,6 +1270,43 @@ int fs_restore_check(void)
 	return rc;
 }
 
+/* One queue entry into the tree: its folders and the file (the latest
+ * entry of a target wins). */
+static int add_entry(void *ctx, const struct cat_restore *e)
+{
+	struct rnode *d = R.nodes[0], *c = NULL;
+	const char *p = e->target, *slash;
+	char name[NAMES_MAX + 1];
+	size_t len;
+
+	(void)ctx;
+	pthread_mutex_lock(&R.lock);
+	while (d && *p) {
+		slash = strchr(p, '/');
+		len = slash ? (size_t)(slash - p) : strlen(p);
+		if (!len || len > NAMES_MAX)
+			break;
+		memcpy(name, p, len);
+		name[len] = 0;
+		c = child_find(d, name);
+		if (!c)
+			c = node_add(d, name, slash != NULL);
+		if (!c || c->dir != (slash != NULL))
+			break; /* no memory, or a file and a folder of one name */
+		if (!slash) {
+			c->committed = true;
+			c->entry = e->id;
+			c->size = e->size;
+			c->mtime = e->updated;
+			break;
+		}
+		d = c;
+		p = slash + 1;
+	}
+	pthread_mutex_unlock(&R.lock);
+	return 0;
+}
+
 int fs_restore_start(struct fs *fs)
 {
 	struct restore_config rc_cfg = { 0 };
@@ -1231,6 +1347,11 @@ int fs_restore_start(struct fs *fs)
 		rc = -ENOMEM;
 		goto out;
 	}
+	/* what the queue holds (earlier mounts too) is shown in restore/ */
+	rc = cat_restore_list(restore_cat(r), add_entry, NULL);
+	if (rc < 0)
+		log_warn("restore: cannot read the restore queue: %s",
+			 strerror(-rc));
 	rc = restore_start(r);
 	if (rc < 0) {
 		log_err("restore/ is not available: cannot start the uploaders: %s",

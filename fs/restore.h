@@ -5,10 +5,13 @@
  * Enabled by -o connection=NAME.  The low-level operations of the daemon
  * are wrapped: requests on restore/ inodes (top-level numbers from
  * INO_RESTORE up, snapshot field 0) are answered here, everything else
- * goes to the wrapped table unchanged.  restore/ lives in memory: a
- * directory appears when it is resolved against the tenant (lookup,
- * mkdir) and a file when it is created; both are forgotten at unmount
- * (the queue in the catalog is what lasts).
+ * goes to the wrapped table unchanged.  restore/ is a tree in memory,
+ * built at mount from the restore queue (every target restored through
+ * this repository, with its status, and the folders along its path) and
+ * grown by what the tenant holds where that is cheap to list (hosts,
+ * sites, libraries, users, mail folders: added when a directory is first
+ * opened), by lookups that resolve against the tenant, by mkdir and by
+ * create.  Folders inside libraries are not listed from the tenant.
  *
  * Options: -o connection=NAME, -o conflict=rename|replace|skip (default
  * rename), -o restore_threads=N.

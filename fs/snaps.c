@@ -40,6 +40,8 @@ int fs_init(struct fs *fs)
 	fs->snaps = snaps_alloc(0);
 	if (!fs->snaps || fs_ops_init(fs) < 0)
 		return -ENOMEM;
+	if (fs_push_start(fs) < 0) /* an optimisation: go on without */
+		log_debug("no page cache thread: %s", strerror(errno));
 	if (!fs_cat(fs)) /* no catalog yet: empty snapshots/ until one is */
 		log_info("repository '%s' has no snapshots yet", fs->o.repo);
 	return 0;
@@ -47,6 +49,7 @@ int fs_init(struct fs *fs)
 
 void fs_release(struct fs *fs)
 {
+	fs_push_stop(fs);
 	cat_close(fs->cat);
 	fs->cat = NULL;
 	free(fs->snaps);

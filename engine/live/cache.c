@@ -17,7 +17,8 @@
 #include "util/log.h"
 #include "util/util.h"
 
-#define BUCKETS 1024u
+#define BUCKETS	  1024u
+#define SEQ_UNITS (LIVE_WINDOW_MIN / LIVE_UNIT) /* "shortly after" */
 
 enum { U_MISSING = 0, U_PRESENT, U_FETCHING };
 
@@ -29,7 +30,6 @@ struct lobj {
 	int fd;
 	uint64_t seq; /* file name */
 	uint64_t bytes; /* bytes of present units */
-	uint64_t next_off; /* where the last read ended */
 	uint64_t window; /* current sequential window, bytes */
 	int refs;
 	bool whole; /* a whole fetch is running */
@@ -38,14 +38,22 @@ struct lobj {
 
 struct live_cache {
 	pthread_mutex_t lock;
-	pthread_cond_t cv; /* a fetch ended */
+	pthread_cond_t cv; /* units arrived or a fetch ended */
 	char *dir;
 	uint64_t cap;
 	/* protected by lock: */
 	struct lobj *bucket[BUCKETS];
 	struct lobj lru; /* lru.lnext: most recent */
 	uint64_t seq;
+	unsigned bg; /* background fetches running */
 	struct live_cache_stats st;
+};
+
+struct live_progress {
+	struct live_cache *c;
+	struct lobj *o;
+	uint64_t off; /* first byte of the fetch */
+	size_t next, end; /* next unit to mark present; end of the run */
 };
 
 static unsigned hash_key(const char *s)
@@ -131,6 +139,10 @@ void live_cache_free(struct live_cache *c)
 
 	if (!c)
 		return;
+	pthread_mutex_lock(&c->lock);
+	while (c->bg)
+		pthread_cond_wait(&c->cv, &c->lock);
+	pthread_mutex_unlock(&c->lock);
 	for (o = c->lru.lnext; o != &c->lru; o = next) {
 		next = o->lnext;
 		obj_free(c, o);
@@ -291,14 +303,14 @@ static void obj_put(struct live_cache *c, struct lobj *o)
 
 /* Fetch all of @o (size unknown); lock held, dropped while fetching. */
 static int fetch_whole(struct live_cache *c, struct lobj *o,
-		       live_fetch_fn fetch, void *ctx)
+		       const struct live_fetcher *f)
 {
 	uint64_t got = 0;
 	int rc;
 
 	o->whole = true;
 	pthread_mutex_unlock(&c->lock);
-	rc = fetch(ctx, o->fd, 0, 0, &got);
+	rc = f->fetch(f->ctx, o->fd, 0, 0, &got, NULL);
 	if (rc == 0 && ftruncate(o->fd, (off_t)got) < 0)
 		rc = -errno;
 	pthread_mutex_lock(&c->lock);
@@ -315,54 +327,149 @@ static int fetch_whole(struct live_cache *c, struct lobj *o,
 	return rc;
 }
 
-/*
- * Fetch the run of missing units starting at unit @s, covering at least
- * up to unit @need and up to @window bytes (lock held, dropped while
- * fetching).
- */
-static int fetch_run(struct live_cache *c, struct lobj *o, size_t s,
-		     size_t need, uint64_t window, live_fetch_fn fetch,
-		     void *ctx)
+static uint64_t unit_bytes(const struct lobj *o, size_t i)
 {
-	size_t e = s, i, wunits = (size_t)(window / LIVE_UNIT);
-	uint64_t off, end, got = 0;
+	uint64_t off = (uint64_t)i * LIVE_UNIT;
+
+	return o->size - off < LIVE_UNIT ? o->size - off : LIVE_UNIT;
+}
+
+/* Mark units [p->next, upto) present (lock held). */
+static void mark_present(struct live_progress *p, size_t upto)
+{
+	struct lobj *o = p->o;
+	uint64_t b;
+
+	for (; p->next < upto; p->next++) {
+		if (o->unit[p->next] != U_FETCHING)
+			continue;
+		o->unit[p->next] = U_PRESENT;
+		b = unit_bytes(o, p->next);
+		o->bytes += b;
+		p->c->st.bytes += b;
+		p->c->st.fetched += b;
+	}
+	pthread_cond_broadcast(&p->c->cv);
+}
+
+void live_progress(struct live_progress *p, uint64_t done)
+{
+	uint64_t end;
+	size_t upto;
+
+	if (!p)
+		return;
+	end = p->off + done;
+	upto = end >= p->o->size ? p->end : (size_t)(end / LIVE_UNIT);
+	if (upto > p->end)
+		upto = p->end;
+	if (upto <= p->next)
+		return;
+	pthread_mutex_lock(&p->c->lock);
+	mark_present(p, upto);
+	pthread_mutex_unlock(&p->c->lock);
+}
+
+/*
+ * Fetch units [@s, @e) of @o, already marked U_FETCHING (lock not held;
+ * not held on return).  Units that did not arrive go back to missing.
+ */
+static int fetch_units(struct live_cache *c, struct lobj *o, size_t s, size_t e,
+		       const struct live_fetcher *f, void *ctx)
+{
+	struct live_progress p = { c, o, (uint64_t)s * LIVE_UNIT, s, e };
+	uint64_t end = (uint64_t)e * LIVE_UNIT, got = 0;
+	size_t i;
 	int rc;
 
-	while (e < o->nunits && o->unit[e] == U_MISSING &&
-	       (e <= need || e - s < wunits))
-		o->unit[e++] = U_FETCHING;
-	off = (uint64_t)s * LIVE_UNIT;
-	end = (uint64_t)e * LIVE_UNIT;
 	if (end > o->size)
 		end = o->size;
-	pthread_mutex_unlock(&c->lock);
-	rc = fetch(ctx, o->fd, off, end - off, &got);
-	if (rc == 0 && got != end - off) {
+	rc = f->fetch(ctx, o->fd, p.off, end - p.off, &got, &p);
+	if (rc == 0 && got != end - p.off) {
 		log_err("live: a download gave %llu bytes instead of %llu",
 			(unsigned long long)got,
-			(unsigned long long)(end - off));
+			(unsigned long long)(end - p.off));
 		rc = -EIO;
 	}
 	pthread_mutex_lock(&c->lock);
 	c->st.fetches++;
-	for (i = s; i < e; i++)
-		o->unit[i] = rc == 0 ? U_PRESENT : U_MISSING;
-	if (rc == 0) {
-		o->bytes += end - off;
-		c->st.bytes += end - off;
-		c->st.fetched += end - off;
-	}
+	if (rc == 0)
+		mark_present(&p, e);
+	for (i = p.next; i < e; i++)
+		if (o->unit[i] == U_FETCHING)
+			o->unit[i] = U_MISSING;
 	pthread_cond_broadcast(&c->cv);
+	pthread_mutex_unlock(&c->lock);
 	return rc;
+}
+
+struct bgjob {
+	struct live_cache *c;
+	struct lobj *o; /* referenced */
+	size_t s, e;
+	struct live_fetcher f; /* f.ctx: our copy */
+};
+
+static void *bg_main(void *arg)
+{
+	struct bgjob *j = arg;
+	struct live_cache *c = j->c;
+
+	fetch_units(c, j->o, j->s, j->e, &j->f, j->f.ctx);
+	j->f.free(j->f.ctx);
+	obj_put(c, j->o);
+	pthread_mutex_lock(&c->lock);
+	c->bg--;
+	pthread_cond_broadcast(&c->cv);
+	pthread_mutex_unlock(&c->lock);
+	free(j);
+	return NULL;
+}
+
+/*
+ * Fetch units [@s, @e) (marked U_FETCHING) on a background thread (lock
+ * held).  Returns false when that is not possible: fetch them yourself.
+ */
+static bool fetch_background(struct live_cache *c, struct lobj *o, size_t s,
+			     size_t e, const struct live_fetcher *f)
+{
+	pthread_attr_t attr;
+	struct bgjob *j;
+	pthread_t t;
+	int rc;
+
+	if (!f->dup || !f->free || c->bg >= LIVE_BG_MAX)
+		return false;
+	j = calloc(1, sizeof(*j));
+	if (!j)
+		return false;
+	*j = (struct bgjob){ c, o, s, e, *f };
+	j->f.ctx = f->dup(f->ctx);
+	if (!j->f.ctx) {
+		free(j);
+		return false;
+	}
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	o->refs++;
+	c->bg++;
+	rc = pthread_create(&t, &attr, bg_main, j);
+	pthread_attr_destroy(&attr);
+	if (rc == 0)
+		return true;
+	o->refs--;
+	c->bg--;
+	f->free(j->f.ctx);
+	free(j);
+	return false;
 }
 
 ssize_t live_cache_read(struct live_cache *c, const char *key, uint64_t size,
 			void *out, size_t len, uint64_t off,
-			live_fetch_fn fetch, void *ctx)
+			const struct live_fetcher *f)
 {
 	struct lobj *o = NULL;
-	size_t u0, u1, i;
-	uint64_t window = 0;
+	size_t u0, u1, i, b, e, wunits;
 	bool fetched = false, seq;
 	ssize_t ret;
 	int rc;
@@ -379,7 +486,7 @@ ssize_t live_cache_read(struct live_cache *c, const char *key, uint64_t size,
 			continue;
 		}
 		fetched = true;
-		rc = fetch_whole(c, o, fetch, ctx);
+		rc = fetch_whole(c, o, f);
 		if (rc < 0)
 			goto unlock;
 	}
@@ -390,18 +497,15 @@ ssize_t live_cache_read(struct live_cache *c, const char *key, uint64_t size,
 	}
 	if (len > o->size - off)
 		len = (size_t)(o->size - off);
-	seq = off == 0 || off == o->next_off;
-	if (seq) {
-		o->window = o->window ? o->window * 2 : LIVE_WINDOW_MIN;
-		if (o->window > LIVE_WINDOW_MAX)
-			o->window = LIVE_WINDOW_MAX;
-		window = o->window;
-	} else {
-		o->window = 0;
-	}
-	o->next_off = off + len;
 	u0 = (size_t)(off / LIVE_UNIT);
 	u1 = (size_t)((off + len - 1) / LIVE_UNIT);
+	/*
+	 * Sequential: from the start, or shortly after units already read
+	 * (the kernel's read-ahead requests may come out of order).
+	 */
+	seq = off == 0;
+	for (i = u0 > SEQ_UNITS ? u0 - SEQ_UNITS : 0; !seq && i < u0; i++)
+		seq = o->unit[i] != U_MISSING;
 	for (i = u0; i <= u1;) {
 		if (o->unit[i] == U_PRESENT) {
 			i++;
@@ -412,7 +516,32 @@ ssize_t live_cache_read(struct live_cache *c, const char *key, uint64_t size,
 			continue;
 		}
 		fetched = true;
-		rc = fetch_run(c, o, i, u1, window, fetch, ctx);
+		if (seq) {
+			o->window = o->window ? o->window * 4 : LIVE_WINDOW_MIN;
+			if (o->window > LIVE_WINDOW_MAX)
+				o->window = LIVE_WINDOW_MAX;
+		} else {
+			o->window = 0;
+		}
+		wunits = (size_t)(o->window / LIVE_UNIT);
+		/* a window starts right after what is there or coming */
+		for (b = i; seq && b > 0 && o->unit[b - 1] == U_MISSING &&
+			    i - b < SEQ_UNITS;
+		     b--)
+			;
+		for (e = b; e < o->nunits && o->unit[e] == U_MISSING &&
+			    (e <= u1 || e - b < wunits);
+		     e++)
+			o->unit[e] = U_FETCHING;
+		/*
+		 * A window goes to the background in one request: this read
+		 * waits only for its own units (live_progress()).
+		 */
+		if (seq && e > u1 + 1 && fetch_background(c, o, b, e, f))
+			continue;
+		pthread_mutex_unlock(&c->lock);
+		rc = fetch_units(c, o, b, e, f, f->ctx);
+		pthread_mutex_lock(&c->lock);
 		if (rc < 0)
 			goto unlock;
 	}

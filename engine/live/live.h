@@ -11,7 +11,7 @@
  * emptied when the cache is opened).  Reads fetch the missing units they
  * need through a callback: a random read fetches only the units it
  * covers, a sequential one (it starts where the previous read of the
- * object ended) fetches a window that doubles up to LIVE_WINDOW_MAX, so
+ * object ended) fetches a window that grows fourfold up to LIVE_WINDOW_MAX, so
  * `cat` of a large file costs few large ranged requests.  Two readers of
  * one missing unit cause one fetch: the second waits for the first.
  *
@@ -36,21 +36,39 @@
 #include <sys/types.h>
 
 #define LIVE_UNIT	  (256u << 10) /* bytes of one cache unit */
-#define LIVE_WINDOW_MIN	  (1u << 20) /* first sequential window */
-#define LIVE_WINDOW_MAX	  (4u << 20) /* largest sequential window */
+#define LIVE_WINDOW_MIN	  (4u << 20) /* first sequential window */
+#define LIVE_WINDOW_MAX	  (64u << 20) /* largest sequential window */
 #define LIVE_FILES_MAX	  512 /* objects (and fds) kept at once */
 #define LIVE_SIZE_UNKNOWN UINT64_MAX
 
 struct live_cache;
 
+struct live_progress;
+
 /*
- * Fetch bytes [@off, @off + @len) of an object (@len 0: all of it, from
- * @off 0, size unknown) and write them into @fd at the same offsets
- * (pwrite; a retry may write them again).  *@got receives the bytes
- * written.  Returns 0 or -errno.
+ * How the cache gets bytes of an object.  fetch: fetch bytes [@off, @off +
+ * @len) (@len 0: all of it, from @off 0, size unknown) and write them into
+ * @fd at the same offsets (pwrite; a retry may write them again); call
+ * live_progress() as bytes arrive (readers waiting for them go on);
+ * *@got receives the bytes written; returns 0 or -errno.  dup/free copy
+ * and free @ctx for a fetch that runs on a background thread (read-ahead);
+ * dup NULL: no background fetches.
  */
-typedef int (*live_fetch_fn)(void *ctx, int fd, uint64_t off, uint64_t len,
-			     uint64_t *got);
+struct live_fetcher {
+	int (*fetch)(void *ctx, int fd, uint64_t off, uint64_t len,
+		     uint64_t *got, struct live_progress *p);
+	void *(*dup)(const void *ctx);
+	void (*free)(void *ctx);
+	void *ctx;
+};
+
+/**
+ * Tell the cache that the first @done bytes of the range a fetch was
+ * asked for are written.  @p may be NULL (then nothing happens).
+ */
+void live_progress(struct live_progress *p, uint64_t done);
+
+#define LIVE_BG_MAX 4 /* background read-ahead fetches at once */
 
 /**
  * Open the cache in directory @dir (created 0700; files in it are
@@ -59,17 +77,20 @@ typedef int (*live_fetch_fn)(void *ctx, int fd, uint64_t off, uint64_t len,
  */
 int live_cache_new(const char *dir, uint64_t cap, struct live_cache **out);
 
-/** Remove the cache's files and free @c (no read may run).  NULL fine. */
+/** Wait for background fetches, remove the cache's files and free @c (no
+ * read may run).  NULL fine. */
 void live_cache_free(struct live_cache *c);
 
 /**
  * Read up to @len bytes at @off of object @key (@size bytes, or
- * LIVE_SIZE_UNKNOWN) into @out, fetching what is missing with @fetch.
- * Returns the bytes read (0 at or past the end) or -errno.
+ * LIVE_SIZE_UNKNOWN) into @out, fetching what is missing with @f.  A
+ * sequential read fetches what it needs itself and the rest of its window
+ * on a background thread (when @f can be copied).  Returns the bytes read
+ * (0 at or past the end) or -errno.
  */
 ssize_t live_cache_read(struct live_cache *c, const char *key, uint64_t size,
 			void *out, size_t len, uint64_t off,
-			live_fetch_fn fetch, void *ctx);
+			const struct live_fetcher *f);
 
 /**
  * The size of object @key when the cache knows it (a message fetched

@@ -25,8 +25,49 @@ struct mime_out {
 	bool have_text, have_html;
 	bool html_found;
 	cJSON *atts;
-	size_t att_bytes;
+	size_t att_bytes; /* inline */
+	size_t att_max;
+	struct restore_atts *late; /* NULL: everything inline */
 };
+
+void restore_atts_release(struct restore_atts *a)
+{
+	size_t i;
+
+	if (!a)
+		return;
+	for (i = 0; i < a->n; i++) {
+		free(a->v[i].name);
+		free(a->v[i].content_type);
+		buf_release(&a->v[i].data);
+	}
+	free(a->v);
+	memset(a, 0, sizeof(*a));
+}
+
+/* Keep attachment @data (moved out) for an upload session. */
+static int add_late(struct restore_atts *late, const char *name,
+		    const char *type, struct buf *data)
+{
+	struct restore_att *v = realloc(late->v, (late->n + 1) * sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	late->v = v;
+	v += late->n;
+	memset(v, 0, sizeof(*v));
+	v->name = strdup(name);
+	v->content_type = strdup(type);
+	if (!v->name || !v->content_type) {
+		free(v->name);
+		free(v->content_type);
+		return -ENOMEM;
+	}
+	v->data = *data;
+	memset(data, 0, sizeof(*data));
+	late->n++;
+	return 0;
+}
 
 /* The value of header @name in the header block @h (@hl bytes), unfolded,
  * into @out.  Returns true when present. */
@@ -381,7 +422,13 @@ static int leaf(const char *h, size_t hl, const char *b, size_t bl,
 		buf_add(&data, b, bl);
 	if (rc < 0)
 		goto out;
-	if (attachment) {
+	if (attachment && o->late && o->att_bytes + data.len > o->att_max) {
+		char *type = strndup(ct.data, strcspn(ct.data, "; \t"));
+
+		decode_words(fname.len ? fname.data : "attachment", &dec);
+		rc = type ? add_late(o->late, dec.data, type, &data) : -ENOMEM;
+		free(type);
+	} else if (attachment) {
 		cJSON *a = cJSON_CreateObject();
 		char *type = strndup(ct.data, strcspn(ct.data, "; \t"));
 
@@ -501,6 +548,12 @@ out:
 int restore_mime_json(const char *mime, size_t len, size_t att_max,
 		      struct buf *json)
 {
+	return restore_mime_parse(mime, len, att_max, json, NULL);
+}
+
+int restore_mime_parse(const char *mime, size_t len, size_t att_max,
+		       struct buf *json, struct restore_atts *late)
+{
 	struct mime_out o = { 0 };
 	struct buf v = BUF_INIT, dec = BUF_INIT;
 	cJSON *j = cJSON_CreateObject(), *props, *p, *body;
@@ -512,6 +565,10 @@ int restore_mime_json(const char *mime, size_t len, size_t att_max,
 	int rc;
 
 	o.atts = cJSON_CreateArray();
+	o.att_max = att_max;
+	o.late = late;
+	if (late)
+		memset(late, 0, sizeof(*late));
 	if (!j || !o.atts) {
 		rc = -ENOMEM;
 		goto out;
@@ -596,6 +653,8 @@ out:
 	free(txt);
 	cJSON_Delete(j);
 	cJSON_Delete(o.atts);
+	if (rc < 0)
+		restore_atts_release(late);
 	buf_release(&o.text);
 	buf_release(&o.html);
 	buf_release(&v);

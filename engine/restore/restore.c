@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "http/http.h"
 #include "names/names.h"
 #include "util/log.h"
 #include "util/util.h"
@@ -23,8 +24,12 @@
 #define MAIL_MAX      (150u << 20) /* largest message imported */
 #define THREADS_MAX   32
 #define RESCAN_S      10 /* idle uploaders look for pending entries */
+#define SPOOL_SHORT                                                            \
+	"the spool file is incomplete (m365fs stopped while the file was "     \
+	"being copied): copy it again"
 
 struct cache_ent;
+struct sync_req;
 
 struct restore {
 	char *repo;
@@ -34,6 +39,11 @@ struct restore {
 	unsigned threads;
 	size_t fragment;
 	pthread_t tid[THREADS_MAX];
+	pthread_t syncer;
+	bool syncer_on;
+	pthread_cond_t sync_wake; /* a spool file to fsync, or stop */
+	pthread_cond_t sync_done;
+	struct sync_req *syncq; /* protected by lock */
 	unsigned started;
 	pthread_mutex_t lock;
 	pthread_cond_t wake; /* work queued, or stop */
@@ -45,6 +55,10 @@ struct restore {
 	size_t ready_head, ready_n, ready_cap;
 	int64_t busy[THREADS_MAX]; /* entry each uploader works on, or 0 */
 	bool scanning; /* an idle uploader rescans the queue */
+	int64_t scanned_ms; /* when it last did (monotonic) */
+	char **sites; /* site paths "host/sites/a" (mapped), listed once */
+	size_t nsites;
+	bool sites_listed;
 };
 
 /*
@@ -543,6 +557,224 @@ int restore_dir(struct restore *r, const char *path, bool create,
 	return rc;
 }
 
+/* ---- listing what the tenant holds ------------------------------------ */
+
+/* A growing array of strings. */
+struct strv {
+	char **v;
+	size_t n;
+};
+
+static int strv_add(struct strv *sv, const char *str)
+{
+	char **v = realloc(sv->v, (sv->n + 1) * sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	sv->v = v;
+	sv->v[sv->n] = strdup(str);
+	if (!sv->v[sv->n])
+		return -ENOMEM;
+	sv->n++;
+	return 0;
+}
+
+static void strv_free(struct strv *sv)
+{
+	size_t i;
+
+	for (i = 0; i < sv->n; i++)
+		free(sv->v[i]);
+	free(sv->v);
+	memset(sv, 0, sizeof(*sv));
+}
+
+static int site_comp(void *ctx, const char *comp)
+{
+	struct buf *b = ctx;
+
+	if (b->len)
+		buf_addch(b, '/');
+	return buf_adds(b, comp);
+}
+
+/* The path of @site below restore/sites/ ("host/sites/a") into @out. */
+static int site_rel(const struct graph_site *site, struct buf *out)
+{
+	buf_truncate(out, 0);
+	return names_site_path(site->web_url ? site->web_url : "", site_comp,
+			       out);
+}
+
+/* List the (non-personal) sites of the tenant once. */
+static int list_sites(struct restore *r)
+{
+	struct graph_pager *p = NULL;
+	struct graph_site site = { 0 };
+	struct strv set = { 0 };
+	struct buf rel = BUF_INIT;
+	int rc;
+
+	pthread_mutex_lock(&r->lock);
+	rc = r->sites_listed;
+	pthread_mutex_unlock(&r->lock);
+	if (rc)
+		return 0;
+	rc = graph_sites_all_open(r->graph, &p);
+	if (rc < 0 && rc != -EACCES && rc != -EPERM)
+		rc = graph_sites_search_open(r->graph, "*", &p);
+	while (rc == 0 && (rc = graph_pager_next_site(p, &site)) == 1) {
+		rc = 0;
+		if (!site.personal && site_rel(&site, &rel) == 0 && rel.len)
+			rc = strv_add(&set, rel.data);
+	}
+	graph_pager_free(p);
+	graph_site_release(&site);
+	buf_release(&rel);
+	if (rc < 0) {
+		strv_free(&set);
+		return rc;
+	}
+	pthread_mutex_lock(&r->lock);
+	if (!r->sites_listed) {
+		r->sites = set.v;
+		r->nsites = set.n;
+		r->sites_listed = true;
+		set.v = NULL;
+		set.n = 0;
+	}
+	pthread_mutex_unlock(&r->lock);
+	strv_free(&set);
+	return 0;
+}
+
+/* Emit the component after "@prefix/" of site path @rel. */
+static int emit_next(const char *rel, const char *prefix, restore_list_cb fn,
+		     void *ctx)
+{
+	size_t len = strlen(prefix);
+	const char *a, *slash;
+	char *name;
+	int rc;
+
+	if (len && (strncmp(rel, prefix, len) || rel[len] != '/'))
+		return 0;
+	a = rel + len + (len ? 1 : 0);
+	slash = strchr(a, '/');
+	name = slash ? strndup(a, (size_t)(slash - a)) : strdup(a);
+	if (!name)
+		return -ENOMEM;
+	rc = fn(ctx, name);
+	free(name);
+	return rc;
+}
+
+static int list_site_level(struct restore *r, const struct cloc *c,
+			   restore_list_cb fn, void *ctx)
+{
+	struct graph_pager *p = NULL;
+	struct graph_drive d = { 0 };
+	struct graph_site sub = { 0 };
+	struct buf prefix = BUF_INIT, rel = BUF_INIT, name = BUF_INIT;
+	size_t i;
+	int rc;
+
+	rc = list_sites(r);
+	if (rc < 0)
+		return rc;
+	if (c->l.kind == RESTORE_K_TOP)
+		buf_adds(&prefix, "");
+	else
+		buf_addf(&prefix, "%s%s%s", c->x.host,
+			 c->x.spath[0] == '/' || !c->x.spath[0] ? "" : "/",
+			 c->x.spath);
+	if (!prefix.data) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	/* sites below this one (the list does not change: no lock needed) */
+	for (i = 0; rc >= 0 && i < r->nsites; i++)
+		rc = emit_next(r->sites[i], prefix.data, fn, ctx);
+	if (rc < 0 || c->l.kind != RESTORE_K_SITE)
+		goto out;
+	rc = graph_drives_open(r->graph, GRAPH_OWNER_SITE, c->l.site_id, &p);
+	while (rc == 0 && (rc = graph_pager_next_drive(p, &d)) == 1) {
+		buf_truncate(&name, 0);
+		rc = names_map(d.name ? d.name : "",
+			       strlen(d.name ? d.name : ""), &name);
+		if (rc == 0 && name.len)
+			rc = fn(ctx, name.data);
+	}
+	graph_pager_free(p);
+	p = NULL;
+	if (rc < 0)
+		goto out;
+	rc = graph_subsites_open(r->graph, c->l.site_id, &p);
+	while (rc == 0 && (rc = graph_pager_next_site(p, &sub)) == 1) {
+		rc = 0;
+		if (site_rel(&sub, &rel) == 0)
+			rc = emit_next(rel.data, prefix.data, fn, ctx);
+	}
+out:
+	graph_pager_free(p);
+	graph_drive_release(&d);
+	graph_site_release(&sub);
+	buf_release(&prefix);
+	buf_release(&rel);
+	buf_release(&name);
+	return rc < 0 ? rc : 0;
+}
+
+int restore_list(struct restore *r, const char *path, restore_list_cb fn,
+		 void *ctx)
+{
+	struct graph_pager *p = NULL;
+	struct graph_user u = { 0 };
+	struct graph_mail_folder f = { 0 };
+	struct buf name = BUF_INIT;
+	struct cloc c;
+	int rc;
+
+	rc = resolve(r, path, false, &c);
+	if (rc < 0)
+		return rc;
+	if ((c.l.kind == RESTORE_K_TOP && c.x.top == 's') ||
+	    c.l.kind == RESTORE_K_SITE || c.l.kind == RESTORE_K_SITE_PATH) {
+		rc = list_site_level(r, &c, fn, ctx);
+		goto out;
+	}
+	if (c.l.kind == RESTORE_K_TOP) {
+		rc = graph_users_open(r->graph, NULL, &p);
+		while (rc == 0 && (rc = graph_pager_next_user(p, &u)) == 1) {
+			buf_truncate(&name, 0);
+			rc = u.upn ? names_map(u.upn, strlen(u.upn), &name) : 0;
+			if (rc == 0 && name.len)
+				rc = fn(ctx, name.data);
+		}
+	} else if (c.l.kind == RESTORE_K_MAILBOX ||
+		   c.l.kind == RESTORE_K_MAIL_FOLDER) {
+		rc = graph_mail_folders_open(
+			r->graph, c.l.user,
+			c.l.kind == RESTORE_K_MAILBOX ? NULL : c.l.folder_id,
+			true, &p);
+		while (rc == 0 &&
+		       (rc = graph_pager_next_mail_folder(p, &f)) == 1) {
+			buf_truncate(&name, 0);
+			rc = names_map(f.display_name, strlen(f.display_name),
+				       &name);
+			if (rc == 0 && name.len)
+				rc = fn(ctx, name.data);
+		}
+	}
+out:
+	graph_pager_free(p);
+	graph_user_release(&u);
+	graph_mail_folder_release(&f);
+	buf_release(&name);
+	cloc_release(&c);
+	return rc < 0 ? rc : 0;
+}
+
 /* ---- spool and queue --------------------------------------------------- */
 
 int restore_spool_open(struct restore *r, int conflict, struct buf *spool,
@@ -584,20 +816,84 @@ static int fsync_dir(const char *dir)
 	return rc;
 }
 
+/*
+ * The syncer thread makes spool files durable (fsync of the file, then of
+ * the spool directory) while restore_commit() records the entry in the
+ * catalog: the two flushes overlap instead of adding up, and close() of a
+ * small file in restore/ returns sooner.  restore_commit() returns only
+ * when both are done.  Should the daemon die in between, the entry may
+ * exist while its spool file is short: uploads check the size first.
+ */
+struct sync_req {
+	int fd;
+	int rc;
+	bool done;
+	struct sync_req *next;
+};
+
+static void *syncer(void *arg)
+{
+	struct restore *r = arg;
+	struct sync_req *batch, *q;
+	int drc;
+
+	pthread_mutex_lock(&r->lock);
+	for (;;) {
+		if (!r->syncq) {
+			if (r->stop)
+				break;
+			pthread_cond_wait(&r->sync_wake, &r->lock);
+			continue;
+		}
+		batch = r->syncq;
+		r->syncq = NULL;
+		pthread_mutex_unlock(&r->lock);
+		for (q = batch; q; q = q->next)
+			q->rc = fsync(q->fd) < 0 ? -errno : 0;
+		drc = fsync_dir(r->spool_dir);
+		pthread_mutex_lock(&r->lock);
+		for (q = batch; q; q = q->next) {
+			if (q->rc == 0)
+				q->rc = drc;
+			q->done = true;
+		}
+		pthread_cond_broadcast(&r->sync_done);
+	}
+	pthread_mutex_unlock(&r->lock);
+	return NULL;
+}
+
 int restore_commit(struct restore *r, int fd, const char *target,
 		   const char *spool, int64_t size, int64_t *id)
 {
+	struct sync_req sr = { .fd = fd };
 	int64_t local = 0;
-	int rc = 0;
+	int rc;
 
 	if (!id)
 		id = &local;
-	if (fsync(fd) < 0)
-		rc = -errno;
-	if (rc == 0)
-		rc = fsync_dir(r->spool_dir);
-	if (rc == 0)
-		rc = cat_restore_enqueue(r->cat, target, spool, size, id);
+	pthread_mutex_lock(&r->lock);
+	if (r->syncer_on) {
+		sr.next = r->syncq;
+		r->syncq = &sr;
+		pthread_cond_signal(&r->sync_wake);
+	}
+	pthread_mutex_unlock(&r->lock);
+	if (!r->syncer_on) {
+		sr.rc = fsync(fd) < 0 ? -errno : fsync_dir(r->spool_dir);
+		sr.done = true;
+	}
+	rc = cat_restore_enqueue(r->cat, target, spool, size, id);
+	pthread_mutex_lock(&r->lock);
+	while (!sr.done)
+		pthread_cond_wait(&r->sync_done, &r->lock);
+	pthread_mutex_unlock(&r->lock);
+	if (rc == 0 && sr.rc < 0) {
+		cat_restore_update(
+			r->cat, *id, CAT_RESTORE_FAILED,
+			"the spool file could not be written to disk", NULL);
+		rc = sr.rc;
+	}
 	if (rc < 0) {
 		log_err("restore: cannot record the restore of '%s': %s",
 			target, strerror(-rc));
@@ -710,12 +1006,85 @@ static enum graph_conflict graph_policy(int c)
 				    : GRAPH_CONFLICT_RENAME;
 }
 
+static bool spool_unread(const char *spool)
+{
+	size_t n = strlen(spool), k = strlen(RESTORE_UNREAD_SUFFIX);
+
+	return n > k && !strcmp(spool + n - k, RESTORE_UNREAD_SUFFIX);
+}
+
+/* The policy in "<dir>/<guid>.<policy>[.unread]". */
 static int policy_of_spool(const char *spool)
 {
-	const char *dot = strrchr(spool, '.');
-	int c = dot ? restore_conflict_parse(dot + 1) : -EINVAL;
+	const char *base = strrchr(spool, '/');
+	const char *dot = strchr(base ? base : spool, '.');
+	char name[16];
+	size_t len;
+	int c = -EINVAL;
 
+	if (dot) {
+		len = strcspn(dot + 1, ".");
+		if (len < sizeof(name)) {
+			memcpy(name, dot + 1, len);
+			name[len] = 0;
+			c = restore_conflict_parse(name);
+		}
+	}
 	return c < 0 ? RESTORE_RENAME : c;
+}
+
+int restore_spool_set_unread(char **spool, bool unread)
+{
+	struct buf to = BUF_INIT;
+	size_t k = strlen(RESTORE_UNREAD_SUFFIX);
+	char *path;
+	int rc;
+
+	if (spool_unread(*spool) == unread)
+		return 0;
+	rc = unread ? buf_addf(&to, "%s%s", *spool, RESTORE_UNREAD_SUFFIX)
+		    : buf_add(&to, *spool, strlen(*spool) - k);
+	path = rc == 0 ? buf_detach(&to, NULL) : NULL;
+	buf_release(&to);
+	if (!path)
+		return -ENOMEM;
+	if (rename(*spool, path) < 0) {
+		rc = -errno;
+		free(path);
+		return rc;
+	}
+	free(*spool);
+	*spool = path;
+	return 0;
+}
+
+/* Make the message JSON @json one that creates an unread message. */
+static int json_unread(struct buf *json)
+{
+	cJSON *j = cJSON_Parse(json->data), *p;
+	const char *id;
+	char *txt = NULL;
+	int rc = -ENOMEM;
+
+	if (!j)
+		return -EBADMSG;
+	cJSON_ReplaceItemInObject(j, "isRead", cJSON_CreateFalse());
+	cJSON_ArrayForEach(
+		p, cJSON_GetObjectItem(j, "singleValueExtendedProperties"))
+	{
+		id = cJSON_GetStringValue(cJSON_GetObjectItem(p, "id"));
+		if (id && !strcmp(id, "Integer 0x0E07"))
+			cJSON_ReplaceItemInObject(p, "value",
+						  cJSON_CreateString("0"));
+	}
+	txt = cJSON_PrintUnformatted(j);
+	if (txt) {
+		buf_truncate(json, 0);
+		rc = buf_adds(json, txt);
+	}
+	free(txt);
+	cJSON_Delete(j);
+	return rc;
 }
 
 static int spool_qxh(int fd, char out[29])
@@ -919,6 +1288,7 @@ static int upload_file(struct restore *r, const struct cat_restore *e,
 	struct graph_item it = { 0 };
 	struct http_source src;
 	struct http_fd_source sctx;
+	struct stat st;
 	int fd, rc;
 
 	fd = open(e->spool, O_RDONLY | O_CLOEXEC);
@@ -927,6 +1297,11 @@ static int upload_file(struct restore *r, const struct cat_restore *e,
 		buf_addf(reason, "spool file '%s' is gone: %s", e->spool,
 			 strerror(-rc));
 		return rc == -ENOENT ? -EBADMSG : rc;
+	}
+	if (fstat(fd, &st) < 0 || st.st_size != e->size) {
+		buf_adds(reason, SPOOL_SHORT);
+		rc = -EBADMSG;
+		goto out;
 	}
 	if (again && !(e->remote_id && !strncmp(e->remote_id, "upload:", 7))) {
 		rc = find_done(r, loc, raw, fd, e->size, id);
@@ -989,17 +1364,142 @@ static int find_message(struct restore *r, const struct restore_loc *loc,
 	return rc;
 }
 
+/* PUT the fragments of @a to the attachment upload session @url. */
+static int put_attachment(struct restore *r, const char *url,
+			  const struct restore_att *a)
+{
+	struct http_request req = { 0 };
+	struct http_response resp;
+	const char *hdrs[3] = { "Content-Type: application/octet-stream", NULL,
+				NULL };
+	char range[96];
+	size_t off = 0, n;
+	int rc = 0;
+
+	http_response_init(&resp);
+	req.method = "PUT";
+	req.url = url; /* pre-authenticated: no bearer */
+	req.headers = hdrs;
+	do {
+		n = a->data.len - off;
+		if (n > RESTORE_ATT_FRAGMENT)
+			n = RESTORE_ATT_FRAGMENT;
+		snprintf(range, sizeof(range),
+			 "Content-Range: bytes %zu-%zu/%zu", off, off + n - 1,
+			 a->data.len);
+		hdrs[1] = range;
+		req.body = a->data.data + off;
+		req.body_len = n;
+		rc = http_do(graph_http(r->graph), &req, &resp);
+		if (rc < 0)
+			rc = http_fail(&req, &resp, rc);
+		if (rc == 0 && (resp.status < 200 || resp.status > 299))
+			rc = http_fail(&req, &resp, 0);
+		off += n;
+	} while (rc == 0 && off < a->data.len);
+	http_response_release(&resp);
+	return rc;
+}
+
+/* Add attachment @a to message @msg of @user with an upload session
+ * (GRAPH-API.md 6.6). */
+static int upload_attachment(struct restore *r, const char *user,
+			     const char *msg, const struct restore_att *a)
+{
+	struct buf path = BUF_INIT;
+	cJSON *b = cJSON_CreateObject(), *it, *resp = NULL;
+	const char *url;
+	char *body = NULL;
+	int rc = -ENOMEM;
+
+	if (!a->data.len)
+		return 0; /* Exchange refuses empty sessions; nothing to add */
+	it = b ? cJSON_AddObjectToObject(b, "AttachmentItem") : NULL;
+	if (!it || !cJSON_AddStringToObject(it, "attachmentType", "file") ||
+	    !cJSON_AddStringToObject(it, "name", a->name) ||
+	    !cJSON_AddNumberToObject(it, "size", (double)a->data.len) ||
+	    !cJSON_AddStringToObject(it, "contentType", a->content_type))
+		goto out;
+	body = cJSON_PrintUnformatted(b);
+	buf_adds(&path, "/users/");
+	http_escape(&path, user);
+	buf_adds(&path, "/messages/");
+	http_escape(&path, msg);
+	buf_adds(&path, "/attachments/createUploadSession");
+	if (!body || !path.data)
+		goto out;
+	rc = graph_call(r->graph, "POST", path.data, body, NULL, &resp);
+	if (rc < 0)
+		goto out;
+	url = cJSON_GetStringValue(cJSON_GetObjectItem(resp, "uploadUrl"));
+	rc = url ? put_attachment(r, url, a) : -EPROTO;
+out:
+	cJSON_Delete(b);
+	cJSON_Delete(resp);
+	free(body);
+	buf_release(&path);
+	return rc;
+}
+
+/* Does message @msg already have an attachment like @a (a retry)? */
+static bool has_attachment(const cJSON *list, const struct restore_att *a)
+{
+	const cJSON *x;
+	const char *name;
+
+	cJSON_ArrayForEach(x, list)
+	{
+		name = cJSON_GetStringValue(cJSON_GetObjectItem(x, "name"));
+		if (name && !strcmp(name, a->name) &&
+		    cJSON_GetNumberValue(cJSON_GetObjectItem(x, "size")) ==
+			    (double)a->data.len)
+			return true;
+	}
+	return false;
+}
+
+/* Add the @late attachments to message @msg; after a restart (@fresh
+ * false) those it has already are skipped. */
+static int add_attachments(struct restore *r, const char *user, const char *msg,
+			   const struct restore_atts *late, bool fresh)
+{
+	struct buf path = BUF_INIT;
+	cJSON *have = NULL;
+	size_t i;
+	int rc = 0;
+
+	if (!fresh) {
+		buf_adds(&path, "/users/");
+		http_escape(&path, user);
+		buf_adds(&path, "/messages/");
+		http_escape(&path, msg);
+		buf_adds(&path, "/attachments?$select=name,size");
+		rc = path.data ? graph_call(r->graph, "GET", path.data, NULL,
+					    NULL, &have)
+			       : -ENOMEM;
+	}
+	for (i = 0; rc == 0 && i < late->n; i++)
+		if (!have || !has_attachment(cJSON_GetObjectItem(have, "value"),
+					     &late->v[i]))
+			rc = upload_attachment(r, user, msg, &late->v[i]);
+	cJSON_Delete(have);
+	buf_release(&path);
+	return rc;
+}
+
 static int import_mail(struct restore *r, const struct cat_restore *e,
 		       bool again, const struct restore_loc *loc,
 		       struct buf *id, struct buf *reason)
 {
 	struct graph_message m = { 0 }, moved = { 0 };
-	struct buf mime = BUF_INIT, json = BUF_INIT;
-	const char *draft = NULL;
+	struct buf mime = BUF_INIT, json = BUF_INIT, saved = BUF_INIT;
+	struct restore_atts late = { 0 };
+	const char *draft = NULL, *rid = e->remote_id ? e->remote_id : "";
+	bool fresh = false;
 	int rc;
 
-	if (e->remote_id && !strncmp(e->remote_id, "draft:", 6)) {
-		draft = e->remote_id + 6; /* created before a restart */
+	if (!strncmp(rid, "draft:", 6)) {
+		draft = rid + 6; /* created before a restart */
 		goto move;
 	}
 	rc = util_read_file(e->spool, &mime, MAIL_MAX);
@@ -1008,34 +1508,60 @@ static int import_mail(struct restore *r, const struct cat_restore *e,
 			 strerror(-rc));
 		goto out;
 	}
-	/* a received, non-draft message from JSON when it fits */
-	rc = restore_mime_json(mime.data, mime.len, RESTORE_MAIL_INLINE_MAX,
-			       &json);
-	if (rc == 0 && again && find_message(r, loc, json.data, id) == 1) {
-		log_info("restore: '%s' was imported before the restart",
-			 e->target);
+	if ((int64_t)mime.len != e->size) {
+		buf_adds(reason, SPOOL_SHORT);
+		rc = -EBADMSG;
 		goto out;
 	}
-	if (rc == 0) {
+	/*
+	 * A received, non-draft message from JSON; attachments that do not
+	 * fit in one request are added afterwards with upload sessions.
+	 */
+	rc = restore_mime_parse(mime.data, mime.len, RESTORE_MAIL_INLINE_MAX,
+				&json, &late);
+	if (rc == 0 && spool_unread(e->spool))
+		rc = json_unread(&json);
+	if (rc == 0 && !strncmp(rid, "msg:", 4)) {
+		buf_adds(id, rid + 4); /* created before a restart */
+	} else if (rc == 0 && again &&
+		   find_message(r, loc, json.data, id) == 1) {
+		log_info("restore: '%s' was imported before the restart",
+			 e->target);
+	} else if (rc == 0) {
 		rc = graph_message_create_json(r->graph, loc->user,
 					       loc->folder_id, json.data, &m);
 		if (rc == 0) {
 			buf_adds(id, m.id);
-			goto out;
+			fresh = true;
+			if (late.n) { /* a retry adds what is missing */
+				buf_addf(&saved, "msg:%s", m.id);
+				cat_restore_update(r->cat, e->id,
+						   CAT_RESTORE_PENDING, NULL,
+						   saved.data);
+			}
+		} else {
+			set_reason(reason, rc, "import the message");
+			if (rc != -EINVAL && rc != -EBADMSG)
+				goto out;
+			log_warn(
+				"restore: '%s': JSON import refused (%s): imported from MIME as a draft",
+				e->target, reason->data);
+			buf_truncate(reason, 0);
+			goto mime;
 		}
-		set_reason(reason, rc, "import the message");
-		if (rc != -EINVAL && rc != -EBADMSG)
-			goto out;
-		log_warn(
-			"restore: '%s': JSON import refused (%s): imported from MIME as a draft",
-			e->target, reason->data);
-		buf_truncate(reason, 0);
 	} else {
-		log_warn("restore: '%s': %s: imported from MIME as a draft",
-			 e->target,
-			 rc == -E2BIG ? "attachments too large for one request"
-				      : "MIME not understood");
+		log_warn("restore: '%s': MIME not understood: imported from "
+			 "MIME as a draft",
+			 e->target);
+		goto mime;
 	}
+	if (late.n) {
+		rc = add_attachments(r, loc->user, id->data, &late, fresh);
+		if (rc < 0)
+			set_reason(reason, rc, "add a large attachment");
+	}
+	goto out;
+mime:
 	rc = graph_message_create_mime(r->graph, loc->user, mime.data, mime.len,
 				       &m);
 	if (rc < 0) {
@@ -1043,8 +1569,7 @@ static int import_mail(struct restore *r, const struct cat_restore *e,
 		goto out;
 	}
 	buf_addf(id, "draft:%s", m.id);
-	cat_restore_update(r->cat, e->id, CAT_RESTORE_UPLOADING, NULL,
-			   id->data);
+	cat_restore_update(r->cat, e->id, CAT_RESTORE_PENDING, NULL, id->data);
 	draft = m.id;
 move:
 	rc = graph_message_move(r->graph, loc->user, draft, loc->folder_id,
@@ -1059,8 +1584,10 @@ move:
 out:
 	graph_message_release(&m);
 	graph_message_release(&moved);
+	restore_atts_release(&late);
 	buf_release(&mime);
 	buf_release(&json);
+	buf_release(&saved);
 	return rc;
 }
 
@@ -1263,9 +1790,11 @@ static void *worker(void *arg)
 			ts.tv_sec += RESCAN_S;
 			if (pthread_cond_timedwait(&r->wake, &r->lock, &ts) !=
 				    ETIMEDOUT ||
-			    r->ready_n || r->scanning)
-				continue;
+			    r->ready_n || r->scanning ||
+			    util_mono_ms() - r->scanned_ms < RESCAN_S * 1000)
+				continue; /* one scan per period, not per uploader */
 			r->scanning = true;
+			r->scanned_ms = util_mono_ms();
 			pthread_mutex_unlock(&r->lock);
 			cat_restore_list(r->cat, rescan_cb, r);
 			pthread_mutex_lock(&r->lock);
@@ -1305,6 +1834,8 @@ int restore_new(const struct restore_config *cfg, struct restore **out)
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_cond_init(&r->wake, NULL);
 	pthread_cond_init(&r->quit, NULL);
+	pthread_cond_init(&r->sync_wake, NULL);
+	pthread_cond_init(&r->sync_done, NULL);
 	r->graph = cfg->graph;
 	r->threads = cfg->threads ? cfg->threads : RESTORE_DEFAULT_THREADS;
 	if (r->threads > THREADS_MAX)
@@ -1335,6 +1866,7 @@ int restore_new(const struct restore_config *cfg, struct restore **out)
 			rc == -ENOENT ? " (take a snapshot first)" : "");
 		goto out;
 	}
+	r->syncer_on = pthread_create(&r->syncer, NULL, syncer, r) == 0;
 	*out = r;
 	r = NULL;
 out:
@@ -1447,14 +1979,22 @@ void restore_free(struct restore *r)
 	r->stop = true;
 	pthread_cond_broadcast(&r->wake);
 	pthread_cond_broadcast(&r->quit);
+	pthread_cond_broadcast(&r->sync_wake);
 	pthread_mutex_unlock(&r->lock);
 	for (i = 0; i < r->started; i++)
 		pthread_join(r->tid[i], NULL);
+	if (r->syncer_on)
+		pthread_join(r->syncer, NULL);
 	cat_close(r->cat);
 	cache_free(r);
+	for (i = 0; i < r->nsites; i++)
+		free(r->sites[i]);
+	free(r->sites);
 	pthread_mutex_destroy(&r->lock);
 	pthread_cond_destroy(&r->wake);
 	pthread_cond_destroy(&r->quit);
+	pthread_cond_destroy(&r->sync_wake);
+	pthread_cond_destroy(&r->sync_done);
 	free(r->ready);
 	free(r->repo);
 	free(r->spool_dir);

@@ -26,7 +26,8 @@
  * into the folder (Graph makes MIME imports drafts: see README).
  *
  * Conflict policy (enum restore_conflict) is fixed per file when it is
- * spooled (it is part of the spool file name).  rename: Graph renames
+ * spooled (it is part of the spool file name, as is the read state of a
+ * message: restore_spool_set_unread()).  rename: Graph renames
  * ("a (1).txt"); replace: the existing file is replaced; skip: an
  * existing file is kept and the entry is done with reason "skipped".
  * Exactly once: an entry retried, or left by an earlier process, is
@@ -136,6 +137,20 @@ void restore_loc_release(struct restore_loc *l);
 int restore_dir(struct restore *r, const char *path, bool create,
 		struct restore_loc *out);
 
+typedef int (*restore_list_cb)(void *ctx, const char *name);
+
+/**
+ * What directory @path (resolved as by restore_dir()) holds in the tenant,
+ * for the levels that are cheap to list: hosts, site paths, sites and
+ * libraries (sites are listed once and remembered), users (onedrive/,
+ * mailboxes/) and mail folders.  @fn gets each mapped name (a name may
+ * come more than once); a non-0 return stops the listing and is returned.  Folders in a library or a
+ * OneDrive are not listed (the restore queue shows what was restored
+ * there).  Returns 0, a resolution error or a Graph error.
+ */
+int restore_list(struct restore *r, const char *path, restore_list_cb fn,
+		 void *ctx);
+
 /**
  * Create a new spool file for a restore under policy @conflict: *@fd is
  * open for reading and writing (caller closes), @spool receives its path.
@@ -144,10 +159,23 @@ int restore_dir(struct restore *r, const char *path, bool create,
 int restore_spool_open(struct restore *r, int conflict, struct buf *spool,
 		       int *fd);
 
+#define RESTORE_UNREAD_SUFFIX ".unread"
+
 /**
- * fsync spool file @fd (@size bytes, path @spool) and its directory, then
- * record the restore of it to @target in the queue (durable on return)
- * and wake an uploader.  *@id (may be NULL) gets the entry id.
+ * Mark the spool file *@spool (not committed yet) as a message to restore
+ * unread (@unread true: renamed to "<spool>.unread") or read (the
+ * default: the suffix is removed).  *@spool (malloc'd) is replaced by the
+ * new path.  The read state then travels with the spool file through the
+ * queue.  Returns 0 or -errno.
+ */
+int restore_spool_set_unread(char **spool, bool unread);
+
+/**
+ * fsync spool file @fd (@size bytes, path @spool) and its directory and,
+ * at the same time, record the restore of it to @target in the queue:
+ * both are durable on return; then an uploader gets it.  *@id (may be
+ * NULL) gets the entry id.  An entry whose spool file turns out shorter
+ * than @size (the process died during this call) fails at upload.
  */
 int restore_commit(struct restore *r, int fd, const char *target,
 		   const char *spool, int64_t size, int64_t *id);
@@ -185,7 +213,33 @@ int restore_drain(struct restore *r, int timeout_ms);
 int restore_mime_json(const char *mime, size_t len, size_t att_max,
 		      struct buf *json);
 
+/* An attachment to add after the message is created (upload session). */
+struct restore_att {
+	char *name;
+	char *content_type;
+	struct buf data; /* decoded bytes */
+};
+
+struct restore_atts {
+	struct restore_att *v;
+	size_t n;
+};
+
+/** Free what @a holds and make it empty.  NULL is fine. */
+void restore_atts_release(struct restore_atts *a);
+
+/**
+ * As restore_mime_json(), but attachments that would take the inline ones
+ * over @att_max bytes (in MIME order) are not put in @json: they go to
+ * @late (replaced; caller releases with restore_atts_release()), to be
+ * added with attachment upload sessions once the message exists.  @late
+ * NULL: as restore_mime_json().
+ */
+int restore_mime_parse(const char *mime, size_t len, size_t att_max,
+		       struct buf *json, struct restore_atts *late);
+
 #define RESTORE_MAIL_INLINE_MAX (2u << 20) /* attachments in one create */
+#define RESTORE_ATT_FRAGMENT	(3u << 20) /* attachment upload PUTs */
 
 /* ---- connections ------------------------------------------------------- */
 

@@ -74,6 +74,32 @@ int chunk_hdr_decode(const unsigned char *in, struct chunk_hdr *h)
 	return 0;
 }
 
+/*
+ * True when lz4 would not shrink @n bytes at @p by 3 %: four 16 KiB
+ * samples spread over a large chunk (already compressed media, zip
+ * containers) are tried first, so such chunks skip the full compression.
+ * @tmp holds at least LZ4_compressBound(@n) bytes.
+ */
+static bool incompressible(const unsigned char *p, size_t n, void *lz4,
+			   char *tmp)
+{
+	const size_t piece = 16 * 1024;
+	size_t in = 0, out = 0;
+
+	if (n < 16 * piece)
+		return false;
+	for (int i = 0; i < 4; i++) {
+		size_t off = (n - piece) / 3 * (size_t)i;
+		int c = LZ4_compress_fast_extState(
+			lz4, (const char *)p + off, tmp, (int)piece,
+			LZ4_compressBound((int)piece), 1);
+
+		in += piece;
+		out += c > 0 ? (size_t)c : piece;
+	}
+	return out * 100 >= in * 97;
+}
+
 int chunk_seal(const struct store_keys *k, const unsigned char *id,
 	       const void *p, size_t n, void *lz4, struct buf *tmp,
 	       struct buf *rec)
@@ -89,7 +115,10 @@ int chunk_seal(const struct store_keys *k, const unsigned char *id,
 	ret = buf_grow(tmp, (size_t)bound);
 	if (ret)
 		return ret;
-	clen = LZ4_compress_fast_extState(lz4, p, tmp->data, (int)n, bound, 1);
+	clen = incompressible(p, n, lz4, tmp->data)
+		       ? 0
+		       : LZ4_compress_fast_extState(lz4, p, tmp->data, (int)n,
+						    bound, 1);
 	memcpy(h.id, id, 32);
 	h.plain = (uint32_t)n;
 	if (clen > 0 && (size_t)clen < n) {

@@ -610,9 +610,12 @@ static struct cache_ent *cache_insert(struct store *st, struct cache_ent *e)
 	return e;
 }
 
-/* A referenced cache entry holding the plaintext of @id. */
+/*
+ * A referenced cache entry holding the plaintext of @id; *@loaded (may be
+ * NULL) tells whether it was read from a pack.
+ */
 static int chunk_cached(struct store *st, const unsigned char *id,
-			struct cache_ent **out)
+			struct cache_ent **out, bool *loaded)
 {
 	struct cache_ent *e;
 	struct cbuf data = { NULL, 0 };
@@ -620,6 +623,8 @@ static int chunk_cached(struct store *st, const unsigned char *id,
 	int ret;
 
 	e = cache_get(st, id);
+	if (loaded)
+		*loaded = !e;
 	if (e) {
 		atomic_fetch_add(&st->cache_hits, 1);
 		*out = e;
@@ -663,11 +668,29 @@ static int desc_shape(const void *desc, size_t len, uint64_t *count,
 	return 0;
 }
 
+/* Index of the first chunk of @desc whose end is past @off. */
+static uint64_t desc_find(const void *desc, uint64_t count, uint64_t off)
+{
+	const unsigned char *id;
+	uint64_t lo = 0, hi = count, start, end;
+
+	while (lo < hi) {
+		uint64_t mid = lo + (hi - lo) / 2;
+
+		desc_entry(desc, mid, &id, &start, &end);
+		if (end <= off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
 ssize_t store_read(struct store *st, const void *desc, size_t desc_len,
 		   uint64_t off, void *p, size_t n)
 {
 	const unsigned char *id;
-	uint64_t count, size, lo, hi, start, end, pos = off;
+	uint64_t count, size, start, end, pos = off;
 	size_t done = 0;
 	int ret;
 
@@ -680,19 +703,8 @@ ssize_t store_read(struct store *st, const void *desc, size_t desc_len,
 		n = (size_t)(size - off);
 	if (n > SSIZE_MAX)
 		n = SSIZE_MAX;
-	/* first chunk whose end is past @off */
-	lo = 0;
-	hi = count;
-	while (lo < hi) {
-		uint64_t mid = lo + (hi - lo) / 2;
-
-		desc_entry(desc, mid, &id, &start, &end);
-		if (end <= off)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	for (uint64_t i = lo; done < n && i < count; i++) {
+	for (uint64_t i = desc_find(desc, count, off); done < n && i < count;
+	     i++) {
 		struct cache_ent *e = NULL;
 		size_t take;
 
@@ -700,7 +712,7 @@ ssize_t store_read(struct store *st, const void *desc, size_t desc_len,
 		if (end <= start || end - start > CHUNK_LIMIT || pos < start ||
 		    pos >= end)
 			return -EBADMSG;
-		ret = chunk_cached(st, id, &e);
+		ret = chunk_cached(st, id, &e, NULL);
 		if (ret)
 			return ret;
 		if (e->len != end - start) {
@@ -716,6 +728,47 @@ ssize_t store_read(struct store *st, const void *desc, size_t desc_len,
 		pos += take;
 	}
 	return (ssize_t)done;
+}
+
+int store_view_get(struct store *st, const void *desc, size_t desc_len,
+		   uint64_t off, struct store_view *v)
+{
+	const unsigned char *id;
+	struct cache_ent *e = NULL;
+	uint64_t count, size, start, end, i;
+	int ret;
+
+	memset(v, 0, sizeof(*v));
+	ret = desc_shape(desc, desc_len, &count, &size);
+	if (ret)
+		return ret;
+	if (off >= size)
+		return -ERANGE;
+	i = desc_find(desc, count, off);
+	if (i >= count)
+		return -EBADMSG;
+	desc_entry(desc, i, &id, &start, &end);
+	if (end <= start || end - start > CHUNK_LIMIT || off < start ||
+	    off >= end)
+		return -EBADMSG;
+	ret = chunk_cached(st, id, &e, &v->loaded);
+	if (ret)
+		return ret;
+	if (e->len != end - start) {
+		ent_put(e);
+		return -EBADMSG;
+	}
+	v->data = e->data;
+	v->off = start;
+	v->len = e->len;
+	v->priv = e;
+	return 0;
+}
+
+void store_view_put(struct store_view *v)
+{
+	ent_put(v->priv);
+	memset(v, 0, sizeof(*v));
 }
 
 int store_read_fd(struct store *st, const void *desc, size_t desc_len, int fd)

@@ -285,6 +285,34 @@ int store_desc_foreach(const void *desc, size_t len,
 ssize_t store_read(struct store *st, const void *desc, size_t desc_len,
 		   uint64_t off, void *p, size_t n);
 
+/*
+ * A referenced view of one decompressed chunk of a content, from the
+ * store's cache (store_view_get()); the bytes stay valid until
+ * store_view_put(), even if the cache evicts the chunk meanwhile.
+ */
+struct store_view {
+	const unsigned char *data; /* the chunk's plaintext */
+	uint64_t off; /* offset of the chunk in the content */
+	size_t len; /* bytes at @data */
+	bool loaded; /* this call read it from a pack (it was not cached) */
+	void *priv; /* the cache entry */
+};
+
+/**
+ * The chunk of content @desc that holds offset @off, referenced into @v
+ * (give it back with store_view_put()).  Lets a reader answer from the
+ * cache without a copy, and learn whether the chunk had to be loaded.
+ * Returns 0, -ERANGE (@off at or past the end), or as store_read().
+ */
+int store_view_get(struct store *st, const void *desc, size_t desc_len,
+		   uint64_t off, struct store_view *v);
+
+/**
+ * Give back the reference of @v (zeroed).  A zeroed view is fine.  Every
+ * view must be given back before its store is closed.
+ */
+void store_view_put(struct store_view *v);
+
 /**
  * Read the whole content of @desc and write it to @fd.
  * Returns 0 or -errno as store_read().

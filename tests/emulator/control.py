@@ -125,8 +125,8 @@ def faults(req, m):
                     r.get("latency_ms") is None:
                 raise _bad("a rule needs status, drop_after_bytes or "
                            "latency_ms")
-            if r.get("drop_mode") not in (None, "reset", "close"):
-                raise _bad("drop_mode must be 'reset' or 'close'")
+            if r.get("drop_mode") not in (None, "reset", "close", "rst"):
+                raise _bad("drop_mode must be 'reset', 'close' or 'rst'")
             rule = {k: v for k, v in r.items() if not k.startswith("_")}
             if st is not None:
                 rule["status"] = int(st)
@@ -315,9 +315,13 @@ def _drop_site(t, s):
     t.sites_by_id.pop(s.id.lower(), None)
     if s.parent is not None and s in s.parent.subsites:
         s.parent.subsites.remove(s)
-    for owner in list(t.groups) + list(t.users):
-        if owner.site is s:
-            owner.site = None
+    for u in t.users:
+        if u.site is s:
+            u.site = None
+    for g in list(t.groups):
+        if g.site is s:  # deleting a group-connected site deletes the group
+            g.site = None
+            t.groups.remove(g)
 
 
 def _find_site(t, a):
@@ -354,8 +358,9 @@ def dir_mutate(op, a):
             raise _bad("the root site cannot be deleted")
         gone = [x.id for x in t.drives.values()
                 if x.site is not None and _under(x.site, s)]
+        groups = [g.id for g in t.groups if g.site is s]
         _drop_site(t, s)
-        return {"ok": True, "id": s.id, "drives": gone}
+        return {"ok": True, "id": s.id, "drives": gone, "groups": groups}
     if op == "delete_drive":
         d = t.drives.get(a.get("drive") or a.get("id") or "")
         if d is None:

@@ -280,6 +280,7 @@ class Emulator:
             "expire_delta_tokens": False,
             "download_url_lifetime": 3600,
             "upload_session_lifetime": 3600,
+            "batch_order": "shuffle",
         }
         self.modules = {}  # name -> imported optional module
         self.urls = {}  # "graph", "login", "files", "control" -> base URL
@@ -441,7 +442,7 @@ class DropConnection(Exception):
     """Raised by the app to cut a response off (see transport.py)."""
 
 
-DROP_KEY = "emu.drop"  # scope key: how to drop ("reset" | "close")
+DROP_KEY = "emu.drop"  # scope key: how to drop ("reset" | "close" | "rst")
 
 
 def make_app(host_of):

@@ -7,7 +7,9 @@
   the client, which then waited for the rest of the body forever; now the
   bytes already given are sent, then the stream is reset (RST_STREAM
   INTERNAL_ERROR), or the whole TCP connection is closed when the
-  application asked for that (scope[DROP_KEY] = "close").
+  application asked for that (scope[DROP_KEY] = "close"), or reset with
+  a TCP RST and no TLS close_notify (scope[DROP_KEY] = "rst", both
+  protocols).
 
 * HTTP/2 throughput (pure-Python h2): larger stream buffers, several DATA
   frames per socket write, large receive windows and frames so that
@@ -19,12 +21,17 @@ hypercorn serves.
 """
 import asyncio
 import functools
+import socket
+import struct
+import sys
 
+import h11
 import h2.errors
 import h2.exceptions
 import h2.settings
 from hypercorn.events import Closed
 from hypercorn.protocol import h2 as hc_h2
+from hypercorn.protocol import h11 as hc_h11
 from hypercorn.protocol.events import StreamClosed
 
 from core import DROP_KEY  # scope[DROP_KEY] = "close": close the connection
@@ -39,9 +46,33 @@ MAX_FRAME = 1 << 20
 _installed = []
 
 
+async def _reset_tcp(proto):
+    """Resets the TCP connection of PROTO (RST, no TLS close_notify), once
+    what was written has left: like a connection cut by the network."""
+    server = getattr(proto.send, "__self__", None)
+    writer = getattr(server, "writer", None)
+    if writer is None:
+        await proto.send(Closed())
+        return
+    transport = writer.transport
+    for _ in range(250):
+        if transport.get_write_buffer_size() == 0:
+            break
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.05)  # let the kernel hand it to the peer
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                            struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+    transport.abort()
+
+
 async def _abort_stream(proto, sid, buf, mode):
-    """Sends what is buffered for stream SID, then resets it (or closes
-    the connection when MODE is "close")."""
+    """Sends what is buffered for stream SID, then resets it (or closes /
+    resets the connection when MODE is "close" / "rst")."""
     if buf.buffer:
         try:
             await asyncio.wait_for(buf.drain(), 60)
@@ -49,6 +80,9 @@ async def _abort_stream(proto, sid, buf, mode):
             pass  # the client does not read: reset anyway
     if mode == "close":
         await proto.send(Closed())
+        return
+    if mode == "rst":
+        await _reset_tcp(proto)
         return
     try:
         proto.connection.reset_stream(sid, h2.errors.ErrorCodes.INTERNAL_ERROR)
@@ -82,6 +116,20 @@ def _patch_abort():
         await orig(self, event)
 
     hc_h2.H2Protocol.stream_send = stream_send
+
+    orig11 = hc_h11.H11Protocol.stream_send
+
+    async def stream_send11(self, event):
+        # HTTP/1.1 closes the connection after an aborted response anyway;
+        # "rst" makes it a TCP reset
+        if isinstance(event, StreamClosed) and self.stream is not None and \
+                self.connection.our_state is h11.SEND_BODY and \
+                (getattr(self.stream, "scope", None) or {}).get(
+                    DROP_KEY) == "rst":
+            await _reset_tcp(self)
+        await orig11(self, event)
+
+    hc_h11.H11Protocol.stream_send = stream_send11
 
 
 def _patch_speed():
@@ -175,8 +223,19 @@ def _patch_hpack():
 
 
 def install(speed=True):
-    """Applies the patches (once)."""
+    """Applies the patches (once).  They rely on hypercorn 0.13 internals
+    (Debian 12); with a hypercorn that lacks them nothing is patched and a
+    warning is printed (drops over HTTP/2 then stall again)."""
     if _installed:
+        return
+    needed = [(hc_h2.H2Protocol, "_send_data"), (hc_h2.H2Protocol, "_flush"),
+              (hc_h2.H2Protocol, "stream_send"), (hc_h2, "StreamBuffer"),
+              (hc_h2, "BUFFER_HIGH_WATER"), (hc_h11.H11Protocol,
+                                             "stream_send")]
+    if not all(hasattr(o, n) for o, n in needed):
+        print("emulator: this hypercorn is not the one transport.py knows: "
+              "HTTP/2 drops and tuning are not patched", file=sys.stderr)
+        _installed.append(False)
         return
     _patch_abort()
     if speed:

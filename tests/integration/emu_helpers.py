@@ -72,7 +72,8 @@ def q(path):
 def h2_get(emu, url, timeout=30):
     """GET URL over HTTP/2 (python3-h2, TLS with the emulator's CA), one
     stream -> {"status", "headers", "body", "reset" (RST_STREAM error code
-    or None), "closed" (the connection ended before the stream did)}."""
+    or None), "closed" (the connection ended before the stream did: True
+    after a TLS close_notify, "reset" when cut off without one)}."""
     import socket
     import ssl
 
@@ -85,7 +86,8 @@ def h2_get(emu, url, timeout=30):
     ctx.set_alpn_protocols(["h2"])
     raw = socket.create_connection((u.hostname, u.port or 443),
                                    timeout=timeout)
-    sock = ctx.wrap_socket(raw, server_hostname=u.hostname)
+    sock = ctx.wrap_socket(raw, server_hostname=u.hostname,
+                           suppress_ragged_eofs=False)
     out = {"status": None, "headers": {}, "body": b"", "reset": None,
            "closed": False}
     try:
@@ -102,7 +104,11 @@ def h2_get(emu, url, timeout=30):
         sock.sendall(c.data_to_send())
         done = False
         while not done:
-            data = sock.recv(1 << 16)
+            try:
+                data = sock.recv(1 << 16)
+            except (ConnectionResetError, ssl.SSLEOFError):
+                out["closed"] = "reset"  # no TLS close_notify: cut off
+                break
             if not data:
                 out["closed"] = True
                 break

@@ -137,10 +137,11 @@ def test_fault_drop_connection_after_bytes(emulator):
     assert log and log[-1]["bytes"] == 1000
 
 
-@pytest.mark.parametrize("mode", [None, "reset", "close"])
+@pytest.mark.parametrize("mode", [None, "reset", "close", "rst"])
 def test_fault_drop_over_http2(emulator, mode):
     """Over HTTP/2 the cut-off body ends with RST_STREAM INTERNAL_ERROR (or
-    the connection closes, drop_mode "close"), never a stalled stream."""
+    the connection closes, drop_mode "close", or is reset, "rst"), never a
+    stalled stream."""
     f = max(emulator.truth()["files"], key=lambda x: x["size"])
     url = emulator.get_json("/drives/%s/items/%s" % (
         f["drive"], f["id"]))["@microsoft.graph.downloadUrl"]
@@ -154,7 +155,9 @@ def test_fault_drop_over_http2(emulator, mode):
     assert int(got["headers"]["content-length"]) == f["size"]
     assert len(got["body"]) == 1000, len(got["body"])
     if mode == "close":
-        assert got["closed"] and got["reset"] is None
+        assert got["closed"] is True and got["reset"] is None
+    elif mode == "rst":
+        assert got["closed"] == "reset" and got["reset"] is None
     else:
         assert got["reset"] == 2 and not got["closed"]  # INTERNAL_ERROR
     # the next download is whole again, over HTTP/2 too
@@ -163,10 +166,11 @@ def test_fault_drop_over_http2(emulator, mode):
     assert hashlib.sha256(again["body"]).hexdigest() == f["sha256"]
 
 
-@pytest.mark.parametrize("mode", ["reset", "close"])
-def test_client_recovers_from_h2_drop_at_once(emulator, mode):
-    """engine/http over HTTP/2, without a low-speed limit: the reset (or
-    closed connection) is seen at once and the download retried."""
+@pytest.mark.parametrize("mode,http1", [
+    ("reset", False), ("close", False), ("rst", False), ("rst", True)])
+def test_client_recovers_from_drop_at_once(emulator, mode, http1):
+    """engine/http without a low-speed limit: the stream reset, closed or
+    reset connection is seen at once and the download retried."""
     from test_graph import of, run
     f = max(emulator.truth()["files"], key=lambda x: x["size"])
     emulator.fault(path_regex=r"download\.aspx", drop_after_bytes=1000,
@@ -174,9 +178,11 @@ def test_client_recovers_from_h2_drop_at_once(emulator, mode):
     # a stalled stream would hold the client for its 60 s low-speed limit:
     # the driver would be killed at 50 s (a generous bound otherwise)
     res, tail, _ = run(emulator, "download", f["drive"], f["id"],
-                       opts=("--backoff", "50"), timeout=50)
+                       opts=("--backoff", "50") + (("--http1",) if http1
+                                                   else ()), timeout=50)
     assert of(res, "download")[0]["sha256"] == f["sha256"]
-    assert tail["stats"]["retries"] >= 1 and tail["stats"]["h2"] >= 1
+    assert tail["stats"]["retries"] >= 1
+    assert (tail["stats"]["h2"] == 0) == http1
     assert [e for e in emulator.stats()["log"] if e.get("dropped")]
 
 
@@ -274,6 +280,26 @@ def test_batch_per_item_429_and_limits(emulator):
         {"id": str(i), "method": "GET", "url": "/organization"}
         for i in range(21)]})
     assert st == 400
+
+
+def test_batch_responses_in_any_order(emulator):
+    reqs = [{"id": str(i), "method": "GET", "url": "/organization"}
+            for i in range(1, 21)]
+
+    def order():
+        st, _, body = emulator.request("POST", "/$batch",
+                                       body={"requests": reqs})
+        assert st == 200
+        return [r["id"] for r in json.loads(body)["responses"]]
+
+    got = order()
+    assert sorted(got, key=int) == [r["id"] for r in reqs]
+    assert got != [r["id"] for r in reqs]  # 1 in 20! to be in order
+    emulator.knobs(batch_order="request")
+    try:
+        assert order() == [r["id"] for r in reqs]
+    finally:
+        emulator.knobs(batch_order="shuffle")
 
 
 def test_batch_download_gives_302(emulator):

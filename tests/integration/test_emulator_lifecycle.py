@@ -66,13 +66,20 @@ def test_delete_drive_then_site(emu):
     group = [g for g in emu.get_json("/groups")["value"]
              if emu.request("GET", "/groups/%s/sites/root" % g["id"])[0] ==
              200]
-    emu.mutate(op="delete_site", site=site["webUrl"])
+    res = emu.mutate(op="delete_site", site=site["webUrl"])
+    assert res["groups"] == [g["id"] for g in group]
     assert error_code(emu, "/sites/" + site["id"]) == (404, "itemNotFound")
     everything, _ = all_pages(emu, "/sites/getAllSites")
     assert site["id"] not in [s["id"] for s in everything]
     assert site["id"] not in [s["id"] for s in emu.get_json(
         "/sites?search=*")["value"]]
-    for g in group:  # the team site was this group's
+    # the team site was this group's: deleting a group-connected site
+    # deletes the group
+    assert group
+    left = [x["id"] for x in emu.get_json("/groups")["value"]]
+    for g in group:
+        assert g["id"] not in left
+        assert emu.request("GET", "/groups/" + g["id"])[0] == 404
         assert emu.request("GET", "/groups/%s/sites/root" % g["id"])[0] == \
             404
         assert emu.request("GET", "/groups/%s/drive" % g["id"])[0] == 404
@@ -136,7 +143,11 @@ def test_delete_mailbox_keeps_user(emu):
     upn = emu.admin_user
     n = len([m for m in emu.truth()["messages"] if m["mailbox"] == upn])
     assert n
+    inbox = emu.get_json("/users/%s/mailFolders/inbox" % q(upn))["id"]
+    _, link, _ = delta_round(emu, "/users/%s/mailFolders/%s/messages/delta"
+                             % (q(upn), q(inbox)))
     emu.mutate(op="delete_mailbox", user=upn)
+    assert error_code(emu, link) == (404, "MailboxNotEnabledForRESTAPI")
     assert emu.get_json("/users/" + q(upn))["userPrincipalName"] == upn
     assert error_code(emu, "/users/%s/mailFolders/inbox" % q(upn)) == (
         404, "MailboxNotEnabledForRESTAPI")

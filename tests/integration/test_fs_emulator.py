@@ -78,7 +78,7 @@ def snapshot_and_mount(emu, tmp_path):
     assert s["status"] == "complete", s
     with Mount(repo, tmp_path / "mnt") as m:
         check_mount_equals_truth(m.mnt, emu.truth())
-        assert m.rss_kib() < 100 * 1024
+        assert m.rss_kib() < fsutil.RSS_LIMIT_KIB
 
 
 def test_fs_emulator_scale0(emulator, tmp_path):

@@ -135,6 +135,7 @@ static void test_mime_json(void)
 		"Content-Transfer-Encoding: base64\r\n\r\n"
 		"YSxiCjEs\r\nMgo=\r\n--BB--\r\n";
 	struct buf j = BUF_INIT;
+	struct restore_atts late = { 0 };
 	cJSON *o, *x;
 
 	CHECK_EQ(restore_mime_json(eml, sizeof(eml) - 1, 1 << 20, &j), 0);
@@ -172,6 +173,26 @@ static void test_mime_json(void)
 	CHECK(strstr(j.data, "2025-09-16T07:59:00") != NULL); /* sent */
 	cJSON_Delete(o);
 	CHECK_EQ(restore_mime_json(eml, sizeof(eml) - 1, 3, &j), -E2BIG);
+	/* too large to inline: kept for an upload session instead */
+	CHECK_EQ(restore_mime_parse(eml, sizeof(eml) - 1, 3, &j, &late), 0);
+	CHECK_EQ(late.n, 1);
+	if (late.n == 1) {
+		CHECK_STR(late.v[0].name, "d.csv");
+		CHECK_STR(late.v[0].content_type, "text/csv");
+		CHECK_EQ(late.v[0].data.len, 8);
+		CHECK(late.v[0].data.data &&
+		      !memcmp(late.v[0].data.data, "a,b\n1,2\n", 8));
+	}
+	CHECK(j.data && !strstr(j.data, "\"attachments\""));
+	CHECK(j.data && strstr(j.data, "Grüße aus Zürich") != NULL);
+	restore_atts_release(&late);
+	CHECK_EQ(late.n, 0);
+	/* fits: inline, nothing late */
+	CHECK_EQ(restore_mime_parse(eml, sizeof(eml) - 1, 1 << 20, &j, &late),
+		 0);
+	CHECK_EQ(late.n, 0);
+	CHECK(j.data && strstr(j.data, "YSxiCjEsMgo=") != NULL);
+	restore_atts_release(&late);
 	CHECK_EQ(restore_mime_json("no header here", 14, 1 << 20, &j),
 		 -EBADMSG);
 out:

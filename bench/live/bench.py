@@ -1,0 +1,246 @@
+"""live/ of m365fs against `rclone mount`, same library, same emulator.
+
+Run by bench/live/run.sh inside a private mount + network namespace where
+graph.microsoft.com, login.microsoftonline.com (127.0.0.1) and
+contoso.sharepoint.com (127.0.0.2) are the emulator on port 443.
+
+Workloads on the scale-1 tenant's Marketing library (1,314 files, a
+folder of 1,200 files, four scans of 12-64 MB), each on a fresh mount
+(cold: nothing cached, the library's own path already resolved) and then
+once more on the same mount (warm):
+  find   find LIB | wc -l
+  ls-l   ls -l LIB/Wide folder
+  cat    cat LIB/Scans/* > /dev/null   (141 MB)
+Reports medians (seconds), the ratio live/rclone and the Graph requests
+each needed (emulator /stats).  Asserts nothing about timing.
+"""
+import argparse
+import hashlib
+import json
+import os
+import pathlib
+import shutil
+import ssl
+import statistics
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+
+TOP = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(TOP / "tests" / "integration"))
+import fsutil  # noqa: E402
+
+LIB = "sites/contoso.sharepoint.com/sites/Marketing/Documents"
+WORKLOADS = [
+    ("find", "find . | wc -l"),
+    ("ls-l", "ls -l 'Wide folder' | wc -l"),
+    ("cat", "cat Scans/* | sha256sum"),
+]
+
+
+def control(ready, method, path, body=None):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(ready["control_url"] + path, data=data,
+                                 method=method,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=120) as r:
+        b = r.read()
+    return json.loads(b) if b else None
+
+
+def start_emulator(work, scale):
+    ready_file = work / "ready.json"
+    if ready_file.exists():
+        ready_file.unlink()
+    log = open(work / "emulator.log", "w")
+    proc = subprocess.Popen(
+        ["/usr/bin/python3", str(TOP / "tests/emulator/emulator.py"),
+         "--state", str(work / "state"), "--scale", str(scale),
+         "--port", "443", "--ready-file", str(ready_file),
+         "--extra-names", "graph.microsoft.com,login.microsoftonline.com,"
+         "contoso.sharepoint.com,contoso-my.sharepoint.com",
+         "--public-graph-url", "https://graph.microsoft.com",
+         "--public-files-url", "https://contoso.sharepoint.com"],
+        stdout=log, stderr=subprocess.STDOUT)
+    t0 = time.monotonic()
+    while not ready_file.exists():
+        if proc.poll() is not None or time.monotonic() - t0 > 120:
+            print((work / "emulator.log").read_text())
+            raise SystemExit("the emulator did not start")
+        time.sleep(0.1)
+    return proc, json.loads(ready_file.read_text())
+
+
+def token(ready):
+    b = ready["apps"]["backup"]
+    ctx = ssl.create_default_context(cafile=ready["ca_file"])
+    form = urllib.parse.urlencode({
+        "client_id": b["client_id"],
+        "client_secret": open(b["secret_file"]).read().strip(),
+        "scope": "https://graph.microsoft.com/.default",
+        "grant_type": "client_credentials"}).encode()
+    req = urllib.request.Request(
+        "https://login.microsoftonline.com/%s/oauth2/v2.0/token" %
+        ready["tenant_id"], data=form)
+    return json.load(urllib.request.urlopen(req, context=ctx))["access_token"]
+
+
+class LiveMount:
+    name = "m365fs live/"
+
+    def __init__(self, work, ready):
+        self.work = work
+        conf = work / "conf"
+        conf.mkdir(mode=0o700, exist_ok=True)
+        b = ready["apps"]["backup"]
+        (conf / "emu.conf").write_text(
+            "tenant = %s\nclient_id = %s\ncredential = secret\n"
+            "secret_file = %s\ncloud = custom\n"
+            "login_url = https://login.microsoftonline.com\n"
+            "graph_url = https://graph.microsoft.com\nca_file = %s\n" % (
+                ready["tenant_id"], b["client_id"], b["secret_file"],
+                ready["ca_file"]))
+        os.chmod(conf / "emu.conf", 0o600)
+        self.env = dict(os.environ, M365FS_CONFIG_DIR=str(conf))
+        self.repo = work / "repo"
+        if not self.repo.exists():
+            subprocess.run([str(fsutil.BUILD / "bin/m365-snapshot"), "init",
+                            str(self.repo)], env=self.env, check=True,
+                           capture_output=True)
+        self.m = None
+
+    def mount(self):
+        shutil.rmtree(self.repo / "cache", ignore_errors=True)
+        self.m = fsutil.Mount(self.repo, self.work / "mnt-live",
+                              "-o", "connection=emu", env=self.env,
+                              log=self.work / "m365fs.log")
+        self.m.allowed = [r"retry \d+ in"]
+        self.m.start(timeout=60)
+        return self.m.mnt / "live" / LIB
+
+    def umount(self):
+        self.m.stop()
+
+
+class RcloneMount:
+    name = "rclone mount"
+
+    def __init__(self, work, ready):
+        self.work = work
+        t = control(ready, "GET", "/truth")
+        drive = [d for d in t["drives"] if d["path"] == LIB][0]
+        self.env = dict(os.environ, RCLONE_CONFIG="/dev/null",
+                        RCLONE_CONFIG_EMU_TYPE="onedrive",
+                        RCLONE_CONFIG_EMU_DRIVE_ID=drive["id"],
+                        RCLONE_CONFIG_EMU_DRIVE_TYPE="documentLibrary",
+                        RCLONE_CONFIG_EMU_TOKEN=json.dumps({
+                            "access_token": token(ready),
+                            "token_type": "Bearer",
+                            "expiry": "2099-01-01T00:00:00Z"}),
+                        SSL_CERT_FILE=ready["ca_file"])
+        self.mnt = work / "mnt-rclone"
+        self.proc = None
+
+    def mount(self):
+        self.mnt.mkdir(exist_ok=True)
+        self.log = open(self.work / "rclone.log", "a")
+        self.proc = subprocess.Popen(
+            ["rclone", "mount", "emu:", str(self.mnt), "--read-only",
+             "--log-level", "ERROR"], env=self.env, stdout=self.log,
+            stderr=subprocess.STDOUT)
+        t0 = time.monotonic()
+        while not os.path.ismount(self.mnt):
+            if self.proc.poll() is not None or time.monotonic() - t0 > 60:
+                raise SystemExit("rclone mount failed: see rclone.log")
+            time.sleep(0.05)
+        return self.mnt
+
+    def umount(self):
+        subprocess.run(["fusermount", "-u", str(self.mnt)], check=False)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+def run(cmd, cwd):
+    t0 = time.monotonic()
+    p = subprocess.run(cmd, shell=True, cwd=cwd, capture_output=True,
+                       text=True, timeout=900)
+    dt = time.monotonic() - t0
+    if p.returncode:
+        raise SystemExit("%s failed in %s: %s" % (cmd, cwd, p.stderr))
+    return dt, p.stdout.strip()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("out")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--scale", type=int, default=1)
+    a = ap.parse_args()
+    work = pathlib.Path(a.out).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    reps = 1 if a.quick else 3
+    emu, ready = start_emulator(work, a.scale)
+    try:
+        tools = [LiveMount(work, ready), RcloneMount(work, ready)]
+        res = {}  # (tool, workload, cold|warm) -> [seconds], requests
+        outs = {}
+        for r in range(reps):
+            for wname, cmd in WORKLOADS:
+                for tool in tools:
+                    root = tool.mount()
+                    os.stat(root)  # the library's path: not measured
+                    os.listdir(root)
+                    if wname != "find":
+                        os.stat(root / cmd.split("'")[1]
+                                if "'" in cmd else root / "Scans")
+                    for phase in ("cold", "warm"):
+                        control(ready, "POST", "/stats/reset", {})
+                        dt, out = run(cmd, root)
+                        st = control(ready, "GET", "/stats")
+                        k = (tool.name, wname, phase)
+                        res.setdefault(k, []).append(
+                            (dt, st["total"], st["bytes_downloaded"]))
+                        outs.setdefault((wname, phase), set()).add(out)
+                    tool.umount()
+        lines = ["live/ vs rclone mount: scale-%d tenant, library %s, "
+                 "%d repetition(s), medians" % (a.scale, LIB, reps), ""]
+        lines.append("%-6s %-5s %10s %10s %7s %9s %9s %11s" % (
+            "work", "phase", "live s", "rclone s", "ratio", "live req",
+            "rcl req", "live MB dl"))
+        for wname, _ in WORKLOADS:
+            for phase in ("cold", "warm"):
+                lv = res[(tools[0].name, wname, phase)]
+                rc = res[(tools[1].name, wname, phase)]
+                ml = statistics.median(x[0] for x in lv)
+                mr = statistics.median(x[0] for x in rc)
+                lines.append("%-6s %-5s %10.3f %10.3f %7.2f %9d %9d %11.1f"
+                             % (wname, phase, ml, mr,
+                                ml / mr if mr else float("nan"),
+                                statistics.median(x[1] for x in lv),
+                                statistics.median(x[1] for x in rc),
+                                statistics.median(x[2] for x in lv) / 1e6))
+        same = all(len(v) == 1 for v in outs.values())
+        lines.append("")
+        lines.append("outputs identical between the two mounts: %s" %
+                     ("yes" if same else "NO: %s" % outs))
+        lines.append("ratio < 1: live/ is faster.  req: Graph + download "
+                     "requests the workload caused.")
+        text = "\n".join(lines)
+        print(text)
+        (work / "report.txt").write_text(text + "\n")
+        if not same:
+            sys.exit(1)
+    finally:
+        emu.terminate()
+        emu.wait()
+
+
+if __name__ == "__main__":
+    main()
