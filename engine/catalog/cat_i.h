@@ -21,6 +21,10 @@
 /* Private cat_open() flag: runs in this file are dead (an imported copy). */
 #define CAT_OPEN_COPY (1 << 8)
 
+/* Columns of a restore-queue row, in restore.c's restore_read() order. */
+#define CAT_RESTORE_COLS                                                       \
+	"id,target,spool,size,status,reason,attempts,created,updated,remote_id"
+
 /* Cached statements; SQL texts in db.c (cat_sql[]). */
 enum cat_q {
 	Q_LOOKUP,
@@ -51,6 +55,11 @@ enum cat_q {
 	Q_CONTENT_SET_QXH,
 	Q_SNAP_GET,
 	Q_SNAP_LATEST,
+	Q_RESTORE_ENQUEUE,
+	Q_RESTORE_CLAIM,
+	Q_RESTORE_UPDATE,
+	Q_RESTORE_GET,
+	Q_RESTORE_LIST,
 	Q_MAX
 };
 

@@ -73,6 +73,20 @@ static const char *const cat_sql[Q_MAX] = {
 		       "bytes_new,bytes_reused,requests,throttled,errors"
 		       " FROM snap WHERE id=?1",
 	[Q_SNAP_LATEST] = "SELECT max(id) FROM snap WHERE status IN (1,2)",
+	[Q_RESTORE_ENQUEUE] = "INSERT INTO restore(target, spool, size, "
+			      "status, created, updated) "
+			      "VALUES(?1,?2,?3,0,?4,?4)",
+	[Q_RESTORE_CLAIM] = "UPDATE restore SET status=1, attempts="
+			    "attempts+1, updated=?1 WHERE id=(SELECT id "
+			    "FROM restore WHERE status=0 ORDER BY id "
+			    "LIMIT 1) RETURNING " CAT_RESTORE_COLS,
+	[Q_RESTORE_UPDATE] = "UPDATE restore SET status=?2, reason="
+			     "coalesce(?3, reason), remote_id=coalesce(?4,"
+			     " remote_id), updated=?5 WHERE id=?1",
+	[Q_RESTORE_GET] = "SELECT " CAT_RESTORE_COLS " FROM restore "
+			  "WHERE id=?1",
+	[Q_RESTORE_LIST] = "SELECT " CAT_RESTORE_COLS " FROM restore "
+			   "ORDER BY id",
 };
 
 /* Schema version 1; later versions add a migration below. */

@@ -12,9 +12,6 @@
 #include "util/log.h"
 #include "util/util.h"
 
-#define RESTORE_COLS                                                           \
-	"id,target,spool,size,status,reason,attempts,created,updated,remote_id"
-
 void cat_restore_release(struct cat_restore *r)
 {
 	if (!r)
@@ -62,6 +59,15 @@ static int restore_read(sqlite3_stmt *q, struct cat_restore *r, bool copy)
 	return 0;
 }
 
+/* Give back cached statement @q: reset it and drop its bindings. */
+static void stmt_done(sqlite3_stmt *q)
+{
+	if (!q)
+		return;
+	sqlite3_reset(q);
+	sqlite3_clear_bindings(q);
+}
+
 static void qunlock(struct cat *c)
 {
 	if (c->writer)
@@ -106,30 +112,27 @@ int cat_restore_enqueue(struct cat *c, const char *target, const char *spool,
 	struct conn *k;
 	sqlite3_stmt *q = NULL;
 	int64_t now = util_now();
-	int rc, ret = 0;
+	int rc, ret;
 
 	if (!target || !spool || size < 0)
 		return -EINVAL;
 	k = wconn(c);
 	if (!k)
 		return -ENOMEM;
-	rc = sqlite3_prepare_v2(k->db,
-				"INSERT INTO restore(target, spool, size, "
-				"status, created, updated) VALUES(?1,?2,?3,0,"
-				"?4,?4)",
-				-1, &q, NULL);
-	if (rc == SQLITE_OK) {
-		sqlite3_bind_text(q, 1, target, -1, SQLITE_STATIC);
-		sqlite3_bind_text(q, 2, spool, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(q, 3, size);
-		sqlite3_bind_int64(q, 4, now);
-		rc = sqlite3_step(q);
-	}
+	ret = cat_stmt(k, Q_RESTORE_ENQUEUE, &q);
+	if (ret < 0)
+		goto out;
+	sqlite3_bind_text(q, 1, target, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 2, spool, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 3, size);
+	sqlite3_bind_int64(q, 4, now);
+	rc = sqlite3_step(q);
 	if (rc != SQLITE_DONE)
 		ret = cat_errno(k->db, rc, "enqueue restore");
 	else if (id)
 		*id = sqlite3_last_insert_rowid(k->db);
-	sqlite3_finalize(q);
+out:
+	stmt_done(q);
 	wconn_put(c, k);
 	return ret;
 }
@@ -143,16 +146,9 @@ int cat_restore_claim(struct cat *c, struct cat_restore *out)
 	k = wconn(c);
 	if (!k)
 		return -ENOMEM;
-	rc = sqlite3_prepare_v2(k->db,
-				"UPDATE restore SET status=1, attempts="
-				"attempts+1, updated=?1 WHERE id=(SELECT id "
-				"FROM restore WHERE status=0 ORDER BY id "
-				"LIMIT 1) RETURNING " RESTORE_COLS,
-				-1, &q, NULL);
-	if (rc != SQLITE_OK) {
-		ret = cat_errno(k->db, rc, "claim restore");
+	ret = cat_stmt(k, Q_RESTORE_CLAIM, &q);
+	if (ret < 0)
 		goto out;
-	}
 	sqlite3_bind_int64(q, 1, util_now());
 	rc = sqlite3_step(q);
 	if (rc == SQLITE_DONE) {
@@ -171,7 +167,7 @@ int cat_restore_claim(struct cat *c, struct cat_restore *out)
 		ret = cat_errno(k->db, rc, "claim restore");
 	}
 out:
-	sqlite3_finalize(q);
+	stmt_done(q);
 	wconn_put(c, k);
 	return ret;
 }
@@ -181,33 +177,30 @@ int cat_restore_update(struct cat *c, int64_t id, int status,
 {
 	struct conn *k;
 	sqlite3_stmt *q = NULL;
-	int rc, ret = 0;
+	int rc, ret;
 
 	if (status < CAT_RESTORE_PENDING || status > CAT_RESTORE_FAILED)
 		return -EINVAL;
 	k = wconn(c);
 	if (!k)
 		return -ENOMEM;
-	rc = sqlite3_prepare_v2(k->db,
-				"UPDATE restore SET status=?2, reason="
-				"coalesce(?3, reason), remote_id=coalesce(?4,"
-				" remote_id), updated=?5 WHERE id=?1",
-				-1, &q, NULL);
-	if (rc == SQLITE_OK) {
-		sqlite3_bind_int64(q, 1, id);
-		sqlite3_bind_int(q, 2, status);
-		if (reason)
-			sqlite3_bind_text(q, 3, reason, -1, SQLITE_STATIC);
-		if (remote_id)
-			sqlite3_bind_text(q, 4, remote_id, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(q, 5, util_now());
-		rc = sqlite3_step(q);
-	}
+	ret = cat_stmt(k, Q_RESTORE_UPDATE, &q);
+	if (ret < 0)
+		goto out;
+	sqlite3_bind_int64(q, 1, id);
+	sqlite3_bind_int(q, 2, status);
+	if (reason)
+		sqlite3_bind_text(q, 3, reason, -1, SQLITE_STATIC);
+	if (remote_id)
+		sqlite3_bind_text(q, 4, remote_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 5, util_now());
+	rc = sqlite3_step(q);
 	if (rc != SQLITE_DONE)
 		ret = cat_errno(k->db, rc, "update restore");
 	else if (sqlite3_changes(k->db) == 0)
 		ret = -ENOENT;
-	sqlite3_finalize(q);
+out:
+	stmt_done(q);
 	wconn_put(c, k);
 	return ret;
 }
@@ -242,17 +235,11 @@ static int restore_query(struct cat *c, int64_t id, cat_restore_cb cb,
 	k = cat_conn_get(c);
 	if (!k)
 		return -ENOMEM;
-	rc = sqlite3_prepare_v2(k->db,
-				one ? "SELECT " RESTORE_COLS " FROM restore "
-				      "WHERE id=?1"
-				    : "SELECT " RESTORE_COLS " FROM restore "
-				      "ORDER BY id",
-				-1, &q, NULL);
-	if (rc != SQLITE_OK) {
-		ret = cat_errno(k->db, rc, "read restore queue");
+	ret = cat_stmt(k, one ? Q_RESTORE_GET : Q_RESTORE_LIST, &q);
+	if (ret < 0)
 		goto out;
-	}
-	sqlite3_bind_int64(q, 1, id);
+	if (one)
+		sqlite3_bind_int64(q, 1, id);
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
 		if (one) {
 			ret = restore_read(q, one, true);
@@ -268,7 +255,7 @@ static int restore_query(struct cat *c, int64_t id, cat_restore_cb cb,
 	else if (one)
 		ret = -ENOENT;
 out:
-	sqlite3_finalize(q);
+	stmt_done(q);
 	cat_conn_put(c, k);
 	return ret;
 }
