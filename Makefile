@@ -113,7 +113,8 @@ check-unit: $(UNIT_BIN) | $(TEST_STAMP)
 
 check-integration: $(BINS) | $(TEST_STAMP)
 	M365_BUILD=$(abspath $(BUILD)) M365_SANITIZE=$(SANITIZE) \
-	  $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration $(TESTS)
+	  $(PYTHON) -m pytest -q -p no:cacheprovider \
+	  $(if $(findstring tests/,$(TESTS)),$(TESTS),tests/integration $(TESTS))
 
 # Fuzz targets (libFuzzer, clang): built apart, each run briefly.
 FUZZ_SECONDS ?= 10

@@ -87,6 +87,8 @@ start() {
 	say "  find demo/snapshots/latest/sites | head"
 	say "  grep -rl zanzibar-quartz demo/snapshots/latest/"
 	say "  getfattr -d demo/snapshots/latest/onedrive/*/* | head"
+	say "the tenant as it is now, beside the snapshot:"
+	say "  diff -r demo/live/sites demo/snapshots/latest/sites && echo unchanged"
 	say "restore by copying into demo/restore/ (status: cat demo/restore/.status):"
 	say "  cp -r demo/snapshots/latest/onedrive/ZoeM@contoso.onmicrosoft.com/Invoices demo/restore/sites/contoso.sharepoint.com/Documents/"
 	say "more snapshots: M365FS_CONFIG_DIR=$STATE/config $BIN/m365-snapshot create --repo $STATE/repo --connection demo"
