@@ -15,7 +15,11 @@
  * thread through a bounded buffer (struct handover): the loop copies each
  * block once, pauses the transfer when the buffer is full, and the caller
  * runs the sink outside every lock and asks for an unpause when it drained
- * the buffer.
+ * the buffer.  A paused block is handed to write_cb() again on unpause, so
+ * everything write_cb() counts for it (range skip/limit, wire bytes) is
+ * undone when it pauses.  finish() checks every 2xx body against its
+ * Content-Length / Content-Range span and retries a mismatch like a dropped
+ * connection: no caller ever gets a short body as a success.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -71,6 +75,7 @@ struct xfer {
 	int64_t start_at; /* mono ms: do not start before */
 	int64_t waited_ms;
 	int64_t attempt_bytes; /* body bytes to the sink in this attempt */
+	uint64_t wire_bytes; /* body bytes libcurl handed over, this attempt */
 	uint64_t sent; /* request body bytes read in this attempt */
 	long redirect_status; /* status of the last redirect followed */
 	int64_t sink_bytes; /* body bytes delivered to the sink, all attempts */
@@ -376,8 +381,10 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *ud)
 {
 	struct xfer *x = ud;
 	size_t n = size * nmemb;
+	uint64_t skip0, limit0;
 	int rc;
 
+	x->wire_bytes += n;
 	if (!x->status_known) {
 		long st = 0;
 
@@ -390,6 +397,8 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *ud)
 			return 0;
 		}
 	}
+	skip0 = x->skip; /* a paused block comes again: undo then */
+	limit0 = x->limit;
 	if (x->skip) {
 		size_t k = x->skip < n ? (size_t)x->skip : n;
 
@@ -428,6 +437,9 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *ud)
 		if (ho->len + n > HANDOVER_CAP && ho->len) {
 			ho->paused = true;
 			pthread_mutex_unlock(&ho->lock);
+			x->wire_bytes -= size * nmemb;
+			x->skip = skip0;
+			x->limit = limit0;
 			log_debug("transfer paused: the consumer is behind");
 			return CURL_WRITEFUNC_PAUSE;
 		}
@@ -531,6 +543,7 @@ static int attempt_start(struct http *h, struct xfer *x, int64_t now)
 		return -ENOMEM;
 	x->easy = e;
 	x->attempt_bytes = 0;
+	x->wire_bytes = 0;
 	x->sent = 0;
 	x->status_known = false;
 	x->to_sink = false;
@@ -788,6 +801,38 @@ out:
 	return rc;
 }
 
+/*
+ * The body length a 2xx response announced (Content-Range span of a 206,
+ * else Content-Length) into *@want; false when nothing can be checked: no
+ * body (HEAD, 204), no length, a body libcurl decoded, or a range we cut
+ * short ourselves.
+ */
+static bool body_expected(const struct xfer *x, long st, uint64_t *want)
+{
+	const struct http_response *r = x->resp;
+	const char *ce = http_response_header(r, "content-encoding");
+	const char *cl = http_response_header(r, "content-length");
+	const char *cr = http_response_header(r, "content-range");
+	unsigned long long a, b;
+	char *end;
+
+	if (!status_ok(st) || st == 204 || x->range_done ||
+	    !strcmp(method_of(x->req), "HEAD"))
+		return false;
+	if (ce && *ce && strcasecmp(ce, "identity"))
+		return false;
+	if (st == 206 && cr && sscanf(cr, "bytes %llu-%llu", &a, &b) == 2 &&
+	    b >= a) {
+		*want = b - a + 1;
+		return true;
+	}
+	if (!cl || !isdigit((unsigned char)*cl))
+		return false;
+	errno = 0;
+	*want = strtoull(cl, &end, 10);
+	return !errno && !*end;
+}
+
 /* An attempt ended: complete, retry, or redirect. */
 static void finish(struct http *h, struct xfer *x, CURLcode cc, int64_t now)
 {
@@ -795,7 +840,8 @@ static void finish(struct http *h, struct xfer *x, CURLcode cc, int64_t now)
 	long st = 0, ver = 0, conns = 0;
 	const char *ra, *rid, *loc;
 	int64_t wait;
-	char why[64];
+	uint64_t want = 0;
+	char why[96], path[256];
 
 	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &st);
 	curl_easy_getinfo(x->easy, CURLINFO_HTTP_VERSION, &ver);
@@ -892,7 +938,31 @@ static void finish(struct http *h, struct xfer *x, CURLcode cc, int64_t now)
 		enqueue(h, x);
 		return;
 	}
-	/* a 2xx body shorter than announced is caught by libcurl (18) */
+	/*
+	 * A 2xx body must be as long as announced.  libcurl catches a short
+	 * body over HTTP/1.1 (error 18), but 7.88 over HTTP/2 can end a
+	 * paused stream as a success with its last blocks never delivered:
+	 * retry that like a dropped connection, never hand it on.
+	 */
+	if (body_expected(x, st, &want) && x->wire_bytes != want) {
+		pthread_mutex_lock(&h->lock);
+		h->st.short_bodies++;
+		pthread_mutex_unlock(&h->lock);
+		snprintf(why, sizeof(why),
+			 "body of %" PRIu64 " bytes, %" PRIu64
+			 " announced (HTTP/%s)",
+			 x->wire_bytes, want,
+			 r->http_version == 2 ? "2" : "1.1");
+		if (idempotent(x->req) &&
+		    retry_later(h, x, backoff_ms(h, x->retries), now, why))
+			return;
+		http_url_path(x->url, path, sizeof(path));
+		log_warn("%s %s: %s, giving up (client-request-id %s)",
+			 method_of(x->req), path, why, r->client_request_id);
+		r->status = 0;
+		complete(h, x, -ECONNRESET);
+		return;
+	}
 	complete(h, x, 0);
 }
 

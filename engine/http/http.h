@@ -272,6 +272,8 @@ struct http_stats {
 	unsigned inflight_max; /* most transfers running at once */
 	uint64_t connects; /* new connections opened (HTTP/2 streams and
 				  reused connections open none) */
+	uint64_t short_bodies; /* 2xx bodies that ended shorter (or longer)
+				  than announced: retried or failed */
 };
 
 /** Copy the counters of @h into @st. */

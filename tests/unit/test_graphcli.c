@@ -108,10 +108,11 @@ static void print_stats(int rc)
 	       ", \"failures\": %" PRIu64 ", \"redirects\": %" PRIu64
 	       ", \"bytes_in\": %" PRIu64 ", \"bytes_out\": %" PRIu64
 	       ", \"h2\": %" PRIu64 ", \"waited_ms\": %" PRId64
-	       ", \"inflight_max\": %u, \"connects\": %" PRIu64 "}}\n",
+	       ", \"inflight_max\": %u, \"connects\": %" PRIu64
+	       ", \"short_bodies\": %" PRIu64 "}}\n",
 	       rc, st.requests, st.retries, st.throttled, st.failures,
 	       st.redirects, st.bytes_in, st.bytes_out, st.h2, st.waited_ms,
-	       st.inflight_max, st.connects);
+	       st.inflight_max, st.connects, st.short_bodies);
 }
 
 static void json_str(const char *s)
