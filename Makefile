@@ -67,16 +67,27 @@ $(TEST_STAMP): tools/deps.sh
 	@mkdir -p $(@D) && touch $@
 deps: $(DEPS_STAMP) $(TEST_STAMP)
 
-# pkg-config ran before the packages may have been installed: re-read it
-# in a sub-make after the stamp exists.
+# On a machine without the libraries pkg-config printed nothing: install
+# them first (the stamp below is an included makefile, so make re-reads this
+# file and pkg-config runs again), unless the goals need no compiler.
+NODEPS_GOALS = clean help format format-check uninstall demo-stop
 ifeq ($(PKG_LIBS),)
-$(BUILD)/%.o: %.c $(DEPS_STAMP)
-	@$(MAKE) --no-print-directory $@
-else
+ifeq ($(MAKE_RESTARTS),)
+ifneq ($(filter-out $(NODEPS_GOALS),$(or $(MAKECMDGOALS),all)),)
+include $(BUILD)/.deps-build.mk
+endif
+endif
+endif
+$(BUILD)/.deps-build.mk: tools/deps.sh
+	@sh tools/deps.sh build
+	@mkdir -p $(@D) && touch $(DEPS_STAMP) && echo '# build dependencies installed' >$@
+
 $(BUILD)/%.o: %.c | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
-endif
+
+# keep the unit tests' objects: a rebuild then relinks only what changed
+.SECONDARY: $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%.o)
 
 $(LIB): $(ENGINE_OBJ)
 	@mkdir -p $(@D)
