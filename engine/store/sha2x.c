@@ -58,8 +58,7 @@ bool sha2x_supported(void)
 }
 
 /* State words a..h into the ABEF / CDGH order of SHA256RNDS2. */
-NI static inline void ni_load(const uint32_t s[8], __m128i *abef,
-			      __m128i *cdgh)
+NI static inline void ni_load(const uint32_t s[8], __m128i *abef, __m128i *cdgh)
 {
 	__m128i t = _mm_loadu_si128((const __m128i *)s); /* DCBA */
 	__m128i u = _mm_loadu_si128((const __m128i *)(s + 4)); /* HGFE */
@@ -86,7 +85,7 @@ NI static inline void ni_store(uint32_t s[8], __m128i abef, __m128i cdgh)
 			   bswap)                                              \
 		 : _mm_sha256msg2_epu32(                                       \
 			   _mm_add_epi32(                                      \
-				   _mm_sha256msg1_epu32(m[(i) & 3],            \
+				   _mm_sha256msg1_epu32(m[(i)&3],              \
 							m[((i) + 1) & 3]),     \
 				   _mm_alignr_epi8(m[((i) + 3) & 3],           \
 						   m[((i) + 2) & 3], 4)),      \
@@ -96,7 +95,8 @@ NI static inline void ni_store(uint32_t s[8], __m128i abef, __m128i cdgh)
 #define NI_ROUNDS(abef, cdgh, w, i)                                            \
 	do {                                                                   \
 		__m128i t_ = _mm_add_epi32(                                    \
-			w, _mm_loadu_si128((const __m128i *)(k256 + 4 * (i))));  \
+			w,                                                     \
+			_mm_loadu_si128((const __m128i *)(k256 + 4 * (i))));   \
 		cdgh = _mm_sha256rnds2_epu32(cdgh, abef, t_);                  \
 		abef = _mm_sha256rnds2_epu32(abef, cdgh,                       \
 					     _mm_shuffle_epi32(t_, 0x0E));     \
@@ -226,8 +226,7 @@ void sha2x_update(struct sha2x *c, const void *data, size_t n)
 	tail(c, p, n);
 }
 
-void sha2x_update2(struct sha2x *a, struct sha2x *b, const void *data,
-		   size_t n)
+void sha2x_update2(struct sha2x *a, struct sha2x *b, const void *data, size_t n)
 {
 	const unsigned char *p = data, *pa, *pb;
 	size_t ka = fill(a, p, n), kb = fill(b, p, n), na, nb, both;
