@@ -1528,8 +1528,7 @@ static int sink_write(void *ctx, const void *data, size_t len)
 		len -= (size_t)w;
 		s->pos += (uint64_t)w;
 	}
-	live_progress(s->pr, s->pos - s->off);
-	return 0;
+	return live_progress(s->pr, s->pos - s->off);
 }
 
 static int sink_reset(void *ctx)

@@ -153,6 +153,35 @@ def test_live_range_read_downloads_only_that_range(emulator, tmp_path):
             assert f.read(4096) == mid
 
 
+def test_live_cold_cat_is_one_request(emulator, tmp_path):
+    """Reading a large file from start to end costs one ranged request on
+    its download URL (redirects would count too): one stream, consumed as
+    the reader advances, every byte once."""
+    env = Env(emulator, tmp_path)
+    size = 40 * 1000 * 1000 + 4321
+    r = emulator.mutate(op="create_file", size=size,
+                        path="onedrive/%s/live-stream.bin" % ADMIN)
+    assert r["ok"], r
+    sha = next(f["sha256"] for f in emulator.truth()["files"]
+               if f["path"].endswith("/live-stream.bin"))
+    with env.mount(ttl=600) as m:
+        p = m.mnt / "live/onedrive" / ADMIN / "live-stream.bin"
+        assert os.stat(p).st_size == size
+        emulator.reset_stats()
+        assert file_sha(p) == sha
+        s = emulator.stats()
+        assert s["total"] == 1, s["log"]
+        (x,) = s["log"]
+        assert x["path"].startswith("/_layouts") and x["status"] == 206, x
+        assert x["range"].replace(" ", "") in ("bytes=0-%d" % (size - 1),
+                                               "bytes=0-"), x
+        assert s["bytes_downloaded"] == size
+        # read again: from the cache, no request
+        emulator.reset_stats()
+        assert file_sha(p) == sha
+        assert emulator.stats()["total"] == 0
+
+
 def test_live_mutations_appear_after_ttl(emulator, tmp_path):
     env = Env(emulator, tmp_path)
     base = "onedrive/%s" % ADMIN
