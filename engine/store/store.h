@@ -233,6 +233,45 @@ int store_writer_add(struct store_writer *w, const void *p, size_t n);
  */
 int store_writer_finish(struct store_writer *w, struct store_content *res);
 
+/*
+ * Where a writer's time went, per stage, for benchmarks and tuning.
+ * Stage times are CPU seconds of the writer's thread, in nanoseconds,
+ * counted only after store_writer_timing(w, true); the byte and chunk
+ * counts always.  STORE_STAGE_WAIT is wall time, not CPU: the pack
+ * append waiting for another writer.
+ */
+enum store_stage {
+	STORE_STAGE_COPY, /* into the chunker window */
+	STORE_STAGE_CHUNK, /* FastCDC cut points */
+	STORE_STAGE_ID, /* chunk ids: SHA-256 or HMAC-SHA-256 */
+	STORE_STAGE_WHOLE, /* SHA-256 of the whole content */
+	STORE_STAGE_LOOKUP, /* dedup: pending chunks, then the index */
+	STORE_STAGE_LZ4, /* incompressibility samples and lz4 */
+	STORE_STAGE_SEAL, /* AES-256-GCM, or the checksum of plain chunks */
+	STORE_STAGE_APPEND, /* the pack write */
+	STORE_STAGE_WAIT, /* wall time waiting for the pack */
+	STORE_STAGES
+};
+
+struct store_writer_stats {
+	uint64_t bytes; /* content bytes added */
+	uint64_t chunks, new_chunks; /* chunks cut; of which stored */
+	uint64_t ns[STORE_STAGES];
+};
+
+/** Short name of stage @s ("chunk", "lz4", ...); "?" when out of range. */
+const char *store_stage_name(int s);
+
+/** Count stage times from now on (@on) or stop counting them. */
+void store_writer_timing(struct store_writer *w, bool on);
+
+/**
+ * Add the counts of @w since its creation to @out (so the stats of
+ * several writers can be summed into one).
+ */
+void store_writer_stats_add(const struct store_writer *w,
+			    struct store_writer_stats *out);
+
 /** Abandon the content being written; the writer starts afresh. */
 void store_writer_reset(struct store_writer *w);
 

@@ -121,11 +121,15 @@ int chunk_hdr_decode(const unsigned char *in, struct chunk_hdr *h);
 /*
  * Build the record (header + payload) of plaintext chunk @p (@n bytes,
  * id @id) into @rec (reset first).  @lz4 is per-thread lz4 state,
- * @tmp per-thread scratch.
+ * @tmp per-thread scratch.  @ns: NULL, or stage times (enum
+ * store_stage) to add the lz4 and sealing CPU time to.
  */
 int chunk_seal(const struct store_keys *k, const unsigned char *id,
 	       const void *p, size_t n, void *lz4, struct buf *tmp,
-	       struct buf *rec);
+	       struct buf *rec, uint64_t *ns);
+
+/* CPU time of the calling thread in nanoseconds (stage timers). */
+uint64_t thread_cpu_ns(void);
 
 /*
  * Verify record payload @payload of header @h and append the plaintext

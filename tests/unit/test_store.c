@@ -1225,6 +1225,66 @@ static void test_big_stream(void)
 	free(repo);
 }
 
+/* The stage timers count what went through the writer. */
+static void test_writer_stats(void)
+{
+	char *repo = new_repo();
+	unsigned char *b = xmalloc(8 * MiB);
+	struct store_writer_stats ws = { 0 }, off = { 0 };
+	struct store_writer *w = NULL, *quiet = NULL;
+	struct store_content c[3];
+	uint64_t chunks = 0, fresh = 0;
+	struct store *st;
+
+	CHECK_EQ(make_repo(repo, false, NULL), 0);
+	st = open_rw(repo, NULL);
+	CHECK_EQ(store_writer_new(st, &w), 0);
+	CHECK_EQ(store_writer_new(st, &quiet), 0);
+	store_writer_timing(w, true);
+	fill_text(b, 3 * MiB, 7);
+	fill_random(b + 3 * MiB, 5 * MiB, 8);
+	for (int i = 0; i < 3; i++) {
+		/* text, random, the text again (all of it deduplicated) */
+		size_t o = i == 1 ? 3 * MiB : 0, n = i == 1 ? 5 * MiB : 3 * MiB;
+
+		store_content_init(&c[i]);
+		CHECK_EQ(store_writer_add(w, b + o, n / 2), 0);
+		CHECK_EQ(store_writer_add(w, b + o + n / 2, n - n / 2), 0);
+		CHECK_EQ(store_writer_finish(w, &c[i]), 0);
+		chunks += c[i].chunks;
+		fresh += c[i].new_chunks;
+	}
+	CHECK_EQ(c[2].new_chunks, 0);
+	CHECK(c[0].chunks > 1);
+	store_writer_stats_add(w, &ws);
+	CHECK_EQ(ws.bytes, 11 * MiB);
+	CHECK_EQ(ws.chunks, chunks);
+	CHECK_EQ(ws.new_chunks, fresh);
+	for (int i = STORE_STAGE_CHUNK; i <= STORE_STAGE_APPEND; i++)
+		CHECK(ws.ns[i] > 0);
+	/* summed, not overwritten */
+	store_writer_stats_add(w, &ws);
+	CHECK_EQ(ws.bytes, 22 * MiB);
+	/* without timing: counts, no times */
+	CHECK_EQ(store_writer_add(quiet, b, MiB), 0);
+	CHECK_EQ(store_writer_finish(quiet, &c[0]), 0);
+	store_writer_stats_add(quiet, &off);
+	CHECK_EQ(off.bytes, MiB);
+	CHECK_EQ(off.chunks, c[0].chunks);
+	for (int i = 0; i < STORE_STAGES; i++)
+		CHECK_EQ(off.ns[i], 0);
+	CHECK(!strcmp(store_stage_name(STORE_STAGE_LZ4), "lz4"));
+	CHECK(!strcmp(store_stage_name(STORE_STAGES), "?"));
+	CHECK(!strcmp(store_stage_name(-1), "?"));
+	store_writer_free(w);
+	store_writer_free(quiet);
+	CHECK_EQ(store_close(st), 0);
+	for (int i = 0; i < 3; i++)
+		store_content_release(&c[i]);
+	free(b);
+	free(repo);
+}
+
 /* A reader sees what another writer flushed, not before. */
 static void test_reader_sees_flush(void)
 {
@@ -1353,6 +1413,7 @@ int main(int argc, char **argv)
 	RUN_IF(test_prune_threshold);
 	RUN_IF(test_rebuild);
 	RUN_IF(test_big_stream);
+	RUN_IF(test_writer_stats);
 	if (!getenv("KEEP")) {
 		char cmd[300];
 
