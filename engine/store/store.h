@@ -188,7 +188,10 @@ int store_lock_holder(const char *repo, struct buf *out);
  * then commit the index rows.  Call it before committing catalog rows
  * that point at the data.  Safe to call from any thread, concurrently
  * with writers (it covers what they appended before the call).
- * Returns 0, -EROFS or -errno.
+ * Returns 0, -EROFS or -errno.  After a failed pack write (a full disk)
+ * every later flush and append of this struct store fails with that
+ * error: nothing written after the failure commits; close the store
+ * and open it again (the writer's recovery cuts the pack back).
  */
 int store_flush(struct store *st);
 
@@ -237,8 +240,11 @@ int store_writer_finish(struct store_writer *w, struct store_content *res);
  * Where a writer's time went, per stage, for benchmarks and tuning.
  * Stage times are CPU seconds of the writer's thread, in nanoseconds,
  * counted only after store_writer_timing(w, true); the byte and chunk
- * counts always.  STORE_STAGE_WAIT is wall time, not CPU: the pack
- * append waiting for another writer.
+ * counts always.  STORE_STAGE_WAIT is wall time, not CPU: what the pack
+ * append took beyond its CPU time (waiting for the lock, the disk or a
+ * CPU).  Where the CPU has the SHA extensions, the SHA-256 of the whole
+ * content is computed in the same pass as the chunk ids and counts to
+ * STORE_STAGE_ID.
  */
 enum store_stage {
 	STORE_STAGE_COPY, /* into the chunker window */
@@ -249,7 +255,7 @@ enum store_stage {
 	STORE_STAGE_LZ4, /* incompressibility samples and lz4 */
 	STORE_STAGE_SEAL, /* AES-256-GCM, or the checksum of plain chunks */
 	STORE_STAGE_APPEND, /* the pack write */
-	STORE_STAGE_WAIT, /* wall time waiting for the pack */
+	STORE_STAGE_WAIT, /* append wall time beyond its CPU time */
 	STORE_STAGES
 };
 

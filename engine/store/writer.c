@@ -1,7 +1,9 @@
 /*
  * writer.c - streaming content writers: chunking, hashing, compression
- * and sealing in the calling thread; only the pack append is serialised
- * (store_append()).
+ * and sealing in the calling thread; the pack append only reserves its
+ * place under the store's lock and writes without it (store_append()).
+ * Chunk ids and the SHA-256 of the whole content are computed in one
+ * pass where the CPU has the SHA extensions (sha2x.c).
  */
 #include <errno.h>
 #include <lz4.h>
@@ -10,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include "store/store_i.h"
@@ -21,6 +24,9 @@ struct store_writer {
 	unsigned char *buf; /* chunker window: [start, len) not yet cut */
 	size_t start, len, cap;
 	EVP_MD_CTX *whole; /* SHA-256 of the whole content */
+	bool x2; /* SHA extensions: ids and whole hashed in one pass */
+	struct sha2x wx; /* then the whole content's SHA-256 here */
+	struct sha2x_hmac hm; /* and the id key's HMAC states */
 	bool whole_is_id; /* one chunk, plain: its id is that SHA-256 */
 	unsigned char id0[32]; /* the id of that chunk */
 	struct buf desc;
@@ -99,7 +105,10 @@ void store_writer_reset(struct store_writer *w)
 	w->stored_bytes = 0;
 	w->whole_is_id = false;
 	w->err = desc_begin(&w->desc);
-	if (!w->err && EVP_DigestInit_ex(w->whole, EVP_sha256(), NULL) != 1)
+	if (w->x2)
+		sha2x_init(&w->wx);
+	else if (!w->err &&
+		 EVP_DigestInit_ex(w->whole, EVP_sha256(), NULL) != 1)
 		w->err = ssl_errno("sha-256");
 }
 
@@ -114,6 +123,9 @@ int store_writer_new(struct store *st, struct store_writer **out)
 	if (!w)
 		return -ENOMEM;
 	w->st = st;
+	w->x2 = sha2x_supported();
+	if (w->x2 && st->keys.enc)
+		sha2x_hmac_init(&w->hm, st->keys.id_key);
 	w->cap = 2 * (size_t)st->cdc.max;
 	w->buf = malloc(w->cap);
 	w->whole = EVP_MD_CTX_new();
@@ -146,7 +158,32 @@ void store_writer_free(struct store_writer *w)
 	buf_release(&w->desc);
 	buf_release(&w->tmp);
 	buf_release(&w->rec);
+	OPENSSL_cleanse(&w->hm, sizeof(w->hm));
 	free(w);
+}
+
+/*
+ * The id of chunk @p (@n bytes) into @id, and the chunk into the SHA-256
+ * of the whole content unless @only (the chunk is the whole content of a
+ * plain repository: its id is that SHA-256), both in one pass.
+ */
+static void ids_x2(struct store_writer *w, const unsigned char *p, size_t n,
+		   bool only, unsigned char id[32])
+{
+	struct sha2x a;
+
+	if (w->st->keys.enc)
+		a = w->hm.inner;
+	else
+		sha2x_init(&a);
+	if (only)
+		sha2x_update(&a, p, n);
+	else
+		sha2x_update2(&a, &w->wx, p, n);
+	if (w->st->keys.enc)
+		sha2x_hmac_final(&w->hm, &a, id);
+	else
+		sha2x_final(&a, id);
 }
 
 /*
@@ -162,17 +199,21 @@ static int emit(struct store_writer *w, const unsigned char *p, size_t n,
 	unsigned char id[32];
 	struct loc loc;
 	uint64_t t = w->timed ? thread_cpu_ns() : 0, wall = 0;
-	bool dup;
+	bool only = last && !w->chunks && !st->keys.enc, dup;
 	int ret;
 
-	ret = chunk_id(&st->keys, p, n, id);
-	if (ret)
-		return ret;
+	if (w->x2) {
+		ids_x2(w, p, n, only, id);
+	} else {
+		ret = chunk_id(&st->keys, p, n, id);
+		if (ret)
+			return ret;
+	}
 	t = lap(w, STORE_STAGE_ID, t);
-	if (last && !w->chunks && !st->keys.enc) {
+	if (only) {
 		memcpy(w->id0, id, 32);
 		w->whole_is_id = true;
-	} else if (EVP_DigestUpdate(w->whole, p, n) != 1) {
+	} else if (!w->x2 && EVP_DigestUpdate(w->whole, p, n) != 1) {
 		return ssl_errno("sha-256");
 	}
 	t = lap(w, STORE_STAGE_WHOLE, t);
@@ -272,6 +313,8 @@ int store_writer_finish(struct store_writer *w, struct store_content *res)
 		w->err = desc_end(&w->desc, w->chunks);
 	if (!w->err && w->whole_is_id)
 		memcpy(res->sha256, w->id0, 32);
+	else if (!w->err && w->x2)
+		sha2x_final(&w->wx, res->sha256);
 	else if (!w->err &&
 		 EVP_DigestFinal_ex(w->whole, res->sha256, &mdlen) != 1)
 		w->err = ssl_errno("sha-256");
