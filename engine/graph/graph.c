@@ -882,6 +882,27 @@ int graph_drive_delta_open(struct graph *g, const char *drive_id,
 	return rc;
 }
 
+int graph_drive_delta_top_open(struct graph *g, const char *drive_id,
+			       const char *token, struct graph_pager **out)
+{
+	struct buf u = BUF_INIT;
+	int rc;
+
+	*out = NULL;
+	if (token)
+		rc = graph_url_build(g, &u,
+				     "/drives/%e/root/delta?token=%e&$top=999",
+				     drive_id, token);
+	else
+		rc = graph_url_build(g, &u, "/drives/%e/root/delta?$top=999",
+				     drive_id);
+	if (rc == 0)
+		rc = pager_open(g, PK_ITEM, u.data, NULL, "read drive changes",
+				out);
+	buf_release(&u);
+	return rc;
+}
+
 int graph_mail_folders_open(struct graph *g, const char *user,
 			    const char *parent, bool hidden,
 			    struct graph_pager **out)

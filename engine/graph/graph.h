@@ -368,6 +368,16 @@ int graph_drive_delta_open(struct graph *g, const char *drive_id,
 			   const char *delta_link, struct graph_pager **out);
 
 /**
+ * Drive delta in pages of up to 999 items: GET
+ * /drives/{d}/root/delta?$top=999, with &token=@token when not NULL (an
+ * ISO time: the items changed since then, OneDrive for Business and
+ * SharePoint only; "latest": none); without, a full enumeration.  Ends
+ * with a deltaLink to save, as graph_drive_delta_open().
+ */
+int graph_drive_delta_top_open(struct graph *g, const char *drive_id,
+			       const char *token, struct graph_pager **out);
+
+/**
  * Mail folders of @user: @parent NULL = top level (children of
  * msgfolderroot), else /mailFolders/{parent}/childFolders.
  * @hidden adds includeHiddenFolders=true.  Search folders are skipped.
