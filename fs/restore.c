@@ -36,6 +36,7 @@ struct rnode {
 	/* files */
 	char *spool; /* spool path, NULL before the first write open */
 	int fd; /* spool fd while open for writing, else -1 */
+	bool mem; /* fd is a memory spool: no spool file yet */
 	int64_t size;
 	int64_t mtime;
 	int64_t entry; /* queue entry once committed, else 0 */
@@ -320,6 +321,20 @@ out:
 	return rc;
 }
 
+/* Give a memory spool of @n its spool file (lock held): before it grows
+ * beyond what the catalog keeps, or is closed uncommitted. */
+static int node_to_disk(struct rnode *n)
+{
+	int rc;
+
+	if (!n->mem)
+		return 0;
+	rc = restore_spool_to_disk(n->spool, &n->fd);
+	if (rc == 0)
+		n->mem = false;
+	return rc;
+}
+
 /* ---- operations -------------------------------------------------------- */
 
 static void rop_init(void *userdata, struct fuse_conn_info *conn)
@@ -461,9 +476,11 @@ static void rop_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 			rc = -EISDIR;
 		else if (n->committed || n->fd < 0)
 			rc = -EBUSY;
-		else if (ftruncate(n->fd, attr->st_size) < 0)
+		else if (attr->st_size > (off_t)RESTORE_INLINE_MAX)
+			rc = node_to_disk(n);
+		if (rc == 0 && !n->dir && ftruncate(n->fd, attr->st_size) < 0)
 			rc = -errno;
-		else
+		else if (rc == 0 && !n->dir)
 			n->size = attr->st_size;
 	}
 	if (n && rc == 0 && (to_set & FUSE_SET_ATTR_MTIME))
@@ -533,7 +550,12 @@ static int node_spool(struct rnode *n, struct rnode *dir)
 	struct buf spool = BUF_INIT;
 	int fd, rc;
 
-	rc = restore_spool_open(R.r, node_policy(dir), &spool, &fd);
+	/* a small file needs no spool file (kept in the catalog); rsync's
+	 * temporary files are committed by path after their rename */
+	if (deferred(n->name))
+		rc = restore_spool_open(R.r, node_policy(dir), &spool, &fd);
+	else
+		rc = restore_spool_open_mem(R.r, node_policy(dir), &spool, &fd);
 	if (rc < 0)
 		return rc;
 	if (n->fd >= 0)
@@ -544,6 +566,7 @@ static int node_spool(struct rnode *n, struct rnode *dir)
 	n->spool = strdup(spool.data);
 	buf_release(&spool);
 	n->fd = fd;
+	n->mem = !deferred(n->name);
 	n->size = 0;
 	n->entry = 0;
 	n->committed = false;
@@ -727,7 +750,11 @@ static void rop_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 	}
 	pthread_mutex_lock(&R.lock);
 	n = node_get(ino);
-	if (n && n->fd >= 0 && !n->committed) {
+	if (n && n->fd >= 0 && !n->committed &&
+	    off + (off_t)size > (off_t)RESTORE_INLINE_MAX &&
+	    node_to_disk(n) < 0) {
+		err = EIO;
+	} else if (n && n->fd >= 0 && !n->committed) {
 		w = pwrite(n->fd, buf, size, off);
 		if (w < 0)
 			err = errno;
@@ -808,6 +835,8 @@ static void rop_release(fuse_req_t req, fuse_ino_t ino,
 	if (n && !n->dir && n->fd >= 0 && (fi->flags & O_ACCMODE) != O_RDONLY) {
 		if (!n->committed && !deferred(n->name))
 			node_commit(n);
+		if (!n->committed)
+			node_to_disk(n); /* committed later, by path */
 		close(n->fd);
 		n->fd = -1;
 	}
@@ -1165,6 +1194,8 @@ static void file_xattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	else if (n->committed || !n->spool)
 		rc = -EBUSY; /* queued already: too late to change */
 	else
+		rc = node_to_disk(n);
+	if (rc == 0 && n && !n->dir && !strcmp(name, XATTR_IS_READ))
 		rc = restore_spool_set_unread(&n->spool, unread);
 	pthread_mutex_unlock(&R.lock);
 	fuse_reply_err(req, -rc);

@@ -788,30 +788,83 @@ out:
 
 /* ---- spool and queue --------------------------------------------------- */
 
-int restore_spool_open(struct restore *r, int conflict, struct buf *spool,
-		       int *fd)
+/* The name of a new spool file under policy @conflict into @spool. */
+static int spool_name(struct restore *r, int conflict, struct buf *spool)
 {
 	char guid[37];
 	int rc;
 
-	*fd = -1;
 	if (conflict < 0 || conflict > RESTORE_SKIP)
 		return -EINVAL;
 	rc = util_guid_new(guid);
 	if (rc < 0)
 		return rc;
 	buf_truncate(spool, 0);
-	rc = buf_addf(spool, "%s/%s.%s", r->spool_dir, guid,
-		      conflict_names[conflict]);
+	return buf_addf(spool, "%s/%s.%s", r->spool_dir, guid,
+			conflict_names[conflict]);
+}
+
+static int spool_create(const char *path, int *fd)
+{
+	int rc;
+
+	*fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (*fd >= 0)
+		return 0;
+	rc = -errno;
+	log_err("restore: cannot create spool file '%s': %s", path,
+		strerror(-rc));
+	return rc;
+}
+
+int restore_spool_open(struct restore *r, int conflict, struct buf *spool,
+		       int *fd)
+{
+	int rc;
+
+	*fd = -1;
+	rc = spool_name(r, conflict, spool);
+	return rc < 0 ? rc : spool_create(spool->data, fd);
+}
+
+int restore_spool_open_mem(struct restore *r, int conflict, struct buf *spool,
+			   int *fd)
+{
+	int rc;
+
+	*fd = -1;
+	rc = spool_name(r, conflict, spool);
 	if (rc < 0)
 		return rc;
-	*fd = open(spool->data, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (*fd < 0) {
-		rc = -errno;
-		log_err("restore: cannot create spool file '%s': %s",
-			spool->data, strerror(-rc));
+	*fd = memfd_create("m365-spool", MFD_CLOEXEC);
+	return *fd < 0 ? -errno : 0;
+}
+
+int restore_spool_to_disk(const char *spool, int *fd)
+{
+	struct stat st;
+	struct buf data = BUF_INIT;
+	int to = -1, rc;
+
+	if (fstat(*fd, &st) < 0)
+		return -errno;
+	rc = buf_grow(&data, (size_t)st.st_size + 1);
+	if (rc == 0)
+		rc = util_pread_all(*fd, data.data, (size_t)st.st_size, 0);
+	if (rc == 0)
+		rc = spool_create(spool, &to);
+	if (rc == 0)
+		rc = util_write_all(to, data.data, (size_t)st.st_size);
+	buf_release(&data);
+	if (rc < 0) {
+		if (to >= 0) {
+			close(to);
+			unlink(spool);
+		}
 		return rc;
 	}
+	close(*fd);
+	*fd = to;
 	return 0;
 }
 
@@ -942,8 +995,18 @@ int restore_commit(struct restore *r, int fd, const char *target,
 
 	if (r->inline_ok && size <= (int64_t)RESTORE_INLINE_MAX)
 		rc = commit_inline(r, fd, target, spool, size, &j.id);
-	if (rc == -ENOTSUP)
+	if (rc == -ENOTSUP && access(spool, F_OK) < 0 && errno == ENOENT) {
+		/* a memory spool that cannot go into the catalog */
+		int dfd = dup(fd);
+
+		rc = dfd < 0 ? -errno : restore_spool_to_disk(spool, &dfd);
+		if (rc == 0)
+			rc = commit_spooled(r, dfd, target, spool, size, &j.id);
+		if (dfd >= 0)
+			close(dfd);
+	} else if (rc == -ENOTSUP) {
 		rc = commit_spooled(r, fd, target, spool, size, &j.id);
+	}
 	if (rc < 0) {
 		log_err("restore: cannot record the restore of '%s': %s",
 			target, strerror(-rc));

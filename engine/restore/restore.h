@@ -16,9 +16,10 @@
  * restore_commit() records it in the catalog's restore queue before
  * returning: from then on it survives a crash.  A file up to
  * RESTORE_INLINE_MAX goes into the catalog with its entry
- * (cat_restore_enqueue_data: one synchronous commit, the spool file is
- * removed); a larger one is fsynced with the spool directory while the
- * entry is recorded.  The entry is handed to the uploader threads in
+ * (cat_restore_enqueue_data: one synchronous commit); it is written into
+ * a memory spool (restore_spool_open_mem()) that becomes a spool file only
+ * when it grows beyond that.  A larger file's spool file is fsynced with
+ * the spool directory while the entry is recorded.  The entry is handed to the uploader threads in
  * memory (the catalog entry stays pending until it is done or failed: no
  * claim per file, so close() does not wait behind the uploaders'
  * commits); their results are recorded in batches by a recorder thread
@@ -166,6 +167,24 @@ int restore_list(struct restore *r, const char *path, restore_list_cb fn,
 int restore_spool_open(struct restore *r, int conflict, struct buf *spool,
 		       int *fd);
 
+/**
+ * As restore_spool_open(), for a file that may stay small: *@fd is a
+ * memory file and the spool file @spool is not created yet (a file that
+ * restore_commit() keeps in the catalog never needs one).  Before the
+ * file grows beyond RESTORE_INLINE_MAX, or before its descriptor is
+ * closed uncommitted, restore_spool_to_disk() moves it to @spool.
+ * Returns 0 or -errno.
+ */
+int restore_spool_open_mem(struct restore *r, int conflict, struct buf *spool,
+			   int *fd);
+
+/**
+ * Move the memory spool *@fd (restore_spool_open_mem()) into the new
+ * spool file @spool: *@fd is replaced by a descriptor of that file (the
+ * memory file is closed).  Returns 0, or -errno with *@fd unchanged.
+ */
+int restore_spool_to_disk(const char *spool, int *fd);
+
 #define RESTORE_UNREAD_SUFFIX ".unread"
 
 /**
@@ -181,8 +200,9 @@ int restore_spool_set_unread(char **spool, bool unread);
  * Record the restore of spool file @fd (@size bytes, path @spool) to
  * @target in the queue, durably with its data on return; then an
  * uploader gets it.  Up to RESTORE_INLINE_MAX bytes the data goes into
- * the catalog with the entry and the spool file is removed; else the
- * spool file and its directory are fsynced while the entry is recorded.
+ * the catalog with the entry and the spool file, if any, is removed; else
+ * the spool file (created now from a memory spool) and its directory are
+ * fsynced while the entry is recorded.  @fd stays the caller's.
  * *@id (may be NULL) gets the entry id.  An entry whose spool file turns
  * out shorter than @size (the process died during this call) fails at
  * upload.

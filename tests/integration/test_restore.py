@@ -633,7 +633,8 @@ def test_small_files_kept_in_catalog(env):
     lib = libraries(emu)[0]
     files = {"small.bin": os.urandom(3000),
              "edge.bin": os.urandom(INLINE_MAX),
-             "large.bin": os.urandom(INLINE_MAX + 1)}
+             "large.bin": os.urandom(INLINE_MAX + 1),
+             "grown.bin": os.urandom(INLINE_MAX + 5000)}
 
     def catalog():
         db = sqlite3.connect("file:%s?mode=ro" % (env.repo / "catalog.db"),
@@ -647,17 +648,21 @@ def test_small_files_kept_in_catalog(env):
             db.close()
 
     with env.mount() as m:
-        emu.fault(path_regex=r"(small|edge|large)\.bin",
+        emu.fault(path_regex=r"(small|edge|large|grown)\.bin",
                   latency_ms=1500, count=100)
         try:
             (m.mnt / "restore" / lib / "inl").mkdir()
             for name, data in files.items():
-                (m.mnt / "restore" / lib / "inl" / name).write_bytes(data)
+                with open(m.mnt / "restore" / lib / "inl" / name, "wb",
+                          buffering=0) as f:
+                    if name == "grown.bin":  # small first, then beyond
+                        f.write(data[:10000])
+                    f.write(data[f.tell():])
             rows = {r[0].rsplit("/", 1)[1]: r for r in catalog()}
             assert set(rows) == set(files)
             for name, (_, sp, status, kept) in rows.items():
                 assert status != 2, rows[name]  # the answers are slow
-                if name == "large.bin":
+                if name in ("large.bin", "grown.bin"):
                     assert kept is None and os.path.getsize(sp) == len(
                         files[name]), rows[name]
                 else:

@@ -93,6 +93,63 @@ static void test_spool_and_queue(void)
 	buf_release(&one);
 }
 
+/* A memory spool: no spool file for a small file, one once it grows. */
+static void test_memory_spool(void)
+{
+	struct restore_config cfg = { 0 };
+	struct restore *r = NULL;
+	struct buf spool = BUF_INIT, got = BUF_INIT;
+	char big[RESTORE_INLINE_MAX + 10];
+	struct stat sb;
+	int64_t id = 0;
+	int fd = -1, fd2;
+
+	cfg.repo = repo;
+	CHECK_EQ(restore_new(&cfg, &r), 0);
+	if (!r)
+		return;
+	CHECK_EQ(restore_spool_open_mem(r, RESTORE_RENAME, &spool, &fd), 0);
+	CHECK(fd >= 0);
+	CHECK(strstr(spool.data, "/spool/") != NULL);
+	CHECK_EQ(stat(spool.data, &sb), -1); /* not created */
+	CHECK_EQ(util_write_all(fd, "small", 5), 0);
+	CHECK_EQ(
+		restore_commit(r, fd, "onedrive/u@x/m.txt", spool.data, 5, &id),
+		0);
+	close(fd);
+	CHECK_EQ(stat(spool.data, &sb), -1); /* in the catalog instead */
+	CHECK_EQ(cat_restore_data(restore_cat(r), id, &got), 0);
+	CHECK(got.len == 5 && !memcmp(got.data, "small", 5));
+
+	/* grows: moved to its spool file with what it had */
+	memset(big, 'b', sizeof(big));
+	CHECK_EQ(restore_spool_open_mem(r, RESTORE_RENAME, &spool, &fd), 0);
+	CHECK_EQ(util_write_all(fd, "head", 4), 0);
+	fd2 = fd;
+	CHECK_EQ(restore_spool_to_disk(spool.data, &fd), 0);
+	CHECK(fd != fd2);
+	CHECK_EQ(pwrite(fd, big, sizeof(big), 4), (ssize_t)sizeof(big));
+	CHECK_EQ(restore_commit(r, fd, "onedrive/u@x/g.txt", spool.data,
+				(int64_t)sizeof(big) + 4, &id),
+		 0);
+	close(fd);
+	CHECK_EQ(stat(spool.data, &sb), 0);
+	CHECK_EQ(sb.st_size, (off_t)sizeof(big) + 4);
+	buf_truncate(&got, 0);
+	CHECK_EQ(util_read_file(spool.data, &got, 1 << 20), 0);
+	CHECK(got.len == sizeof(big) + 4 && !memcmp(got.data, "head", 4));
+	buf_truncate(&got, 0);
+	CHECK_EQ(cat_restore_data(restore_cat(r), id, &got), -ENOENT);
+	/* an existing spool file is not overwritten */
+	CHECK_EQ(restore_spool_open_mem(r, RESTORE_RENAME, &got, &fd2), 0);
+	CHECK_EQ(restore_spool_to_disk(spool.data, &fd2), -EEXIST);
+	close(fd2);
+	restore_free(r);
+	unlink(spool.data);
+	buf_release(&spool);
+	buf_release(&got);
+}
+
 static void test_resolve_without_graph(void)
 {
 	struct restore_config cfg = { 0 };
@@ -222,6 +279,7 @@ int main(void)
 	make_repo();
 	RUN(test_policies);
 	RUN(test_spool_and_queue);
+	RUN(test_memory_spool);
 	RUN(test_resolve_without_graph);
 	RUN(test_no_catalog);
 	RUN(test_mime_json);
