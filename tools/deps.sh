@@ -9,7 +9,7 @@ pkgs_build="build-essential pkg-config libfuse3-dev fuse3 libcurl4-openssl-dev
 libcjson-dev liblz4-dev libssl-dev libsqlite3-dev"
 pkgs_test="python3 python3-pytest python3-hypercorn python3-h2
 python3-cryptography attr rsync curl openssl sqlite3 clang libclang-rt-14-dev
-clang-format"
+clang-format rclone"
 pkgs_bench="hyperfine fio restic borgbackup squashfuse squashfs-tools rclone"
 
 want=""

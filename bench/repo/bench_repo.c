@@ -8,7 +8,13 @@
  *
  * Prints one line: "files F bytes B wall S cpu S flush S" (wall from
  * the first file opened to the last pack fsynced and the index
- * committed; cpu of the whole process; flush: the final store_close()).
+ * committed; cpu of the whole process; flush: the final store_close()),
+ * and where the writers' CPU time went: "stages NAME S ..." (the
+ * store's stage timers summed over the threads; "wait" is wall time
+ * waiting for the pack).  Then the stage limit on the same data: each
+ * file read into memory, then the chunker, SHA-256 of each chunk, lz4
+ * of each chunk and AES-256-GCM of what lz4 left, each stage timed
+ * alone in one thread: "limit chunk S sha S lz4 S gcm S" (CPU seconds).
  * Then every content is read back once from a new read-only store (64
  * MiB chunk cache, packs in the page cache) in 128 KiB pieces as FUSE
  * asks, and the packs are read by `cat`: "read wall S cpu S cat_wall S
@@ -27,7 +33,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "store/store.h"
+#include <lz4.h>
+#include <openssl/sha.h>
+
+#include "store/store_i.h"
 #include "util/log.h"
 
 static char **paths;
@@ -36,6 +45,8 @@ static atomic_size_t next_file;
 static atomic_ullong total_bytes;
 static struct store *st;
 static struct store_content *cont; /* per file */
+static pthread_mutex_t stats_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct store_writer_stats stats; /* of all writers */
 
 static int cmp_str(const void *a, const void *b)
 {
@@ -75,6 +86,8 @@ static void *worker(void *arg)
 	intptr_t ret = b ? store_writer_new(st, &w) : -ENOMEM;
 
 	(void)arg;
+	if (w)
+		store_writer_timing(w, true);
 	while (!ret && (i = atomic_fetch_add(&next_file, 1)) < npaths) {
 		int fd = open(paths[i], O_RDONLY | O_CLOEXEC);
 		ssize_t n;
@@ -93,9 +106,114 @@ static void *worker(void *arg)
 	}
 	if (ret)
 		fprintf(stderr, "bench_repo: %s\n", strerror((int)-ret));
+	if (w) {
+		pthread_mutex_lock(&stats_lock);
+		store_writer_stats_add(w, &stats);
+		pthread_mutex_unlock(&stats_lock);
+	}
 	store_writer_free(w);
 	free(b);
 	return (void *)ret;
+}
+
+static double elapsed(double *t)
+{
+	double now = clock_s(CLOCK_THREAD_CPUTIME_ID), d = now - *t;
+
+	*t = now;
+	return d;
+}
+
+/*
+ * The stages alone over the same files, one thread: print the CPU
+ * seconds of each.  The file reads are not timed.
+ */
+static int stage_limit(int cdc_min, int cdc_avg, int cdc_max)
+{
+	unsigned char key[32] = { 1 }, nonce[GCM_NONCE_LEN] = { 2 }, md[32];
+	double tc = 0, ts = 0, tl = 0, tg = 0, t;
+	size_t cap = 0, *cuts = NULL, *packed = NULL, ncap = 0;
+	unsigned char *data = NULL;
+	char *dst = malloc((size_t)LZ4_compressBound(cdc_max));
+	void *lz = malloc((size_t)LZ4_sizeofState());
+	struct buf out = BUF_INIT;
+	struct cdc cdc;
+	int ret = -1;
+
+	cdc_init(&cdc, (uint32_t)cdc_min, (uint32_t)cdc_avg, (uint32_t)cdc_max);
+	for (size_t i = 0; dst && lz && i < npaths; i++) {
+		size_t n = 0, nc = 0, off;
+		int fd = open(paths[i], O_RDONLY | O_CLOEXEC);
+		ssize_t got;
+
+		if (fd < 0)
+			goto out;
+		for (;;) {
+			if (n == cap) {
+				unsigned char *d;
+
+				cap = cap ? 2 * cap : 1 << 20;
+				d = realloc(data, cap);
+				if (!d) {
+					close(fd);
+					goto out;
+				}
+				data = d;
+			}
+			got = read(fd, data + n, cap - n);
+			if (got <= 0)
+				break;
+			n += (size_t)got;
+		}
+		close(fd);
+		if (got < 0)
+			goto out;
+		if (ncap < n / (size_t)cdc_min + 2) {
+			free(cuts);
+			free(packed);
+			ncap = n / (size_t)cdc_min + 2;
+			cuts = malloc(ncap * sizeof(*cuts));
+			packed = malloc(ncap * sizeof(*packed));
+			if (!cuts || !packed)
+				goto out;
+		}
+		t = clock_s(CLOCK_THREAD_CPUTIME_ID);
+		for (off = 0; off < n; off += cuts[nc++])
+			cuts[nc] = cdc_cut(&cdc, data + off, n - off);
+		tc += elapsed(&t);
+		for (size_t c = 0, o = 0; c < nc; o += cuts[c++])
+			SHA256(data + o, cuts[c], md);
+		ts += elapsed(&t);
+		for (size_t c = 0, o = 0; c < nc; o += cuts[c++]) {
+			int b = LZ4_compressBound((int)cuts[c]);
+			int l = LZ4_compress_fast_extState(
+				lz, (const char *)data + o, dst, (int)cuts[c],
+				b, 1);
+
+			packed[c] = l > 0 && (size_t)l < cuts[c] ? (size_t)l
+								 : cuts[c];
+		}
+		tl += elapsed(&t);
+		for (size_t c = 0, o = 0; c < nc; o += cuts[c++]) {
+			/* what the store seals: the lz4 output when smaller
+			 * (its bytes do not matter for the time) */
+			buf_reset(&out);
+			if (gcm_seal(key, nonce, md, 32, data + o, packed[c],
+				     &out))
+				goto out;
+		}
+		tg += elapsed(&t);
+	}
+	printf("limit chunk %.3f sha %.3f lz4 %.3f gcm %.3f\n", tc, ts, tl, tg);
+	ret = 0;
+out:
+	buf_release(&out);
+	free(data);
+	free(cuts);
+	free(packed);
+	free(dst);
+	free(lz);
+	return ret;
 }
 
 /* CPU seconds of finished children (cat). */
@@ -215,6 +333,16 @@ int main(int argc, char **argv)
 	       clock_s(CLOCK_MONOTONIC) - w0,
 	       clock_s(CLOCK_PROCESS_CPUTIME_ID) - c0,
 	       clock_s(CLOCK_MONOTONIC) - wj);
+	printf("stages");
+	for (int i = 0; i < STORE_STAGES; i++)
+		printf(" %s %.3f", store_stage_name(i),
+		       (double)stats.ns[i] / 1e9);
+	printf("\n");
+	if (!ret &&
+	    stage_limit(STORE_CHUNK_MIN, STORE_CHUNK_AVG, STORE_CHUNK_MAX)) {
+		fprintf(stderr, "bench_repo: measuring the stages failed\n");
+		ret = 1;
+	}
 	if (!ret && read_back(argv[2], co.encrypt ? key : NULL)) {
 		fprintf(stderr, "bench_repo: reading back failed\n");
 		ret = 1;

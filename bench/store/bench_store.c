@@ -4,10 +4,12 @@
  *
  *   bench_store DIR [MiB] [runs]
  *
- * Ingest (one thread, encrypted repository): store_put() of the data,
- * versus the sum of the stage times (FastCDC chunking, SHA-256 for chunk
- * ids, SHA-256 of the whole content, lz4, AES-256-GCM) each run alone over
- * the same bytes.  Warm read: sequential store_read() of the content in
+ * Ingest (one thread, plain and encrypted repository): store_put() of
+ * the data, versus the sum of the stage times (FastCDC chunking, SHA-256,
+ * lz4, AES-256-GCM) each run alone over the same bytes: the stage limit
+ * of the issue, goal >= 75%.  The store hashes twice (chunk ids, and the
+ * SHA-256 of the whole content, which the catalog keeps), so its second
+ * pass counts against it.  Warm read: sequential store_read() of the content in
  * 128 KiB pieces from a freshly opened store (64 MiB chunk cache, pack
  * files in the page cache), versus `cat` of the pack files.  Prints
  * medians and ratios; asserts nothing.
@@ -333,17 +335,21 @@ int main(int argc, char **argv)
 	}
 	double mc = median(tc, runs), ms = median(ts, runs);
 	double ml = median(tl, runs), mg = median(tg, runs);
-	double lim_p = mc + 2 * ms + ml, lim_e = lim_p + mg;
+	/* the issue's stage limit: one SHA-256 pass (the store makes two:
+	 * chunk ids and the SHA-256 of the whole content) */
+	double lim_p = mc + ms + ml, lim_e = lim_p + mg;
 	double mie = median(tie, runs), mip = median(tip, runs);
 
 	printf("data: %zu MiB (2/3 text, 1/3 random), %zu chunks, median of %d runs; CPU = CPU time of the thread(s)\n",
 	       mib, c.n, runs);
 	printf("stage alone (MiB/s CPU): chunker %.0f, sha-256 %.0f, lz4 %.0f, aes-256-gcm %.0f\n",
 	       mib / mc, mib / ms, mib / ml, mib / mg);
-	printf("ingest plain:     %.0f MiB/s CPU, stage limit %.0f MiB/s (chunker + 2 x sha-256 + lz4): %.0f%%\n",
-	       mib / mip, mib / lim_p, 100 * lim_p / mip);
-	printf("ingest encrypted: %.0f MiB/s CPU, stage limit %.0f MiB/s (+ aes-256-gcm): %.0f%%\n",
-	       mib / mie, mib / lim_e, 100 * lim_e / mie);
+	printf("ingest plain:     %.0f MiB/s CPU, stage limit %.0f MiB/s (chunker + sha-256 + lz4): %.0f%% (goal >= 75%%: %s)\n",
+	       mib / mip, mib / lim_p, 100 * lim_p / mip,
+	       lim_p / mip >= 0.75 ? "met" : "not met");
+	printf("ingest encrypted: %.0f MiB/s CPU, stage limit %.0f MiB/s (+ aes-256-gcm): %.0f%% (goal >= 75%%: %s)\n",
+	       mib / mie, mib / lim_e, 100 * lim_e / mie,
+	       lim_e / mie >= 0.75 ? "met" : "not met");
 	if (read_bench("plain", rp, NULL, &sp, data, rb, runs) ||
 	    read_bench("encrypted", re, key, &se, data, rb, runs))
 		return 1;

@@ -887,7 +887,13 @@ static void finish(struct http *h, struct xfer *x, CURLcode cc, int64_t now)
 		return;
 	}
 
-	if (st == 429 || st == 503 || st == 509) {
+	/*
+	 * Throttling: 429, 503 and 509, and SharePoint's 403
+	 * activityLimitReached, told from a real "access denied" by the
+	 * Retry-After it carries.
+	 */
+	if (st == 429 || st == 503 || st == 509 ||
+	    (st == 403 && http_response_header(r, "retry-after"))) {
 		pthread_mutex_lock(&h->lock);
 		h->st.throttled++;
 		pthread_mutex_unlock(&h->lock);

@@ -6,6 +6,7 @@
 #include <lz4.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/sha.h>
@@ -100,14 +101,23 @@ static bool incompressible(const unsigned char *p, size_t n, void *lz4,
 	return out * 100 >= in * 97;
 }
 
+uint64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 int chunk_seal(const struct store_keys *k, const unsigned char *id,
 	       const void *p, size_t n, void *lz4, struct buf *tmp,
-	       struct buf *rec)
+	       struct buf *rec, uint64_t *ns)
 {
 	struct chunk_hdr h = { 0 };
 	int bound = LZ4_compressBound((int)n), clen, ret;
 	const void *src = p;
 	size_t plen = n;
+	uint64_t t0 = ns ? thread_cpu_ns() : 0, t1;
 
 	if (!n || n > CHUNK_LIMIT)
 		return -EINVAL;
@@ -126,6 +136,11 @@ int chunk_seal(const struct store_keys *k, const unsigned char *id,
 		src = tmp->data;
 		plen = (size_t)clen;
 	}
+	if (ns) {
+		t1 = thread_cpu_ns();
+		ns[STORE_STAGE_LZ4] += t1 - t0;
+		t0 = t1;
+	}
 	buf_reset(rec);
 	ret = buf_grow(rec, CHUNK_HDR_LEN + plen + GCM_TAG_LEN);
 	if (ret)
@@ -137,17 +152,20 @@ int chunk_seal(const struct store_keys *k, const unsigned char *id,
 		chunk_hdr_encode(&h, (unsigned char *)rec->data);
 		rec->len = CHUNK_HDR_LEN + plen;
 		rec->data[rec->len] = 0;
-		return 0;
+	} else {
+		h.flags |= CHUNK_F_ENC;
+		h.stored = (uint32_t)(plen + GCM_TAG_LEN);
+		ret = util_random(h.nonce, GCM_NONCE_LEN);
+		if (ret)
+			return ret;
+		chunk_hdr_encode(&h, (unsigned char *)rec->data);
+		rec->len = CHUNK_HDR_LEN;
+		ret = gcm_seal(k->data_key, h.nonce, rec->data, CHUNK_AAD_LEN,
+			       src, plen, rec);
 	}
-	h.flags |= CHUNK_F_ENC;
-	h.stored = (uint32_t)(plen + GCM_TAG_LEN);
-	ret = util_random(h.nonce, GCM_NONCE_LEN);
-	if (ret)
-		return ret;
-	chunk_hdr_encode(&h, (unsigned char *)rec->data);
-	rec->len = CHUNK_HDR_LEN;
-	return gcm_seal(k->data_key, h.nonce, rec->data, CHUNK_AAD_LEN, src,
-			plen, rec);
+	if (ns)
+		ns[STORE_STAGE_SEAL] += thread_cpu_ns() - t0;
+	return ret;
 }
 
 int chunk_decode(const struct store_keys *k, const unsigned char *raw,

@@ -455,6 +455,7 @@ int store_open(const char *repo, const struct store_open_opts *opts,
 	pthread_mutex_init(&st->db_lock, NULL);
 	pthread_mutex_init(&st->flush_lock, NULL);
 	pthread_mutex_init(&st->wlock, NULL);
+	pthread_cond_init(&st->wcond, NULL);
 	idmap_init(&st->pendmap);
 	st->repo = strdup(repo);
 	if (!st->repo) {
@@ -593,6 +594,7 @@ int store_close(struct store *st)
 	pthread_mutex_destroy(&st->db_lock);
 	pthread_mutex_destroy(&st->flush_lock);
 	pthread_mutex_destroy(&st->wlock);
+	pthread_cond_destroy(&st->wcond);
 	OPENSSL_cleanse(&st->keys, sizeof(st->keys));
 	free(st->repo);
 	free(st);
@@ -672,25 +674,42 @@ out:
 	return ret;
 }
 
-int store_append(struct store *st, const unsigned char *rec, size_t len,
-		 bool dedup, bool *dup)
+/* Write all of @p at @off of @fd. */
+static int pwrite_all(int fd, const unsigned char *p, size_t n, uint64_t off)
+{
+	while (n) {
+		ssize_t w = pwrite(fd, p, n, (off_t)off);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -errno;
+		if (!w)
+			return -EIO;
+		p += w;
+		n -= (size_t)w;
+		off += (uint64_t)w;
+	}
+	return 0;
+}
+
+/*
+ * Rotate to a new pack when @len more bytes would overflow the current
+ * one, and reserve @len bytes in it for record @rec: its pending row
+ * (busy until written), its place in *@fd at *@off.  Caller holds wlock.
+ */
+static int reserve(struct store *st, const unsigned char *rec, size_t len,
+		   int *fd, uint64_t *off)
 {
 	struct pending *p;
-	uint64_t v;
-	int ret = 0;
+	int ret;
 
-	*dup = false;
-	pthread_mutex_lock(&st->wlock);
-	if (dedup && idmap_get(&st->pendmap, rec + 8, &v)) {
-		*dup = true;
-		goto out;
-	}
 	if (st->pack_fd >= 0 && st->pack_off > PACK_HDR_LEN &&
 	    st->pack_off + len > st->pack_target) {
 		ret = array_grow(&st->uns, &st->auns, st->nuns + 1,
 				 sizeof(*st->uns));
 		if (ret)
-			goto out;
+			return ret;
 		st->uns[st->nuns].fd = st->pack_fd;
 		st->uns[st->nuns].pack = st->pack_id;
 		st->uns[st->nuns].size = st->pack_off;
@@ -700,28 +719,14 @@ int store_append(struct store *st, const unsigned char *rec, size_t len,
 	if (st->pack_fd < 0) {
 		ret = pack_new(st);
 		if (ret)
-			goto out;
+			return ret;
 	}
 	ret = array_grow(&st->pend, &st->apend, st->npend + 1,
 			 sizeof(*st->pend));
+	if (!ret)
+		ret = idmap_put(&st->pendmap, rec + 8, st->npend);
 	if (ret)
-		goto out;
-	ret = idmap_put(&st->pendmap, rec + 8, st->npend);
-	if (ret)
-		goto out;
-	ret = util_write_all(st->pack_fd, rec, len);
-	if (ret) {
-		/* undo a partial record so the pack stays parseable */
-		if (ftruncate(st->pack_fd, (off_t)st->pack_off) < 0 ||
-		    lseek(st->pack_fd, (off_t)st->pack_off, SEEK_SET) < 0)
-			log_err("store: cannot undo a failed pack write");
-		log_err("store: cannot append to a pack: %s", strerror(-ret));
-		/* the map entry now points past the end: rebuild it */
-		idmap_clear(&st->pendmap);
-		for (size_t i = 0; i < st->npend; i++)
-			idmap_put(&st->pendmap, st->pend[i].id, i);
-		goto out;
-	}
+		return ret;
 	p = &st->pend[st->npend++];
 	memcpy(p->id, rec + 8, 32);
 	p->loc.pack = st->pack_id;
@@ -729,18 +734,62 @@ int store_append(struct store *st, const unsigned char *rec, size_t len,
 	p->loc.flags = rec[4];
 	p->loc.plain = le32_get(rec + 40);
 	p->loc.stored = le32_get(rec + 44);
+	p->busy = true;
+	*fd = st->pack_fd;
+	*off = st->pack_off;
 	st->pack_off += len;
+	st->inflight++;
+	return 0;
+}
+
+int store_append(struct store *st, const unsigned char *rec, size_t len,
+		 bool dedup, bool *dup)
+{
+	uint64_t off, wb = 0, wb_end = 0, v;
+	int fd = -1, ret;
+
+	*dup = false;
+	pthread_mutex_lock(&st->wlock);
+	while (st->flushing && !st->werr)
+		pthread_cond_wait(&st->wcond, &st->wlock);
+	ret = st->werr;
+	if (!ret && dedup && idmap_get(&st->pendmap, rec + 8, &v)) {
+		*dup = true;
+		goto out;
+	}
+	if (!ret)
+		ret = reserve(st, rec, len, &fd, &off);
+	if (ret)
+		goto out;
 	/*
-	 * Start writing back what we appended while the next chunks are
+	 * Start writing back what was appended while the next chunks are
 	 * prepared, so that store_flush() finds little left to write: its
 	 * fsync is then short.  Only a hint; errors show up at the fsync.
 	 */
 	if (st->pack_off - st->pack_wb >= WRITEBACK_STEP) {
-		sync_file_range(st->pack_fd, (off_t)st->pack_wb,
-				(off_t)(st->pack_off - st->pack_wb),
-				SYNC_FILE_RANGE_WRITE);
+		wb = st->pack_wb;
+		wb_end = st->pack_off;
 		st->pack_wb = st->pack_off;
 	}
+	pthread_mutex_unlock(&st->wlock);
+
+	/* other writers append meanwhile; a flush waits for this one */
+	ret = pwrite_all(fd, rec, len, off);
+	if (!ret && wb_end)
+		sync_file_range(fd, (off_t)wb, (off_t)(wb_end - wb),
+				SYNC_FILE_RANGE_WRITE);
+
+	pthread_mutex_lock(&st->wlock);
+	st->inflight--;
+	if (ret) {
+		/* a hole in the pack now: nothing after it may commit */
+		log_err("store: cannot append to a pack: %s", strerror(-ret));
+		if (!st->werr)
+			st->werr = ret;
+	} else if (idmap_get(&st->pendmap, rec + 8, &v)) {
+		st->pend[v].busy = false;
+	}
+	pthread_cond_broadcast(&st->wcond);
 out:
 	pthread_mutex_unlock(&st->wlock);
 	return ret;
@@ -750,14 +799,20 @@ int store_locate(struct store *st, const unsigned char *id, struct loc *loc)
 {
 	uint64_t v;
 	bool hit;
+	int ret = 0;
 
 	pthread_mutex_lock(&st->wlock);
-	hit = idmap_get(&st->pendmap, id, &v);
-	if (hit)
+	/* a chunk being written is there once its write is done */
+	while ((hit = idmap_get(&st->pendmap, id, &v)) && st->pend[v].busy &&
+	       !st->werr)
+		pthread_cond_wait(&st->wcond, &st->wlock);
+	if (hit && st->pend[v].busy)
+		ret = st->werr;
+	else if (hit)
 		*loc = st->pend[v].loc;
 	pthread_mutex_unlock(&st->wlock);
 	if (hit)
-		return 0;
+		return ret;
 	return index_get(st, id, loc);
 }
 
@@ -838,6 +893,18 @@ int store_flush(struct store *st)
 		return -EROFS;
 	pthread_mutex_lock(&st->flush_lock);
 	pthread_mutex_lock(&st->wlock);
+	/* the appends reserved so far finish writing; new ones wait */
+	st->flushing = true;
+	while (st->inflight)
+		pthread_cond_wait(&st->wcond, &st->wlock);
+	st->flushing = false;
+	pthread_cond_broadcast(&st->wcond);
+	if (st->werr) {
+		ret = st->werr;
+		pthread_mutex_unlock(&st->wlock);
+		pthread_mutex_unlock(&st->flush_lock);
+		return ret;
+	}
 	n = st->npend;
 	nuns = st->nuns;
 	cur_fd = st->pack_fd;
@@ -911,7 +978,7 @@ int store_seal_pack(struct store *st)
 
 	pthread_mutex_lock(&st->flush_lock);
 	pthread_mutex_lock(&st->wlock);
-	if (st->pack_fd >= 0 && !st->npend && !st->nuns) {
+	if (st->pack_fd >= 0 && !st->npend && !st->nuns && !st->inflight) {
 		snprintf(sql, sizeof(sql),
 			 "UPDATE packs SET sealed = 1, size = %llu"
 			 " WHERE id = %lld",

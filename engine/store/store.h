@@ -188,7 +188,10 @@ int store_lock_holder(const char *repo, struct buf *out);
  * then commit the index rows.  Call it before committing catalog rows
  * that point at the data.  Safe to call from any thread, concurrently
  * with writers (it covers what they appended before the call).
- * Returns 0, -EROFS or -errno.
+ * Returns 0, -EROFS or -errno.  After a failed pack write (a full disk)
+ * every later flush and append of this struct store fails with that
+ * error: nothing written after the failure commits; close the store
+ * and open it again (the writer's recovery cuts the pack back).
  */
 int store_flush(struct store *st);
 
@@ -232,6 +235,48 @@ int store_writer_add(struct store_writer *w, const void *p, size_t n);
  * other processes at the next store_flush().  Returns 0 or -errno.
  */
 int store_writer_finish(struct store_writer *w, struct store_content *res);
+
+/*
+ * Where a writer's time went, per stage, for benchmarks and tuning.
+ * Stage times are CPU seconds of the writer's thread, in nanoseconds,
+ * counted only after store_writer_timing(w, true); the byte and chunk
+ * counts always.  STORE_STAGE_WAIT is wall time, not CPU: what the pack
+ * append took beyond its CPU time (waiting for the lock, the disk or a
+ * CPU).  Where the CPU has the SHA extensions, the SHA-256 of the whole
+ * content is computed in the same pass as the chunk ids and counts to
+ * STORE_STAGE_ID.
+ */
+enum store_stage {
+	STORE_STAGE_COPY, /* into the chunker window */
+	STORE_STAGE_CHUNK, /* FastCDC cut points */
+	STORE_STAGE_ID, /* chunk ids: SHA-256 or HMAC-SHA-256 */
+	STORE_STAGE_WHOLE, /* SHA-256 of the whole content */
+	STORE_STAGE_LOOKUP, /* dedup: pending chunks, then the index */
+	STORE_STAGE_LZ4, /* incompressibility samples and lz4 */
+	STORE_STAGE_SEAL, /* AES-256-GCM, or the checksum of plain chunks */
+	STORE_STAGE_APPEND, /* the pack write */
+	STORE_STAGE_WAIT, /* append wall time beyond its CPU time */
+	STORE_STAGES
+};
+
+struct store_writer_stats {
+	uint64_t bytes; /* content bytes added */
+	uint64_t chunks, new_chunks; /* chunks cut; of which stored */
+	uint64_t ns[STORE_STAGES];
+};
+
+/** Short name of stage @s ("chunk", "lz4", ...); "?" when out of range. */
+const char *store_stage_name(int s);
+
+/** Count stage times from now on (@on) or stop counting them. */
+void store_writer_timing(struct store_writer *w, bool on);
+
+/**
+ * Add the counts of @w since its creation to @out (so the stats of
+ * several writers can be summed into one).
+ */
+void store_writer_stats_add(const struct store_writer *w,
+			    struct store_writer_stats *out);
 
 /** Abandon the content being written; the writer starts afresh. */
 void store_writer_reset(struct store_writer *w);

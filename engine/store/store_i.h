@@ -73,6 +73,36 @@ int ssl_errno(const char *what);
 /* Fast 64-bit checksum of plain payloads (FORMAT.md "chk64"). */
 uint64_t chk64(const void *p, size_t n);
 
+/* ---- two SHA-256 in one pass (sha2x.c) ---- */
+
+struct sha2x {
+	uint32_t h[8];
+	unsigned char buf[64]; /* partial block */
+	size_t nbuf;
+	uint64_t total; /* message bytes */
+};
+
+/* HMAC-SHA-256 with a 32-byte key: the states after the padded keys. */
+struct sha2x_hmac {
+	struct sha2x inner, outer;
+};
+
+/* True when the CPU has the SHA extensions; the rest needs them. */
+bool sha2x_supported(void);
+void sha2x_init(struct sha2x *c);
+void sha2x_update(struct sha2x *c, const void *p, size_t n);
+/* Feed the same @n bytes to @a and @b, the two hashes interleaved. */
+void sha2x_update2(struct sha2x *a, struct sha2x *b, const void *p, size_t n);
+/* The digest of @c (which is spent). */
+void sha2x_final(struct sha2x *c, unsigned char md[32]);
+void sha2x_hmac_init(struct sha2x_hmac *m, const unsigned char key[32]);
+/*
+ * HMAC of a message fed to @inner, a copy of m->inner (spent); @m is
+ * left as it was.
+ */
+void sha2x_hmac_final(const struct sha2x_hmac *m, struct sha2x *inner,
+		      unsigned char md[32]);
+
 /* ---- chunker (chunker.c) ---- */
 
 struct cdc {
@@ -121,11 +151,15 @@ int chunk_hdr_decode(const unsigned char *in, struct chunk_hdr *h);
 /*
  * Build the record (header + payload) of plaintext chunk @p (@n bytes,
  * id @id) into @rec (reset first).  @lz4 is per-thread lz4 state,
- * @tmp per-thread scratch.
+ * @tmp per-thread scratch.  @ns: NULL, or stage times (enum
+ * store_stage) to add the lz4 and sealing CPU time to.
  */
 int chunk_seal(const struct store_keys *k, const unsigned char *id,
 	       const void *p, size_t n, void *lz4, struct buf *tmp,
-	       struct buf *rec);
+	       struct buf *rec, uint64_t *ns);
+
+/* CPU time of the calling thread in nanoseconds (stage timers). */
+uint64_t thread_cpu_ns(void);
 
 /*
  * Verify record payload @payload of header @h and append the plaintext
@@ -209,6 +243,7 @@ int index_exec(struct store *st, const char *sql);
 struct pending {
 	unsigned char id[32];
 	struct loc loc;
+	bool busy; /* its record is still being written */
 };
 
 struct unsynced {
@@ -271,6 +306,18 @@ struct store {
 
 	pthread_mutex_t flush_lock; /* one flush (or prune step) at a time */
 	pthread_mutex_t wlock;
+	/*
+	 * Appends reserve their place in the pack under wlock and write it
+	 * without: @inflight of them are writing now.  A flush sets
+	 * @flushing (no new reservations) and waits for @inflight to drop
+	 * to 0 on @wcond; so do readers of a pending chunk still busy.
+	 * @werr: a pack write failed; appends and flushes fail with it
+	 * from then on (the next writer's recovery cuts the pack back).
+	 */
+	unsigned inflight;
+	bool flushing;
+	int werr;
+	pthread_cond_t wcond;
 	int pack_fd; /* current pack (protected by wlock) */
 	int64_t pack_id; /* its index id */
 	uint64_t pack_off; /* its size */

@@ -1,14 +1,18 @@
 /*
  * writer.c - streaming content writers: chunking, hashing, compression
- * and sealing in the calling thread; only the pack append is serialised
- * (store_append()).
+ * and sealing in the calling thread; the pack append only reserves its
+ * place under the store's lock and writes without it (store_append()).
+ * Chunk ids and the SHA-256 of the whole content are computed in one
+ * pass where the CPU has the SHA extensions (sha2x.c).
  */
 #include <errno.h>
 #include <lz4.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include "store/store_i.h"
@@ -20,6 +24,9 @@ struct store_writer {
 	unsigned char *buf; /* chunker window: [start, len) not yet cut */
 	size_t start, len, cap;
 	EVP_MD_CTX *whole; /* SHA-256 of the whole content */
+	bool x2; /* SHA extensions: ids and whole hashed in one pass */
+	struct sha2x wx; /* then the whole content's SHA-256 here */
+	struct sha2x_hmac hm; /* and the id key's HMAC states */
 	bool whole_is_id; /* one chunk, plain: its id is that SHA-256 */
 	unsigned char id0[32]; /* the id of that chunk */
 	struct buf desc;
@@ -27,7 +34,57 @@ struct store_writer {
 	void *lz4;
 	struct buf tmp, rec;
 	int err;
+	bool timed; /* count stage times */
+	struct store_writer_stats stats;
 };
+
+static const char *const stage_names[STORE_STAGES] = {
+	[STORE_STAGE_COPY] = "copy",	 [STORE_STAGE_CHUNK] = "chunk",
+	[STORE_STAGE_ID] = "id",	 [STORE_STAGE_WHOLE] = "whole",
+	[STORE_STAGE_LOOKUP] = "lookup", [STORE_STAGE_LZ4] = "lz4",
+	[STORE_STAGE_SEAL] = "seal",	 [STORE_STAGE_APPEND] = "append",
+	[STORE_STAGE_WAIT] = "wait",
+};
+
+const char *store_stage_name(int s)
+{
+	return s >= 0 && s < STORE_STAGES ? stage_names[s] : "?";
+}
+
+void store_writer_timing(struct store_writer *w, bool on)
+{
+	w->timed = on;
+}
+
+void store_writer_stats_add(const struct store_writer *w,
+			    struct store_writer_stats *out)
+{
+	out->bytes += w->stats.bytes;
+	out->chunks += w->stats.chunks;
+	out->new_chunks += w->stats.new_chunks;
+	for (int i = 0; i < STORE_STAGES; i++)
+		out->ns[i] += w->stats.ns[i];
+}
+
+/* End the current stage (begun at CPU time @t0): count it to @stage. */
+static uint64_t lap(struct store_writer *w, enum store_stage stage, uint64_t t0)
+{
+	uint64_t t;
+
+	if (!w->timed)
+		return 0;
+	t = thread_cpu_ns();
+	w->stats.ns[stage] += t - t0;
+	return t;
+}
+
+static uint64_t wall_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 void store_content_init(struct store_content *c)
 {
@@ -48,7 +105,10 @@ void store_writer_reset(struct store_writer *w)
 	w->stored_bytes = 0;
 	w->whole_is_id = false;
 	w->err = desc_begin(&w->desc);
-	if (!w->err && EVP_DigestInit_ex(w->whole, EVP_sha256(), NULL) != 1)
+	if (w->x2)
+		sha2x_init(&w->wx);
+	else if (!w->err &&
+		 EVP_DigestInit_ex(w->whole, EVP_sha256(), NULL) != 1)
 		w->err = ssl_errno("sha-256");
 }
 
@@ -63,6 +123,9 @@ int store_writer_new(struct store *st, struct store_writer **out)
 	if (!w)
 		return -ENOMEM;
 	w->st = st;
+	w->x2 = sha2x_supported();
+	if (w->x2 && st->keys.enc)
+		sha2x_hmac_init(&w->hm, st->keys.id_key);
 	w->cap = 2 * (size_t)st->cdc.max;
 	w->buf = malloc(w->cap);
 	w->whole = EVP_MD_CTX_new();
@@ -95,7 +158,32 @@ void store_writer_free(struct store_writer *w)
 	buf_release(&w->desc);
 	buf_release(&w->tmp);
 	buf_release(&w->rec);
+	OPENSSL_cleanse(&w->hm, sizeof(w->hm));
 	free(w);
+}
+
+/*
+ * The id of chunk @p (@n bytes) into @id, and the chunk into the SHA-256
+ * of the whole content unless @only (the chunk is the whole content of a
+ * plain repository: its id is that SHA-256), both in one pass.
+ */
+static void ids_x2(struct store_writer *w, const unsigned char *p, size_t n,
+		   bool only, unsigned char id[32])
+{
+	struct sha2x a;
+
+	if (w->st->keys.enc)
+		a = w->hm.inner;
+	else
+		sha2x_init(&a);
+	if (only)
+		sha2x_update(&a, p, n);
+	else
+		sha2x_update2(&a, &w->wx, p, n);
+	if (w->st->keys.enc)
+		sha2x_hmac_final(&w->hm, &a, id);
+	else
+		sha2x_final(&a, id);
 }
 
 /*
@@ -110,35 +198,56 @@ static int emit(struct store_writer *w, const unsigned char *p, size_t n,
 	struct store *st = w->st;
 	unsigned char id[32];
 	struct loc loc;
-	bool dup;
+	uint64_t t = w->timed ? thread_cpu_ns() : 0, wall = 0;
+	bool only = last && !w->chunks && !st->keys.enc, dup;
 	int ret;
 
-	ret = chunk_id(&st->keys, p, n, id);
-	if (ret)
-		return ret;
-	if (last && !w->chunks && !st->keys.enc) {
+	if (w->x2) {
+		ids_x2(w, p, n, only, id);
+	} else {
+		ret = chunk_id(&st->keys, p, n, id);
+		if (ret)
+			return ret;
+	}
+	t = lap(w, STORE_STAGE_ID, t);
+	if (only) {
 		memcpy(w->id0, id, 32);
 		w->whole_is_id = true;
-	} else if (EVP_DigestUpdate(w->whole, p, n) != 1) {
+	} else if (!w->x2 && EVP_DigestUpdate(w->whole, p, n) != 1) {
 		return ssl_errno("sha-256");
 	}
+	t = lap(w, STORE_STAGE_WHOLE, t);
 	w->size += n;
 	w->chunks++;
+	w->stats.chunks++;
 	ret = desc_add(&w->desc, id, w->size);
 	if (ret)
 		return ret;
 	ret = store_locate(st, id, &loc);
+	t = lap(w, STORE_STAGE_LOOKUP, t);
 	if (!ret)
 		return 0; /* dedup: already stored */
 	if (ret != -ENOENT)
 		return ret;
-	ret = chunk_seal(&st->keys, id, p, n, w->lz4, &w->tmp, &w->rec);
+	ret = chunk_seal(&st->keys, id, p, n, w->lz4, &w->tmp, &w->rec,
+			 w->timed ? w->stats.ns : NULL);
 	if (ret)
 		return ret;
+	if (w->timed) {
+		t = thread_cpu_ns();
+		wall = wall_ns();
+	}
 	ret = store_append(st, (unsigned char *)w->rec.data, w->rec.len, true,
 			   &dup);
+	if (w->timed) {
+		uint64_t cpu = thread_cpu_ns() - t, all = wall_ns() - wall;
+
+		w->stats.ns[STORE_STAGE_APPEND] += cpu;
+		w->stats.ns[STORE_STAGE_WAIT] += all > cpu ? all - cpu : 0;
+	}
 	if (ret || dup)
 		return ret;
+	w->stats.new_chunks++;
 	w->new_chunks++;
 	w->new_bytes += n;
 	w->stored_bytes += w->rec.len;
@@ -149,9 +258,12 @@ int store_writer_add(struct store_writer *w, const void *p, size_t n)
 {
 	const unsigned char *s = p;
 	size_t take, cut;
+	uint64_t t;
 
 	if (w->err)
 		return w->err;
+	w->stats.bytes += n;
+	t = w->timed ? thread_cpu_ns() : 0;
 	while (n) {
 		if (w->len == w->cap) {
 			memmove(w->buf, w->buf + w->start, w->len - w->start);
@@ -165,13 +277,16 @@ int store_writer_add(struct store_writer *w, const void *p, size_t n)
 		w->len += take;
 		s += take;
 		n -= take;
+		t = lap(w, STORE_STAGE_COPY, t);
 		while (w->len - w->start >= w->st->cdc.max) {
 			cut = cdc_cut(&w->st->cdc, w->buf + w->start,
 				      w->len - w->start);
+			lap(w, STORE_STAGE_CHUNK, t);
 			w->err = emit(w, w->buf + w->start, cut, false);
 			if (w->err)
 				return w->err;
 			w->start += cut;
+			t = w->timed ? thread_cpu_ns() : 0;
 		}
 	}
 	return 0;
@@ -185,8 +300,11 @@ int store_writer_finish(struct store_writer *w, struct store_content *res)
 	int ret;
 
 	while (!w->err && w->len > w->start) {
+		uint64_t t = w->timed ? thread_cpu_ns() : 0;
+
 		cut = cdc_cut(&w->st->cdc, w->buf + w->start,
 			      w->len - w->start);
+		lap(w, STORE_STAGE_CHUNK, t);
 		w->err = emit(w, w->buf + w->start, cut,
 			      w->start + cut == w->len);
 		w->start += cut;
@@ -195,6 +313,8 @@ int store_writer_finish(struct store_writer *w, struct store_content *res)
 		w->err = desc_end(&w->desc, w->chunks);
 	if (!w->err && w->whole_is_id)
 		memcpy(res->sha256, w->id0, 32);
+	else if (!w->err && w->x2)
+		sha2x_final(&w->wx, res->sha256);
 	else if (!w->err &&
 		 EVP_DigestFinal_ex(w->whole, res->sha256, &mdlen) != 1)
 		w->err = ssl_errno("sha-256");

@@ -77,11 +77,7 @@ def test_fault_403_activity_limit_and_overrides(emulator):
         emulator.fault(path_regex="x", status=418)
 
 
-@pytest.mark.parametrize("status", [429, 503, 509, pytest.param(
-    403, marks=pytest.mark.xfail(strict=True, reason="engine/http retries "
-                                 "only 429/503/509: a 403 "
-                                 "activityLimitReached is taken for "
-                                 "access denied"))])
+@pytest.mark.parametrize("status", [429, 503, 509, 403])
 def test_client_waits_out_throttling_faults(emulator, status):
     """engine/graph (test_graphcli) retries each throttling answer the
     emulator can give, after its Retry-After."""
@@ -389,3 +385,16 @@ def test_groups_and_organization(emulator):
     org = emulator.get_json("/organization")["value"][0]
     assert org["id"] == emulator.tenant_id
     assert org["verifiedDomains"][0]["name"] == emulator.tenant_domain
+
+
+def test_client_does_not_retry_a_plain_403(emulator):
+    """A 403 without Retry-After is "access denied", not throttling: one
+    request, and the call fails."""
+    from test_graph import run
+    emulator.reset_stats()
+    emulator.fault(path_regex=r"^/v1\.0/organization$", status=403, count=1)
+    _, tail, _ = run(emulator, "org", check=False)
+    got = [e["status"] for e in emulator.stats()["log"]
+           if e["path"] == "/v1.0/organization"]
+    assert got == [403], got
+    assert tail["rc"] != 0

@@ -2,7 +2,7 @@
  * Driver for tests/integration/test_connect.py: the token provider against
  * the emulator (cache, invalidate, concurrent callers, refresh before
  * expiry).  Needs $M365_EMU_READY (the emulator's ready file) and a mode
- * argument; run by 'make check-unit' without them it skips (77).
+ * argument; without them it exits 77 (make check-unit does not run it).
  *
  *	test_auth_emu cache	get twice (one request), invalidate, 8 threads
  *				get at once (one more request)

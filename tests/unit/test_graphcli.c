@@ -1,7 +1,7 @@
 /*
  * test_graphcli - a driver for the http and graph modules, run by
  * tests/integration/test_http*.py and test_graph*.py against the emulator.
- * Without arguments (as `make check-unit` runs it) it skips (exit 77).
+ * Without arguments it exits 77 (make check-unit does not run it).
  *
  *   test_graphcli [options] COMMAND ARGS...
  *   options: --ca FILE  --token TOK  --base URL (graph base, no /v1.0)

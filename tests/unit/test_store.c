@@ -11,16 +11,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <dirent.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/sha.h>
 
 #include "check.h"
-#include "store/store.h"
+#include "store/store_i.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -690,6 +692,24 @@ static bool read_ack(int fd, struct acked **acks, size_t *n, size_t *a)
 	return true;
 }
 
+/*
+ * Open @repo for writing once (its recovery cuts torn tails off), then
+ * read-only: check every chunk, no problem allowed.  Returns the reader.
+ */
+static struct store *recover_and_check(const char *repo)
+{
+	struct store_check_stats cs;
+	struct store *st = open_rw(repo, NULL);
+
+	store_close(st);
+	st = open_ro(repo, NULL, 0);
+	count_chunk_problems = count_tail_problems = 0;
+	CHECK_EQ(store_check(st, STORE_CHECK_READ_DATA, on_problem, NULL, &cs),
+		 0);
+	CHECK_EQ(count_tail_problems, 0);
+	return st;
+}
+
 static void test_kill_writer(void)
 {
 	char *repo = new_repo();
@@ -735,13 +755,7 @@ static void test_kill_writer(void)
 		 0);
 	store_close(st);
 	/* the next writer cuts the torn tails off */
-	st = open_rw(repo, NULL);
-	store_close(st);
-	st = open_ro(repo, NULL, 0);
-	count_chunk_problems = count_tail_problems = 0;
-	CHECK_EQ(store_check(st, STORE_CHECK_READ_DATA, on_problem, NULL, &cs),
-		 0);
-	CHECK_EQ(count_tail_problems, 0);
+	st = recover_and_check(repo);
 	for (size_t i = 0; st && i < nacks; i++) {
 		size_t n = kill_len(acks[i].k);
 		ssize_t got;
@@ -1226,6 +1240,264 @@ static void test_big_stream(void)
 	free(repo);
 }
 
+/* The stage timers count what went through the writer. */
+static void test_writer_stats(void)
+{
+	char *repo = new_repo();
+	unsigned char *b = xmalloc(8 * MiB);
+	struct store_writer_stats ws = { 0 }, off = { 0 };
+	struct store_writer *w = NULL, *quiet = NULL;
+	struct store_content c[3];
+	uint64_t chunks = 0, fresh = 0;
+	struct store *st;
+
+	CHECK_EQ(make_repo(repo, false, NULL), 0);
+	st = open_rw(repo, NULL);
+	CHECK_EQ(store_writer_new(st, &w), 0);
+	CHECK_EQ(store_writer_new(st, &quiet), 0);
+	store_writer_timing(w, true);
+	fill_text(b, 3 * MiB, 7);
+	fill_random(b + 3 * MiB, 5 * MiB, 8);
+	for (int i = 0; i < 3; i++) {
+		/* text, random, the text again (all of it deduplicated) */
+		size_t o = i == 1 ? 3 * MiB : 0, n = i == 1 ? 5 * MiB : 3 * MiB;
+
+		store_content_init(&c[i]);
+		CHECK_EQ(store_writer_add(w, b + o, n / 2), 0);
+		CHECK_EQ(store_writer_add(w, b + o + n / 2, n - n / 2), 0);
+		CHECK_EQ(store_writer_finish(w, &c[i]), 0);
+		chunks += c[i].chunks;
+		fresh += c[i].new_chunks;
+	}
+	CHECK_EQ(c[2].new_chunks, 0);
+	CHECK(c[0].chunks > 1);
+	store_writer_stats_add(w, &ws);
+	CHECK_EQ(ws.bytes, 11 * MiB);
+	CHECK_EQ(ws.chunks, chunks);
+	CHECK_EQ(ws.new_chunks, fresh);
+	for (int i = STORE_STAGE_CHUNK; i <= STORE_STAGE_APPEND; i++)
+		CHECK(ws.ns[i] > 0);
+	/* summed, not overwritten */
+	store_writer_stats_add(w, &ws);
+	CHECK_EQ(ws.bytes, 22 * MiB);
+	/* without timing: counts, no times */
+	CHECK_EQ(store_writer_add(quiet, b, MiB), 0);
+	CHECK_EQ(store_writer_finish(quiet, &c[0]), 0);
+	store_writer_stats_add(quiet, &off);
+	CHECK_EQ(off.bytes, MiB);
+	CHECK_EQ(off.chunks, c[0].chunks);
+	for (int i = 0; i < STORE_STAGES; i++)
+		CHECK_EQ(off.ns[i], 0);
+	CHECK(!strcmp(store_stage_name(STORE_STAGE_LZ4), "lz4"));
+	CHECK(!strcmp(store_stage_name(STORE_STAGES), "?"));
+	CHECK(!strcmp(store_stage_name(-1), "?"));
+	store_writer_free(w);
+	store_writer_free(quiet);
+	CHECK_EQ(store_close(st), 0);
+	for (int i = 0; i < 3; i++)
+		store_content_release(&c[i]);
+	free(b);
+	free(repo);
+}
+
+/*
+ * The two-way SHA-256 against OpenSSL: every length up to a few blocks,
+ * then random ones, fed as a stream in random pieces, each piece also
+ * HMACed (the writer's chunk ids) in the same pass.
+ */
+static void test_sha2x(void)
+{
+	const size_t n = 3 * MiB;
+	unsigned char *b = xmalloc(n), key[32], md[32], ref[32];
+	struct sha2x_hmac hm;
+	unsigned int l = 32;
+
+	if (!sha2x_supported()) {
+		fprintf(stderr, "sha2x: no SHA extensions, the writer uses "
+				"OpenSSL\n");
+		free(b);
+		return;
+	}
+	fill_random(b, n, 99);
+	fill_random(key, sizeof(key), 98);
+	sha2x_hmac_init(&hm, key);
+	for (int it = 0; it < 400; it++) {
+		size_t len = it < 200 ? (size_t)it : (size_t)(rnd() % n);
+		struct sha2x whole, one;
+		size_t off = 0;
+
+		sha2x_init(&one);
+		sha2x_update(&one, b, len);
+		sha2x_final(&one, md);
+		SHA256(b, len, ref);
+		CHECK(!memcmp(md, ref, 32));
+		sha2x_init(&whole);
+		while (off < len) {
+			size_t k = (size_t)(rnd() % (it & 1 ? 300 : 300000));
+			struct sha2x a = hm.inner;
+
+			if (k > len - off)
+				k = len - off;
+			sha2x_update2(&a, &whole, b + off, k);
+			sha2x_hmac_final(&hm, &a, md);
+			HMAC(EVP_sha256(), key, 32, b + off, k, ref, &l);
+			CHECK(!memcmp(md, ref, 32));
+			off += k;
+		}
+		sha2x_final(&whole, md);
+		SHA256(b, len, ref);
+		CHECK(!memcmp(md, ref, 32));
+	}
+	free(b);
+}
+
+/* Writers storing the same contents at once: each chunk stored once. */
+struct same {
+	struct store *st;
+	const unsigned char *data;
+	struct store_content c[4];
+	uint64_t fresh;
+	int bad;
+};
+
+static void *same_thread(void *arg)
+{
+	struct same *x = arg;
+	struct store_writer *w = NULL;
+
+	if (store_writer_new(x->st, &w)) {
+		x->bad++;
+		return NULL;
+	}
+	for (int i = 0; i < 4; i++) {
+		store_content_init(&x->c[i]);
+		if (store_writer_add(w, x->data + (size_t)i * 3 * MiB,
+				     3 * MiB) ||
+		    store_writer_finish(w, &x->c[i]))
+			x->bad++;
+		x->fresh += x->c[i].new_chunks;
+	}
+	store_writer_free(w);
+	return NULL;
+}
+
+static void test_same_content_concurrent(void)
+{
+	char *repo = new_repo();
+	unsigned char *b = xmalloc(12 * MiB), *r = xmalloc(3 * MiB);
+	struct same xs[4];
+	pthread_t t[4];
+	uint64_t fresh = 0, chunks = 0;
+	struct store *st;
+
+	CHECK_EQ(make_repo(repo, false, NULL), 0);
+	fill_random(b, 12 * MiB, 5);
+	st = open_rw(repo, NULL);
+	for (int i = 0; i < 4; i++) {
+		xs[i] = (struct same){ .st = st, .data = b };
+		CHECK_EQ(pthread_create(&t[i], NULL, same_thread, &xs[i]), 0);
+	}
+	for (int i = 0; i < 4; i++)
+		pthread_join(t[i], NULL);
+	for (int i = 0; i < 4; i++) {
+		CHECK_EQ(xs[i].bad, 0);
+		fresh += xs[i].fresh;
+	}
+	for (int i = 0; i < 4; i++)
+		chunks += xs[0].c[i].chunks;
+	CHECK_EQ(fresh, chunks);
+	CHECK_EQ(store_flush(st), 0);
+	for (int k = 0; k < 4; k++)
+		for (int i = 0; i < 4; i++) {
+			CHECK_EQ(store_read(st, xs[k].c[i].desc.data,
+					    xs[k].c[i].desc.len, 0, r, 3 * MiB),
+				 (ssize_t)(3 * MiB));
+			CHECK(!memcmp(r, b + (size_t)i * 3 * MiB, 3 * MiB));
+		}
+	CHECK_EQ(store_close(st), 0);
+	for (int k = 0; k < 4; k++)
+		for (int i = 0; i < 4; i++)
+			store_content_release(&xs[k].c[i]);
+	free(b);
+	free(r);
+	free(repo);
+}
+
+/*
+ * A pack write that fails (here: the file size limit) fails every later
+ * append and flush of that store; what was flushed before stays, and the
+ * next writer cuts the pack back to it.
+ */
+static void write_fail_child(const char *repo, int fd)
+{
+	unsigned char *b = xmalloc(2 * MiB);
+	struct store_content c;
+	struct rlimit rl = { 6 * MiB, 6 * MiB };
+	struct store *st = open_rw(repo, NULL);
+	int code = 0, ret = 0, i;
+
+	store_content_init(&c);
+	signal(SIGXFSZ, SIG_IGN);
+	/* one content flushed before the limit */
+	fill_random(b, 2 * MiB, 1000);
+	if (!st || store_put(st, b, 2 * MiB, &c) || store_flush(st))
+		_exit(10);
+	if (write(fd, c.desc.data, c.desc.len) != (ssize_t)c.desc.len)
+		_exit(11);
+	if (setrlimit(RLIMIT_FSIZE, &rl))
+		_exit(12);
+	for (i = 1; i < 20 && !ret; i++) {
+		fill_random(b, 2 * MiB, 1000 + (uint64_t)i);
+		ret = store_put(st, b, 2 * MiB, &c);
+	}
+	if (ret != -EFBIG)
+		code = 13;
+	/* sticky: more contents and flushes fail too */
+	fill_random(b, 2 * MiB, 2000);
+	if (!code && store_put(st, b, 2 * MiB, &c) != -EFBIG)
+		code = 14;
+	if (!code && store_flush(st) != -EFBIG)
+		code = 15;
+	store_close(st);
+	_exit(code);
+}
+
+static void test_write_fails(void)
+{
+	char *repo = new_repo();
+	unsigned char *b = xmalloc(2 * MiB), *r = xmalloc(2 * MiB);
+	unsigned char desc[4096];
+	struct store *st;
+	int p[2], status;
+	ssize_t dlen;
+	pid_t pid;
+
+	CHECK_EQ(make_repo(repo, false, NULL), 0);
+	CHECK_EQ(pipe(p), 0);
+	pid = fork();
+	if (pid == 0) {
+		close(p[0]);
+		write_fail_child(repo, p[1]);
+	}
+	close(p[1]);
+	dlen = read(p[0], desc, sizeof(desc));
+	close(p[0]);
+	waitpid(pid, &status, 0);
+	CHECK(WIFEXITED(status));
+	CHECK_EQ(WEXITSTATUS(status), 0);
+	CHECK(dlen > 0);
+	st = recover_and_check(repo);
+	fill_random(b, 2 * MiB, 1000);
+	if (dlen > 0)
+		CHECK_EQ(store_read(st, desc, (size_t)dlen, 0, r, 2 * MiB),
+			 (ssize_t)(2 * MiB));
+	CHECK(!memcmp(r, b, 2 * MiB));
+	store_close(st);
+	free(b);
+	free(r);
+	free(repo);
+}
+
 /* A reader sees what another writer flushed, not before. */
 static void test_reader_sees_flush(void)
 {
@@ -1558,6 +1830,10 @@ int main(int argc, char **argv)
 	RUN_IF(test_prune_threshold);
 	RUN_IF(test_rebuild);
 	RUN_IF(test_big_stream);
+	RUN_IF(test_writer_stats);
+	RUN_IF(test_sha2x);
+	RUN_IF(test_same_content_concurrent);
+	RUN_IF(test_write_fails);
 	if (!getenv("KEEP")) {
 		char cmd[300];
 
