@@ -1730,7 +1730,7 @@ static void test_prefetch(void)
 }
 
 /* Readers of one content that start together (test_one_load_per_chunk). */
-struct same {
+struct together {
 	struct store *st;
 	const struct store_content *c;
 	const unsigned char *src;
@@ -1739,9 +1739,9 @@ struct same {
 	int bad;
 };
 
-static void *same_reader(void *arg)
+static void *together_reader(void *arg)
 {
-	struct same *x = arg;
+	struct together *x = arg;
 	unsigned char *b = xmalloc(MiB);
 
 	pthread_barrier_wait(x->go);
@@ -1772,7 +1772,7 @@ static void test_one_load_per_chunk(void)
 	struct store *r;
 	pthread_barrier_t go;
 	pthread_t t[8];
-	struct same x[8];
+	struct together x[8];
 
 	r = ro_with_content(repo, a, n, 95, 64 * MiB, &c); /* holds all */
 	CHECK(r != NULL);
@@ -1780,8 +1780,9 @@ static void test_one_load_per_chunk(void)
 		return;
 	pthread_barrier_init(&go, NULL, 8);
 	for (int i = 0; i < 8; i++) {
-		x[i] = (struct same){ r, &c, a, n, &go, 0 };
-		CHECK_EQ(pthread_create(&t[i], NULL, same_reader, &x[i]), 0);
+		x[i] = (struct together){ r, &c, a, n, &go, 0 };
+		CHECK_EQ(pthread_create(&t[i], NULL, together_reader, &x[i]),
+			 0);
 	}
 	for (int i = 0; i < 8; i++) {
 		pthread_join(t[i], NULL);
