@@ -67,6 +67,15 @@ struct lnode {
 	bool listing;
 };
 
+/* A drive whose folders were listed: how to ask it what changed. */
+struct ldrive {
+	char *id;
+	char *link; /* deltaLink of the last refresh, NULL: none yet */
+	int64_t link_ms; /* when the refresh that gave @link began */
+	bool busy; /* a refresh runs */
+	bool no_delta; /* delta failed: folders are listed one by one */
+};
+
 struct lsite {
 	char *path; /* mapped components joined by '/' */
 	char *id, *web_url, *name;
@@ -91,6 +100,8 @@ static struct {
 	size_t nsites;
 	int64_t sites_ms;
 	bool sites_busy;
+	struct ldrive *drives;
+	size_t ndrives;
 } L = { .lock = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
 
 /* ---- options ----------------------------------------------------------- */
@@ -1208,6 +1219,355 @@ static void site_path(uint32_t i, struct buf *out)
 		buf_addf(out, "%s%s", parts[n], n ? "/" : "");
 }
 
+/* ---- listing: delta refresh of a drive's folders ---------------------- */
+
+/*
+ * When cached listings of a drive expire, one delta call (the drive's
+ * saved deltaLink, or at first a time token older than every listing of
+ * the drive) tells which of them changed: those are listed again when
+ * next used, the others are kept for another TTL without a request.
+ * That is done when at least DELTA_MIN_EXPIRED listings of the drive
+ * expired (one is as cheap to list again as to ask about).
+ */
+#define DELTA_MIN_EXPIRED 2
+#define DELTA_MARGIN_S	  10 /* the time token: clocks may differ */
+
+static bool is_drive_dir(int kind)
+{
+	return kind == CAT_KIND_DRIVE || kind == CAT_KIND_ONEDRIVE ||
+	       kind == CAT_KIND_FOLDER;
+}
+
+/* The state of drive @id, created when missing (lock held); NULL: ENOMEM. */
+static struct ldrive *drive_state(const char *id)
+{
+	struct ldrive *v;
+	size_t i;
+
+	for (i = 0; i < L.ndrives; i++)
+		if (!strcmp(L.drives[i].id, id))
+			return &L.drives[i];
+	v = realloc(L.drives, (L.ndrives + 1) * sizeof(*v));
+	if (!v)
+		return NULL;
+	L.drives = v;
+	v = &L.drives[L.ndrives];
+	memset(v, 0, sizeof(*v));
+	v->id = strdup(id);
+	if (!v->id)
+		return NULL;
+	L.ndrives++;
+	return v;
+}
+
+/* One item of a delta round. */
+struct dchange {
+	char *id, *parent;
+	bool deleted, root;
+	struct lnode *n; /* as a listing would show it, or NULL */
+};
+
+struct dchanges {
+	struct dchange *v;
+	size_t n, alloc;
+};
+
+static void dchanges_release(struct dchanges *c)
+{
+	size_t i;
+
+	for (i = 0; i < c->n; i++) {
+		free(c->v[i].id);
+		free(c->v[i].parent);
+		node_free(c->v[i].n);
+	}
+	free(c->v);
+	memset(c, 0, sizeof(*c));
+}
+
+/* Read a delta round of @drive (@link, or since @since) into @c; *@next
+ * receives its deltaLink. */
+static int delta_read(const char *drive, const char *link, int64_t since,
+		      struct dchanges *c, char **next)
+{
+	struct graph_pager *p = NULL;
+	struct graph_item it = { 0 };
+	struct dchange *x;
+	bool skip;
+	int rc;
+
+	rc = link ? graph_drive_delta_open(L.g, drive, link, &p)
+		  : graph_drive_delta_since_open(L.g, drive, since, &p);
+	while (rc == 0 && (rc = graph_pager_next_item(p, &it)) > 0) {
+		rc = 0;
+		if (c->n == c->alloc) {
+			size_t na = c->alloc ? c->alloc * 2 : 64;
+			struct dchange *v = realloc(c->v, na * sizeof(*v));
+
+			if (!v) {
+				rc = -ENOMEM;
+				break;
+			}
+			c->v = v;
+			c->alloc = na;
+		}
+		x = &c->v[c->n++];
+		memset(x, 0, sizeof(*x));
+		x->id = sdup(it.id);
+		x->parent = sdup(it.parent_id);
+		x->deleted = it.deleted;
+		x->root = it.is_root;
+		x->n = item_node(&it, drive, &skip);
+		if (!x->id || (!skip && !x->n))
+			rc = -ENOMEM;
+	}
+	if (rc == 0) {
+		*next = sdup(graph_pager_delta_link(p));
+		if (!*next)
+			rc = -EBADMSG;
+	}
+	graph_item_release(&it);
+	graph_pager_free(p);
+	return rc;
+}
+
+/* Graph id of the folder that lists node @n (lock held), or NULL. */
+static const char *parent_gid(const struct lnode *n)
+{
+	const struct lnode *p = L.nodes[n->parent];
+
+	return p->kind == CAT_KIND_FOLDER ? p->id : p->root_id;
+}
+
+/* Does fresh node @f show @n otherwise than it is cached? (lock held) */
+static bool node_differs(const struct lnode *n, const struct lnode *f)
+{
+	return n->kind != f->kind || n->size != f->size ||
+	       n->mtime != f->mtime || n->mtime_ns != f->mtime_ns ||
+	       n->btime != f->btime || n->meta.len != f->meta.len ||
+	       memcmp(n->meta.data, f->meta.data, n->meta.len) ||
+	       strcmp(n->tag ? n->tag : "", f->tag ? f->tag : "");
+}
+
+static int cmp_id(const void *x, const void *y)
+{
+	return strcmp(L.nodes[*(const uint32_t *)x]->id,
+		      L.nodes[*(const uint32_t *)y]->id);
+}
+
+/* Nodes of @ix (@n, sorted by id) with Graph id @id: *@first, count. */
+static size_t ix_find(const uint32_t *ix, size_t n, const char *id,
+		      size_t *first)
+{
+	size_t lo = 0, hi = n, e;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (strcmp(L.nodes[ix[mid]]->id, id) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (e = lo; e < n && !strcmp(L.nodes[ix[e]]->id, id); e++)
+		;
+	*first = lo;
+	return e - lo;
+}
+
+/* Mark the directories of the drive that list folder @gid (lock held). */
+static void mark_folder(const uint32_t *ix, size_t n, const uint32_t *tops,
+			size_t ntops, const char *gid, unsigned char *mark)
+{
+	size_t i, f, k;
+
+	if (!gid)
+		return;
+	for (k = ix_find(ix, n, gid, &f), i = f; i < f + k; i++)
+		if (L.nodes[ix[i]]->kind == CAT_KIND_FOLDER)
+			mark[ix[i]] = 1;
+	for (i = 0; i < ntops; i++)
+		if (!L.nodes[tops[i]]->root_id ||
+		    !strcmp(L.nodes[tops[i]]->root_id, gid))
+			mark[tops[i]] = 1;
+}
+
+/*
+ * Mark (@mark[i] = 1) the directories of drive @drive whose listing
+ * changes @c touch (lock held).  -ENOMEM.
+ */
+static int delta_mark(const char *drive, const struct dchanges *c,
+		      unsigned char *mark)
+{
+	uint32_t *ix = malloc((L.n ? L.n : 1) * sizeof(*ix)), *tops;
+	size_t n = 0, ntops = 0, i, j, f, k;
+
+	if (!ix)
+		return -ENOMEM;
+	tops = malloc((L.n ? L.n : 1) * sizeof(*tops));
+	if (!tops) {
+		free(ix);
+		return -ENOMEM;
+	}
+	for (i = 0; i < L.n; i++) {
+		const struct lnode *d = L.nodes[i];
+
+		if (d->gone || !d->drive || !d->id || strcmp(d->drive, drive))
+			continue;
+		if (d->kind == CAT_KIND_FILE || d->kind == CAT_KIND_FOLDER)
+			ix[n++] = (uint32_t)i;
+		else if (is_drive_dir(d->kind))
+			tops[ntops++] = (uint32_t)i;
+	}
+	qsort(ix, n, sizeof(*ix), cmp_id);
+	for (j = 0; j < c->n; j++) {
+		const struct dchange *x = &c->v[j];
+		bool moved = false;
+
+		if (x->root) {
+			for (i = 0; i < ntops; i++)
+				if (!L.nodes[tops[i]]->root_id)
+					L.nodes[tops[i]]->root_id =
+						strdup(x->id);
+			continue;
+		}
+		k = ix_find(ix, n, x->id, &f);
+		for (i = f; i < f + k; i++) {
+			const struct lnode *d = L.nodes[ix[i]];
+			const char *pg = parent_gid(d);
+
+			if (!pg || !x->parent || strcmp(pg, x->parent))
+				moved = true;
+			if (x->deleted || !x->n || moved ||
+			    node_differs(d, x->n))
+				mark[d->parent] = 1;
+		}
+		if (!x->deleted && x->n && (!k || moved))
+			mark_folder(ix, n, tops, ntops, x->parent, mark);
+	}
+	free(ix);
+	free(tops);
+	return 0;
+}
+
+/*
+ * Cached listings of drive @drive expired: renew them with one delta
+ * call when that is cheaper (see above).  Returns 1: done (or done by
+ * another thread meanwhile: look again), 0: not done (list the folder).
+ */
+static int drive_refresh(const char *drive)
+{
+	struct dchanges c = { 0 };
+	struct ldrive *dr;
+	unsigned char *mark = NULL;
+	char *link = NULL, *next = NULL;
+	int64_t now = util_mono_ms(), ttl = (int64_t)(L.ttl * 1000);
+	int64_t oldest = now, link_ms = 0, t0;
+	size_t expired = 0, i;
+	unsigned attempt = 0;
+	int rc;
+
+	pthread_mutex_lock(&L.lock);
+	dr = drive_state(drive);
+	if (!dr || dr->no_delta) {
+		pthread_mutex_unlock(&L.lock);
+		return 0;
+	}
+	if (dr->busy) {
+		while (dr->busy) {
+			pthread_cond_wait(&L.cv, &L.lock);
+			dr = drive_state(drive);
+			if (!dr)
+				break;
+		}
+		pthread_mutex_unlock(&L.lock);
+		return 1;
+	}
+	for (i = 0; i < L.n; i++) {
+		const struct lnode *d = L.nodes[i];
+
+		if (d->gone || !d->listed_ms || !is_drive_dir(d->kind) ||
+		    !d->drive || strcmp(d->drive, drive))
+			continue;
+		if (d->listed_ms < oldest)
+			oldest = d->listed_ms;
+		if (now - d->listed_ms >= ttl && !d->listing)
+			expired++;
+	}
+	if (expired < DELTA_MIN_EXPIRED) {
+		pthread_mutex_unlock(&L.lock);
+		return 0;
+	}
+	dr->busy = true;
+	link = sdup(dr->link);
+	link_ms = dr->link_ms;
+	pthread_mutex_unlock(&L.lock);
+
+	t0 = util_mono_ms();
+	do {
+		dchanges_release(&c);
+		free(next);
+		next = NULL;
+		rc = delta_read(drive, link,
+				util_now() - (now - oldest) / 1000 -
+					DELTA_MARGIN_S,
+				&c, &next);
+	} while (rc < 0 && wait_again(rc, t0, &attempt));
+
+	pthread_mutex_lock(&L.lock);
+	dr = drive_state(drive);
+	if (rc == 0 && dr) {
+		mark = calloc(L.n ? L.n : 1, 1);
+		rc = mark ? delta_mark(drive, &c, mark) : -ENOMEM;
+	}
+	if (rc == 0 && dr) {
+		size_t changed = 0, kept = 0;
+
+		for (i = 0; i < L.n; i++) {
+			struct lnode *d = L.nodes[i];
+
+			if (d->gone || !d->listed_ms || d->listing ||
+			    !is_drive_dir(d->kind) || !d->drive ||
+			    strcmp(d->drive, drive))
+				continue;
+			/* listed before the saved link: not covered by it */
+			if (mark[i] || (link && d->listed_ms < link_ms)) {
+				d->listed_ms = 0;
+				changed++;
+			} else {
+				d->listed_ms = t0;
+				kept++;
+			}
+		}
+		free(dr->link);
+		dr->link = next;
+		dr->link_ms = t0;
+		next = NULL;
+		log_debug("live: drive %s: %zu changes, %zu folders kept, "
+			  "%zu to list again",
+			  drive, c.n, kept, changed);
+	} else if (dr) {
+		if (rc == -ESTALE) {
+			free(dr->link); /* expired: a time token next time */
+			dr->link = NULL;
+		} else if (!transient(rc) && rc != -ENOMEM) {
+			log_info("live: drive %s cannot tell its changes (%s): "
+				 "its folders are listed one by one",
+				 drive, strerror(-rc));
+			dr->no_delta = true;
+		}
+	}
+	if (dr)
+		dr->busy = false;
+	pthread_cond_broadcast(&L.cv);
+	pthread_mutex_unlock(&L.lock);
+	free(mark);
+	free(link);
+	free(next);
+	dchanges_release(&c);
+	return rc == 0 ? 1 : 0;
+}
+
 /*
  * Make sure directory node @idx has a listing younger than the TTL
  * (listing it in Graph when not; other threads wait for that listing).
@@ -1220,6 +1580,7 @@ static int ensure_listed(uint32_t idx)
 	struct lnode *d;
 	int64_t t0;
 	unsigned attempt = 0;
+	bool asked = false;
 	int rc = 0;
 
 	buf_init(&di.path, 0);
@@ -1238,9 +1599,22 @@ static int ensure_listed(uint32_t idx)
 		    (d->listed_ms &&
 		     util_mono_ms() - d->listed_ms < (int64_t)(L.ttl * 1000)))
 			goto unlock;
-		if (!d->listing)
+		if (d->listing) {
+			pthread_cond_wait(&L.cv, &L.lock);
+			continue;
+		}
+		if (asked || !d->listed_ms || !is_drive_dir(d->kind) ||
+		    !d->drive || !L.g)
 			break;
-		pthread_cond_wait(&L.cv, &L.lock);
+		/* expired: maybe the drive's delta tells it is unchanged */
+		asked = true;
+		di.drive = sdup(d->drive);
+		pthread_mutex_unlock(&L.lock);
+		if (di.drive)
+			drive_refresh(di.drive);
+		free(di.drive);
+		di.drive = NULL;
+		pthread_mutex_lock(&L.lock);
 	}
 	d->listing = true;
 	di.idx = idx;
@@ -1253,10 +1627,10 @@ static int ensure_listed(uint32_t idx)
 		site_path(idx, &di.path);
 	pthread_mutex_unlock(&L.lock);
 
+	t0 = util_mono_ms();
 	if (!L.g) {
 		rc = -EIO;
 	} else {
-		t0 = util_mono_ms();
 		do {
 			kids_release(&k);
 			rc = fetch_kids(&di, &k);
@@ -1274,7 +1648,7 @@ static int ensure_listed(uint32_t idx)
 		di.root_id = NULL;
 	}
 	if (rc == 0)
-		d->listed_ms = util_mono_ms();
+		d->listed_ms = t0; /* as of when it was asked for */
 	else if (rc == -ENOENT)
 		d->gone = true; /* the folder went away */
 	d->listing = false;
@@ -1528,8 +1902,7 @@ static int sink_write(void *ctx, const void *data, size_t len)
 		len -= (size_t)w;
 		s->pos += (uint64_t)w;
 	}
-	live_progress(s->pr, s->pos - s->off);
-	return 0;
+	return live_progress(s->pr, s->pos - s->off);
 }
 
 static int sink_reset(void *ctx)
@@ -2095,5 +2468,12 @@ void fs_live_stop(void)
 	sites_free(L.sites, L.nsites);
 	L.sites = NULL;
 	L.nsites = 0;
+	for (i = 0; i < L.ndrives; i++) {
+		free(L.drives[i].id);
+		free(L.drives[i].link);
+	}
+	free(L.drives);
+	L.drives = NULL;
+	L.ndrives = 0;
 	L.g = NULL;
 }

@@ -6,13 +6,15 @@ contoso.sharepoint.com (127.0.0.2) are the emulator on port 443.
 
 Workloads on the scale-1 tenant's Marketing library (1,314 files, a
 folder of 1,200 files, four scans of 12-64 MB), each on a fresh mount
-(cold: nothing cached, the library's own path already resolved) and then
-once more on the same mount (warm):
+(cold: nothing cached, the library's own path already resolved), then
+once more on the same mount (warm), and for the listings once more after
+the listing cache expired (stale: both mounts keep listings TTL seconds):
   find   find LIB | wc -l
   ls-l   ls -l LIB/Wide folder
   cat    cat LIB/Scans/* > /dev/null   (141 MB)
 Reports medians (seconds), the ratio live/rclone and the Graph requests
-each needed (emulator /stats).  Asserts nothing about timing.
+each needed, 302 redirects and downloads included (emulator /stats).
+Asserts nothing about timing.
 """
 import argparse
 import hashlib
@@ -33,6 +35,7 @@ sys.path.insert(0, str(TOP / "tests" / "integration"))
 import fsutil  # noqa: E402
 
 LIB = "sites/contoso.sharepoint.com/sites/Marketing/Documents"
+TTL = 5  # seconds listings are kept, both mounts
 WORKLOADS = [
     ("find", "find . | wc -l"),
     ("ls-l", "ls -l 'Wide folder' | wc -l"),
@@ -114,7 +117,8 @@ class LiveMount:
     def mount(self):
         shutil.rmtree(self.repo / "cache", ignore_errors=True)
         self.m = fsutil.Mount(self.repo, self.work / "mnt-live",
-                              "-o", "connection=emu", env=self.env,
+                              "-o", "connection=emu",
+                              "-o", "live_ttl=%d" % TTL, env=self.env,
                               log=self.work / "m365fs.log")
         self.m.allowed = [r"retry \d+ in"]
         self.m.start(timeout=60)
@@ -148,7 +152,7 @@ class RcloneMount:
         self.log = open(self.work / "rclone.log", "a")
         self.proc = subprocess.Popen(
             ["rclone", "mount", "emu:", str(self.mnt), "--read-only",
-             "--log-level", "ERROR"], env=self.env, stdout=self.log,
+             "--dir-cache-time", "%ds" % TTL, "--log-level", "ERROR"], env=self.env, stdout=self.log,
             stderr=subprocess.STDOUT)
         t0 = time.monotonic()
         while not os.path.ismount(self.mnt):
@@ -177,6 +181,10 @@ def run(cmd, cwd):
     return dt, p.stdout.strip()
 
 
+def phases(wname):
+    return ("cold", "warm") if wname == "cat" else ("cold", "warm", "stale")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
@@ -191,6 +199,7 @@ def main():
         tools = [LiveMount(work, ready), RcloneMount(work, ready)]
         res = {}  # (tool, workload, cold|warm) -> [seconds], requests
         outs = {}
+        routes = {}  # "tool workload phase" -> requests by route (last run)
         for r in range(reps):
             for wname, cmd in WORKLOADS:
                 for tool in tools:
@@ -200,22 +209,32 @@ def main():
                     if wname != "find":
                         os.stat(root / cmd.split("'")[1]
                                 if "'" in cmd else root / "Scans")
-                    for phase in ("cold", "warm"):
+                    for phase in phases(wname):
+                        if phase == "stale":
+                            time.sleep(TTL + 0.5)
                         control(ready, "POST", "/stats/reset", {})
                         dt, out = run(cmd, root)
                         st = control(ready, "GET", "/stats")
                         k = (tool.name, wname, phase)
                         res.setdefault(k, []).append(
                             (dt, st["total"], st["bytes_downloaded"]))
+                        routes["%s %s %s" % k] = [
+                            "%s %s %s%s" % (x.get("status"), x.get("method"),
+                                            x.get("path"),
+                                            "?" + x["query"][:60]
+                                            if x.get("query") else "")
+                            for x in st["log"]]
                         outs.setdefault((wname, phase), set()).add(out)
                     tool.umount()
         lines = ["live/ vs rclone mount: scale-%d tenant, library %s, "
-                 "%d repetition(s), medians" % (a.scale, LIB, reps), ""]
+                 "%d repetition(s), medians, listings kept %d s, load %s" % (
+                     a.scale, LIB, reps, TTL,
+                     " ".join("%.1f" % x for x in os.getloadavg())), ""]
         lines.append("%-6s %-5s %10s %10s %7s %9s %9s %11s" % (
             "work", "phase", "live s", "rclone s", "ratio", "live req",
             "rcl req", "live MB dl"))
         for wname, _ in WORKLOADS:
-            for phase in ("cold", "warm"):
+            for phase in phases(wname):
                 lv = res[(tools[0].name, wname, phase)]
                 rc = res[(tools[1].name, wname, phase)]
                 ml = statistics.median(x[0] for x in lv)
@@ -235,6 +254,7 @@ def main():
         text = "\n".join(lines)
         print(text)
         (work / "report.txt").write_text(text + "\n")
+        (work / "requests.json").write_text(json.dumps(routes, indent=1))
         if not same:
             sys.exit(1)
     finally:

@@ -882,6 +882,24 @@ int graph_drive_delta_open(struct graph *g, const char *drive_id,
 	return rc;
 }
 
+int graph_drive_delta_since_open(struct graph *g, const char *drive_id,
+				 int64_t since, struct graph_pager **out)
+{
+	struct buf u = BUF_INIT;
+	char t[32];
+	int rc;
+
+	*out = NULL;
+	util_time_format(since, t, sizeof(t));
+	rc = graph_url_build(g, &u, "/drives/%e/root/delta?token=%e&$top=999",
+			     drive_id, t);
+	if (rc == 0)
+		rc = pager_open(g, PK_ITEM, u.data, NULL, "read drive changes",
+				out);
+	buf_release(&u);
+	return rc;
+}
+
 int graph_mail_folders_open(struct graph *g, const char *user,
 			    const char *parent, bool hidden,
 			    struct graph_pager **out)

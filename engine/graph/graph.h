@@ -368,6 +368,15 @@ int graph_drive_delta_open(struct graph *g, const char *drive_id,
 			   const char *delta_link, struct graph_pager **out);
 
 /**
+ * Drive delta since time @since (Unix seconds): GET
+ * /drives/{d}/root/delta?token=<ISO time>&$top=999 (OneDrive for
+ * Business and SharePoint only): the items changed since then, and at the
+ * end a deltaLink to save, as graph_drive_delta_open().
+ */
+int graph_drive_delta_since_open(struct graph *g, const char *drive_id,
+				 int64_t since, struct graph_pager **out);
+
+/**
  * Mail folders of @user: @parent NULL = top level (children of
  * msgfolderroot), else /mailFolders/{parent}/childFolders.
  * @hidden adds includeHiddenFolders=true.  Search folders are skipped.

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "util/buf.h"
@@ -33,6 +34,7 @@ struct lobj {
 	uint64_t window; /* current sequential window, bytes */
 	int refs;
 	bool whole; /* a whole fetch is running */
+	struct live_progress *streams; /* streams of this object running */
 	struct lobj *hnext, *lprev, *lnext;
 };
 
@@ -46,14 +48,24 @@ struct live_cache {
 	struct lobj lru; /* lru.lnext: most recent */
 	uint64_t seq;
 	unsigned bg; /* background fetches running */
+	bool closing; /* live_cache_free(): streams stop */
 	struct live_cache_stats st;
 };
 
+/*
+ * One fetch in progress: units [next, end) are its own (U_FETCHING) or
+ * already there.  A stream's end grows as its reader advances (under the
+ * cache lock, by the stream or by the reader).
+ */
 struct live_progress {
 	struct live_cache *c;
 	struct lobj *o;
 	uint64_t off; /* first byte of the fetch */
 	size_t next, end; /* next unit to mark present; end of the run */
+	bool stream; /* fetches to the end of the object, on o->streams */
+	uint64_t rpos; /* stream: end of its reader's latest read */
+	int64_t read_ms; /* stream: when that reader last advanced */
+	struct live_progress *snext; /* o->streams */
 };
 
 static unsigned hash_key(const char *s)
@@ -140,6 +152,8 @@ void live_cache_free(struct live_cache *c)
 	if (!c)
 		return;
 	pthread_mutex_lock(&c->lock);
+	c->closing = true;
+	pthread_cond_broadcast(&c->cv);
 	while (c->bg)
 		pthread_cond_wait(&c->cv, &c->lock);
 	pthread_mutex_unlock(&c->lock);
@@ -352,52 +366,153 @@ static void mark_present(struct live_progress *p, size_t upto)
 	pthread_cond_broadcast(&p->c->cv);
 }
 
-void live_progress(struct live_progress *p, uint64_t done)
+/*
+ * Give stream @p the units up to as far ahead of its reader as the reader
+ * has read since the stream began (at least LIVE_WINDOW_MIN, at most
+ * LIVE_WINDOW_MAX): missing units become its own, units already there are
+ * passed over, one another fetch is bringing stops it (lock held).
+ */
+static void stream_claim(struct live_progress *p)
 {
+	struct lobj *o = p->o;
+	uint64_t lead = p->rpos > p->off ? p->rpos - p->off : 0, lim;
+	size_t ulim;
+
+	if (lead < LIVE_WINDOW_MIN)
+		lead = LIVE_WINDOW_MIN;
+	if (lead > LIVE_WINDOW_MAX)
+		lead = LIVE_WINDOW_MAX;
+	lim = p->rpos + lead;
+	ulim = lim >= o->size ? o->nunits
+			      : (size_t)((lim + LIVE_UNIT - 1) / LIVE_UNIT);
+	while (p->end < ulim && o->unit[p->end] != U_FETCHING) {
+		if (o->unit[p->end] == U_MISSING)
+			o->unit[p->end] = U_FETCHING;
+		p->end++;
+	}
+}
+
+/* A read of [@off, @end) of @o: the stream it follows goes on (lock held). */
+static void streams_note(struct live_cache *c, struct lobj *o, uint64_t off,
+			 uint64_t end)
+{
+	struct live_progress *p;
+
+	for (p = o->streams; p; p = p->snext) {
+		if (off < p->off ||
+		    off > (uint64_t)p->end * LIVE_UNIT + LIVE_WINDOW_MIN ||
+		    end <= p->rpos)
+			continue;
+		p->rpos = end;
+		p->read_ms = util_mono_ms();
+		stream_claim(p);
+		pthread_cond_broadcast(&c->cv);
+	}
+}
+
+int live_progress(struct live_progress *p, uint64_t done)
+{
+	struct live_cache *c;
+	struct lobj *o;
+	struct timespec ts;
 	uint64_t end;
 	size_t upto;
+	int rc = 0;
 
 	if (!p)
-		return;
+		return 0;
+	c = p->c;
+	o = p->o;
 	end = p->off + done;
-	upto = end >= p->o->size ? p->end : (size_t)(end / LIVE_UNIT);
-	if (upto > p->end)
-		upto = p->end;
-	if (upto <= p->next)
-		return;
-	pthread_mutex_lock(&p->c->lock);
-	mark_present(p, upto);
-	pthread_mutex_unlock(&p->c->lock);
+	if (!p->stream) {
+		upto = end >= o->size ? p->end : (size_t)(end / LIVE_UNIT);
+		if (upto > p->end)
+			upto = p->end;
+		if (upto <= p->next)
+			return 0;
+		pthread_mutex_lock(&c->lock);
+		mark_present(p, upto);
+		pthread_mutex_unlock(&c->lock);
+		return 0;
+	}
+	pthread_mutex_lock(&c->lock);
+	for (;;) {
+		stream_claim(p);
+		upto = end >= o->size ? p->end : (size_t)(end / LIVE_UNIT);
+		if (upto > p->end)
+			upto = p->end;
+		if (upto > p->next)
+			mark_present(p, upto);
+		if (c->closing) {
+			rc = -ECANCELED;
+			break;
+		}
+		/* bytes of its own still to come, or all of it is its own */
+		if (p->next < p->end || p->end >= o->nunits)
+			break;
+		/* the next unit is another fetch's, or the reader went away */
+		if (o->unit[p->end] == U_FETCHING ||
+		    util_mono_ms() - p->read_ms >= LIVE_STREAM_IDLE_MS) {
+			rc = -ECANCELED;
+			break;
+		}
+		/* far enough ahead of the reader: wait for it */
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 200 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&c->cv, &c->lock, &ts);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return rc;
 }
 
 /*
- * Fetch units [@s, @e) of @o, already marked U_FETCHING (lock not held;
- * not held on return).  Units that did not arrive go back to missing.
+ * Run fetch @p of @o (its units marked U_FETCHING; a stream is on
+ * o->streams) with @f and @ctx (lock not held; not held on return).
+ * Units that did not arrive go back to missing.
  */
-static int fetch_units(struct live_cache *c, struct lobj *o, size_t s, size_t e,
-		       const struct live_fetcher *f, void *ctx)
+static int fetch_units(struct live_cache *c, struct lobj *o,
+		       struct live_progress *p, const struct live_fetcher *f,
+		       void *ctx)
 {
-	struct live_progress p = { c, o, (uint64_t)s * LIVE_UNIT, s, e };
-	uint64_t end = (uint64_t)e * LIVE_UNIT, got = 0;
+	struct live_progress **pp;
+	uint64_t end = (uint64_t)p->end * LIVE_UNIT, got = 0;
 	size_t i;
 	int rc;
 
-	if (end > o->size)
+	if (p->stream || end > o->size)
 		end = o->size;
-	rc = f->fetch(ctx, o->fd, p.off, end - p.off, &got, &p);
-	if (rc == 0 && got != end - p.off) {
+	rc = f->fetch(ctx, o->fd, p->off, end - p->off, &got, p);
+	if (rc == 0 && got != end - p->off) {
 		log_err("live: a download gave %llu bytes instead of %llu",
 			(unsigned long long)got,
-			(unsigned long long)(end - p.off));
+			(unsigned long long)(end - p->off));
 		rc = -EIO;
 	}
+	if (rc == -ECANCELED && p->stream)
+		rc = 0; /* a stream nobody needs any more */
 	pthread_mutex_lock(&c->lock);
 	c->st.fetches++;
-	if (rc == 0)
-		mark_present(&p, e);
-	for (i = p.next; i < e; i++)
+	if (rc == 0 && p->stream && got == end - p->off) {
+		/* it ran to the end: every byte after p->off is there */
+		for (; p->end < o->nunits && o->unit[p->end] != U_FETCHING;
+		     p->end++)
+			if (o->unit[p->end] == U_MISSING)
+				o->unit[p->end] = U_FETCHING;
+	}
+	if (rc == 0 && got == end - p->off)
+		mark_present(p, p->end);
+	for (i = p->next; i < p->end; i++)
 		if (o->unit[i] == U_FETCHING)
 			o->unit[i] = U_MISSING;
+	for (pp = &o->streams; *pp; pp = &(*pp)->snext)
+		if (*pp == p) {
+			*pp = p->snext;
+			break;
+		}
 	pthread_cond_broadcast(&c->cv);
 	pthread_mutex_unlock(&c->lock);
 	return rc;
@@ -406,7 +521,7 @@ static int fetch_units(struct live_cache *c, struct lobj *o, size_t s, size_t e,
 struct bgjob {
 	struct live_cache *c;
 	struct lobj *o; /* referenced */
-	size_t s, e;
+	struct live_progress p;
 	struct live_fetcher f; /* f.ctx: our copy */
 };
 
@@ -415,7 +530,7 @@ static void *bg_main(void *arg)
 	struct bgjob *j = arg;
 	struct live_cache *c = j->c;
 
-	fetch_units(c, j->o, j->s, j->e, &j->f, j->f.ctx);
+	fetch_units(c, j->o, &j->p, &j->f, j->f.ctx);
 	j->f.free(j->f.ctx);
 	obj_put(c, j->o);
 	pthread_mutex_lock(&c->lock);
@@ -427,15 +542,18 @@ static void *bg_main(void *arg)
 }
 
 /*
- * Fetch units [@s, @e) (marked U_FETCHING) on a background thread (lock
- * held).  Returns false when that is not possible: fetch them yourself.
+ * Run fetch @p (units marked U_FETCHING, or a stream to claim them) on a
+ * background thread (lock held).  Returns false when that is not
+ * possible: nothing changed, fetch the units yourself.
  */
-static bool fetch_background(struct live_cache *c, struct lobj *o, size_t s,
-			     size_t e, const struct live_fetcher *f)
+static bool fetch_background(struct live_cache *c, struct lobj *o,
+			     const struct live_progress *p,
+			     const struct live_fetcher *f)
 {
 	pthread_attr_t attr;
 	struct bgjob *j;
 	pthread_t t;
+	size_t i;
 	int rc;
 
 	if (!f->dup || !f->free || c->bg >= LIVE_BG_MAX)
@@ -443,11 +561,16 @@ static bool fetch_background(struct live_cache *c, struct lobj *o, size_t s,
 	j = calloc(1, sizeof(*j));
 	if (!j)
 		return false;
-	*j = (struct bgjob){ c, o, s, e, *f };
+	*j = (struct bgjob){ c, o, *p, *f };
 	j->f.ctx = f->dup(f->ctx);
 	if (!j->f.ctx) {
 		free(j);
 		return false;
+	}
+	if (j->p.stream) {
+		stream_claim(&j->p);
+		j->p.snext = o->streams;
+		o->streams = &j->p;
 	}
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -455,10 +578,19 @@ static bool fetch_background(struct live_cache *c, struct lobj *o, size_t s,
 	c->bg++;
 	rc = pthread_create(&t, &attr, bg_main, j);
 	pthread_attr_destroy(&attr);
-	if (rc == 0)
+	if (rc == 0) {
+		if (j->p.stream)
+			c->st.streams++;
 		return true;
+	}
 	o->refs--;
 	c->bg--;
+	if (j->p.stream) {
+		o->streams = j->p.snext;
+		for (i = j->p.next; i < j->p.end; i++)
+			if (o->unit[i] == U_FETCHING)
+				o->unit[i] = U_MISSING;
+	}
 	f->free(j->f.ctx);
 	free(j);
 	return false;
@@ -469,6 +601,7 @@ ssize_t live_cache_read(struct live_cache *c, const char *key, uint64_t size,
 			const struct live_fetcher *f)
 {
 	struct lobj *o = NULL;
+	struct live_progress wp;
 	size_t u0, u1, i, b, e, wunits;
 	bool fetched = false, seq;
 	ssize_t ret;
@@ -497,6 +630,7 @@ ssize_t live_cache_read(struct live_cache *c, const char *key, uint64_t size,
 	}
 	if (len > o->size - off)
 		len = (size_t)(o->size - off);
+	streams_note(c, o, off, off + len);
 	u0 = (size_t)(off / LIVE_UNIT);
 	u1 = (size_t)((off + len - 1) / LIVE_UNIT);
 	/*
@@ -516,6 +650,26 @@ ssize_t live_cache_read(struct live_cache *c, const char *key, uint64_t size,
 			continue;
 		}
 		fetched = true;
+		/* a window starts right after what is there or coming */
+		for (b = i; seq && b > 0 && o->unit[b - 1] == U_MISSING &&
+			    i - b < SEQ_UNITS;
+		     b--)
+			;
+		if (seq) {
+			struct live_progress sp = {
+				.c = c,
+				.o = o,
+				.off = (uint64_t)b * LIVE_UNIT,
+				.next = b,
+				.end = b,
+				.stream = true,
+				.rpos = off + len,
+				.read_ms = util_mono_ms(),
+			};
+
+			if (fetch_background(c, o, &sp, f))
+				continue;
+		}
 		if (seq) {
 			o->window = o->window ? o->window * 4 : LIVE_WINDOW_MIN;
 			if (o->window > LIVE_WINDOW_MAX)
@@ -524,11 +678,6 @@ ssize_t live_cache_read(struct live_cache *c, const char *key, uint64_t size,
 			o->window = 0;
 		}
 		wunits = (size_t)(o->window / LIVE_UNIT);
-		/* a window starts right after what is there or coming */
-		for (b = i; seq && b > 0 && o->unit[b - 1] == U_MISSING &&
-			    i - b < SEQ_UNITS;
-		     b--)
-			;
 		for (e = b; e < o->nunits && o->unit[e] == U_MISSING &&
 			    (e <= u1 || e - b < wunits);
 		     e++)
@@ -537,10 +686,15 @@ ssize_t live_cache_read(struct live_cache *c, const char *key, uint64_t size,
 		 * A window goes to the background in one request: this read
 		 * waits only for its own units (live_progress()).
 		 */
-		if (seq && e > u1 + 1 && fetch_background(c, o, b, e, f))
+		wp = (struct live_progress){ .c = c,
+					     .o = o,
+					     .off = (uint64_t)b * LIVE_UNIT,
+					     .next = b,
+					     .end = e };
+		if (seq && e > u1 + 1 && fetch_background(c, o, &wp, f))
 			continue;
 		pthread_mutex_unlock(&c->lock);
-		rc = fetch_units(c, o, b, e, f, f->ctx);
+		rc = fetch_units(c, o, &wp, f, f->ctx);
 		pthread_mutex_lock(&c->lock);
 		if (rc < 0)
 			goto unlock;

@@ -10,10 +10,17 @@
  * read; which units are present is kept in memory only (the directory is
  * emptied when the cache is opened).  Reads fetch the missing units they
  * need through a callback: a random read fetches only the units it
- * covers, a sequential one (it starts where the previous read of the
- * object ended) fetches a window that grows fourfold up to LIVE_WINDOW_MAX, so
- * `cat` of a large file costs few large ranged requests.  Two readers of
- * one missing unit cause one fetch: the second waits for the first.
+ * covers; a sequential one (it starts where the previous read of the
+ * object ended) starts a stream: one background fetch from there to the
+ * end of the object (one ranged request), consumed as the reader advances.
+ * A stream keeps at most about as many bytes ahead of its reader as the
+ * reader has read since the stream began (LIVE_WINDOW_MIN at first, at
+ * most LIVE_WINDOW_MAX), and stops when its reader pauses for
+ * LIVE_STREAM_IDLE_MS, when it meets units that are there or coming, and
+ * when the cache is freed; a later sequential read starts another one.
+ * When no background fetch is possible, a sequential read fetches a window
+ * that grows fourfold up to LIVE_WINDOW_MAX itself.  Two readers of one
+ * missing unit cause one fetch: the second waits for the first.
  *
  * Objects of unknown size (messages: Graph does not say how large the
  * MIME is) are fetched whole by the first read.
@@ -35,11 +42,12 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define LIVE_UNIT	  (256u << 10) /* bytes of one cache unit */
-#define LIVE_WINDOW_MIN	  (4u << 20) /* first sequential window */
-#define LIVE_WINDOW_MAX	  (64u << 20) /* largest sequential window */
-#define LIVE_FILES_MAX	  512 /* objects (and fds) kept at once */
-#define LIVE_SIZE_UNKNOWN UINT64_MAX
+#define LIVE_UNIT	    (256u << 10) /* bytes of one cache unit */
+#define LIVE_WINDOW_MIN	    (4u << 20) /* first sequential window */
+#define LIVE_WINDOW_MAX	    (64u << 20) /* largest sequential window */
+#define LIVE_STREAM_IDLE_MS 2000 /* a stream stops when its reader pauses */
+#define LIVE_FILES_MAX	    512 /* objects (and fds) kept at once */
+#define LIVE_SIZE_UNKNOWN   UINT64_MAX
 
 struct live_cache;
 
@@ -49,8 +57,9 @@ struct live_progress;
  * How the cache gets bytes of an object.  fetch: fetch bytes [@off, @off +
  * @len) (@len 0: all of it, from @off 0, size unknown) and write them into
  * @fd at the same offsets (pwrite; a retry may write them again); call
- * live_progress() as bytes arrive (readers waiting for them go on);
- * *@got receives the bytes written; returns 0 or -errno.  dup/free copy
+ * live_progress() as bytes arrive (readers waiting for them go on) and
+ * stop with its error when it returns one (a stream nobody reads any
+ * more); *@got receives the bytes written; returns 0 or -errno.  dup/free copy
  * and free @ctx for a fetch that runs on a background thread (read-ahead);
  * dup NULL: no background fetches.
  */
@@ -64,9 +73,11 @@ struct live_fetcher {
 
 /**
  * Tell the cache that the first @done bytes of the range a fetch was
- * asked for are written.  @p may be NULL (then nothing happens).
+ * asked for are written.  @p may be NULL (then nothing happens).  A
+ * stream's fetch may wait here for its reader.  Returns 0 (go on), or
+ * -ECANCELED: the rest is not wanted, end the fetch with that error.
  */
-void live_progress(struct live_progress *p, uint64_t done);
+int live_progress(struct live_progress *p, uint64_t done);
 
 #define LIVE_BG_MAX 4 /* background read-ahead fetches at once */
 
@@ -102,6 +113,7 @@ struct live_cache_stats {
 	uint64_t bytes; /* bytes held */
 	uint64_t objects;
 	uint64_t fetches; /* fetch callbacks run */
+	uint64_t streams; /* of them: streams */
 	uint64_t fetched; /* bytes they wrote */
 	uint64_t hits; /* reads served without a fetch */
 	uint64_t evicted; /* objects evicted */

@@ -153,6 +153,35 @@ def test_live_range_read_downloads_only_that_range(emulator, tmp_path):
             assert f.read(4096) == mid
 
 
+def test_live_cold_cat_is_one_request(emulator, tmp_path):
+    """Reading a large file from start to end costs one ranged request on
+    its download URL (redirects would count too): one stream, consumed as
+    the reader advances, every byte once."""
+    env = Env(emulator, tmp_path)
+    size = 40 * 1000 * 1000 + 4321
+    r = emulator.mutate(op="create_file", size=size,
+                        path="onedrive/%s/live-stream.bin" % ADMIN)
+    assert r["ok"], r
+    sha = next(f["sha256"] for f in emulator.truth()["files"]
+               if f["path"].endswith("/live-stream.bin"))
+    with env.mount(ttl=600) as m:
+        p = m.mnt / "live/onedrive" / ADMIN / "live-stream.bin"
+        assert os.stat(p).st_size == size
+        emulator.reset_stats()
+        assert file_sha(p) == sha
+        s = emulator.stats()
+        assert s["total"] == 1, s["log"]
+        (x,) = s["log"]
+        assert x["path"].startswith("/_layouts") and x["status"] == 206, x
+        assert x["range"].replace(" ", "") in ("bytes=0-%d" % (size - 1),
+                                               "bytes=0-"), x
+        assert s["bytes_downloaded"] == size
+        # read again: from the cache, no request
+        emulator.reset_stats()
+        assert file_sha(p) == sha
+        assert emulator.stats()["total"] == 0
+
+
 def test_live_mutations_appear_after_ttl(emulator, tmp_path):
     env = Env(emulator, tmp_path)
     base = "onedrive/%s" % ADMIN
@@ -176,6 +205,76 @@ def test_live_mutations_appear_after_ttl(emulator, tmp_path):
         emulator.mutate(op="delete", path=base + "/live-renamed.txt")
         wait_for(lambda: not (d / "live-renamed.txt").exists(), "delete")
         assert set(os.listdir(d)) == before
+
+
+def walk(top):
+    """Every file under @top -> its bytes, and the folders."""
+    files, dirs = {}, []
+    for dp, dns, fns in os.walk(top):
+        dirs.extend(os.path.join(dp, d) for d in dns)
+        for fn in fns:
+            p = os.path.join(dp, fn)
+            with open(p, "rb") as f:
+                files[os.path.relpath(p, top)] = f.read()
+    return files, dirs
+
+
+def graph_calls(s, what):
+    return [x for x in s["log"] if x.get("host") != "files"
+            and x["path"].endswith(what)]
+
+
+def test_live_refresh_through_delta(emulator, tmp_path):
+    """When a drive's cached listings expire, one delta call tells which
+    folders changed: with nothing changed no folder is listed again; after
+    mutations only the folders they touched (and their parents, whose
+    entries changed) are, and the mutations show."""
+    env = Env(emulator, tmp_path)
+    base = "onedrive/%s/dlt" % ADMIN
+    emulator.mutate(op="create_folder", path=base)
+    for sub in ("a", "b", "c"):
+        emulator.mutate(op="create_folder", path="%s/%s" % (base, sub))
+        emulator.mutate(op="create_file", path="%s/%s/f.txt" % (base, sub),
+                        content="first %s\n" % sub)
+    ttl = 2
+    with env.mount(ttl=ttl) as m:
+        top = m.mnt / "live/onedrive" / ADMIN
+        files, dirs = walk(top)
+        assert files["dlt/b/f.txt"] == b"first b\n"
+        assert len(dirs) >= 4, dirs
+        c_id = os.getxattr(top / "dlt/c", "user.m365.id").decode()
+        # nothing changed: one delta call, no listing, no download
+        time.sleep(ttl + 0.5)
+        emulator.reset_stats()
+        assert walk(top) == (files, dirs)
+        s = emulator.stats()
+        assert len(graph_calls(s, "/delta")) == 1, s["log"]
+        assert graph_calls(s, "/children") == [], s["log"]
+        assert not [x for x in s["log"] if x.get("host") == "files"]
+        # a new file in a/, new content in b/: those folders are listed
+        # again (and dlt/ and the drive's root, whose entries changed)
+        emulator.mutate(op="create_file", path=base + "/a/new.txt",
+                        content="new\n")
+        emulator.mutate(op="modify_file", path=base + "/b/f.txt",
+                        content="second b, longer\n")
+        time.sleep(ttl + 0.5)
+        emulator.reset_stats()
+        files2, dirs2 = walk(top)
+        s = emulator.stats()
+        assert files2["dlt/a/new.txt"] == b"new\n"
+        assert files2["dlt/b/f.txt"] == b"second b, longer\n"
+        assert dirs2 == dirs
+        assert set(files2) - set(files) == {"dlt/a/new.txt"}
+        assert len(graph_calls(s, "/delta")) == 1, s["log"]
+        listed = graph_calls(s, "/children")
+        assert 2 <= len(listed) <= 4, listed
+        assert len(listed) < len(dirs) + 1
+        assert not [x for x in listed if c_id in x["path"]], listed
+        # a deletion shows too
+        emulator.mutate(op="delete", path=base + "/a/new.txt")
+        time.sleep(ttl + 0.5)
+        wait_for(lambda: not (top / "dlt/a/new.txt").exists(), "delete")
+        assert sorted(os.listdir(top / "dlt/a")) == ["f.txt"]
 
 
 def test_live_diff_against_snapshot_lists_the_mutations(emulator, tmp_path):

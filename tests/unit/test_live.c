@@ -58,7 +58,10 @@ static int fake_fetch(void *ctx, int fd, uint64_t off, uint64_t len,
 		pthread_mutex_lock(&f->lock);
 		f->bytes += n;
 		pthread_mutex_unlock(&f->lock);
-		live_progress(pr, pos + n - off);
+		if (live_progress(pr, pos + n - off) < 0) {
+			*got = pos + n - off;
+			return -ECANCELED;
+		}
 	}
 	*got = end - off;
 	return 0;
@@ -89,6 +92,25 @@ static bool same(const unsigned char *p, size_t n, uint64_t off)
 		if (p[i] != byte_at(off + i))
 			return false;
 	return true;
+}
+
+/* Read object @key of @f from start to end, @chunk bytes a read: all of
+ * it, and right? */
+static bool read_all(struct live_cache *c, const char *key, struct fake *f,
+		     size_t chunk)
+{
+	unsigned char *buf = malloc(chunk);
+	uint64_t off;
+	ssize_t n = 0;
+	bool ok = buf != NULL;
+
+	for (off = 0; ok && off < f->size; off += (uint64_t)n) {
+		n = live_cache_read(c, key, f->size, buf, chunk, off,
+				    FETCHER(f));
+		ok = n > 0 && same(buf, (size_t)n, off);
+	}
+	free(buf);
+	return ok && off == f->size;
 }
 
 static void test_random_read_fetches_one_unit(void)
@@ -125,25 +147,82 @@ static void test_sequential_reads_use_large_windows(void)
 	struct live_cache *c = NULL;
 	struct fake f = { .size = (20u << 20) + 123,
 			  .lock = PTHREAD_MUTEX_INITIALIZER };
-	unsigned char *buf = malloc(128 << 10);
-	uint64_t off;
-	ssize_t n;
-	bool ok = true;
+	struct live_cache_stats st;
 
 	CHECK_EQ(live_cache_new(dir, 64u << 20, &c), 0);
-	for (off = 0; off < f.size; off += (uint64_t)n) {
-		n = live_cache_read(c, "f/seq", f.size, buf, 128 << 10, off,
-				    FETCHER(&f));
-		if (n <= 0)
-			break;
-		ok = ok && same(buf, (size_t)n, off);
-	}
-	CHECK(ok);
-	CHECK_EQ(off, f.size);
+	CHECK(read_all(c, "f/seq", &f, 128 << 10));
 	CHECK_EQ(f.bytes, f.size); /* nothing twice */
-	/* windows of 4 MiB, 16 and 64 (cut at the end): 3 requests */
-	CHECK_EQ(f.fetches, 3);
+	/* one stream to the end of the object: one request */
+	CHECK_EQ(f.fetches, 1);
+	CHECK_EQ(f.last_off, 0);
+	CHECK_EQ(f.last_len, f.size);
+	live_cache_stats_get(c, &st);
+	CHECK_EQ(st.streams, 1);
+	live_cache_free(c);
+}
+
+/* A sequential reader that stops: its stream stays about LIVE_WINDOW_MIN
+ * ahead, then ends; reading on starts a stream where it stopped. */
+static void test_stream_follows_its_reader(void)
+{
+	struct live_cache *c = NULL;
+	struct fake f = { .size = 100u << 20,
+			  .lock = PTHREAD_MUTEX_INITIALIZER };
+	unsigned char *buf = malloc(128 << 10);
+	struct live_cache_stats st;
+	uint64_t bytes;
+	int64_t t0;
+
+	CHECK_EQ(live_cache_new(dir, 256u << 20, &c), 0);
+	CHECK_EQ(live_cache_read(c, "f/head", f.size, buf, 128 << 10, 0,
+				 FETCHER(&f)),
+		 128 << 10);
+	CHECK(same(buf, 128 << 10, 0));
+	/* the stream waits for the reader, then gives up */
+	t0 = util_mono_ms();
+	for (;;) {
+		live_cache_stats_get(c, &st);
+		if (st.fetches == 1 || util_mono_ms() - t0 > 20000)
+			break;
+		usleep(50 * 1000);
+	}
+	CHECK_EQ(st.fetches, 1);
+	CHECK(util_mono_ms() - t0 >= LIVE_STREAM_IDLE_MS / 2);
+	pthread_mutex_lock(&f.lock);
+	bytes = f.bytes;
+	pthread_mutex_unlock(&f.lock);
+	CHECK(bytes >= LIVE_WINDOW_MIN);
+	CHECK(bytes <= LIVE_WINDOW_MIN + 2 * LIVE_UNIT);
+	/* what it brought is served; reading past it starts a new stream */
+	CHECK_EQ(bytes % LIVE_UNIT, 0);
+	CHECK_EQ(live_cache_read(c, "f/head", f.size, buf, 128 << 10,
+				 bytes - (64 << 10), FETCHER(&f)),
+		 128 << 10);
+	CHECK(same(buf, 128 << 10, bytes - (64 << 10)));
+	CHECK_EQ(f.fetches, 2);
+	CHECK_EQ(f.last_off, bytes);
+	/* freeing the cache ends a waiting stream at once */
+	t0 = util_mono_ms();
+	live_cache_free(c);
+	CHECK(util_mono_ms() - t0 < LIVE_STREAM_IDLE_MS);
 	free(buf);
+}
+
+/* A random read in the middle does not start a stream; a sequential read
+ * later passes over the units it brought. */
+static void test_stream_passes_over_present_units(void)
+{
+	struct live_cache *c = NULL;
+	struct fake f = { .size = 6u << 20, .lock = PTHREAD_MUTEX_INITIALIZER };
+	unsigned char buf[4096];
+
+	CHECK_EQ(live_cache_new(dir, 64u << 20, &c), 0);
+	CHECK_EQ(live_cache_read(c, "f/mid", f.size, buf, 4096, 3u << 20,
+				 FETCHER(&f)),
+		 4096);
+	CHECK_EQ(f.fetches, 1);
+	CHECK(read_all(c, "f/mid", &f, 64 << 10));
+	CHECK_EQ(f.fetches, 2);
 	live_cache_free(c);
 }
 
@@ -252,6 +331,8 @@ int main(void)
 		return CHECK_SKIP;
 	RUN(test_random_read_fetches_one_unit);
 	RUN(test_sequential_reads_use_large_windows);
+	RUN(test_stream_follows_its_reader);
+	RUN(test_stream_passes_over_present_units);
 	RUN(test_unknown_size_is_fetched_whole);
 	RUN(test_errors_and_eviction);
 	RUN(test_concurrent_readers_fetch_once);
