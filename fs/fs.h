@@ -90,6 +90,7 @@ struct fs {
 	int64_t cat_tried_ms;
 	int64_t snaps_checked_ms, snaps_reloaded_ms;
 	uint32_t snaps_gen;
+	bool latest_moved; /* the kernel's copy of latest's target is old */
 	int64_t statfs_ms;
 	uint64_t repo_bytes;
 };
@@ -151,6 +152,13 @@ struct fs_snaps *fs_snaps_get(struct fs *fs, bool refresh);
 
 /** Give back a list from fs_snaps_get().  NULL is fine. */
 void fs_snaps_put(struct fs *fs, struct fs_snaps *l);
+
+/**
+ * The kernel caches the target of snapshots/latest: when fs_snaps_get()
+ * saw a new latest snapshot, drop that copy.  Never from readlink (the
+ * kernel holds the page being filled until readlink answers).
+ */
+void fs_latest_inval(struct fs *fs);
 
 /** The entry of snapshot @id in @l, or NULL. */
 const struct fs_snap *fs_snaps_find_id(const struct fs_snaps *l, int64_t id);

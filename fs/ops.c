@@ -217,6 +217,7 @@ static int getattr_ino(struct fs *fs, uint64_t ino, struct stat *st,
 		if (ino < INO_ROOT || ino > INO_LATEST)
 			return -ENOENT;
 		l = fs_snaps_get(fs, ino != INO_ROOT);
+		fs_latest_inval(fs);
 		if (ino == INO_LATEST && !l->latest)
 			rc = -ENOENT;
 		else
@@ -319,7 +320,8 @@ static void fsop_init(void *userdata, struct fuse_conn_info *conn)
 	struct fs *fs = userdata;
 	unsigned want = FUSE_CAP_READDIRPLUS | FUSE_CAP_NO_OPEN_SUPPORT |
 			FUSE_CAP_NO_OPENDIR_SUPPORT | FUSE_CAP_AUTO_INVAL_DATA |
-			FUSE_CAP_ASYNC_READ | FUSE_CAP_PARALLEL_DIROPS;
+			FUSE_CAP_ASYNC_READ | FUSE_CAP_PARALLEL_DIROPS |
+			FUSE_CAP_CACHE_SYMLINKS;
 
 	/*
 	 * No POSIX_ACL: ACLs are "not supported" (fsop_getxattr), so ls -l
@@ -378,9 +380,11 @@ static void lookup_top(fuse_req_t req, struct fs *fs, fuse_ino_t parent,
 		return;
 	}
 	l = fs_snaps_get(fs, true);
+	fs_latest_inval(fs);
 	if (!strcmp(name, "latest") && l->latest) {
+		/* looked up again each second: a new snapshot moves it */
 		attr_top(fs, INO_LATEST, l, &st);
-		reply_entry(req, INO_LATEST, &st, fs->o.timeout, TOP_TIMEOUT);
+		reply_entry(req, INO_LATEST, &st, TOP_TIMEOUT, TOP_TIMEOUT);
 		goto out;
 	}
 	s = fs_snaps_find_name(l, name);
@@ -923,6 +927,7 @@ static void readdir_top(fuse_req_t req, struct fs *fs, fuse_ino_t ino,
 	struct stat st;
 	size_t i, n;
 
+	fs_latest_inval(fs);
 	/* entries: ".", "..", then root: snapshots; snapshots/: each, latest */
 	n = 2 + (ino == INO_ROOT ? 1 : l->n + (l->latest ? 1 : 0));
 	for (i = off < 0 ? 0 : (size_t)off; i < n; i++) {
@@ -942,6 +947,7 @@ static void readdir_top(fuse_req_t req, struct fs *fs, fuse_ino_t ino,
 		} else {
 			attr_top(fs, INO_LATEST, l, &st);
 			name = "latest";
+			et = TOP_TIMEOUT;
 		}
 		if (!dirbuf_add(b, name, &st, et,
 				S_ISDIR(st.st_mode) && st.st_ino != INO_ROOT &&

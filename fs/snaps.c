@@ -235,6 +235,8 @@ struct fs_snaps *fs_snaps_get(struct fs *fs, bool refresh)
 
 	pthread_mutex_lock(&fs->lock);
 	nl->gen = ++fs->snaps_gen;
+	if (nl->latest != l->latest)
+		fs->latest_moved = true;
 	if (--fs->snaps->refs == 0)
 		gone = fs->snaps;
 	fs->snaps = nl;
@@ -259,6 +261,23 @@ void fs_snaps_put(struct fs *fs, struct fs_snaps *l)
 	pthread_mutex_unlock(&fs->lock);
 	if (release)
 		free(l);
+}
+
+void fs_latest_inval(struct fs *fs)
+{
+	bool moved;
+	int rc;
+
+	pthread_mutex_lock(&fs->lock);
+	moved = fs->latest_moved;
+	fs->latest_moved = false;
+	pthread_mutex_unlock(&fs->lock);
+	if (!moved || !fs->se)
+		return;
+	rc = fuse_lowlevel_notify_inval_inode(fs->se, INO_LATEST, 0, 0);
+	if (rc < 0 && rc != -ENOENT)
+		log_debug("cannot invalidate snapshots/latest: %s",
+			  strerror(-rc));
 }
 
 const struct fs_snap *fs_snaps_find_id(const struct fs_snaps *l, int64_t id)

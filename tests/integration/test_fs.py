@@ -383,3 +383,34 @@ def test_fs_damaged_pack_gives_eio(two_snaps, tmp_path):
         out = m.output()
     for rel in bad:
         assert rel in out
+
+
+def test_fs_latest_target_is_cached_until_it_moves(two_snaps, tmp_path):
+    """Paths through snapshots/latest do not ask the daemon for the link
+    each time (ls -l of a big folder through latest resolved it twice per
+    entry); a new snapshot still moves it."""
+    repo = tmp_path / "repo"
+    shutil.copytree(two_snaps["repo"], repo)
+    m = Mount(repo, tmp_path / "m", "-d")
+    m.allowed.append(r"^\s*unique: \d+, (error|success)")
+    with m:
+        big = m.mnt / "snapshots/latest/onedrive/megan@contoso.example/Big folder"
+        names = os.listdir(big)
+        assert len(names) == 3000
+        for n in names:
+            os.stat(big / n)
+        readlinks = m.output().count("opcode: READLINK")
+        assert 1 <= readlinks <= 5, readlinks
+        old = os.readlink(m.mnt / "snapshots/latest")
+        time.sleep(1.1)
+        fsutil.write(two_snaps["base"] / "src4/onedrive/x/only.txt", "4")
+        gen_import(repo, two_snaps["base"] / "src4")
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 3:
+            new = os.readlink(m.mnt / "snapshots/latest")
+            if new != old:
+                break
+            time.sleep(0.1)
+        assert new != old
+        assert new in os.listdir(m.mnt / "snapshots")
+        assert (m.mnt / "snapshots/latest/onedrive/x/only.txt").read_text() == "4"
