@@ -72,8 +72,10 @@ struct ldrive {
 	char *id;
 	char *link; /* deltaLink of the last refresh, NULL: none yet */
 	int64_t link_ms; /* when the refresh that gave @link began */
-	bool busy; /* a refresh runs */
+	bool busy; /* a refresh or enumeration runs */
 	bool no_delta; /* delta failed: folders are listed one by one */
+	unsigned descents; /* folders listed right after their parent */
+	bool enumerated; /* enumerated once (or tried: too large) */
 };
 
 struct lsite {
@@ -779,6 +781,25 @@ static int list_users(bool mail, struct kids *k)
 
 /* ---- sites ------------------------------------------------------------- */
 
+/*
+ * The lists of sites and of a site's libraries change seldom and every
+ * path below sites/ goes through them: they are kept SITES_TTL times the
+ * TTL.
+ */
+#define SITES_TTL    10
+#define SITES_TTL_MS ((int64_t)(L.ttl * 1000 * SITES_TTL))
+
+/* How long the listing of directory node @i is kept, ms (lock held). */
+static int64_t ttl_ms(uint32_t i)
+{
+	int kind = L.nodes[i]->kind;
+
+	if (i == N_SITES || kind == CAT_KIND_SITE_HOST ||
+	    kind == CAT_KIND_SITE_PATH)
+		return SITES_TTL_MS;
+	return (int64_t)(L.ttl * 1000);
+}
+
 static int comp_cb(void *ctx, const char *component)
 {
 	struct buf *b = ctx;
@@ -851,7 +872,7 @@ static int sites_refresh(void)
 	pthread_mutex_lock(&L.lock);
 	while (L.sites_busy)
 		pthread_cond_wait(&L.cv, &L.lock);
-	if (L.sites_ms && now - L.sites_ms < (int64_t)(L.ttl * 1000)) {
+	if (L.sites_ms && now - L.sites_ms < SITES_TTL_MS) {
 		pthread_mutex_unlock(&L.lock);
 		return 0;
 	}
@@ -1285,10 +1306,13 @@ static void dchanges_release(struct dchanges *c)
 	memset(c, 0, sizeof(*c));
 }
 
-/* Read a delta round of @drive (@link, or since @since) into @c; *@next
- * receives its deltaLink. */
-static int delta_read(const char *drive, const char *link, int64_t since,
-		      struct dchanges *c, char **next)
+/*
+ * Read a delta round of @drive (@link, else @token, else all of the
+ * drive) into @c, at most @max_pages pages (0: no limit; more: -EFBIG);
+ * *@next receives its deltaLink.
+ */
+static int delta_read(const char *drive, const char *link, const char *token,
+		      unsigned max_pages, struct dchanges *c, char **next)
 {
 	struct graph_pager *p = NULL;
 	struct graph_item it = { 0 };
@@ -1297,9 +1321,13 @@ static int delta_read(const char *drive, const char *link, int64_t since,
 	int rc;
 
 	rc = link ? graph_drive_delta_open(L.g, drive, link, &p)
-		  : graph_drive_delta_since_open(L.g, drive, since, &p);
+		  : graph_drive_delta_top_open(L.g, drive, token, &p);
 	while (rc == 0 && (rc = graph_pager_next_item(p, &it)) > 0) {
 		rc = 0;
+		if (max_pages && graph_pager_pages(p) > max_pages) {
+			rc = -EFBIG;
+			break;
+		}
 		if (c->n == c->alloc) {
 			size_t na = c->alloc ? c->alloc * 2 : 64;
 			struct dchange *v = realloc(c->v, na * sizeof(*v));
@@ -1465,6 +1493,7 @@ static int drive_refresh(const char *drive)
 	int64_t oldest = now, link_ms = 0, t0;
 	size_t expired = 0, i;
 	unsigned attempt = 0;
+	char since[32];
 	int rc;
 
 	pthread_mutex_lock(&L.lock);
@@ -1503,15 +1532,14 @@ static int drive_refresh(const char *drive)
 	link_ms = dr->link_ms;
 	pthread_mutex_unlock(&L.lock);
 
+	util_time_format(util_now() - (now - oldest) / 1000 - DELTA_MARGIN_S,
+			 since, sizeof(since));
 	t0 = util_mono_ms();
 	do {
 		dchanges_release(&c);
 		free(next);
 		next = NULL;
-		rc = delta_read(drive, link,
-				util_now() - (now - oldest) / 1000 -
-					DELTA_MARGIN_S,
-				&c, &next);
+		rc = delta_read(drive, link, since, 0, &c, &next);
 	} while (rc < 0 && wait_again(rc, t0, &attempt));
 
 	pthread_mutex_lock(&L.lock);
@@ -1568,6 +1596,189 @@ static int drive_refresh(const char *drive)
 	return rc == 0 ? 1 : 0;
 }
 
+/* ---- listing: a recursive walk enumerates the drive --------------------- */
+
+/*
+ * A walk that lists WALK_DESCENTS folders of a drive right after their
+ * parent (within WALK_MS) looks recursive (find, ls -R, du, diff -r): the
+ * rest of the drive is then read through one delta enumeration, 999 items
+ * a page, instead of a listing per folder.  Once per drive and mount; a
+ * drive of more than ENUM_MAX_PAGES pages is left to folder listings (the
+ * enumeration stops there).
+ */
+#define WALK_DESCENTS  3
+#define WALK_MS	       5000
+#define ENUM_MAX_PAGES 8
+
+static const struct dchanges *by_parent_c; /* lock held: one sort at once */
+
+static int cmp_parent(const void *x, const void *y)
+{
+	const struct dchange *a = &by_parent_c->v[*(const size_t *)x];
+	const struct dchange *b = &by_parent_c->v[*(const size_t *)y];
+	int c = strcmp(a->parent ? a->parent : "", b->parent ? b->parent : "");
+
+	if (c)
+		return c;
+	return a < b ? -1 : a > b; /* stable: the server's order */
+}
+
+static int queue_push(uint32_t **q, size_t *n, size_t *cap, uint32_t v)
+{
+	if (*n == *cap) {
+		size_t nc = *cap ? *cap * 2 : 64;
+		uint32_t *nq = realloc(*q, nc * sizeof(*nq));
+
+		if (!nq)
+			return -ENOMEM;
+		*q = nq;
+		*cap = nc;
+	}
+	(*q)[(*n)++] = v;
+	return 0;
+}
+
+/*
+ * Fill the listings of drive @drive from its enumeration @c, from its top
+ * directories down (lock held): every directory reached is listed as of
+ * @t0.  -ENOMEM.
+ */
+static int enum_apply(const char *drive, struct dchanges *c, int64_t t0)
+{
+	size_t *ord = malloc((c->n ? c->n : 1) * sizeof(*ord));
+	uint32_t *queue = NULL;
+	size_t nq = 0, qcap = 0, qi, i, j;
+	const char *root = NULL;
+	int rc = 0;
+
+	if (!ord)
+		return -ENOMEM;
+	for (i = 0; i < c->n; i++) {
+		ord[i] = i;
+		if (c->v[i].root && !root)
+			root = c->v[i].id;
+	}
+	by_parent_c = c;
+	qsort(ord, c->n, sizeof(*ord), cmp_parent);
+	by_parent_c = NULL;
+	for (i = 0; i < L.n && rc == 0; i++) {
+		struct lnode *d = L.nodes[i];
+
+		if (d->gone || !is_drive_dir(d->kind) ||
+		    d->kind == CAT_KIND_FOLDER || !d->drive ||
+		    strcmp(d->drive, drive))
+			continue;
+		if (!d->root_id && root)
+			d->root_id = strdup(root);
+		rc = queue_push(&queue, &nq, &qcap, (uint32_t)i);
+	}
+	for (qi = 0; qi < nq && rc == 0; qi++) {
+		struct lnode *d = L.nodes[queue[qi]];
+		const char *gid =
+			d->kind == CAT_KIND_FOLDER ? d->id : d->root_id;
+		struct kids k = { 0 };
+		size_t lo = 0, hi = c->n;
+
+		if (!gid || d->listing || d->gone)
+			continue;
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+			const char *p = c->v[ord[mid]].parent;
+
+			if (strcmp(p ? p : "", gid) < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		for (j = lo; j < c->n && rc == 0; j++) {
+			struct dchange *x = &c->v[ord[j]];
+
+			if (!x->parent || strcmp(x->parent, gid))
+				break;
+			if (x->deleted || !x->n)
+				continue;
+			rc = kids_add(&k, x->n);
+			x->n = NULL;
+		}
+		if (rc == 0)
+			rc = merge(d, queue[qi], &k);
+		kids_release(&k);
+		if (rc < 0)
+			break;
+		d->listed_ms = t0;
+		for (j = 0; j < d->nkids && rc == 0; j++)
+			if (L.nodes[d->kids[j]]->kind == CAT_KIND_FOLDER)
+				rc = queue_push(&queue, &nq, &qcap, d->kids[j]);
+	}
+	free(queue);
+	free(ord);
+	return rc;
+}
+
+/*
+ * Directory @idx of a drive is about to be listed: when the walk looks
+ * recursive, enumerate the drive instead.  Returns 1: done (look again),
+ * 0: list the folder.
+ */
+static int drive_walk(uint32_t idx)
+{
+	struct dchanges c = { 0 };
+	struct ldrive *dr;
+	const struct lnode *d, *p;
+	char *drive, *next = NULL;
+	int64_t t0 = util_mono_ms();
+	unsigned attempt = 0;
+	int rc;
+
+	pthread_mutex_lock(&L.lock);
+	d = L.nodes[idx];
+	p = L.nodes[d->parent];
+	drive = sdup(d->drive);
+	dr = drive ? drive_state(drive) : NULL;
+	if (!dr || dr->enumerated || dr->busy || d->kind != CAT_KIND_FOLDER ||
+	    !is_drive_dir(p->kind) || !p->drive || strcmp(p->drive, drive) ||
+	    !p->listed_ms || t0 - p->listed_ms > WALK_MS ||
+	    ++dr->descents < WALK_DESCENTS) {
+		pthread_mutex_unlock(&L.lock);
+		free(drive);
+		return 0;
+	}
+	dr->busy = true;
+	dr->enumerated = true;
+	pthread_mutex_unlock(&L.lock);
+
+	do {
+		dchanges_release(&c);
+		free(next);
+		next = NULL;
+		rc = delta_read(drive, NULL, NULL, ENUM_MAX_PAGES, &c, &next);
+	} while (rc < 0 && wait_again(rc, t0, &attempt));
+
+	pthread_mutex_lock(&L.lock);
+	dr = drive_state(drive);
+	if (rc == 0)
+		rc = enum_apply(drive, &c, t0);
+	if (rc == 0 && dr) {
+		free(dr->link);
+		dr->link = next;
+		dr->link_ms = t0;
+		next = NULL;
+		log_debug("live: drive %s enumerated: %zu items", drive, c.n);
+	} else if (rc == -EFBIG) {
+		log_debug("live: drive %s: more than %d pages, listed folder "
+			  "by folder",
+			  drive, ENUM_MAX_PAGES);
+	}
+	if (dr)
+		dr->busy = false;
+	pthread_cond_broadcast(&L.cv);
+	pthread_mutex_unlock(&L.lock);
+	free(next);
+	free(drive);
+	dchanges_release(&c);
+	return rc == 0 ? 1 : 0;
+}
+
 /*
  * Make sure directory node @idx has a listing younger than the TTL
  * (listing it in Graph when not; other threads wait for that listing).
@@ -1580,7 +1791,7 @@ static int ensure_listed(uint32_t idx)
 	struct lnode *d;
 	int64_t t0;
 	unsigned attempt = 0;
-	bool asked = false;
+	bool asked = false, expired;
 	int rc = 0;
 
 	buf_init(&di.path, 0);
@@ -1597,21 +1808,24 @@ static int ensure_listed(uint32_t idx)
 		}
 		if (idx == N_ROOT ||
 		    (d->listed_ms &&
-		     util_mono_ms() - d->listed_ms < (int64_t)(L.ttl * 1000)))
+		     util_mono_ms() - d->listed_ms < ttl_ms(idx)))
 			goto unlock;
 		if (d->listing) {
 			pthread_cond_wait(&L.cv, &L.lock);
 			continue;
 		}
-		if (asked || !d->listed_ms || !is_drive_dir(d->kind) ||
-		    !d->drive || !L.g)
+		if (asked || !is_drive_dir(d->kind) || !d->drive || !L.g)
 			break;
-		/* expired: maybe the drive's delta tells it is unchanged */
 		asked = true;
+		expired = d->listed_ms != 0;
 		di.drive = sdup(d->drive);
 		pthread_mutex_unlock(&L.lock);
-		if (di.drive)
-			drive_refresh(di.drive);
+		if (!di.drive)
+			; /* list it */
+		else if (expired)
+			drive_refresh(di.drive); /* changed? */
+		else
+			drive_walk(idx); /* a recursive walk? */
 		free(di.drive);
 		di.drive = NULL;
 		pthread_mutex_lock(&L.lock);

@@ -882,17 +882,20 @@ int graph_drive_delta_open(struct graph *g, const char *drive_id,
 	return rc;
 }
 
-int graph_drive_delta_since_open(struct graph *g, const char *drive_id,
-				 int64_t since, struct graph_pager **out)
+int graph_drive_delta_top_open(struct graph *g, const char *drive_id,
+			       const char *token, struct graph_pager **out)
 {
 	struct buf u = BUF_INIT;
-	char t[32];
 	int rc;
 
 	*out = NULL;
-	util_time_format(since, t, sizeof(t));
-	rc = graph_url_build(g, &u, "/drives/%e/root/delta?token=%e&$top=999",
-			     drive_id, t);
+	if (token)
+		rc = graph_url_build(g, &u,
+				     "/drives/%e/root/delta?token=%e&$top=999",
+				     drive_id, token);
+	else
+		rc = graph_url_build(g, &u, "/drives/%e/root/delta?$top=999",
+				     drive_id);
 	if (rc == 0)
 		rc = pager_open(g, PK_ITEM, u.data, NULL, "read drive changes",
 				out);

@@ -368,13 +368,14 @@ int graph_drive_delta_open(struct graph *g, const char *drive_id,
 			   const char *delta_link, struct graph_pager **out);
 
 /**
- * Drive delta since time @since (Unix seconds): GET
- * /drives/{d}/root/delta?token=<ISO time>&$top=999 (OneDrive for
- * Business and SharePoint only): the items changed since then, and at the
- * end a deltaLink to save, as graph_drive_delta_open().
+ * Drive delta in pages of up to 999 items: GET
+ * /drives/{d}/root/delta?$top=999, with &token=@token when not NULL (an
+ * ISO time: the items changed since then, OneDrive for Business and
+ * SharePoint only; "latest": none); without, a full enumeration.  Ends
+ * with a deltaLink to save, as graph_drive_delta_open().
  */
-int graph_drive_delta_since_open(struct graph *g, const char *drive_id,
-				 int64_t since, struct graph_pager **out);
+int graph_drive_delta_top_open(struct graph *g, const char *drive_id,
+			       const char *token, struct graph_pager **out);
 
 /**
  * Mail folders of @user: @parent NULL = top level (children of

@@ -224,6 +224,43 @@ def graph_calls(s, what):
             and x["path"].endswith(what)]
 
 
+def test_live_recursive_walk_enumerates_the_drive(emulator, tmp_path):
+    """A recursive walk of a drive costs a few listings and one delta
+    enumeration, not a listing per folder; what it shows equals the
+    tenant.  A single folder's listing does not enumerate its drive."""
+    env = Env(emulator, tmp_path)
+    base = "onedrive/%s/walk" % ADMIN
+    emulator.mutate(op="create_folder", path=base)
+    for i in range(8):
+        emulator.mutate(op="create_folder", path="%s/d%d" % (base, i))
+        emulator.mutate(op="create_folder", path="%s/d%d/e" % (base, i))
+        emulator.mutate(op="create_file", path="%s/d%d/e/f.txt" % (base, i),
+                        content="file %d\n" % i)
+    t = emulator.truth()
+    prefix = "onedrive/%s/" % ADMIN
+    want = {f["path"][len(prefix):]: f["sha256"] for f in t["files"]
+            if f["path"].startswith(prefix)}
+    with env.mount(ttl=600) as m:
+        top = m.mnt / "live/onedrive" / ADMIN
+        emulator.reset_stats()
+        assert "walk" in os.listdir(top)
+        assert len(os.listdir(top / "walk")) == 8
+        s = emulator.stats()
+        assert graph_calls(s, "/delta") == [], s["log"]
+        emulator.reset_stats()
+        files, dirs = walk(top)
+        s = emulator.stats()
+        assert len(dirs) >= 17, dirs
+        enum = graph_calls(s, "/delta")
+        assert len(enum) == 1 and "token" not in enum[0]["query"], enum
+        assert len(graph_calls(s, "/children")) <= 3, s["log"]
+        assert {k: hashlib.sha256(v).hexdigest() for k, v in files.items()
+                if all(safe(c) for c in k.split("/"))} == \
+            {k: v for k, v in want.items()
+             if all(safe(c) for c in k.split("/"))}
+        assert len(files) == len(want)
+
+
 def test_live_refresh_through_delta(emulator, tmp_path):
     """When a drive's cached listings expire, one delta call tells which
     folders changed: with nothing changed no folder is listed again; after
