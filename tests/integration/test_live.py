@@ -314,6 +314,42 @@ def test_live_refresh_through_delta(emulator, tmp_path):
         assert sorted(os.listdir(top / "dlt/a")) == ["f.txt"]
 
 
+def test_live_first_refresh_through_a_time_token(emulator, tmp_path):
+    """Two folders listed (no recursive walk, so no deltaLink yet) are
+    renewed by a delta call with a time token; a move from one to the
+    other relists both, and shows."""
+    env = Env(emulator, tmp_path)
+    base = "onedrive/%s/tok" % ADMIN
+    emulator.mutate(op="create_folder", path=base)
+    emulator.mutate(op="create_file", path=base + "/x.txt", content="x\n")
+    ttl = 2
+    with env.mount(ttl=ttl) as m:
+        top = m.mnt / "live/onedrive" / ADMIN
+        names = set(os.listdir(top))
+        assert "tok" in names and "x.txt" not in names
+        assert os.listdir(top / "tok") == ["x.txt"]
+        time.sleep(ttl + 0.5)
+        emulator.reset_stats()
+        assert set(os.listdir(top)) == names
+        assert os.listdir(top / "tok") == ["x.txt"]
+        s = emulator.stats()
+        (d,) = graph_calls(s, "/delta")
+        assert re.search(r"token=\d{4}-", d["query"]), d
+        assert graph_calls(s, "/children") == [], s["log"]
+        emulator.mutate(op="move", path=base + "/x.txt",
+                        dest="onedrive/%s" % ADMIN)
+        time.sleep(ttl + 0.5)
+        emulator.reset_stats()
+        assert os.listdir(top / "tok") == []
+        assert set(os.listdir(top)) == names | {"x.txt"}
+        assert (top / "x.txt").read_text() == "x\n"
+        s = emulator.stats()
+        (d,) = graph_calls(s, "/delta")
+        assert "token=" in d["query"] and not re.search(
+            r"token=\d{4}-", d["query"]), d  # the saved deltaLink
+        assert len(graph_calls(s, "/children")) == 2, s["log"]
+
+
 def test_live_diff_against_snapshot_lists_the_mutations(emulator, tmp_path):
     env = Env(emulator, tmp_path, snapshot=True)
     t = emulator.truth()
