@@ -7,7 +7,9 @@ mail into the same repository (together the full snapshot: the files are
 downloaded once), an incremental with no changes, an incremental
 after 1% of the files and messages changed, and `rclone copy` of the
 largest library as a peer.  Then a full snapshot at a second scale
-(SCALE2) so that the peak RSS of two tenant sizes can be compared.
+(SCALE2, files-only and mail runs as at SCALE) so that the peak RSS of two
+tenant sizes can be compared: the verdict line says whether the peak stays
+within 512 MiB and does not grow with the tenant (RSS_GROWTH_MAX).
 
 rclone's OneDrive backend cannot be given a Graph URL: when RCLONE=1 (the
 default) and `unshare -m -n` works, the benchmark runs inside a private
@@ -39,6 +41,11 @@ PARALLEL = os.environ.get("PARALLEL", "8")
 RCLONE = os.environ.get("RCLONE", "1") == "1"
 INNER = os.environ.get("M365_BENCH_NS") == "1"
 MIB = 1 << 20
+# peak RSS of the full snapshot at SCALE (files-only and mail runs)
+RSS_FULL = []
+# "does not grow with tenant size": the bigger tenant's peak RSS within
+# this factor of the smaller one's (a run's peak varies by ~10%)
+RSS_GROWTH_MAX = 1.15
 HOSTS = ("127.0.0.1 localhost\n"
          "127.0.0.1 graph.microsoft.com login.microsoftonline.com\n"
          "127.0.0.2 contoso.sharepoint.com contoso-my.sharepoint.com\n")
@@ -128,20 +135,38 @@ def main():
         emu.stop()
     shutil.rmtree(work / "emu", ignore_errors=True)
     # peak RSS of a full snapshot at another tenant size
+    # (files-only then mail, as at SCALE, so that the runs compare)
     emu2 = conftest.start_emulator(work / "emu2", scale=SCALE2, timeout=600)
     try:
         snap = Snap(emu2, work / "s2")
         repo = work / "s2" / "repo"
         snap.init(repo)
-        t2, rss2, full2 = snap.create(repo)
+        t2f, rss2f, f2 = snap.create(repo, "--service", "files",
+                                     "--service", "onedrive")
+        t2m, rss2m, m2 = snap.create(repo, "--service", "mail")
         truth2 = emu2.truth()
+        rss2 = max(rss2f, rss2m)
         rows.append(("full snapshot, scale %d (for RSS)" % SCALE2,
-                     "%.1f s, %d files, %d messages, peak RSS %.0f MiB, "
-                     "%s" % (t2, len(truth2["files"]),
-                             len(truth2.get("messages", [])), rss2 / 1024,
-                             full2["status"])))
+                     "%.1f s, %d files, %d messages, peak RSS %.0f MiB "
+                     "(files %.0f, mail %.0f), %s/%s" % (
+                         t2f + t2m, len(truth2["files"]),
+                         len(truth2.get("messages", [])), rss2 / 1024,
+                         rss2f / 1024, rss2m / 1024, f2["status"],
+                         m2["status"])))
     finally:
         emu2.stop()
+    rss1 = max(RSS_FULL)
+    grow = ratio(rss1, rss2)
+    if SCALE2 < 1:
+        verdict = "no verdict: scale 0 is too small, run SCALE=10"
+    elif rss1 <= 512 * 1024 and grow <= RSS_GROWTH_MAX:
+        verdict = "met"
+    else:
+        verdict = "NOT met"
+    rows.append(("peak RSS scale %d vs scale %d" % (SCALE, SCALE2),
+                 "%.0f MiB vs %.0f MiB = %.2f (goal <= 512 MiB and <= %.2f:"
+                 " %s)" % (rss1 / 1024, rss2 / 1024, grow, RSS_GROWTH_MAX,
+                           verdict)))
     shutil.rmtree(work, ignore_errors=True)
     print("")
     for k, v in rows:
@@ -288,6 +313,7 @@ def run(emu, work, rows):
                      t_mail, mo["messages"] / t_mail, mbytes / MIB / t_mail,
                      mo["requests"], mo["mailboxes"], conc,
                      rss_mail / 1024, mo["status"])))
+    RSS_FULL.extend([rss_files, rss_mail])
     rows.append(("full snapshot = files + mail",
                  "%.1f s, %.1f MiB/s" % (t_full, nbytes / MIB / t_full)))
 

@@ -44,7 +44,7 @@
  * one connection and serialises calls with an internal mutex.  Callbacks
  * run in the calling thread while the connection is borrowed: they must
  * not call back into the same struct cat.  Memory: each reader connection
- * caches at most 4 MiB of pages (no mmap), the writer 64 MiB.
+ * caches at most 4 MiB of pages (no mmap), the writer 8 MiB.
  *
  * Errors: 0 or -errno.  -ENOENT: no such item/snapshot/content (an answer,
  * not logged).  -EEXIST: name already used in that folder.  -EBUSY: the

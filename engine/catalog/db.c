@@ -221,6 +221,16 @@ out:
 	return ret;
 }
 
+/*
+ * The writer's page cache, KiB.  Fixed and small, so that a snapshot's
+ * memory does not grow with the catalog (a 64 MiB cache filled on big
+ * tenants: 176 vs 82 MiB peak RSS at 100,000 vs 3,000 files); the
+ * kernel's page cache holds the rest, and commits every 0.5 s touch few
+ * pages: ingest and 1% incremental at 300,000 items as fast as with
+ * 64 MiB (bench/catalog, CAT_BENCH_BATCH=20000).
+ */
+#define CAT_WRITER_CACHE_KIB "8192"
+
 int cat_db_open(const char *path, int sqlite_flags, sqlite3 **out)
 {
 	sqlite3 *db = NULL;
@@ -615,7 +625,7 @@ int cat_open(const char *path, int flags, struct cat **out)
 	ret = cat_exec(c->w->db,
 		       "PRAGMA journal_mode=WAL;"
 		       "PRAGMA synchronous=FULL;"
-		       "PRAGMA cache_size=-65536;"
+		       "PRAGMA cache_size=-" CAT_WRITER_CACHE_KIB ";"
 		       "PRAGMA temp_store=FILE;"
 		       "CREATE TEMP TABLE IF NOT EXISTS seen"
 		       "(id INTEGER PRIMARY KEY, gen INTEGER NOT NULL)");

@@ -281,6 +281,12 @@ void store_writer_stats_add(const struct store_writer *w,
 /** Abandon the content being written; the writer starts afresh. */
 void store_writer_reset(struct store_writer *w);
 
+/**
+ * Bytes of buffers @w holds now.  Between contents (after finish or
+ * reset) at most a few MiB, whatever the size of the contents it stored.
+ */
+size_t store_writer_held(const struct store_writer *w);
+
 /** Free @w (abandoning unfinished content).  NULL is fine. */
 void store_writer_free(struct store_writer *w);
 

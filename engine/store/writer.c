@@ -19,10 +19,20 @@
 #include "util/log.h"
 #include "util/util.h"
 
+/*
+ * Memory: the chunker window grows from WINDOW_FIRST to twice the largest
+ * chunk only for contents that need it, and a window or chunk buffer
+ * above WRITER_KEEP is returned when its content ends, so that an idle
+ * writer holds at most a few MiB however large the files it stored were
+ * (a snapshot keeps one writer per download thread).
+ */
+#define WINDOW_FIRST (256u << 10)
+#define WRITER_KEEP  (1u << 20)
+
 struct store_writer {
 	struct store *st;
 	unsigned char *buf; /* chunker window: [start, len) not yet cut */
-	size_t start, len, cap;
+	size_t start, len, cap; /* cap 0: no window yet */
 	EVP_MD_CTX *whole; /* SHA-256 of the whole content */
 	bool x2; /* SHA extensions: ids and whole hashed in one pass */
 	struct sha2x wx; /* then the whole content's SHA-256 here */
@@ -100,6 +110,15 @@ void store_content_release(struct store_content *c)
 
 void store_writer_reset(struct store_writer *w)
 {
+	if (w->cap > WRITER_KEEP) {
+		free(w->buf);
+		w->buf = NULL;
+		w->cap = 0;
+	}
+	if (w->tmp.alloc > WRITER_KEEP)
+		buf_release(&w->tmp);
+	if (w->rec.alloc > WRITER_KEEP)
+		buf_release(&w->rec);
 	w->start = w->len = 0;
 	w->size = w->chunks = w->new_chunks = w->new_bytes = 0;
 	w->stored_bytes = 0;
@@ -126,14 +145,12 @@ int store_writer_new(struct store *st, struct store_writer **out)
 	w->x2 = sha2x_supported();
 	if (w->x2 && st->keys.enc)
 		sha2x_hmac_init(&w->hm, st->keys.id_key);
-	w->cap = 2 * (size_t)st->cdc.max;
-	w->buf = malloc(w->cap);
 	w->whole = EVP_MD_CTX_new();
 	w->lz4 = malloc((size_t)LZ4_sizeofState());
 	buf_init(&w->desc, 0);
 	buf_init(&w->tmp, 0);
 	buf_init(&w->rec, 0);
-	if (!w->buf || !w->whole || !w->lz4) {
+	if (!w->whole || !w->lz4) {
 		store_writer_free(w);
 		return -ENOMEM;
 	}
@@ -146,6 +163,11 @@ int store_writer_new(struct store *st, struct store_writer **out)
 	}
 	*out = w;
 	return 0;
+}
+
+size_t store_writer_held(const struct store_writer *w)
+{
+	return w->cap + w->tmp.alloc + w->rec.alloc + w->desc.alloc;
 }
 
 void store_writer_free(struct store_writer *w)
@@ -254,6 +276,33 @@ static int emit(struct store_writer *w, const unsigned char *p, size_t n,
 	return 0;
 }
 
+/*
+ * Make room in a full window: grow it (up to twice the largest chunk), or
+ * at that size move the bytes not yet cut to its front (a cut is made as
+ * soon as a largest chunk is in, so at least half of it is free then).
+ */
+static int window_room(struct store_writer *w)
+{
+	size_t full = 2 * (size_t)w->st->cdc.max, ncap;
+	unsigned char *nb;
+
+	if (w->cap >= full) {
+		memmove(w->buf, w->buf + w->start, w->len - w->start);
+		w->len -= w->start;
+		w->start = 0;
+		return 0;
+	}
+	ncap = w->cap ? 2 * w->cap : WINDOW_FIRST;
+	if (ncap > full)
+		ncap = full;
+	nb = realloc(w->buf, ncap);
+	if (!nb)
+		return -ENOMEM;
+	w->buf = nb;
+	w->cap = ncap;
+	return 0;
+}
+
 int store_writer_add(struct store_writer *w, const void *p, size_t n)
 {
 	const unsigned char *s = p;
@@ -266,9 +315,9 @@ int store_writer_add(struct store_writer *w, const void *p, size_t n)
 	t = w->timed ? thread_cpu_ns() : 0;
 	while (n) {
 		if (w->len == w->cap) {
-			memmove(w->buf, w->buf + w->start, w->len - w->start);
-			w->len -= w->start;
-			w->start = 0;
+			w->err = window_room(w);
+			if (w->err)
+				return w->err;
 		}
 		take = w->cap - w->len;
 		if (take > n)

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <ftw.h>
+#include <sqlite3.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -1339,6 +1340,67 @@ static void test_batch_size(void)
 	cat_close(c);
 }
 
+/*
+ * The writer's memory does not grow with the catalog: SQLite's memory
+ * after 30 MB of items stays near its fixed page cache (8 MiB), as it
+ * does after the first 2 MB.
+ */
+static void test_writer_memory(void)
+{
+	char name[48], gid[48], url[200];
+	struct cat_kv kv[2] = { { "webUrl", url }, { "eTag", gid } };
+	struct cat_item_in in = { .kind = CAT_KIND_FILE,
+				  .name = name,
+				  .scope = "drive:mem",
+				  .graph_id = gid,
+				  .size = 1000,
+				  .meta = kv,
+				  .nmeta = 2 };
+	struct cat *c = NULL;
+	sqlite3_int64 cur, hi, small = 0;
+	int64_t snap, top, dir = 0, id;
+	struct stat st;
+
+	fresh_db("mem.db");
+	CHECK_EQ(cat_open(dbpath, CAT_OPEN_WRITE | CAT_OPEN_CREATE, &c), 0);
+	if (!c)
+		return;
+	CHECK_EQ(cat_snapshot_begin(c, &snap), 0);
+	top = mk(c, CAT_ROOT, CAT_KIND_TOP, "sites", NULL);
+	for (int i = 0; i < 120000; i++) {
+		if (i % 1000 == 0) {
+			snprintf(name, sizeof(name), "folder %d", i / 1000);
+			dir = mk(c, top, CAT_KIND_SITE_HOST, name, NULL);
+		}
+		snprintf(name, sizeof(name), "Document %07d.docx", i);
+		snprintf(gid, sizeof(gid), "01MEM%030d", i * 7919);
+		snprintf(url, sizeof(url),
+			 "https://contoso.sharepoint.com/sites/mem/Shared%%20"
+			 "Documents/folder%%20%d/Document%%20%07d.docx",
+			 i / 1000, i);
+		in.parent = dir;
+		in.mtime_sec = 1700000000 + i;
+		CHECK_EQ(cat_item_put(c, &in, &id, NULL), 0);
+		if (i == 5000) {
+			CHECK_EQ(cat_commit(c), 0);
+			sqlite3_status64(SQLITE_STATUS_MEMORY_USED, &small, &hi,
+					 0);
+		}
+	}
+	CHECK_EQ(cat_commit(c), 0);
+	sqlite3_status64(SQLITE_STATUS_MEMORY_USED, &cur, &hi, 0);
+	CHECK_EQ(stat(dbpath, &st), 0);
+	CHECK(st.st_size > 30 * 1000 * 1000);
+	if (cur > small + 12 * 1024 * 1024)
+		fprintf(stderr,
+			"sqlite memory %lld after 5,000 items, %lld "
+			"after 120,000\n",
+			(long long)small, (long long)cur);
+	CHECK(cur <= small + 12 * 1024 * 1024);
+	CHECK_EQ(cat_snapshot_finish(c, CAT_SNAP_COMPLETE), 0);
+	cat_close(c);
+}
+
 /* ---- restore enqueues while a writer process runs a snapshot ---- */
 
 static void test_restore_during_run(void)
@@ -1436,6 +1498,7 @@ int main(void)
 	RUN(test_edges);
 	RUN(test_hook);
 	RUN(test_batch_size);
+	RUN(test_writer_memory);
 	RUN(test_killed);
 	RUN(test_reader_process);
 	RUN(test_threads);

@@ -1239,6 +1239,67 @@ static void test_big_stream(void)
 	free(repo);
 }
 
+/*
+ * One writer reused for big and small contents (as a download thread
+ * does) cuts the same chunks as a fresh writer, and between contents
+ * holds a few MiB however big the last content was.
+ */
+static void test_writer_reuse(void)
+{
+	static const size_t sizes[] = { 21u << 20, 100000,	   9u << 20,
+					0,	   (5u << 20) + 3, 4096 };
+	const size_t most = 21u << 20;
+	unsigned char key[32], *b = xmalloc(most);
+	char *repo = new_repo();
+	struct store_writer *w = NULL;
+	struct store_content c, ref;
+	struct store *st;
+
+	CHECK_EQ(make_repo(repo, false, key), 0);
+	st = open_rw(repo, NULL);
+	CHECK_EQ(store_writer_new(st, &w), 0);
+	CHECK(store_writer_held(w) <= 64 * 1024);
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		size_t n = sizes[i], off = 0, peak = 0;
+
+		gen_block(b, n, 40 + i);
+		while (off < n) {
+			size_t piece = 1 + (size_t)(rnd() % 700000);
+
+			if (piece > n - off)
+				piece = n - off;
+			CHECK_EQ(store_writer_add(w, b + off, piece), 0);
+			if (store_writer_held(w) > peak)
+				peak = store_writer_held(w);
+			off += piece;
+		}
+		store_content_init(&c);
+		store_content_init(&ref);
+		CHECK_EQ(store_writer_finish(w, &c), 0);
+		CHECK_EQ(store_put(st, b, n, &ref), 0);
+		CHECK_EQ(c.size, n);
+		CHECK_EQ(c.chunks, ref.chunks);
+		CHECK_EQ(c.desc.len, ref.desc.len);
+		CHECK(c.desc.len == ref.desc.len &&
+		      !memcmp(c.desc.data, ref.desc.data, c.desc.len));
+		CHECK(!memcmp(c.sha256, ref.sha256, 32));
+		/* the window never exceeds two largest chunks, the chunk
+		 * buffers one sealed chunk each */
+		CHECK(peak <= 2 * (size_t)STORE_CHUNK_MAX +
+				      2 * ((size_t)STORE_CHUNK_MAX + 65536) +
+				      65536);
+		if (n >= (5u << 20))
+			CHECK(peak > (4u << 20)); /* it did grow */
+		CHECK(store_writer_held(w) <= 3u << 20);
+		store_content_release(&c);
+		store_content_release(&ref);
+	}
+	store_writer_free(w);
+	store_close(st);
+	free(b);
+	free(repo);
+}
+
 /* The stage timers count what went through the writer. */
 static void test_writer_stats(void)
 {
@@ -1625,6 +1686,7 @@ int main(int argc, char **argv)
 	RUN_IF(test_prune_threshold);
 	RUN_IF(test_rebuild);
 	RUN_IF(test_big_stream);
+	RUN_IF(test_writer_reuse);
 	RUN_IF(test_writer_stats);
 	RUN_IF(test_sha2x);
 	RUN_IF(test_same_content_concurrent);
