@@ -182,6 +182,33 @@ def test_live_cold_cat_is_one_request(emulator, tmp_path):
         assert emulator.stats()["total"] == 0
 
 
+def test_live_broken_stream_goes_on_where_it_broke(emulator, tmp_path):
+    """A download whose connection drops halfway is asked again for the
+    rest only: the file reads back right, about once downloaded."""
+    env = Env(emulator, tmp_path)
+    size = 30 * 1000 * 1000
+    r = emulator.mutate(op="create_file", size=size,
+                        path="onedrive/%s/live-drop.bin" % ADMIN)
+    assert r["ok"], r
+    sha = next(f["sha256"] for f in emulator.truth()["files"]
+               if f["path"].endswith("/live-drop.bin"))
+    with env.mount(ttl=600) as m:
+        p = m.mnt / "live/onedrive" / ADMIN / "live-drop.bin"
+        assert os.stat(p).st_size == size
+        emulator.reset_stats()
+        emulator.control("POST", "/faults", [
+            dict(path_regex="download", host="files",
+                 drop_after_bytes=size // 2, count=1)])
+        assert file_sha(p) == sha
+        s = emulator.stats()
+        dl = [x for x in s["log"] if x.get("host") == "files"]
+        assert len(dl) == 2, dl
+        start = int(re.match(r"bytes=(\d+)-", dl[1]["range"]).group(1))
+        assert start >= size // 2 - 2 * MIB, dl  # not from the start
+        assert s["bytes_downloaded"] <= size + 2 * MIB, s["bytes_downloaded"]
+        emulator.fault(clear=True)
+
+
 def test_live_mutations_appear_after_ttl(emulator, tmp_path):
     env = Env(emulator, tmp_path)
     base = "onedrive/%s" % ADMIN
