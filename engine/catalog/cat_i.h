@@ -60,6 +60,9 @@ enum cat_q {
 	Q_RESTORE_UPDATE,
 	Q_RESTORE_GET,
 	Q_RESTORE_LIST,
+	Q_RDATA_PUT,
+	Q_RDATA_GET,
+	Q_RDATA_DEL,
 	Q_MAX
 };
 
@@ -87,6 +90,7 @@ struct cat {
 	 */
 	int qfd;
 	pthread_mutex_t qlock; /* one restore write of this process at once */
+	bool rdata; /* restore_data exists (cat_restore_data_init()) */
 	pthread_mutex_t lock; /* writer: all calls; reader: the free list */
 	struct conn *free; /* reader pool */
 	struct conn *w; /* writer connection */

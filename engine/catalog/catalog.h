@@ -545,6 +545,31 @@ int cat_restore_enqueue(struct cat *c, const char *target, const char *spool,
 			int64_t size, int64_t *id);
 
 /**
+ * As cat_restore_enqueue(), and keep the file's bytes (@data, @size bytes)
+ * in the catalog beside the entry, in the same synchronous commit: the
+ * spool file need not be made durable (cat_restore_data() gives the bytes
+ * back; they are dropped when the entry is done).  Meant for small files.
+ * Returns 0, -ENOTSUP (no cat_restore_data_init()), -EBUSY or -EIO.
+ */
+int cat_restore_enqueue_data(struct cat *c, const char *target,
+			     const char *spool, const void *data, int64_t size,
+			     int64_t *id);
+
+/**
+ * Make the catalog ready to keep restore data (creates its table, which
+ * catalogs written before it existed lack; older programs ignore it).
+ * Call before other threads use @c.  Returns 0, or -errno (e.g. a
+ * read-only catalog): then only cat_restore_enqueue() works.
+ */
+int cat_restore_data_init(struct cat *c);
+
+/**
+ * Append the bytes kept for entry @id (cat_restore_enqueue_data()) to
+ * @out.  Returns 0, -ENOENT (none kept: the spool file has them) or -EIO.
+ */
+int cat_restore_data(struct cat *c, int64_t id, struct buf *out);
+
+/**
  * Claim the oldest pending entry: status becomes uploading, attempts + 1.
  * *@out receives it (caller frees with cat_restore_release()).
  * Returns 0, -ENOENT (nothing pending) or an I/O error.
@@ -557,6 +582,22 @@ int cat_restore_claim(struct cat *c, struct cat_restore *out);
  */
 int cat_restore_update(struct cat *c, int64_t id, int status,
 		       const char *reason, const char *remote_id);
+
+struct cat_restore_set {
+	int64_t id;
+	int status; /* enum cat_restore_status */
+	const char *reason; /* NULL: kept as is */
+	const char *remote_id; /* NULL: kept as is */
+};
+
+/**
+ * As cat_restore_update() for @n entries in one transaction: one
+ * synchronous commit for all (group commit of uploaders' results).  All
+ * or nothing; entries that no longer exist are skipped.  Returns 0,
+ * -EINVAL (a bad status), -EBUSY or -EIO.
+ */
+int cat_restore_update_many(struct cat *c, const struct cat_restore_set *v,
+			    size_t n);
 
 /**
  * Entries left uploading by a dead uploader become pending again.

@@ -87,6 +87,9 @@ static const char *const cat_sql[Q_MAX] = {
 			  "WHERE id=?1",
 	[Q_RESTORE_LIST] = "SELECT " CAT_RESTORE_COLS " FROM restore "
 			   "ORDER BY id",
+	[Q_RDATA_PUT] = "INSERT INTO restore_data(id, data) VALUES(?1,?2)",
+	[Q_RDATA_GET] = "SELECT data FROM restore_data WHERE id=?1",
+	[Q_RDATA_DEL] = "DELETE FROM restore_data WHERE id=?1",
 };
 
 /* Schema version 1; later versions add a migration below. */

@@ -106,34 +106,129 @@ static void wconn_put(struct cat *c, struct conn *k)
 	qunlock(c);
 }
 
-int cat_restore_enqueue(struct cat *c, const char *target, const char *spool,
-			int64_t size, int64_t *id)
+/* Insert the entry (and its @data unless NULL) on @k, in the caller's
+ * transaction if one is open. */
+static int insert(struct conn *k, const char *target, const char *spool,
+		  int64_t size, const void *data, int64_t *id)
 {
-	struct conn *k;
 	sqlite3_stmt *q = NULL;
-	int64_t now = util_now();
+	int64_t rowid;
 	int rc, ret;
 
-	if (!target || !spool || size < 0)
-		return -EINVAL;
-	k = wconn(c);
-	if (!k)
-		return -ENOMEM;
 	ret = cat_stmt(k, Q_RESTORE_ENQUEUE, &q);
 	if (ret < 0)
-		goto out;
+		return ret;
 	sqlite3_bind_text(q, 1, target, -1, SQLITE_STATIC);
 	sqlite3_bind_text(q, 2, spool, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(q, 3, size);
-	sqlite3_bind_int64(q, 4, now);
+	sqlite3_bind_int64(q, 4, util_now());
 	rc = sqlite3_step(q);
+	stmt_done(q);
 	if (rc != SQLITE_DONE)
-		ret = cat_errno(k->db, rc, "enqueue restore");
-	else if (id)
-		*id = sqlite3_last_insert_rowid(k->db);
+		return cat_errno(k->db, rc, "enqueue restore");
+	rowid = sqlite3_last_insert_rowid(k->db);
+	if (data) {
+		ret = cat_stmt(k, Q_RDATA_PUT, &q);
+		if (ret < 0)
+			return ret;
+		sqlite3_bind_int64(q, 1, rowid);
+		sqlite3_bind_blob64(q, 2, data, (sqlite3_uint64)size,
+				    SQLITE_STATIC);
+		rc = sqlite3_step(q);
+		stmt_done(q);
+		if (rc != SQLITE_DONE)
+			return cat_errno(k->db, rc, "keep restore data");
+	}
+	if (id)
+		*id = rowid;
+	return 0;
+}
+
+int cat_restore_enqueue(struct cat *c, const char *target, const char *spool,
+			int64_t size, int64_t *id)
+{
+	return cat_restore_enqueue_data(c, target, spool, NULL, size, id);
+}
+
+int cat_restore_enqueue_data(struct cat *c, const char *target,
+			     const char *spool, const void *data, int64_t size,
+			     int64_t *id)
+{
+	struct conn *k;
+	int ret;
+
+	if (!target || !spool || size < 0)
+		return -EINVAL;
+	if (data && !c->rdata)
+		return -ENOTSUP;
+	k = wconn(c);
+	if (!k)
+		return -ENOMEM;
+	if (!data) {
+		ret = insert(k, target, spool, size, NULL, id);
+		goto out;
+	}
+	ret = cat_exec(k->db, "BEGIN IMMEDIATE");
+	if (ret == 0)
+		ret = insert(k, target, spool, size, data, id);
+	if (ret == 0)
+		ret = cat_exec(k->db, "COMMIT");
+	if (ret < 0 && !sqlite3_get_autocommit(k->db))
+		sqlite3_exec(k->db, "ROLLBACK", NULL, NULL, NULL);
+out:
+	wconn_put(c, k);
+	return ret;
+}
+
+int cat_restore_data_init(struct cat *c)
+{
+	struct conn *k;
+	int64_t n = 0;
+	int ret;
+
+	k = wconn(c);
+	if (!k)
+		return -ENOMEM;
+	ret = cat_exec(k->db, "CREATE TABLE IF NOT EXISTS restore_data("
+			      "id INTEGER PRIMARY KEY, data BLOB NOT NULL)");
+	if (ret < 0 &&
+	    cat_int_query(k->db,
+			  "SELECT count(*) FROM sqlite_master WHERE "
+			  "type='table' AND name='restore_data'",
+			  &n) == 0 &&
+	    n == 1)
+		ret = 0; /* there, but not ours to create (read-only) */
+	c->rdata = ret == 0;
+	wconn_put(c, k);
+	return ret;
+}
+
+int cat_restore_data(struct cat *c, int64_t id, struct buf *out)
+{
+	struct conn *k;
+	sqlite3_stmt *q = NULL;
+	int rc, ret;
+
+	if (!c->rdata)
+		return -ENOENT;
+	k = cat_conn_get(c);
+	if (!k)
+		return -ENOMEM;
+	ret = cat_stmt(k, Q_RDATA_GET, &q);
+	if (ret < 0)
+		goto out;
+	sqlite3_bind_int64(q, 1, id);
+	rc = sqlite3_step(q);
+	if (rc == SQLITE_DONE)
+		ret = -ENOENT;
+	else if (rc != SQLITE_ROW)
+		ret = cat_errno(k->db, rc, "read restore data");
+	else
+		ret = buf_add(out, sqlite3_column_blob(q, 0),
+			      (size_t)sqlite3_column_bytes(q, 0));
 out:
 	stmt_done(q);
-	wconn_put(c, k);
+	cat_conn_put(c, k);
 	return ret;
 }
 
@@ -172,35 +267,90 @@ out:
 	return ret;
 }
 
-int cat_restore_update(struct cat *c, int64_t id, int status,
-		       const char *reason, const char *remote_id)
+/* One UPDATE of the queue on @k: 0, -ENOENT (no entry @u->id) or -errno. */
+static int update_one(struct cat *c, struct conn *k,
+		      const struct cat_restore_set *u)
 {
-	struct conn *k;
 	sqlite3_stmt *q = NULL;
 	int rc, ret;
 
-	if (status < CAT_RESTORE_PENDING || status > CAT_RESTORE_FAILED)
-		return -EINVAL;
-	k = wconn(c);
-	if (!k)
-		return -ENOMEM;
 	ret = cat_stmt(k, Q_RESTORE_UPDATE, &q);
 	if (ret < 0)
-		goto out;
-	sqlite3_bind_int64(q, 1, id);
-	sqlite3_bind_int(q, 2, status);
-	if (reason)
-		sqlite3_bind_text(q, 3, reason, -1, SQLITE_STATIC);
-	if (remote_id)
-		sqlite3_bind_text(q, 4, remote_id, -1, SQLITE_STATIC);
+		return ret;
+	sqlite3_bind_int64(q, 1, u->id);
+	sqlite3_bind_int(q, 2, u->status);
+	if (u->reason)
+		sqlite3_bind_text(q, 3, u->reason, -1, SQLITE_STATIC);
+	if (u->remote_id)
+		sqlite3_bind_text(q, 4, u->remote_id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(q, 5, util_now());
 	rc = sqlite3_step(q);
 	if (rc != SQLITE_DONE)
 		ret = cat_errno(k->db, rc, "update restore");
 	else if (sqlite3_changes(k->db) == 0)
 		ret = -ENOENT;
-out:
 	stmt_done(q);
+	if (ret < 0 || u->status != CAT_RESTORE_DONE || !c->rdata)
+		return ret;
+	/* restored: its data is not needed any more */
+	ret = cat_stmt(k, Q_RDATA_DEL, &q);
+	if (ret < 0)
+		return ret;
+	sqlite3_bind_int64(q, 1, u->id);
+	rc = sqlite3_step(q);
+	if (rc != SQLITE_DONE)
+		ret = cat_errno(k->db, rc, "drop restore data");
+	stmt_done(q);
+	return ret;
+}
+
+static bool status_ok(int status)
+{
+	return status >= CAT_RESTORE_PENDING && status <= CAT_RESTORE_FAILED;
+}
+
+int cat_restore_update(struct cat *c, int64_t id, int status,
+		       const char *reason, const char *remote_id)
+{
+	struct cat_restore_set u = { id, status, reason, remote_id };
+	struct conn *k;
+	int ret;
+
+	if (!status_ok(status))
+		return -EINVAL;
+	k = wconn(c);
+	if (!k)
+		return -ENOMEM;
+	ret = update_one(c, k, &u);
+	wconn_put(c, k);
+	return ret;
+}
+
+int cat_restore_update_many(struct cat *c, const struct cat_restore_set *v,
+			    size_t n)
+{
+	struct conn *k;
+	size_t i;
+	int ret;
+
+	for (i = 0; i < n; i++)
+		if (!status_ok(v[i].status))
+			return -EINVAL;
+	if (!n)
+		return 0;
+	k = wconn(c);
+	if (!k)
+		return -ENOMEM;
+	ret = cat_exec(k->db, "BEGIN IMMEDIATE");
+	for (i = 0; ret == 0 && i < n; i++) {
+		ret = update_one(c, k, &v[i]);
+		if (ret == -ENOENT) /* gone (queue cleared): nothing to do */
+			ret = 0;
+	}
+	if (ret == 0)
+		ret = cat_exec(k->db, "COMMIT");
+	if (ret < 0 && !sqlite3_get_autocommit(k->db))
+		sqlite3_exec(k->db, "ROLLBACK", NULL, NULL, NULL);
 	wconn_put(c, k);
 	return ret;
 }

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,6 +31,7 @@
 
 struct cache_ent;
 struct sync_req;
+struct result;
 
 struct restore {
 	char *repo;
@@ -38,12 +40,21 @@ struct restore {
 	struct cat *cat;
 	unsigned threads;
 	size_t fragment;
+	bool inline_ok; /* small files are kept in the catalog */
 	pthread_t tid[THREADS_MAX];
 	pthread_t syncer;
 	bool syncer_on;
 	pthread_cond_t sync_wake; /* a spool file to fsync, or stop */
 	pthread_cond_t sync_done;
 	struct sync_req *syncq; /* protected by lock */
+	pthread_t recorder;
+	bool recorder_on;
+	pthread_cond_t rec_wake; /* a result to record, or workers gone */
+	/* protected by lock: results waiting for the recorder, the batch it
+	 * commits now, whether the uploaders have ended */
+	struct result *recq, **recq_tail;
+	struct result *recording;
+	bool workers_gone;
 	unsigned started;
 	pthread_mutex_t lock;
 	pthread_cond_t wake; /* work queued, or stop */
@@ -863,15 +874,41 @@ static void *syncer(void *arg)
 	return NULL;
 }
 
-int restore_commit(struct restore *r, int fd, const char *target,
-		   const char *spool, int64_t size, int64_t *id)
+/*
+ * A small file goes into the catalog with its entry: one synchronous
+ * commit makes both durable, where a spool file needs a flush of itself
+ * and of the spool directory besides the commit.  The spool file is not
+ * needed any more then.  -ENOTSUP: keep the spool file (it could not be
+ * read back).
+ */
+static int commit_inline(struct restore *r, int fd, const char *target,
+			 const char *spool, int64_t size, int64_t *id)
 {
-	struct sync_req sr = { .fd = fd };
-	int64_t local = 0;
+	struct buf data = BUF_INIT;
 	int rc;
 
-	if (!id)
-		id = &local;
+	rc = buf_grow(&data, (size_t)size + 1);
+	if (rc == 0)
+		rc = util_pread_all(fd, data.data, (size_t)size, 0);
+	if (rc < 0) {
+		buf_release(&data);
+		return -ENOTSUP;
+	}
+	rc = cat_restore_enqueue_data(r->cat, target, spool, data.data, size,
+				      id);
+	buf_release(&data);
+	if (rc == 0)
+		unlink(spool);
+	return rc;
+}
+
+/* Make the spool file durable (the syncer) while the entry is recorded. */
+static int commit_spooled(struct restore *r, int fd, const char *target,
+			  const char *spool, int64_t size, int64_t *id)
+{
+	struct sync_req sr = { .fd = fd };
+	int rc;
+
 	pthread_mutex_lock(&r->lock);
 	if (r->syncer_on) {
 		sr.next = r->syncq;
@@ -894,61 +931,180 @@ int restore_commit(struct restore *r, int fd, const char *target,
 			"the spool file could not be written to disk", NULL);
 		rc = sr.rc;
 	}
+	return rc;
+}
+
+int restore_commit(struct restore *r, int fd, const char *target,
+		   const char *spool, int64_t size, int64_t *id)
+{
+	struct job j = { 0, 1, false };
+	int rc = -ENOTSUP;
+
+	if (r->inline_ok && size <= (int64_t)RESTORE_INLINE_MAX)
+		rc = commit_inline(r, fd, target, spool, size, &j.id);
+	if (rc == -ENOTSUP)
+		rc = commit_spooled(r, fd, target, spool, size, &j.id);
 	if (rc < 0) {
 		log_err("restore: cannot record the restore of '%s': %s",
 			target, strerror(-rc));
 		return rc;
 	}
 	log_info("restore: '%s' (%" PRId64 " bytes) queued", target, size);
-	if (id) {
-		struct job j = { *id, 1, false };
-
-		push_job(r, &j);
-	}
+	if (id)
+		*id = j.id;
+	push_job(r, &j);
 	return 0;
 }
 
-/* Copy the ids the uploaders work on into @busy (THREADS_MAX). */
-static void busy_ids(struct restore *r, int64_t *busy)
+/*
+ * The bytes to restore for @e: kept in the catalog (small files), else
+ * the spool file.  A descriptor to read them (caller closes), or -errno
+ * with @reason set.
+ */
+static int spool_fd(struct restore *r, const struct cat_restore *e,
+		    struct buf *reason)
 {
-	pthread_mutex_lock(&r->lock);
-	memcpy(busy, r->busy, sizeof(r->busy));
-	pthread_mutex_unlock(&r->lock);
+	struct buf data = BUF_INIT;
+	int fd = -1, rc;
+
+	rc = cat_restore_data(r->cat, e->id, &data);
+	if (rc == 0) {
+		fd = memfd_create("m365-restore", MFD_CLOEXEC);
+		rc = fd < 0 ? -errno : util_write_all(fd, data.data, data.len);
+		if (rc < 0 && fd >= 0)
+			close(fd);
+		if (rc < 0)
+			buf_addf(reason, "cannot read the restore data: %s",
+				 strerror(-rc));
+	} else if (rc == -ENOENT) {
+		fd = open(e->spool, O_RDONLY | O_CLOEXEC);
+		rc = fd < 0 ? -errno : 0;
+		if (rc < 0)
+			buf_addf(reason, "spool file '%s' is gone: %s",
+				 e->spool, strerror(-rc));
+		if (rc == -ENOENT)
+			rc = -EBADMSG;
+	} else {
+		buf_addf(reason, "cannot read the restore queue: %s",
+			 strerror(-rc));
+	}
+	buf_release(&data);
+	return rc < 0 ? rc : fd;
 }
 
-/* The status to show for @e: pending entries an uploader has are
- * uploading. */
-static int shown_status(const struct cat_restore *e, const int64_t *busy)
-{
-	unsigned i;
+/* A result of an uploader, to be recorded (see recorder()). */
+struct result {
+	int64_t id;
+	int status;
+	char *reason;
+	char *remote_id;
+	char *spool; /* removed once done is recorded */
+	struct result *next;
+};
 
-	if (e->status == CAT_RESTORE_PENDING)
-		for (i = 0; i < THREADS_MAX; i++)
-			if (busy[i] == e->id)
-				return CAT_RESTORE_UPLOADING;
+static void result_free(struct result *q)
+{
+	struct result *n;
+
+	for (; q; q = n) {
+		n = q->next;
+		free(q->reason);
+		free(q->remote_id);
+		free(q->spool);
+		free(q);
+	}
+}
+
+static size_t count_results(const struct result *q)
+{
+	size_t n = 0;
+
+	for (; q; q = q->next)
+		n++;
+	return n;
+}
+
+static bool in_results(const struct result *q, int64_t id)
+{
+	for (; q; q = q->next)
+		if (q->id == id)
+			return true;
+	return false;
+}
+
+/* Ids of entries in progress: an uploader has them, or their result waits
+ * to be recorded.  Sorted. */
+struct open_ids {
+	int64_t *v;
+	size_t n;
+};
+
+static int cmp_id(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Fill @o (release with free(o->v)).  Returns 0 or -ENOMEM. */
+static int open_ids_get(struct restore *r, struct open_ids *o)
+{
+	const struct result *q;
+	size_t cap, i;
+
+	o->n = 0;
+	pthread_mutex_lock(&r->lock);
+	cap = THREADS_MAX + count_results(r->recq) +
+	      count_results(r->recording);
+	o->v = malloc(cap * sizeof(*o->v));
+	if (!o->v) {
+		pthread_mutex_unlock(&r->lock);
+		return -ENOMEM;
+	}
+	for (i = 0; i < THREADS_MAX; i++)
+		if (r->busy[i])
+			o->v[o->n++] = r->busy[i];
+	for (q = r->recq; q; q = q->next)
+		o->v[o->n++] = q->id;
+	for (q = r->recording; q; q = q->next)
+		o->v[o->n++] = q->id;
+	pthread_mutex_unlock(&r->lock);
+	qsort(o->v, o->n, sizeof(*o->v), cmp_id);
+	return 0;
+}
+
+/* The status to show for @e: pending entries in progress are uploading. */
+static int shown_status(const struct cat_restore *e, const struct open_ids *o)
+{
+	if (e->status == CAT_RESTORE_PENDING && o->n &&
+	    bsearch(&e->id, o->v, o->n, sizeof(*o->v), cmp_id))
+		return CAT_RESTORE_UPLOADING;
 	return e->status;
 }
 
 int restore_entry_status(struct restore *r, int64_t id, struct buf *out)
 {
 	struct cat_restore e = { 0 };
-	int64_t busy[THREADS_MAX];
+	struct open_ids o;
 	int rc;
 
-	rc = cat_restore_get(r->cat, id, &e);
+	rc = open_ids_get(r, &o);
 	if (rc < 0)
 		return rc;
-	busy_ids(r, busy);
-	buf_adds(out, restore_status_name(shown_status(&e, busy)));
-	if (e.reason && e.reason[0])
-		buf_addf(out, ": %s", e.reason);
+	rc = cat_restore_get(r->cat, id, &e);
+	if (rc == 0) {
+		buf_adds(out, restore_status_name(shown_status(&e, &o)));
+		if (e.reason && e.reason[0])
+			buf_addf(out, ": %s", e.reason);
+	}
 	cat_restore_release(&e);
-	return 0;
+	free(o.v);
+	return rc;
 }
 
 struct status_ctx {
 	struct buf *out;
-	int64_t busy[THREADS_MAX];
+	struct open_ids open;
 };
 
 static int status_line(void *ctx, const struct cat_restore *e)
@@ -956,7 +1112,7 @@ static int status_line(void *ctx, const struct cat_restore *e)
 	struct status_ctx *sc = ctx;
 	struct buf *out = sc->out;
 
-	buf_addf(out, "%s\t%s", restore_status_name(shown_status(e, sc->busy)),
+	buf_addf(out, "%s\t%s", restore_status_name(shown_status(e, &sc->open)),
 		 e->target);
 	if (e->reason && e->reason[0])
 		buf_addf(out, "\t%s", e->reason);
@@ -966,9 +1122,14 @@ static int status_line(void *ctx, const struct cat_restore *e)
 int restore_status_text(struct restore *r, struct buf *out)
 {
 	struct status_ctx sc = { .out = out };
+	int rc;
 
-	busy_ids(r, sc.busy);
-	return cat_restore_list(r->cat, status_line, &sc);
+	rc = open_ids_get(r, &sc.open);
+	if (rc < 0)
+		return rc;
+	rc = cat_restore_list(r->cat, status_line, &sc);
+	free(sc.open.v);
+	return rc;
 }
 
 static int count_open(void *ctx, const struct cat_restore *e)
@@ -995,6 +1156,135 @@ int restore_drain(struct restore *r, int timeout_ms)
 			return -ETIMEDOUT;
 		usleep(100 * 1000);
 	}
+}
+
+/* Record @batch (lock not held): 0 or -errno. */
+static int record(struct restore *r, struct result *batch)
+{
+	struct cat_restore_set *v;
+	struct result *q;
+	size_t n = count_results(batch), i = 0;
+	int rc;
+
+	v = calloc(n, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (q = batch; q; q = q->next)
+		v[i++] = (struct cat_restore_set){ q->id, q->status, q->reason,
+						   q->remote_id };
+	rc = cat_restore_update_many(r->cat, v, n);
+	free(v);
+	if (rc < 0)
+		return rc;
+	for (q = batch; q; q = q->next)
+		if (q->status == CAT_RESTORE_DONE)
+			unlink(q->spool);
+	return 0;
+}
+
+/* Put @batch back at the head of the results to record, in order (lock
+ * held). */
+static void unrecord(struct restore *r, struct result *batch)
+{
+	struct result *last = batch;
+
+	while (last->next)
+		last = last->next;
+	last->next = r->recq;
+	if (!r->recq)
+		r->recq_tail = &last->next;
+	r->recq = batch;
+}
+
+/*
+ * The recorder thread writes the uploaders' results (done, failed) to the
+ * queue in batches: one synchronous commit for all the results that
+ * arrived while the previous batch was committed, instead of one per
+ * file, and the uploader goes on with the next file at once.  A result is
+ * shown as "uploading" until it is recorded; the spool file of a done
+ * entry is removed only then.  Should the daemon die in between, the
+ * entry is pending at the next start and found in the tenant (the lookup
+ * of retried entries): not restored twice.
+ */
+static void *recorder(void *arg)
+{
+	struct restore *r = arg;
+	struct result *batch;
+	struct timespec ts;
+	int rc, fails = 0;
+
+	pthread_mutex_lock(&r->lock);
+	for (;;) {
+		if (!r->recq) {
+			if (r->workers_gone)
+				break;
+			pthread_cond_wait(&r->rec_wake, &r->lock);
+			continue;
+		}
+		batch = r->recq;
+		r->recq = NULL;
+		r->recq_tail = &r->recq;
+		r->recording = batch;
+		pthread_mutex_unlock(&r->lock);
+		rc = record(r, batch);
+		pthread_mutex_lock(&r->lock);
+		r->recording = NULL;
+		if (rc == 0) {
+			fails = 0;
+			result_free(batch);
+			continue;
+		}
+		if (r->workers_gone && ++fails > 2) {
+			/* the entries stay pending: the next start looks
+			 * them up in the tenant */
+			log_err("restore: cannot record %zu finished "
+				"restore(s) in the queue: %s",
+				count_results(batch), strerror(-rc));
+			result_free(batch);
+			continue;
+		}
+		log_warn("restore: cannot record %zu finished restore(s) in "
+			 "the queue (%s): trying again",
+			 count_results(batch), strerror(-rc));
+		unrecord(r, batch);
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 1;
+		pthread_cond_timedwait(&r->quit, &r->lock, &ts);
+	}
+	pthread_mutex_unlock(&r->lock);
+	return NULL;
+}
+
+/*
+ * The result of entry @id: done or failed, with @reason and @remote_id
+ * (may be NULL), recorded by the recorder (or here when it does not run).
+ */
+static void finish(struct restore *r, int64_t id, int status,
+		   const char *reason, const char *remote_id, const char *spool)
+{
+	struct result *q = calloc(1, sizeof(*q));
+
+	if (q) {
+		q->id = id;
+		q->status = status;
+		q->reason = sdup(reason);
+		q->remote_id = sdup(remote_id);
+		q->spool = strdup(spool);
+	}
+	if (!q || (reason && !q->reason) || (remote_id && !q->remote_id) ||
+	    !q->spool || !r->recorder_on) {
+		result_free(q);
+		if (cat_restore_update(r->cat, id, status, reason, remote_id) ==
+			    0 &&
+		    status == CAT_RESTORE_DONE)
+			unlink(spool);
+		return;
+	}
+	pthread_mutex_lock(&r->lock);
+	*r->recq_tail = q;
+	r->recq_tail = &q->next;
+	pthread_cond_signal(&r->rec_wake);
+	pthread_mutex_unlock(&r->lock);
 }
 
 /* ---- uploads ---------------------------------------------------------- */
@@ -1291,13 +1581,9 @@ static int upload_file(struct restore *r, const struct cat_restore *e,
 	struct stat st;
 	int fd, rc;
 
-	fd = open(e->spool, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		rc = -errno;
-		buf_addf(reason, "spool file '%s' is gone: %s", e->spool,
-			 strerror(-rc));
-		return rc == -ENOENT ? -EBADMSG : rc;
-	}
+	fd = spool_fd(r, e, reason);
+	if (fd < 0)
+		return fd;
 	if (fstat(fd, &st) < 0 || st.st_size != e->size) {
 		buf_adds(reason, SPOOL_SHORT);
 		rc = -EBADMSG;
@@ -1502,7 +1788,9 @@ static int import_mail(struct restore *r, const struct cat_restore *e,
 		draft = rid + 6; /* created before a restart */
 		goto move;
 	}
-	rc = util_read_file(e->spool, &mime, MAIL_MAX);
+	rc = cat_restore_data(r->cat, e->id, &mime);
+	if (rc == -ENOENT)
+		rc = util_read_file(e->spool, &mime, MAIL_MAX);
 	if (rc < 0) {
 		buf_addf(reason, "cannot read spool file '%s': %s", e->spool,
 			 strerror(-rc));
@@ -1676,13 +1964,15 @@ static void process(struct restore *r, struct cat_restore *e,
 		log_err("restore: '%s' failed: %s", e->target,
 			reason.len ? reason.data : strerror(-rc));
 	}
-	if (cat_restore_update(
-		    r->cat, e->id, status,
-		    reason.len ? reason.data
-			       : (status == CAT_RESTORE_DONE ? "" : NULL),
-		    id.len ? id.data : NULL) == 0 &&
-	    status == CAT_RESTORE_DONE)
-		unlink(e->spool);
+	if (status == CAT_RESTORE_PENDING)
+		cat_restore_update(r->cat, e->id, status,
+				   reason.len ? reason.data : NULL,
+				   id.len ? id.data : NULL);
+	else
+		finish(r, e->id, status,
+		       reason.len ? reason.data
+				  : (status == CAT_RESTORE_DONE ? "" : NULL),
+		       id.len ? id.data : NULL, e->spool);
 	if (status == CAT_RESTORE_PENDING && rc != -EINTR) {
 		struct job next = { e->id, j->attempts + 1, true };
 
@@ -1725,6 +2015,8 @@ static void push_job(struct restore *r, const struct job *j)
 	pthread_mutex_unlock(&r->lock);
 }
 
+/* Is entry @id in progress (lock held): an uploader has it, or its result
+ * waits to be recorded? */
 static bool is_busy(const struct restore *r, int64_t id)
 {
 	unsigned i;
@@ -1732,7 +2024,7 @@ static bool is_busy(const struct restore *r, int64_t id)
 	for (i = 0; i < THREADS_MAX; i++)
 		if (r->busy[i] == id)
 			return true;
-	return false;
+	return in_results(r->recq, id) || in_results(r->recording, id);
 }
 
 /* The next job for uploader @slot (lock held): 1, or 0 when none. */
@@ -1836,6 +2128,8 @@ int restore_new(const struct restore_config *cfg, struct restore **out)
 	pthread_cond_init(&r->quit, NULL);
 	pthread_cond_init(&r->sync_wake, NULL);
 	pthread_cond_init(&r->sync_done, NULL);
+	pthread_cond_init(&r->rec_wake, NULL);
+	r->recq_tail = &r->recq;
 	r->graph = cfg->graph;
 	r->threads = cfg->threads ? cfg->threads : RESTORE_DEFAULT_THREADS;
 	if (r->threads > THREADS_MAX)
@@ -1866,7 +2160,12 @@ int restore_new(const struct restore_config *cfg, struct restore **out)
 			rc == -ENOENT ? " (take a snapshot first)" : "");
 		goto out;
 	}
+	r->inline_ok = cat_restore_data_init(r->cat) == 0;
+	if (!r->inline_ok)
+		log_debug("restore: small files are not kept in the catalog "
+			  "(it is read-only?): spool files are flushed each");
 	r->syncer_on = pthread_create(&r->syncer, NULL, syncer, r) == 0;
+	r->recorder_on = pthread_create(&r->recorder, NULL, recorder, r) == 0;
 	*out = r;
 	r = NULL;
 out:
@@ -1983,6 +2282,13 @@ void restore_free(struct restore *r)
 	pthread_mutex_unlock(&r->lock);
 	for (i = 0; i < r->started; i++)
 		pthread_join(r->tid[i], NULL);
+	/* the uploaders' last results are recorded before the end */
+	pthread_mutex_lock(&r->lock);
+	r->workers_gone = true;
+	pthread_cond_broadcast(&r->rec_wake);
+	pthread_mutex_unlock(&r->lock);
+	if (r->recorder_on)
+		pthread_join(r->recorder, NULL);
 	if (r->syncer_on)
 		pthread_join(r->syncer, NULL);
 	cat_close(r->cat);
@@ -1995,6 +2301,8 @@ void restore_free(struct restore *r)
 	pthread_cond_destroy(&r->quit);
 	pthread_cond_destroy(&r->sync_wake);
 	pthread_cond_destroy(&r->sync_done);
+	pthread_cond_destroy(&r->rec_wake);
+	result_free(r->recq);
 	free(r->ready);
 	free(r->repo);
 	free(r->spool_dir);

@@ -13,11 +13,16 @@
  * library, user and mail folder levels must exist in the tenant; folders
  * below a library or a mailbox may be created).  A file is written into a
  * spool file REPO/spool/<guid>.<policy> (restore_spool_open()), then
- * restore_commit() fsyncs it and records it in the catalog's restore queue
- * (cat_restore_enqueue) before returning: from then on it survives a
- * crash.  The entry is handed to the uploader threads in memory (the
- * catalog entry stays pending until it is done or failed: no claim per
- * file, so close() does not wait behind the uploaders' commits);
+ * restore_commit() records it in the catalog's restore queue before
+ * returning: from then on it survives a crash.  A file up to
+ * RESTORE_INLINE_MAX goes into the catalog with its entry
+ * (cat_restore_enqueue_data: one synchronous commit, the spool file is
+ * removed); a larger one is fsynced with the spool directory while the
+ * entry is recorded.  The entry is handed to the uploader threads in
+ * memory (the catalog entry stays pending until it is done or failed: no
+ * claim per file, so close() does not wait behind the uploaders'
+ * commits); their results are recorded in batches by a recorder thread
+ * (cat_restore_update_many), shown as uploading until then.
  * restore_start() loads what an earlier process left pending.  Uploads:
  * one PUT up to GRAPH_SMALL_UPLOAD_MAX, else an upload session whose URL is
  * kept in the entry (remote_id "upload:<url>") so a restarted daemon
@@ -67,6 +72,8 @@ int restore_conflict_parse(const char *s);
 #define RESTORE_DEFAULT_THREADS 4
 #define RESTORE_MAX_ATTEMPTS	8
 #define RESTORE_FRAGMENT	(32u * GRAPH_UPLOAD_UNIT) /* 10 MiB */
+/* files up to this size are kept in the catalog with their queue entry */
+#define RESTORE_INLINE_MAX (64u << 10)
 
 struct restore_config {
 	const char *repo; /* repository directory (spool/ lives there) */
@@ -171,11 +178,14 @@ int restore_spool_open(struct restore *r, int conflict, struct buf *spool,
 int restore_spool_set_unread(char **spool, bool unread);
 
 /**
- * fsync spool file @fd (@size bytes, path @spool) and its directory and,
- * at the same time, record the restore of it to @target in the queue:
- * both are durable on return; then an uploader gets it.  *@id (may be
- * NULL) gets the entry id.  An entry whose spool file turns out shorter
- * than @size (the process died during this call) fails at upload.
+ * Record the restore of spool file @fd (@size bytes, path @spool) to
+ * @target in the queue, durably with its data on return; then an
+ * uploader gets it.  Up to RESTORE_INLINE_MAX bytes the data goes into
+ * the catalog with the entry and the spool file is removed; else the
+ * spool file and its directory are fsynced while the entry is recorded.
+ * *@id (may be NULL) gets the entry id.  An entry whose spool file turns
+ * out shorter than @size (the process died during this call) fails at
+ * upload.
  */
 int restore_commit(struct restore *r, int fd, const char *target,
 		   const char *spool, int64_t size, int64_t *id);

@@ -23,6 +23,7 @@ pytestmark = pytest.mark.skipif(not fsutil.have_fuse(),
                                 reason="needs /dev/fuse and fusermount3")
 
 LONG = os.environ.get("M365_RESTORE_LONG") == "1"
+INLINE_MAX = 64 << 10  # RESTORE_INLINE_MAX: kept in the catalog
 DEBUG = ["-o", "debug"] if os.environ.get("M365_RESTORE_DEBUG") else []
 
 
@@ -60,9 +61,9 @@ class Env:
         return m
 
 
-def wait_done(mnt, timeout=120):
-    """Wait until restore/.status lists nothing pending or uploading;
-    -> {status: [lines]}."""
+def wait_done(mnt, timeout=120, poll=0.2):
+    """Wait until restore/.status lists nothing pending or uploading
+    (read every @poll seconds); -> {status: [lines]}."""
     t0 = time.monotonic()
     while True:
         text = (mnt / "restore/.status").read_text()
@@ -72,7 +73,7 @@ def wait_done(mnt, timeout=120):
         if not by["pending"] and not by["uploading"]:
             return by
         assert time.monotonic() - t0 < timeout, text
-        time.sleep(0.2)
+        time.sleep(poll)
 
 
 def truth_files(emu, prefix):
@@ -287,13 +288,13 @@ def test_large_file_with_dropped_connections(env):
         size >> 20, spooled, took))
 
 
-def spool_then_kill(env, sub, n=60):
-    """Write @n files into restore/<library>/<sub>/ with slow uploads,
-    kill -9 the daemon; -> (library, {relative path: sha256}, number of
-    restores still open at the kill)."""
+def spool_then_kill(env, sub, n=60, size=2000):
+    """Write @n files of about @size bytes into restore/<library>/<sub>/
+    with slow uploads, kill -9 the daemon; -> (library, {relative path:
+    sha256}, number of restores still open at the kill)."""
     emu = env.emu
     lib = libraries(emu)[0]
-    files = {"%s/f%03d.txt" % (sub, i): os.urandom(2000 + i)
+    files = {"%s/f%03d.txt" % (sub, i): os.urandom(size + i)
              for i in range(n)}
     m = env.mount("-o", "restore_threads=2")
     m.start()
@@ -623,13 +624,67 @@ def test_eml_read_state_with_xattrs(env):
         assert got[mid]["isDraft"] is False, got[mid]
 
 
+def test_small_files_kept_in_catalog(env):
+    """A small file is recorded with its bytes in the catalog (one durable
+    commit, no spool file left); a larger one keeps a spool file.  Both
+    arrive intact, and nothing is left behind once they are done."""
+    import sqlite3
+    emu = env.emu
+    lib = libraries(emu)[0]
+    files = {"small.bin": os.urandom(3000),
+             "edge.bin": os.urandom(INLINE_MAX),
+             "large.bin": os.urandom(INLINE_MAX + 1)}
+
+    def catalog():
+        db = sqlite3.connect("file:%s?mode=ro" % (env.repo / "catalog.db"),
+                             uri=True)
+        try:
+            return db.execute(
+                "SELECT r.target, r.spool, r.status, length(d.data) FROM "
+                "restore r LEFT JOIN restore_data d ON d.id = r.id WHERE "
+                "r.target LIKE '%/inl/%'").fetchall()
+        finally:
+            db.close()
+
+    with env.mount() as m:
+        emu.fault(path_regex=r"(small|edge|large)\.bin",
+                  latency_ms=1500, count=100)
+        try:
+            (m.mnt / "restore" / lib / "inl").mkdir()
+            for name, data in files.items():
+                (m.mnt / "restore" / lib / "inl" / name).write_bytes(data)
+            rows = {r[0].rsplit("/", 1)[1]: r for r in catalog()}
+            assert set(rows) == set(files)
+            for name, (_, sp, status, kept) in rows.items():
+                assert status != 2, rows[name]  # the answers are slow
+                if name == "large.bin":
+                    assert kept is None and os.path.getsize(sp) == len(
+                        files[name]), rows[name]
+                else:
+                    assert kept == len(files[name]), rows[name]
+                    assert not os.path.exists(sp), rows[name]
+            by = wait_done(m.mnt)
+        finally:
+            emu.control("POST", "/faults", {"clear": True})
+        bad = [ln for ln in by["failed"] if "/inl/" in ln]
+        assert not bad, bad
+    assert truth_files(emu, lib + "/inl") == {
+        n: sha(d) for n, d in files.items()}
+    rows = catalog()
+    assert all(r[2] == 2 and r[3] is None for r in rows), rows
+    left = [r[1] for r in rows if os.path.exists(r[1])]
+    assert not left, left
+
+
 def test_short_spool_after_crash_is_not_uploaded(env):
     """The spool file of a queued restore that is shorter than recorded
     (the daemon died while close() was making it durable) fails with a
     reason instead of restoring a truncated file.  Runs last: it leaves a
-    failed entry in the module's queue."""
+    failed entry in the module's queue.  The files are larger than what
+    the catalog keeps itself: they have spool files."""
     import sqlite3
-    lib, want, _ = spool_then_kill(env, "k9short", n=10)
+    lib, want, _ = spool_then_kill(env, "k9short", n=10,
+                                   size=INLINE_MAX + 1000)
     db = sqlite3.connect("file:%s?mode=ro" % (env.repo / "catalog.db"),
                          uri=True)
     rows = db.execute("SELECT target, spool, size FROM restore WHERE "

@@ -1403,6 +1403,88 @@ static void test_writer_memory(void)
 
 /* ---- restore enqueues while a writer process runs a snapshot ---- */
 
+/* Small files kept with their entry; results recorded in one commit. */
+static void test_restore_data_and_batch(void)
+{
+	struct cat *c = NULL, *r = NULL;
+	struct cat_restore e = { 0 };
+	struct buf b = BUF_INIT;
+	char big[5000];
+	int64_t id1, id2, id3;
+
+	memset(big, 'x', sizeof(big));
+	fresh_db("rdata.db");
+	CHECK_EQ(cat_open(dbpath, CAT_OPEN_WRITE | CAT_OPEN_CREATE, &c), 0);
+	cat_close(c);
+	CHECK_EQ(cat_open(dbpath, CAT_OPEN_READ, &r), 0);
+	/* not ready yet: no data kept, no data found */
+	CHECK_EQ(cat_restore_enqueue_data(r, "/r/a", "/s/a", "abc", 3, &id1),
+		 -ENOTSUP);
+	CHECK_EQ(cat_restore_data(r, 1, &b), -ENOENT);
+	CHECK_EQ(cat_restore_data_init(r), 0);
+	CHECK_EQ(cat_restore_data_init(r), 0); /* again: already there */
+	CHECK_EQ(cat_restore_enqueue_data(r, "/r/a", "/s/a", "abc", 3, &id1),
+		 0);
+	CHECK_EQ(cat_restore_enqueue_data(r, "/r/b", "/s/b", big, sizeof(big),
+					  &id2),
+		 0);
+	CHECK_EQ(cat_restore_enqueue(r, "/r/c", "/s/c", 7, &id3), 0);
+	CHECK_EQ(cat_restore_data(r, id1, &b), 0);
+	CHECK_EQ(b.len, 3u);
+	CHECK(!memcmp(b.data, "abc", 3));
+	buf_truncate(&b, 0);
+	CHECK_EQ(cat_restore_data(r, id2, &b), 0);
+	CHECK_EQ(b.len, sizeof(big));
+	CHECK(!memcmp(b.data, big, sizeof(big)));
+	CHECK_EQ(cat_restore_data(r, id3, &b), -ENOENT);
+	CHECK_EQ(cat_restore_get(r, id2, &e), 0);
+	CHECK_EQ(e.size, (int64_t)sizeof(big));
+	CHECK_STR(e.spool, "/s/b");
+	CHECK_EQ(e.status, CAT_RESTORE_PENDING);
+	cat_restore_release(&e);
+
+	/* a batch: all or nothing; done drops the data, failed keeps it */
+	{
+		struct cat_restore_set bad[] = {
+			{ id1, CAT_RESTORE_DONE, "", "X1" },
+			{ id2, 9, NULL, NULL },
+		};
+		struct cat_restore_set v[] = {
+			{ id1, CAT_RESTORE_DONE, "", "X1" },
+			{ 999, CAT_RESTORE_DONE, NULL,
+			  NULL }, /* gone: skipped */
+			{ id2, CAT_RESTORE_FAILED, "no space", NULL },
+			{ id3, CAT_RESTORE_DONE, NULL, "X3" },
+		};
+
+		CHECK_EQ(cat_restore_update_many(r, bad, 2), -EINVAL);
+		CHECK_EQ(cat_restore_get(r, id1, &e), 0);
+		CHECK_EQ(e.status, CAT_RESTORE_PENDING);
+		cat_restore_release(&e);
+		CHECK_EQ(cat_restore_update_many(r, v, 4), 0);
+	}
+	CHECK_EQ(cat_restore_get(r, id1, &e), 0);
+	CHECK_EQ(e.status, CAT_RESTORE_DONE);
+	CHECK_STR(e.remote_id, "X1");
+	cat_restore_release(&e);
+	CHECK_EQ(cat_restore_get(r, id2, &e), 0);
+	CHECK_EQ(e.status, CAT_RESTORE_FAILED);
+	CHECK_STR(e.reason, "no space");
+	cat_restore_release(&e);
+	CHECK_EQ(cat_restore_get(r, id3, &e), 0);
+	CHECK_EQ(e.status, CAT_RESTORE_DONE);
+	cat_restore_release(&e);
+	buf_truncate(&b, 0);
+	CHECK_EQ(cat_restore_data(r, id1, &b), -ENOENT);
+	CHECK_EQ(cat_restore_data(r, id2, &b), 0); /* to retry it */
+	CHECK_EQ(b.len, sizeof(big));
+	buf_release(&b);
+	cat_close(r);
+	/* a writer of the same file still opens it */
+	CHECK_EQ(cat_open(dbpath, CAT_OPEN_WRITE, &c), 0);
+	cat_close(c);
+}
+
 static void test_restore_during_run(void)
 {
 	struct cat *c = NULL, *r = NULL;
@@ -1505,6 +1587,7 @@ int main(void)
 	RUN(test_copy);
 	RUN(test_restore_and_prune);
 	RUN(test_restore_during_run);
+	RUN(test_restore_data_and_batch);
 	ret = check_done();
 	nftw(tmpdir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 	return ret;
