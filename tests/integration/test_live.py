@@ -117,16 +117,21 @@ def test_live_equals_truth_without_snapshots(emulator, tmp_path):
             open(p, "r+b")
 
 
+def big_file(emulator, name, size):
+    """A file of @size bytes in the admin's OneDrive -> its SHA-256."""
+    r = emulator.mutate(op="create_file", size=size,
+                        path="onedrive/%s/%s" % (ADMIN, name))
+    assert r["ok"], r
+    return next(f["sha256"] for f in emulator.truth()["files"]
+                if f["path"].endswith("/" + name))
+
+
 def test_live_range_read_downloads_only_that_range(emulator, tmp_path):
     """4 KiB from the middle of a 60 MB file costs about 4 KiB of download;
     the whole file then reads back with the tenant's hash."""
     env = Env(emulator, tmp_path)
     size = 60 * 1000 * 1000
-    r = emulator.mutate(op="create_file", size=size,
-                        path="onedrive/%s/live-big.bin" % ADMIN)
-    assert r["ok"], r
-    sha = next(f["sha256"] for f in emulator.truth()["files"]
-               if f["path"].endswith("/live-big.bin"))
+    sha = big_file(emulator, "live-big.bin", size)
     with env.mount() as m:
         p = m.mnt / "live/onedrive" / ADMIN / "live-big.bin"
         assert os.stat(p).st_size == size
@@ -159,11 +164,7 @@ def test_live_cold_cat_is_one_request(emulator, tmp_path):
     the reader advances, every byte once."""
     env = Env(emulator, tmp_path)
     size = 40 * 1000 * 1000 + 4321
-    r = emulator.mutate(op="create_file", size=size,
-                        path="onedrive/%s/live-stream.bin" % ADMIN)
-    assert r["ok"], r
-    sha = next(f["sha256"] for f in emulator.truth()["files"]
-               if f["path"].endswith("/live-stream.bin"))
+    sha = big_file(emulator, "live-stream.bin", size)
     with env.mount(ttl=600) as m:
         p = m.mnt / "live/onedrive" / ADMIN / "live-stream.bin"
         assert os.stat(p).st_size == size
@@ -187,11 +188,7 @@ def test_live_broken_stream_goes_on_where_it_broke(emulator, tmp_path):
     rest only: the file reads back right, about once downloaded."""
     env = Env(emulator, tmp_path)
     size = 30 * 1000 * 1000
-    r = emulator.mutate(op="create_file", size=size,
-                        path="onedrive/%s/live-drop.bin" % ADMIN)
-    assert r["ok"], r
-    sha = next(f["sha256"] for f in emulator.truth()["files"]
-               if f["path"].endswith("/live-drop.bin"))
+    sha = big_file(emulator, "live-drop.bin", size)
     with env.mount(ttl=600) as m:
         p = m.mnt / "live/onedrive" / ADMIN / "live-drop.bin"
         assert os.stat(p).st_size == size
