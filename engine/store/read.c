@@ -7,8 +7,11 @@
  * the index: a miss there is re-checked on every call, so chunks flushed
  * by another process become visible), borrows a pack descriptor from the
  * pool, reads the record with no lock held, verifies and decompresses
- * it, and inserts it into the cache.  Two threads missing the same chunk
- * at once may both load it; the second insert is dropped.
+ * it, and inserts it into the cache.  A thread missing a chunk that
+ * another thread is loading waits for that load instead of reading the
+ * chunk a second time (concurrent sequential reads of one file often
+ * need the same chunk at once); with more than LOAD_SLOTS loads at once,
+ * two threads may both load a chunk and the second insert is dropped.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -453,6 +456,8 @@ int cache_init(struct store *st, size_t bytes)
 	st->cache_cap = bytes;
 	pthread_mutex_init(&st->cbuf_lock, NULL);
 	st->ncbuf = 0;
+	pthread_mutex_init(&st->load_lock, NULL);
+	pthread_cond_init(&st->load_done, NULL);
 	atomic_init(&st->cache_bytes, 0);
 	atomic_init(&st->cache_hits, 0);
 	atomic_init(&st->cache_misses, 0);
@@ -489,6 +494,8 @@ void cache_release(struct store *st)
 		free(st->cbuf[i].p);
 	st->ncbuf = 0;
 	pthread_mutex_destroy(&st->cbuf_lock);
+	pthread_mutex_destroy(&st->load_lock);
+	pthread_cond_destroy(&st->load_done);
 }
 
 static struct cache_shard *shard_of(struct store *st, const unsigned char *id)
@@ -525,15 +532,25 @@ static void lru_push(struct cache_shard *s, struct cache_ent *e)
 		s->tail = e;
 }
 
+/* The entry of @id in shard @s (locked by the caller), or NULL. */
+static struct cache_ent *shard_find(struct cache_shard *s,
+				    const unsigned char *id)
+{
+	struct cache_ent *e;
+
+	for (e = s->bucket[bucket_of(s, id)]; e; e = e->hnext)
+		if (!memcmp(e->id, id, 32))
+			break;
+	return e;
+}
+
 static struct cache_ent *cache_get(struct store *st, const unsigned char *id)
 {
 	struct cache_shard *s = shard_of(st, id);
 	struct cache_ent *e;
 
 	pthread_mutex_lock(&s->lock);
-	for (e = s->bucket[bucket_of(s, id)]; e; e = e->hnext)
-		if (!memcmp(e->id, id, 32))
-			break;
+	e = shard_find(s, id);
 	if (e) {
 		atomic_fetch_add(&e->refs, 1);
 		if (s->head != e) {
@@ -543,6 +560,18 @@ static struct cache_ent *cache_get(struct store *st, const unsigned char *id)
 	}
 	pthread_mutex_unlock(&s->lock);
 	return e;
+}
+
+/* Whether @id is in the cache now (no reference, no LRU update). */
+static bool cache_has(struct store *st, const unsigned char *id)
+{
+	struct cache_shard *s = shard_of(st, id);
+	struct cache_ent *e;
+
+	pthread_mutex_lock(&s->lock);
+	e = shard_find(s, id);
+	pthread_mutex_unlock(&s->lock);
+	return e != NULL;
 }
 
 static void hash_unlink(struct cache_shard *s, struct cache_ent *e)
@@ -611,6 +640,55 @@ static struct cache_ent *cache_insert(struct store *st, struct cache_ent *e)
 }
 
 /*
+ * Claim the load of @id.  Returns its slot (give it back with
+ * load_release()), -1 when another thread was loading it and is done
+ * (look in the cache again), or LOAD_SLOTS when every slot is taken
+ * (load it without a claim).
+ */
+static int load_claim(struct store *st, const unsigned char *id)
+{
+	int free_slot;
+	bool waited = false;
+
+	pthread_mutex_lock(&st->load_lock);
+	for (;;) {
+		int busy = -1;
+
+		free_slot = LOAD_SLOTS;
+		for (int i = 0; i < LOAD_SLOTS; i++) {
+			if (!st->load_busy[i]) {
+				if (free_slot == LOAD_SLOTS)
+					free_slot = i;
+			} else if (!memcmp(st->loading[i], id, 32)) {
+				busy = i;
+			}
+		}
+		if (busy < 0)
+			break;
+		pthread_cond_wait(&st->load_done, &st->load_lock);
+		waited = true;
+	}
+	if (waited) {
+		free_slot = -1; /* loaded meanwhile: look again */
+	} else if (free_slot < LOAD_SLOTS) {
+		memcpy(st->loading[free_slot], id, 32);
+		st->load_busy[free_slot] = true;
+	}
+	pthread_mutex_unlock(&st->load_lock);
+	return free_slot;
+}
+
+static void load_release(struct store *st, int slot)
+{
+	if (slot < 0 || slot >= LOAD_SLOTS)
+		return;
+	pthread_mutex_lock(&st->load_lock);
+	st->load_busy[slot] = false;
+	pthread_cond_broadcast(&st->load_done);
+	pthread_mutex_unlock(&st->load_lock);
+}
+
+/*
  * A referenced cache entry holding the plaintext of @id; *@loaded (may be
  * NULL) tells whether it was read from a pack.
  */
@@ -620,22 +698,40 @@ static int chunk_cached(struct store *st, const unsigned char *id,
 	struct cache_ent *e;
 	struct cbuf data = { NULL, 0 };
 	uint32_t len = 0;
-	int ret;
+	int ret, slot = LOAD_SLOTS;
 
-	e = cache_get(st, id);
-	if (loaded)
-		*loaded = !e;
+	for (;;) {
+		e = cache_get(st, id);
+		if (e)
+			break;
+		slot = load_claim(st, id);
+		if (slot < 0)
+			continue; /* another thread loaded it meanwhile */
+		/* or loaded it between our miss and our claim */
+		e = cache_get(st, id);
+		if (!e)
+			break;
+		load_release(st, slot);
+		break;
+	}
 	if (e) {
+		if (loaded)
+			*loaded = false;
 		atomic_fetch_add(&st->cache_hits, 1);
 		*out = e;
 		return 0;
 	}
+	if (loaded)
+		*loaded = true;
 	atomic_fetch_add(&st->cache_misses, 1);
 	e = calloc(1, sizeof(*e));
-	if (!e)
+	if (!e) {
+		load_release(st, slot);
 		return -ENOMEM;
+	}
 	ret = chunk_fetch(st, id, false, NULL, &data, &len);
 	if (ret) {
+		load_release(st, slot);
 		free(e);
 		return ret;
 	}
@@ -646,6 +742,7 @@ static int chunk_cached(struct store *st, const unsigned char *id,
 	e->len = len;
 	atomic_init(&e->refs, 1);
 	*out = cache_insert(st, e);
+	load_release(st, slot);
 	return 0;
 }
 
@@ -763,6 +860,54 @@ int store_view_get(struct store *st, const void *desc, size_t desc_len,
 	v->len = e->len;
 	v->priv = e;
 	return 0;
+}
+
+/* Ask the kernel to read bytes [@from, @to) of @pack ahead. */
+static void pack_advise(struct store *st, int64_t pack, uint64_t from,
+			uint64_t to)
+{
+	int fd, slot;
+
+	if (pack < 0 || to <= from)
+		return;
+	fd = fd_get(st, pack, &slot);
+	if (fd < 0)
+		return;
+	posix_fadvise(fd, (off_t)from, (off_t)(to - from), POSIX_FADV_WILLNEED);
+	fd_put(st, fd, slot);
+}
+
+#define PREFETCH_GAP (256u * 1024) /* merge pack ranges this close */
+
+void store_prefetch(struct store *st, const void *desc, size_t desc_len,
+		    uint64_t off, uint64_t len)
+{
+	const unsigned char *id;
+	uint64_t count, size, start, end, from = 0, to = 0, rec;
+	int64_t pack = -1;
+	struct loc loc;
+
+	if (desc_shape(desc, desc_len, &count, &size) || off >= size || !len)
+		return;
+	for (uint64_t i = desc_find(desc, count, off); i < count; i++) {
+		desc_entry(desc, i, &id, &start, &end);
+		if (start >= off + len)
+			break;
+		if (cache_has(st, id) || store_locate(st, id, &loc))
+			continue;
+		rec = loc.off + CHUNK_HDR_LEN + loc.stored;
+		if (loc.pack == pack && loc.off >= from &&
+		    loc.off <= to + PREFETCH_GAP) {
+			if (rec > to)
+				to = rec;
+			continue;
+		}
+		pack_advise(st, pack, from, to);
+		pack = loc.pack;
+		from = loc.off;
+		to = rec;
+	}
+	pack_advise(st, pack, from, to);
 }
 
 void store_view_put(struct store_view *v)

@@ -258,7 +258,8 @@ struct cbuf {
 	size_t cap;
 };
 
-#define CBUF_POOL 4 /* evicted buffers kept for the next loads */
+#define CBUF_POOL  4 /* evicted buffers kept for the next loads */
+#define LOAD_SLOTS 16 /* chunks being loaded, that others wait for */
 
 struct cache_ent {
 	unsigned char id[32];
@@ -335,6 +336,10 @@ struct store {
 	pthread_mutex_t cbuf_lock; /* the pool below */
 	struct cbuf cbuf[CBUF_POOL]; /* reused so loads fault in no pages */
 	unsigned ncbuf;
+	pthread_mutex_t load_lock; /* the chunks being loaded: */
+	pthread_cond_t load_done;
+	unsigned char loading[LOAD_SLOTS][32];
+	bool load_busy[LOAD_SLOTS];
 	struct fd_pool fds;
 };
 

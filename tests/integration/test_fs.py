@@ -8,6 +8,7 @@ import errno
 import hashlib
 import os
 import pathlib
+import random
 import shutil
 import stat
 import subprocess
@@ -97,6 +98,30 @@ def test_fs_rsync_sha256(mnt, two_snaps, tmp_path):
         for rel, (h, size, mtime) in want[0].items():
             assert files[rel] == (h, size, mtime), rel
     assert mnt.rss_kib() < fsutil.RSS_LIMIT_KIB
+
+
+def test_fs_reads_at_any_offset_and_size(mnt, two_snaps):
+    """Reads that start anywhere and span one, several or many chunks
+    (small chunks: 16-256 KiB) return the file's bytes; O_DIRECT makes the
+    kernel pass each read on as it is, with no page cache in between."""
+    rel = "sites/contoso.example/sites/hr/Documents/big.bin"
+    want = (two_snaps["src"] / rel).read_bytes()
+    path = snapdirs(mnt)[-1] / rel
+    rnd = random.Random(11)
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
+    try:
+        for i in range(200):
+            off = rnd.randrange(0, len(want) + 10)
+            n = rnd.choice([1, 4096, 70_000, 300_000, 1 << 20, 3 << 20])
+            assert os.pread(fd, n, off) == want[off:off + n], (off, n)
+    finally:
+        os.close(fd)
+    # sequential reads of the whole file, as cat does them (read-ahead)
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 17), b""):
+            h.update(block)
+    assert h.hexdigest() == hashlib.sha256(want).hexdigest()
 
 
 def test_fs_grep_find_stat(mnt, two_snaps):

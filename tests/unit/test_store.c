@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -1593,6 +1594,28 @@ static void test_reader_sees_flush(void)
  * bytes; "loaded" only for the first view of a chunk; views outlive
  * eviction; -ERANGE past the end.
  */
+/*
+ * A new plain repository holding @n random bytes (@seed) at @a as content
+ * @c, opened read-only with a chunk cache of @cache bytes; NULL on error.
+ */
+static struct store *ro_with_content(char *repo, unsigned char *a, size_t n,
+				     uint64_t seed, size_t cache,
+				     struct store_content *c)
+{
+	struct store *w;
+
+	fill_random(a, n, seed);
+	store_content_init(c);
+	CHECK_EQ(make_repo(repo, false, NULL), 0);
+	w = open_rw(repo, NULL);
+	CHECK(w != NULL);
+	if (!w)
+		return NULL;
+	CHECK_EQ(store_put(w, a, n, c), 0);
+	CHECK_EQ(store_close(w), 0);
+	return open_ro(repo, NULL, cache);
+}
+
 static void test_view(void)
 {
 	size_t n = 6 * MiB + 1234;
@@ -1600,19 +1623,10 @@ static void test_view(void)
 	unsigned char *a = xmalloc(n);
 	struct store_content c;
 	struct store_view v, keep;
-	struct store *w, *r;
+	struct store *r;
 	uint64_t off, chunks = 0, loaded = 0;
 
-	fill_random(a, n, 91);
-	CHECK_EQ(make_repo(repo, false, NULL), 0);
-	w = open_rw(repo, NULL);
-	CHECK(w != NULL);
-	if (!w)
-		return;
-	store_content_init(&c);
-	CHECK_EQ(store_put(w, a, n, &c), 0);
-	CHECK_EQ(store_close(w), 0);
-	r = open_ro(repo, NULL, 2 * STORE_CHUNK_MAX);
+	r = ro_with_content(repo, a, n, 91, 2 * STORE_CHUNK_MAX, &c);
 	CHECK(r != NULL);
 	if (!r)
 		return;
@@ -1654,6 +1668,196 @@ static void test_view(void)
 	free(repo);
 }
 
+/*
+ * Bytes of the pack files of @repo in the page cache (mincore); with
+ * @evict, first drop them from it.  *@total receives the packs' size.
+ */
+static uint64_t packs_resident(const char *repo, bool evict, uint64_t *total)
+{
+	char dir[512], path[1024];
+	long psize = sysconf(_SC_PAGESIZE);
+	uint64_t in = 0;
+	DIR *top, *sub;
+	struct dirent *d, *e;
+
+	*total = 0;
+	snprintf(dir, sizeof(dir), "%s/data", repo);
+	top = opendir(dir);
+	if (!top)
+		return 0;
+	while ((d = readdir(top))) {
+		if (d->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, d->d_name);
+		sub = opendir(path);
+		while (sub && (e = readdir(sub))) {
+			struct stat st;
+			unsigned char *vec;
+			void *map;
+			size_t pages;
+			int fd;
+
+			if (!strstr(e->d_name, ".pack"))
+				continue;
+			snprintf(path, sizeof(path), "%s/%s/%s", dir, d->d_name,
+				 e->d_name);
+			fd = open(path, O_RDONLY);
+			if (fd < 0 || fstat(fd, &st) || !st.st_size) {
+				if (fd >= 0)
+					close(fd);
+				continue;
+			}
+			if (evict)
+				posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+			*total += (uint64_t)st.st_size;
+			pages = ((size_t)st.st_size + psize - 1) / psize;
+			map = mmap(NULL, (size_t)st.st_size, PROT_READ,
+				   MAP_SHARED, fd, 0);
+			vec = malloc(pages);
+			if (map != MAP_FAILED && vec &&
+			    !mincore(map, (size_t)st.st_size, vec))
+				for (size_t i = 0; i < pages; i++)
+					in += (vec[i] & 1) ? (uint64_t)psize
+							   : 0;
+			free(vec);
+			if (map != MAP_FAILED)
+				munmap(map, (size_t)st.st_size);
+			close(fd);
+		}
+		if (sub)
+			closedir(sub);
+	}
+	closedir(top);
+	return in;
+}
+
+/* Poll until at least @want bytes of @repo's packs are in memory. */
+static uint64_t wait_resident(const char *repo, uint64_t want)
+{
+	uint64_t in = 0, total;
+
+	for (int i = 0; i < 500; i++) {
+		in = packs_resident(repo, false, &total);
+		if (in >= want)
+			break;
+		usleep(10 * 1000);
+	}
+	return in;
+}
+
+static void test_prefetch(void)
+{
+	size_t n = 8 * MiB;
+	char *repo = new_repo();
+	unsigned char *a = xmalloc(n), *b = xmalloc(n);
+	struct store_content c;
+	struct store *r;
+	uint64_t total, in;
+
+	/* random: incompressible, the packs are as large */
+	r = ro_with_content(repo, a, n, 93, 64 * MiB, &c);
+	CHECK(c.chunks >= 4);
+	CHECK(r != NULL);
+	if (!r)
+		return;
+	/* hints that fit nothing do nothing */
+	store_prefetch(r, c.desc.data, c.desc.len, n, MiB);
+	store_prefetch(r, c.desc.data, c.desc.len, 0, 0);
+	store_prefetch(r, "D\1\0\0junk", 8, 0, n);
+	in = packs_resident(repo, true, &total);
+	CHECK(total >= n);
+	if (in > total / 10) {
+		/* a file system that keeps everything in memory (tmpfs) */
+		fprintf(stderr, "test_prefetch: packs stay in memory here: "
+				"page cache checks skipped\n");
+	} else {
+		/* the first chunk: some of the pack, not all of it */
+		store_prefetch(r, c.desc.data, c.desc.len, 0, 1);
+		in = wait_resident(repo, 1);
+		CHECK(in > 0 && in < total * 3 / 4);
+		/* all of it */
+		store_prefetch(r, c.desc.data, c.desc.len, 0, n);
+		in = wait_resident(repo, n);
+		CHECK(in >= n);
+	}
+	/* and the reads that follow see the same bytes */
+	CHECK_EQ(store_read(r, c.desc.data, c.desc.len, 0, b, n), (ssize_t)n);
+	CHECK(!memcmp(a, b, n));
+	store_close(r);
+	store_content_release(&c);
+	free(a);
+	free(b);
+	free(repo);
+}
+
+/* Readers of one content that start together (test_one_load_per_chunk). */
+struct together {
+	struct store *st;
+	const struct store_content *c;
+	const unsigned char *src;
+	size_t n;
+	pthread_barrier_t *go;
+	int bad;
+};
+
+static void *together_reader(void *arg)
+{
+	struct together *x = arg;
+	unsigned char *b = xmalloc(MiB);
+
+	pthread_barrier_wait(x->go);
+	for (size_t off = 0; off < x->n; off += MiB) {
+		size_t want = x->n - off < MiB ? x->n - off : MiB;
+
+		if (store_read(x->st, x->c->desc.data, x->c->desc.len, off, b,
+			       MiB) != (ssize_t)want ||
+		    memcmp(b, x->src + off, want))
+			x->bad++;
+	}
+	free(b);
+	return NULL;
+}
+
+/*
+ * Threads reading the same chunks at the same time (the kernel's
+ * readahead sends a sequential reader's requests to several threads at
+ * once) load each chunk once: the others wait for that load.
+ */
+static void test_one_load_per_chunk(void)
+{
+	size_t n = 8 * MiB + 4321;
+	char *repo = new_repo();
+	unsigned char *a = xmalloc(n);
+	struct store_content c;
+	struct store_stats ss;
+	struct store *r;
+	pthread_barrier_t go;
+	pthread_t t[8];
+	struct together x[8];
+
+	r = ro_with_content(repo, a, n, 95, 64 * MiB, &c); /* holds all */
+	CHECK(r != NULL);
+	if (!r)
+		return;
+	pthread_barrier_init(&go, NULL, 8);
+	for (int i = 0; i < 8; i++) {
+		x[i] = (struct together){ r, &c, a, n, &go, 0 };
+		CHECK_EQ(pthread_create(&t[i], NULL, together_reader, &x[i]),
+			 0);
+	}
+	for (int i = 0; i < 8; i++) {
+		pthread_join(t[i], NULL);
+		CHECK_EQ(x[i].bad, 0);
+	}
+	pthread_barrier_destroy(&go);
+	store_stats(r, &ss);
+	CHECK_EQ(ss.cache_misses, c.chunks);
+	store_close(r);
+	store_content_release(&c);
+	free(a);
+	free(repo);
+}
+
 /* `test_store NAME` runs only the tests whose name contains NAME. */
 static const char *only;
 #define RUN_IF(fn)                                                             \
@@ -1675,6 +1879,8 @@ int main(int argc, char **argv)
 	RUN_IF(test_lock);
 	RUN_IF(test_reader_sees_flush);
 	RUN_IF(test_view);
+	RUN_IF(test_prefetch);
+	RUN_IF(test_one_load_per_chunk);
 	RUN_IF(test_dedup_edit);
 	RUN_IF(test_damage_plain);
 	RUN_IF(test_damage_encrypted);
