@@ -14,7 +14,10 @@
  * waiting for the pack).  Then the stage limit on the same data: each
  * file read into memory, then the chunker, SHA-256 of each chunk, lz4
  * of each chunk and AES-256-GCM of what lz4 left, each stage timed
- * alone in one thread: "limit chunk S sha S lz4 S gcm S" (CPU seconds).
+ * alone in one thread: "limit chunk S sha S lz4 S gcm S" (CPU seconds),
+ * and what the writer threads spent on a CPU and waiting for one (the
+ * run queue: other jobs on a shared machine), summed over the threads,
+ * from /proc/thread-self/schedstat: "sched cpu S runqueue S threads N".
  * Then every content is read back once from a new read-only store (64
  * MiB chunk cache, packs in the page cache) in 128 KiB pieces as FUSE
  * asks, and the packs are read by `cat`: "read wall S cpu S cat_wall S
@@ -47,6 +50,7 @@ static struct store *st;
 static struct store_content *cont; /* per file */
 static pthread_mutex_t stats_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct store_writer_stats stats; /* of all writers */
+static double sched_cpu, sched_queue; /* of all writers, seconds */
 
 static int cmp_str(const void *a, const void *b)
 {
@@ -107,8 +111,17 @@ static void *worker(void *arg)
 	if (ret)
 		fprintf(stderr, "bench_repo: %s\n", strerror((int)-ret));
 	if (w) {
+		FILE *f = fopen("/proc/thread-self/schedstat", "r");
+		unsigned long long run = 0, queue = 0;
+
+		if (f && fscanf(f, "%llu %llu", &run, &queue) != 2)
+			run = queue = 0;
+		if (f)
+			fclose(f);
 		pthread_mutex_lock(&stats_lock);
 		store_writer_stats_add(w, &stats);
+		sched_cpu += (double)run / 1e9;
+		sched_queue += (double)queue / 1e9;
 		pthread_mutex_unlock(&stats_lock);
 	}
 	store_writer_free(w);
@@ -333,6 +346,8 @@ int main(int argc, char **argv)
 	       clock_s(CLOCK_MONOTONIC) - w0,
 	       clock_s(CLOCK_PROCESS_CPUTIME_ID) - c0,
 	       clock_s(CLOCK_MONOTONIC) - wj);
+	printf("sched cpu %.3f runqueue %.3f threads %d\n", sched_cpu,
+	       sched_queue, nth);
 	printf("stages");
 	for (int i = 0; i < STORE_STAGES; i++)
 		printf(" %s %.3f", store_stage_name(i),

@@ -86,6 +86,7 @@ one() { # tool
 		# stage timers: name seconds ...; the stages alone
 		echo "$1-stages $(grep '^stages ' "$work/line" | cut -d' ' -f2-)" >>"$res"
 		echo "$1-limit $(grep '^limit ' "$work/line" | cut -d' ' -f2-)" >>"$res"
+		echo "$1-sched $(grep '^sched ' "$work/line" | cut -d' ' -f2-)" >>"$res"
 		set -- "$1" $(grep '^read ' "$work/line")
 		# read back: store wall, store cpu, cat wall, cat cpu, packs
 		echo "$1-read $4 $6 $8 ${10} ${12}" >>"$res" ;;
@@ -127,6 +128,7 @@ function medv(list,   n, i, j, v, x) { # median of a space-separated list
 	return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
 }
 /-stages / { x = substr($1, 1, length($1) - 7); for (i = 2; i < NF; i += 2) { sn[i] = $i; sv[x, i] = sv[x, i] " " $(i + 1) }; ns = NF; next }
+/-sched / { x = substr($1, 1, length($1) - 6); rq[x] = rq[x] " " $5; next }
 /-limit / { for (i = 2; i < NF; i += 2) lim[$i] = lim[$i] " " $(i + 1); next }
 /-read / { nr++; t[nr] = $1; s[nr] = $2; b[nr] = $3; c[nr] = $4; cw[$1] = cw[$1] " " $4; cc[$1] = cc[$1] " " $5; pk[$1] = $6; seen[$1] = 1; next }
 { nr++; t[nr] = $1; s[nr] = $2; b[nr] = $3; c[nr] = $4; seen[$1] = 1 }
@@ -163,7 +165,8 @@ END {
 			else wt = v
 		}
 		cs = med(x, 4)
-		printf "%s CPU seconds by stage (median, all threads):%s; outside the stages %.3f (file reads, threads); waiting for the pack %.3f s wall\n", x, line, (cs > tot ? cs - tot : 0), wt
+		printf "%s CPU seconds by stage (median, all threads):%s; outside the stages %.3f (file reads, threads); append wall beyond its CPU %.3f s (lock, disk or a CPU)\n", x, line, (cs > tot ? cs - tot : 0), wt
+		if (rq[x] != "") printf "%s writer threads waited %.2f s for a CPU (run queue: other jobs; median, all threads) in %.2f s of wall\n", x, medv(rq[x]), med(x, 2)
 		lt = lc + ls + ll + (k == 2 ? lg : 0)
 		printf "%s ingest per core %.0f MB/s = %.0f%% of the stage limit %.0f MB/s (chunker + sha-256 + lz4%s) (goal >= 75%%: %s)\n", x, cpu[x], 100 * lt / cs, input / 1e6 / lt, (k == 2 ? " + aes-256-gcm" : ""), (100 * lt / cs >= 75 ? "met" : "not met")
 	}

@@ -317,6 +317,19 @@ out:
 
 /* ---- open / close ---- */
 
+/*
+ * Give back the room a pack was given beyond its end (pack_new()
+ * preallocates it, to spare the file system's per-page allocation on
+ * every append).  Only a hint: errors are ignored.
+ */
+static void pack_trim(int fd)
+{
+	struct stat sb;
+
+	if (!fstat(fd, &sb) && ftruncate(fd, sb.st_size) < 0)
+		log_debug("store: cannot trim a pack: %s", strerror(errno));
+}
+
 /* Cut packs a crashed writer left unsealed back to their last chunk. */
 static int recover(struct store *st)
 {
@@ -389,6 +402,8 @@ out:
 					(long long)sb.st_size);
 				if (ftruncate(fd, ends[i]) < 0 || fsync(fd) < 0)
 					ret = -errno;
+			} else if (fd >= 0) {
+				pack_trim(fd); /* its preallocated room */
 			}
 			if (fd >= 0)
 				close(fd);
@@ -652,6 +667,11 @@ static int pack_new(struct store *st)
 			strerror(errno));
 		goto out;
 	}
+	/* room for the whole pack at once; pack_trim() gives back the rest
+	 * (where the file system cannot, appends allocate as they go) */
+	if (fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, (off_t)st->pack_target) < 0)
+		log_debug("store: cannot preallocate a pack: %s",
+			  strerror(errno));
 	pack_hdr_encode(hdr);
 	ret = util_write_all(fd, hdr, sizeof(hdr));
 	if (ret)
@@ -948,8 +968,10 @@ int store_flush(struct store *st)
 	for (size_t i = 0; i < st->npend; i++)
 		idmap_put(&st->pendmap, st->pend[i].id, i);
 	pthread_mutex_unlock(&st->wlock);
-	for (size_t i = 0; i < nuns; i++)
+	for (size_t i = 0; i < nuns; i++) {
+		pack_trim(uns[i].fd);
 		close(uns[i].fd);
+	}
 	nuns = 0;
 out:
 	if (nuns) {
@@ -988,6 +1010,7 @@ int store_seal_pack(struct store *st)
 		ret = index_exec(st, sql);
 		pthread_mutex_unlock(&st->db_lock);
 		if (!ret) {
+			pack_trim(st->pack_fd);
 			close(st->pack_fd);
 			st->pack_fd = -1;
 		}

@@ -267,35 +267,59 @@ static struct store *open_opts(const char *repo, const unsigned char *key,
 	return st;
 }
 
-/* The first pack file of @repo (there is one in these tests). */
-static bool first_pack(const char *repo, char *out, size_t size)
+/* Call @fn with the path of each pack file of @repo until it says stop. */
+static void walk_packs(const char *repo,
+		       bool (*fn)(void *arg, const char *path), void *arg)
 {
-	char dir[300];
+	char dir[300], path[1200];
 	DIR *d, *s;
 	struct dirent *de, *se;
-	bool found = false;
+	bool stop = false;
 
 	snprintf(dir, sizeof(dir), "%s/data", repo);
 	d = opendir(dir);
-	while (d && !found && (de = readdir(d))) {
+	while (d && !stop && (de = readdir(d))) {
 		char sub[900];
 
 		if (de->d_name[0] == '.')
 			continue;
 		snprintf(sub, sizeof(sub), "%s/%s", dir, de->d_name);
 		s = opendir(sub);
-		while (s && !found && (se = readdir(s))) {
+		while (s && !stop && (se = readdir(s))) {
 			if (!strstr(se->d_name, ".pack"))
 				continue;
-			snprintf(out, size, "%s/%s", sub, se->d_name);
-			found = true;
+			snprintf(path, sizeof(path), "%s/%s", sub, se->d_name);
+			stop = fn(arg, path);
 		}
 		if (s)
 			closedir(s);
 	}
 	if (d)
 		closedir(d);
-	return found;
+}
+
+struct first {
+	char *out;
+	size_t size;
+	bool found;
+};
+
+static bool take_first(void *arg, const char *path)
+{
+	struct first *f = arg;
+
+	snprintf(f->out, f->size, "%s", path);
+	f->found = true;
+	return true;
+}
+
+/* The first pack file of @repo (there is one in these tests). */
+static bool first_pack(const char *repo, char *out, size_t size)
+{
+	struct first f = { out, size, false };
+
+	walk_packs(repo, take_first, &f);
+	return f.found;
 }
 
 static void test_keys(void)
@@ -1558,6 +1582,60 @@ static void test_write_fails(void)
 	free(repo);
 }
 
+/* Packs whose disk blocks reach more than 64 KiB past their end. */
+struct roomy {
+	int packs, roomy;
+};
+
+static bool count_roomy(void *arg, const char *path)
+{
+	struct roomy *r = arg;
+	struct stat sb;
+
+	r->packs++;
+	if (stat(path, &sb) ||
+	    (uint64_t)sb.st_blocks * 512 > (uint64_t)sb.st_size + 64 * 1024)
+		r->roomy++;
+	return false;
+}
+
+/*
+ * Packs are preallocated whole while written, and give the room back
+ * when closed: rotated ones at the flush, the last at the close.
+ */
+static void test_pack_room(void)
+{
+	char *repo = new_repo();
+	unsigned char *b = xmalloc(MiB);
+	struct store_content c;
+	struct roomy r = { 0 };
+	struct store *st;
+
+	CHECK_EQ(make_repo(repo, false, NULL), 0);
+	st = open_opts(repo, NULL, STORE_OPEN_WRITE, 0, 4 * MiB);
+	store_content_init(&c);
+	for (int i = 0; i < 10; i++) {
+		fill_random(b, MiB, 300 + (uint64_t)i);
+		CHECK_EQ(store_put(st, b, MiB, &c), 0);
+	}
+	CHECK_EQ(store_flush(st), 0);
+	walk_packs(repo, count_roomy, &r);
+	/* 3 records a pack; the current one may keep its room */
+	CHECK_EQ(r.packs, 4);
+	CHECK(r.roomy <= 1);
+	CHECK_EQ(store_close(st), 0);
+	r = (struct roomy){ 0 };
+	walk_packs(repo, count_roomy, &r);
+	CHECK_EQ(r.packs, 4);
+	CHECK_EQ(r.roomy, 0);
+	st = open_ro(repo, NULL, 0);
+	CHECK(read_equal(st, &c, b, MiB, 100000));
+	store_close(st);
+	store_content_release(&c);
+	free(b);
+	free(repo);
+}
+
 /* A reader sees what another writer flushed, not before. */
 static void test_reader_sees_flush(void)
 {
@@ -1773,6 +1851,7 @@ int main(int argc, char **argv)
 	RUN_IF(test_sha2x);
 	RUN_IF(test_same_content_concurrent);
 	RUN_IF(test_write_fails);
+	RUN_IF(test_pack_room);
 	if (!getenv("KEEP")) {
 		char cmd[300];
 
