@@ -2185,9 +2185,11 @@ static int fetch(void *ctx, int fd, uint64_t off, uint64_t len, uint64_t *got,
 {
 	struct rctx *r = ctx;
 	struct sink_ctx s = { fd, off, off, off, pr };
-	struct http_sink sink = { sink_write, sink_reset, &s };
+	/* a ranged fetch that breaks is not replayed from its start by the
+	 * http client (no reset): it goes on from where it broke below */
+	struct http_sink sink = { sink_write, len ? NULL : sink_reset, &s };
 	int64_t t0 = util_mono_ms();
-	unsigned attempt = 0, short_reads = 0;
+	unsigned attempt = 0, short_reads = 0, resumed = 0;
 	bool refreshed = false;
 	uint64_t cur = off;
 	int rc;
@@ -2213,6 +2215,13 @@ static int fetch(void *ctx, int fd, uint64_t off, uint64_t len, uint64_t *got,
 			/* a short body: ask for the rest */
 			log_debug("live: %llu bytes short, asking again",
 				  (unsigned long long)(off + len - s.pos));
+			cur = s.pos;
+			continue;
+		}
+		if (transient(rc) && len && s.pos > cur && ++resumed < 16) {
+			/* the connection broke after some bytes: the rest */
+			log_debug("live: a download broke at %llu, going on",
+				  (unsigned long long)s.pos);
 			cur = s.pos;
 			continue;
 		}

@@ -243,6 +243,11 @@ static int fail(const struct greq *r, const struct http_response *resp, int rc)
 		log_debug("%s %s: HTTP 404 (request-id %s, client-request-id "
 			  "%s)",
 			  method, path, e->request_id, e->client_request_id);
+	else if (rc == -ECONNRESET && r->sink && !r->sink->reset &&
+		 resp->body_bytes)
+		/* the caller asks for the rest (graph_item_download()) */
+		log_debug("%s %s: broke after %llu bytes: %s", method, path,
+			  (unsigned long long)resp->body_bytes, e->message);
 	else
 		log_err("%s %s: HTTP %ld %s (request-id %s, client-request-id "
 			"%s): %s",

@@ -438,7 +438,9 @@ void graph_pager_free(struct graph_pager *p);
  * skipped here, so the sink always gets exactly the range asked for.
  * *@got (may be NULL) receives the bytes delivered.  Returns 0 or -errno
  * (-ENOENT: gone; -EACCES: the download URL expired, fetch the item again
- * and retry with its new URL or NULL).
+ * and retry with its new URL or NULL; -ECONNRESET, logged at debug level
+ * only: the transfer broke after bytes reached a sink without reset, ask
+ * for the rest).
  */
 int graph_item_download(struct graph *g, const char *drive_id,
 			const char *item_id, const char *download_url,

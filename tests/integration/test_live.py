@@ -117,16 +117,21 @@ def test_live_equals_truth_without_snapshots(emulator, tmp_path):
             open(p, "r+b")
 
 
+def big_file(emulator, name, size):
+    """A file of @size bytes in the admin's OneDrive -> its SHA-256."""
+    r = emulator.mutate(op="create_file", size=size,
+                        path="onedrive/%s/%s" % (ADMIN, name))
+    assert r["ok"], r
+    return next(f["sha256"] for f in emulator.truth()["files"]
+                if f["path"].endswith("/" + name))
+
+
 def test_live_range_read_downloads_only_that_range(emulator, tmp_path):
     """4 KiB from the middle of a 60 MB file costs about 4 KiB of download;
     the whole file then reads back with the tenant's hash."""
     env = Env(emulator, tmp_path)
     size = 60 * 1000 * 1000
-    r = emulator.mutate(op="create_file", size=size,
-                        path="onedrive/%s/live-big.bin" % ADMIN)
-    assert r["ok"], r
-    sha = next(f["sha256"] for f in emulator.truth()["files"]
-               if f["path"].endswith("/live-big.bin"))
+    sha = big_file(emulator, "live-big.bin", size)
     with env.mount() as m:
         p = m.mnt / "live/onedrive" / ADMIN / "live-big.bin"
         assert os.stat(p).st_size == size
@@ -159,11 +164,7 @@ def test_live_cold_cat_is_one_request(emulator, tmp_path):
     the reader advances, every byte once."""
     env = Env(emulator, tmp_path)
     size = 40 * 1000 * 1000 + 4321
-    r = emulator.mutate(op="create_file", size=size,
-                        path="onedrive/%s/live-stream.bin" % ADMIN)
-    assert r["ok"], r
-    sha = next(f["sha256"] for f in emulator.truth()["files"]
-               if f["path"].endswith("/live-stream.bin"))
+    sha = big_file(emulator, "live-stream.bin", size)
     with env.mount(ttl=600) as m:
         p = m.mnt / "live/onedrive" / ADMIN / "live-stream.bin"
         assert os.stat(p).st_size == size
@@ -180,6 +181,29 @@ def test_live_cold_cat_is_one_request(emulator, tmp_path):
         emulator.reset_stats()
         assert file_sha(p) == sha
         assert emulator.stats()["total"] == 0
+
+
+def test_live_broken_stream_goes_on_where_it_broke(emulator, tmp_path):
+    """A download whose connection drops halfway is asked again for the
+    rest only: the file reads back right, about once downloaded."""
+    env = Env(emulator, tmp_path)
+    size = 30 * 1000 * 1000
+    sha = big_file(emulator, "live-drop.bin", size)
+    with env.mount(ttl=600) as m:
+        p = m.mnt / "live/onedrive" / ADMIN / "live-drop.bin"
+        assert os.stat(p).st_size == size
+        emulator.reset_stats()
+        emulator.control("POST", "/faults", [
+            dict(path_regex="download", host="files",
+                 drop_after_bytes=size // 2, count=1)])
+        assert file_sha(p) == sha
+        s = emulator.stats()
+        dl = [x for x in s["log"] if x.get("host") == "files"]
+        assert len(dl) == 2, dl
+        start = int(re.match(r"bytes=(\d+)-", dl[1]["range"]).group(1))
+        assert start >= size // 2 - 2 * MIB, dl  # not from the start
+        assert s["bytes_downloaded"] <= size + 2 * MIB, s["bytes_downloaded"]
+        emulator.fault(clear=True)
 
 
 def test_live_mutations_appear_after_ttl(emulator, tmp_path):
@@ -312,6 +336,42 @@ def test_live_refresh_through_delta(emulator, tmp_path):
         time.sleep(ttl + 0.5)
         wait_for(lambda: not (top / "dlt/a/new.txt").exists(), "delete")
         assert sorted(os.listdir(top / "dlt/a")) == ["f.txt"]
+
+
+def test_live_first_refresh_through_a_time_token(emulator, tmp_path):
+    """Two folders listed (no recursive walk, so no deltaLink yet) are
+    renewed by a delta call with a time token; a move from one to the
+    other relists both, and shows."""
+    env = Env(emulator, tmp_path)
+    base = "onedrive/%s/tok" % ADMIN
+    emulator.mutate(op="create_folder", path=base)
+    emulator.mutate(op="create_file", path=base + "/x.txt", content="x\n")
+    ttl = 2
+    with env.mount(ttl=ttl) as m:
+        top = m.mnt / "live/onedrive" / ADMIN
+        names = set(os.listdir(top))
+        assert "tok" in names and "x.txt" not in names
+        assert os.listdir(top / "tok") == ["x.txt"]
+        time.sleep(ttl + 0.5)
+        emulator.reset_stats()
+        assert set(os.listdir(top)) == names
+        assert os.listdir(top / "tok") == ["x.txt"]
+        s = emulator.stats()
+        (d,) = graph_calls(s, "/delta")
+        assert re.search(r"token=\d{4}-", d["query"]), d
+        assert graph_calls(s, "/children") == [], s["log"]
+        emulator.mutate(op="move", path=base + "/x.txt",
+                        dest="onedrive/%s" % ADMIN)
+        time.sleep(ttl + 0.5)
+        emulator.reset_stats()
+        assert os.listdir(top / "tok") == []
+        assert set(os.listdir(top)) == names | {"x.txt"}
+        assert (top / "x.txt").read_text() == "x\n"
+        s = emulator.stats()
+        (d,) = graph_calls(s, "/delta")
+        assert "token=" in d["query"] and not re.search(
+            r"token=\d{4}-", d["query"]), d  # the saved deltaLink
+        assert len(graph_calls(s, "/children")) == 2, s["log"]
 
 
 def test_live_diff_against_snapshot_lists_the_mutations(emulator, tmp_path):
