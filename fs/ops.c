@@ -33,9 +33,6 @@
 #define MARKER_MAX	 (1u << 20) /* bytes of the .partial marker */
 #define STATFS_MS	 30000
 #define PUSH_READ_MAX	 (64 * 1024) /* larger reads: the kernel reads ahead */
-#define RA_MIN_READ	 (128 * 1024) /* reads this large are sequential */
-#define RA_AHEAD	 (8u << 20) /* packs read ahead of a sequential reader */
-#define RA_STEP		 (2u << 20) /* ... in steps of at least this much */
 
 /* ---- cached objects ----------------------------------------------------- */
 
@@ -44,7 +41,6 @@ struct file_obj {
 	struct ino_obj o;
 	int64_t size;
 	int err_logged; /* set once a read failure was logged */
-	uint64_t ra_end; /* packs are read ahead up to this offset */
 	size_t desc_len;
 	unsigned char desc[];
 };
@@ -669,31 +665,6 @@ static bool read_view(fuse_req_t req, struct fs *fs, struct file_obj *f,
 	return true;
 }
 
-/*
- * A sequential reader (the kernel's readahead sends large reads) gets the
- * packs of the next RA_AHEAD bytes of its file read into memory ahead of
- * its requests, so that loading their chunks need not wait for the disk.
- */
-static void read_ahead(struct fs *fs, struct file_obj *f, off_t off,
-		       size_t size)
-{
-	uint64_t end = (uint64_t)off + size, want = end + RA_AHEAD, from;
-	uint64_t last = __atomic_load_n(&f->ra_end, __ATOMIC_RELAXED);
-
-	if (size < RA_MIN_READ)
-		return;
-	if (want > (uint64_t)f->size)
-		want = (uint64_t)f->size;
-	from = last > end ? last : end;
-	if (from >= want || (want - from < RA_STEP && want < (uint64_t)f->size))
-		return;
-	/* one thread per step: the others go on answering */
-	if (!__atomic_compare_exchange_n(&f->ra_end, &last, want, false,
-					 __ATOMIC_RELAXED, __ATOMIC_RELAXED))
-		return;
-	store_prefetch(fs->st, f->desc, f->desc_len, from, want - from);
-}
-
 static void fsop_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		      struct fuse_file_info *fi)
 {
@@ -724,23 +695,25 @@ static void fsop_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	if ((uint64_t)size > (uint64_t)(f->size - off))
 		size = (size_t)(f->size - off);
-	if (!read_view(req, fs, f, ino, size, off)) {
-		p = rbuf_get(size);
-		n = p ? store_read(fs->st, f->desc, f->desc_len, (uint64_t)off,
-				   p, size)
-		      : 0;
-		if (!p) {
-			fuse_reply_err(req, ENOMEM);
-		} else if (n < 0) {
-			read_failed(fs, f, ino, (int)n);
-			fuse_reply_err(req, EIO);
-		} else {
-			fuse_reply_buf(req, p, (size_t)n);
-		}
+	if (read_view(req, fs, f, ino, size, off)) {
+		ino_table_put(fs->files, &f->o);
+		return;
 	}
-	/* after the reply: finding the chunks may wait for the index */
-	read_ahead(fs, f, off, size);
+	p = rbuf_get(size);
+	if (!p) {
+		ino_table_put(fs->files, &f->o);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	n = store_read(fs->st, f->desc, f->desc_len, (uint64_t)off, p, size);
+	if (n < 0) {
+		read_failed(fs, f, ino, (int)n);
+		ino_table_put(fs->files, &f->o);
+		fuse_reply_err(req, EIO);
+		return;
+	}
 	ino_table_put(fs->files, &f->o);
+	fuse_reply_buf(req, p, (size_t)n);
 }
 
 /* ---- directories -------------------------------------------------------- */

@@ -532,25 +532,15 @@ static void lru_push(struct cache_shard *s, struct cache_ent *e)
 		s->tail = e;
 }
 
-/* The entry of @id in shard @s (locked by the caller), or NULL. */
-static struct cache_ent *shard_find(struct cache_shard *s,
-				    const unsigned char *id)
-{
-	struct cache_ent *e;
-
-	for (e = s->bucket[bucket_of(s, id)]; e; e = e->hnext)
-		if (!memcmp(e->id, id, 32))
-			break;
-	return e;
-}
-
 static struct cache_ent *cache_get(struct store *st, const unsigned char *id)
 {
 	struct cache_shard *s = shard_of(st, id);
 	struct cache_ent *e;
 
 	pthread_mutex_lock(&s->lock);
-	e = shard_find(s, id);
+	for (e = s->bucket[bucket_of(s, id)]; e; e = e->hnext)
+		if (!memcmp(e->id, id, 32))
+			break;
 	if (e) {
 		atomic_fetch_add(&e->refs, 1);
 		if (s->head != e) {
@@ -560,18 +550,6 @@ static struct cache_ent *cache_get(struct store *st, const unsigned char *id)
 	}
 	pthread_mutex_unlock(&s->lock);
 	return e;
-}
-
-/* Whether @id is in the cache now (no reference, no LRU update). */
-static bool cache_has(struct store *st, const unsigned char *id)
-{
-	struct cache_shard *s = shard_of(st, id);
-	struct cache_ent *e;
-
-	pthread_mutex_lock(&s->lock);
-	e = shard_find(s, id);
-	pthread_mutex_unlock(&s->lock);
-	return e != NULL;
 }
 
 static void hash_unlink(struct cache_shard *s, struct cache_ent *e)
@@ -860,54 +838,6 @@ int store_view_get(struct store *st, const void *desc, size_t desc_len,
 	v->len = e->len;
 	v->priv = e;
 	return 0;
-}
-
-/* Ask the kernel to read bytes [@from, @to) of @pack ahead. */
-static void pack_advise(struct store *st, int64_t pack, uint64_t from,
-			uint64_t to)
-{
-	int fd, slot;
-
-	if (pack < 0 || to <= from)
-		return;
-	fd = fd_get(st, pack, &slot);
-	if (fd < 0)
-		return;
-	posix_fadvise(fd, (off_t)from, (off_t)(to - from), POSIX_FADV_WILLNEED);
-	fd_put(st, fd, slot);
-}
-
-#define PREFETCH_GAP (256u * 1024) /* merge pack ranges this close */
-
-void store_prefetch(struct store *st, const void *desc, size_t desc_len,
-		    uint64_t off, uint64_t len)
-{
-	const unsigned char *id;
-	uint64_t count, size, start, end, from = 0, to = 0, rec;
-	int64_t pack = -1;
-	struct loc loc;
-
-	if (desc_shape(desc, desc_len, &count, &size) || off >= size || !len)
-		return;
-	for (uint64_t i = desc_find(desc, count, off); i < count; i++) {
-		desc_entry(desc, i, &id, &start, &end);
-		if (start >= off + len)
-			break;
-		if (cache_has(st, id) || store_locate(st, id, &loc))
-			continue;
-		rec = loc.off + CHUNK_HDR_LEN + loc.stored;
-		if (loc.pack == pack && loc.off >= from &&
-		    loc.off <= to + PREFETCH_GAP) {
-			if (rec > to)
-				to = rec;
-			continue;
-		}
-		pack_advise(st, pack, from, to);
-		pack = loc.pack;
-		from = loc.off;
-		to = rec;
-	}
-	pack_advise(st, pack, from, to);
 }
 
 void store_view_put(struct store_view *v)

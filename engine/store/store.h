@@ -359,17 +359,6 @@ int store_view_get(struct store *st, const void *desc, size_t desc_len,
 		   uint64_t off, struct store_view *v);
 
 /**
- * Start reading the chunks of content @desc that hold bytes [@off, @off +
- * @len) from their packs into the kernel's page cache, without waiting
- * (posix_fadvise WILLNEED); chunks in the store's cache are skipped.  For
- * sequential readers: their next store_read() or store_view_get() of
- * these chunks then finds the pack pages in memory instead of waiting for
- * the disk.  Only a hint: errors are ignored, nothing is decoded or kept.
- */
-void store_prefetch(struct store *st, const void *desc, size_t desc_len,
-		    uint64_t off, uint64_t len);
-
-/**
  * Give back the reference of @v (zeroed).  A zeroed view is fine.  Every
  * view must be given back before its store is closed.
  */

@@ -116,7 +116,7 @@ def test_fs_reads_at_any_offset_and_size(mnt, two_snaps):
             assert os.pread(fd, n, off) == want[off:off + n], (off, n)
     finally:
         os.close(fd)
-    # sequential reads of the whole file, as cat does them (read-ahead)
+    # and sequential reads of the whole file, as cat does them
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 17), b""):

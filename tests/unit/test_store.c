@@ -10,7 +10,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -1746,128 +1745,6 @@ static void test_view(void)
 	free(repo);
 }
 
-/*
- * Bytes of the pack files of @repo in the page cache (mincore); with
- * @evict, first drop them from it.  *@total receives the packs' size.
- */
-static uint64_t packs_resident(const char *repo, bool evict, uint64_t *total)
-{
-	char dir[512], path[1024];
-	long psize = sysconf(_SC_PAGESIZE);
-	uint64_t in = 0;
-	DIR *top, *sub;
-	struct dirent *d, *e;
-
-	*total = 0;
-	snprintf(dir, sizeof(dir), "%s/data", repo);
-	top = opendir(dir);
-	if (!top)
-		return 0;
-	while ((d = readdir(top))) {
-		if (d->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, d->d_name);
-		sub = opendir(path);
-		while (sub && (e = readdir(sub))) {
-			struct stat st;
-			unsigned char *vec;
-			void *map;
-			size_t pages;
-			int fd;
-
-			if (!strstr(e->d_name, ".pack"))
-				continue;
-			snprintf(path, sizeof(path), "%s/%s/%s", dir, d->d_name,
-				 e->d_name);
-			fd = open(path, O_RDONLY);
-			if (fd < 0 || fstat(fd, &st) || !st.st_size) {
-				if (fd >= 0)
-					close(fd);
-				continue;
-			}
-			if (evict)
-				posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
-			*total += (uint64_t)st.st_size;
-			pages = ((size_t)st.st_size + psize - 1) / psize;
-			map = mmap(NULL, (size_t)st.st_size, PROT_READ,
-				   MAP_SHARED, fd, 0);
-			vec = malloc(pages);
-			if (map != MAP_FAILED && vec &&
-			    !mincore(map, (size_t)st.st_size, vec))
-				for (size_t i = 0; i < pages; i++)
-					in += (vec[i] & 1) ? (uint64_t)psize
-							   : 0;
-			free(vec);
-			if (map != MAP_FAILED)
-				munmap(map, (size_t)st.st_size);
-			close(fd);
-		}
-		if (sub)
-			closedir(sub);
-	}
-	closedir(top);
-	return in;
-}
-
-/* Poll until at least @want bytes of @repo's packs are in memory. */
-static uint64_t wait_resident(const char *repo, uint64_t want)
-{
-	uint64_t in = 0, total;
-
-	for (int i = 0; i < 500; i++) {
-		in = packs_resident(repo, false, &total);
-		if (in >= want)
-			break;
-		usleep(10 * 1000);
-	}
-	return in;
-}
-
-static void test_prefetch(void)
-{
-	size_t n = 8 * MiB;
-	char *repo = new_repo();
-	unsigned char *a = xmalloc(n), *b = xmalloc(n);
-	struct store_content c;
-	struct store *r;
-	uint64_t total, in;
-
-	/* random: incompressible, the packs are as large */
-	r = ro_with_content(repo, a, n, 93, 64 * MiB, &c);
-	CHECK(c.chunks >= 4);
-	CHECK(r != NULL);
-	if (!r)
-		return;
-	/* hints that fit nothing do nothing */
-	store_prefetch(r, c.desc.data, c.desc.len, n, MiB);
-	store_prefetch(r, c.desc.data, c.desc.len, 0, 0);
-	store_prefetch(r, "D\1\0\0junk", 8, 0, n);
-	in = packs_resident(repo, true, &total);
-	CHECK(total >= n);
-	if (in > total / 10) {
-		/* a file system that keeps everything in memory (tmpfs) */
-		fprintf(stderr, "test_prefetch: packs stay in memory here: "
-				"page cache checks skipped\n");
-	} else {
-		/* the first chunk: some of the pack, not all of it */
-		store_prefetch(r, c.desc.data, c.desc.len, 0, 1);
-		in = wait_resident(repo, 1);
-		CHECK(in > 0 && in < total * 3 / 4);
-		/* all of it */
-		store_prefetch(r, c.desc.data, c.desc.len, 0, n);
-		in = wait_resident(repo, n);
-		CHECK(in >= n);
-	}
-	/* and the reads that follow see the same bytes */
-	CHECK_EQ(store_read(r, c.desc.data, c.desc.len, 0, b, n), (ssize_t)n);
-	CHECK(!memcmp(a, b, n));
-	store_close(r);
-	store_content_release(&c);
-	free(a);
-	free(b);
-	free(repo);
-}
-
 /* Readers of one content that start together (test_one_load_per_chunk). */
 struct together {
 	struct store *st;
@@ -1957,7 +1834,6 @@ int main(int argc, char **argv)
 	RUN_IF(test_lock);
 	RUN_IF(test_reader_sees_flush);
 	RUN_IF(test_view);
-	RUN_IF(test_prefetch);
 	RUN_IF(test_one_load_per_chunk);
 	RUN_IF(test_dedup_edit);
 	RUN_IF(test_damage_plain);
