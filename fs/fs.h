@@ -48,7 +48,7 @@ struct fs_opts {
 	int debug;
 };
 
-#define FS_DEFAULT_CACHE_MB	48
+#define FS_DEFAULT_CACHE_MB	32
 #define FS_DEFAULT_DIR_CACHE_MB 16
 #define FS_DEFAULT_TIMEOUT	86400.0
 #define FS_DEFAULT_READAHEAD_KB 1024
