@@ -42,7 +42,8 @@ struct rnode {
 	int64_t entry; /* queue entry once committed, else 0 */
 	bool committed;
 	bool listed; /* directories: the tenant's names were added */
-	struct rnode *child, *next; /* first child; next sibling */
+	struct rnode *child, *next, *prev; /* first child; siblings */
+	struct rnode *hnext; /* chain in R.hash: (parent, name) */
 };
 
 static struct {
@@ -58,6 +59,10 @@ static struct {
 	pthread_mutex_t lock;
 	struct rnode **nodes; /* [0] = restore/, [i] = ino 15 + i */
 	size_t n, cap;
+	/* linked nodes by (parent, name): a cp -r of 100,000 files into one
+	 * folder looks each name up, and rsync renames each temporary file */
+	struct rnode **hash;
+	size_t hcap, hn;
 } R = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 /* ---- options ----------------------------------------------------------- */
@@ -147,6 +152,87 @@ static bool is_mine(uint64_t ino)
 		       (ino >= INO_RESTORE_FIRST && ino_snap(ino) == 0));
 }
 
+static size_t hash_of(uint64_t parent, const char *name)
+{
+	uint64_t h = 1469598103934665603ull ^ parent;
+
+	for (; *name; name++)
+		h = (h ^ (unsigned char)*name) * 1099511628211ull;
+	return (size_t)(h ^ (h >> 29));
+}
+
+/* Double the table at one node per bucket; without memory keep chaining. */
+static void hash_grow(void)
+{
+	size_t cap = R.hcap * 2, i;
+	struct rnode **t = calloc(cap, sizeof(*t)), *n, *next;
+
+	if (!t)
+		return;
+	for (i = 0; i < R.hcap; i++)
+		for (n = R.hash[i]; n; n = next) {
+			size_t b = hash_of(n->parent, n->name) & (cap - 1);
+
+			next = n->hnext;
+			n->hnext = t[b];
+			t[b] = n;
+		}
+	free(R.hash);
+	R.hash = t;
+	R.hcap = cap;
+}
+
+/* Link @n as a child of @dir under its name (lock held). */
+static void child_link(struct rnode *dir, struct rnode *n)
+{
+	size_t b;
+
+	n->parent = dir->ino;
+	n->prev = NULL;
+	n->next = dir->child;
+	if (dir->child)
+		dir->child->prev = n;
+	dir->child = n;
+	if (R.hn >= R.hcap)
+		hash_grow();
+	b = hash_of(n->parent, n->name) & (R.hcap - 1);
+	n->hnext = R.hash[b];
+	R.hash[b] = n;
+	R.hn++;
+}
+
+static void child_unlink(struct rnode *dir, struct rnode *n)
+{
+	struct rnode **pp;
+
+	if (n->prev)
+		n->prev->next = n->next;
+	else if (dir->child == n)
+		dir->child = n->next;
+	if (n->next)
+		n->next->prev = n->prev;
+	n->next = n->prev = NULL;
+	pp = &R.hash[hash_of(n->parent, n->name) & (R.hcap - 1)];
+	for (; *pp; pp = &(*pp)->hnext)
+		if (*pp == n) {
+			*pp = n->hnext;
+			R.hn--;
+			break;
+		}
+	n->hnext = NULL;
+}
+
+static struct rnode *child_find(struct rnode *dir, const char *name)
+{
+	struct rnode *c;
+
+	for (c = R.hash[hash_of(dir->ino, name) & (R.hcap - 1)]; c;
+	     c = c->hnext)
+		if (c->parent == dir->ino && !c->gone && !strcmp(c->name, name))
+			return c;
+	return NULL;
+}
+
 /* Add a node under @parent (lock held).  NULL: no memory. */
 static struct rnode *node_add(struct rnode *parent, const char *name, bool dir)
 {
@@ -171,35 +257,10 @@ static struct rnode *node_add(struct rnode *parent, const char *name, bool dir)
 	n->conflict = -1;
 	n->fd = -1;
 	n->mtime = util_now();
-	if (parent) {
-		n->parent = parent->ino;
-		n->next = parent->child;
-		parent->child = n;
-	}
 	R.nodes[R.n++] = n;
+	if (parent)
+		child_link(parent, n);
 	return n;
-}
-
-static struct rnode *child_find(struct rnode *dir, const char *name)
-{
-	struct rnode *c;
-
-	for (c = dir->child; c; c = c->next)
-		if (!c->gone && !strcmp(c->name, name))
-			return c;
-	return NULL;
-}
-
-static void child_unlink(struct rnode *dir, struct rnode *n)
-{
-	struct rnode **pp;
-
-	for (pp = &dir->child; *pp; pp = &(*pp)->next)
-		if (*pp == n) {
-			*pp = n->next;
-			break;
-		}
-	n->next = NULL;
 }
 
 /* Path of @n below restore/ into @out (lock held). */
@@ -910,9 +971,7 @@ static void rop_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 			child_unlink(d, n);
 			free(n->name);
 			n->name = nn;
-			n->parent = nd->ino;
-			n->next = nd->child;
-			nd->child = n;
+			child_link(nd, n);
 			/* rsync: the temporary file got its real name */
 			if (n->fd < 0 && !deferred(n->name))
 				rc = node_commit(n) < 0 ? -EIO : 0;
@@ -1367,7 +1426,9 @@ int fs_restore_start(struct fs *fs)
 		goto out;
 	}
 	pthread_mutex_lock(&R.lock);
-	root = node_add(NULL, "", true);
+	R.hash = calloc(1024, sizeof(*R.hash));
+	R.hcap = R.hash ? 1024 : 0; /* grows: a power of two */
+	root = R.hash ? node_add(NULL, "", true) : NULL;
 	for (i = 0; root && i < 3; i++) {
 		top = node_add(root, tops[i], true);
 		if (!top)
@@ -1422,6 +1483,9 @@ void fs_restore_stop(void)
 	free(R.nodes);
 	R.nodes = NULL;
 	R.n = R.cap = 0;
+	free(R.hash);
+	R.hash = NULL;
+	R.hcap = R.hn = 0;
 	free(R.connection);
 	free(R.conflict_s);
 	R.connection = R.conflict_s = NULL;
