@@ -1483,6 +1483,21 @@ static int delta_mark(const char *drive, const struct dchanges *c,
  * call when that is cheaper (see above).  Returns 1: done (or done by
  * another thread meanwhile: look again), 0: not done (list the folder).
  */
+/*
+ * The end of a refresh or an enumeration of drive @dr (L.lock held, given
+ * up here): wake the threads that waited for it.  Returns 1 when it
+ * succeeded (@rc 0), else 0.
+ */
+static int drive_done(struct ldrive *dr, struct dchanges *c, int rc)
+{
+	if (dr)
+		dr->busy = false;
+	pthread_cond_broadcast(&L.cv);
+	pthread_mutex_unlock(&L.lock);
+	dchanges_release(c);
+	return rc == 0 ? 1 : 0;
+}
+
 static int drive_refresh(const char *drive)
 {
 	struct dchanges c = { 0 };
@@ -1585,15 +1600,10 @@ static int drive_refresh(const char *drive)
 			dr->no_delta = true;
 		}
 	}
-	if (dr)
-		dr->busy = false;
-	pthread_cond_broadcast(&L.cv);
-	pthread_mutex_unlock(&L.lock);
 	free(mark);
 	free(link);
 	free(next);
-	dchanges_release(&c);
-	return rc == 0 ? 1 : 0;
+	return drive_done(dr, &c, rc);
 }
 
 /* ---- listing: a recursive walk enumerates the drive --------------------- */
@@ -1769,14 +1779,9 @@ static int drive_walk(uint32_t idx)
 			  "by folder",
 			  drive, ENUM_MAX_PAGES);
 	}
-	if (dr)
-		dr->busy = false;
-	pthread_cond_broadcast(&L.cv);
-	pthread_mutex_unlock(&L.lock);
 	free(next);
 	free(drive);
-	dchanges_release(&c);
-	return rc == 0 ? 1 : 0;
+	return drive_done(dr, &c, rc);
 }
 
 /*

@@ -75,12 +75,18 @@ def check_tree_equals_truth(root, truth):
             assert (root / d).is_dir(), d
 
 
-def snapshot_and_mount(emu, tmp_path):
+def complete_snapshot(emu, tmp_path):
+    """A repository in @tmp_path with one complete snapshot of @emu."""
     tool = Tool(emu, tmp_path)
     repo = tmp_path / "repo"
     tool.init(repo)
     s = tool.snapshot(repo)
     assert s["status"] == "complete", s
+    return repo
+
+
+def snapshot_and_mount(emu, tmp_path):
+    repo = complete_snapshot(emu, tmp_path)
     with Mount(repo, tmp_path / "mnt") as m:
         check_mount_equals_truth(m.mnt, emu.truth())
         assert m.rss_kib() < fsutil.RSS_LIMIT_KIB
@@ -103,11 +109,7 @@ def test_fs_emulator_scale1_rsync(emulator_factory, tmp_path):
     mount, `rsync -aX` everything to disk; the copy equals ground truth."""
     emu = emulator_factory(scale=1)
     try:
-        tool = Tool(emu, tmp_path)
-        repo = tmp_path / "repo"
-        tool.init(repo)
-        s = tool.snapshot(repo)
-        assert s["status"] == "complete", s
+        repo = complete_snapshot(emu, tmp_path)
         truth = emu.truth()
         assert len(truth["files"]) > 2000 and len(truth["messages"]) > 4000
         dst = tmp_path / "copy"
