@@ -621,7 +621,7 @@ static int node_spool(struct rnode *n, struct rnode *dir)
 		return rc;
 	if (n->fd >= 0)
 		close(n->fd);
-	if (n->spool && !n->committed)
+	if (n->spool && !n->committed && !n->mem)
 		unlink(n->spool);
 	free(n->spool);
 	n->spool = strdup(spool.data);
@@ -923,7 +923,7 @@ static void rop_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		rc = ENOTEMPTY;
 	else {
 		/* forget it here; the tenant keeps what was restored */
-		if (!n->dir && !n->committed && n->spool)
+		if (!n->dir && !n->committed && n->spool && !n->mem)
 			unlink(n->spool);
 		if (n->fd >= 0)
 			close(n->fd);

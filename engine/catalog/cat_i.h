@@ -122,6 +122,9 @@ struct cat {
 int cat_errno(sqlite3 *db, int rc, const char *what);
 struct conn *cat_conn_get(struct cat *c);
 void cat_conn_put(struct cat *c, struct conn *k);
+/* Close pool connection @k instead of giving it back (the writer's is
+ * given back). */
+void cat_conn_drop(struct cat *c, struct conn *k);
 int cat_stmt(struct conn *k, enum cat_q q, sqlite3_stmt **out);
 int cat_exec(sqlite3 *db, const char *sql);
 int cat_exec_i(sqlite3 *db, const char *sql, int n, ...);

@@ -406,6 +406,14 @@ void cat_conn_put(struct cat *c, struct conn *k)
 	pthread_mutex_unlock(&c->lock);
 }
 
+void cat_conn_drop(struct cat *c, struct conn *k)
+{
+	if (c->writer)
+		cat_conn_put(c, k);
+	else
+		conn_free(k);
+}
+
 int cat_stmt(struct conn *k, enum cat_q q, sqlite3_stmt **out)
 {
 	int rc;
