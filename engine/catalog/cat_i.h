@@ -116,6 +116,16 @@ struct cat {
 	bool committer_run;
 	bool committer_stop;
 	pthread_cond_t cond;
+
+	/*
+	 * Pool connections do not checkpoint when they commit (a restore
+	 * enqueue would wait for it in close()): the checkpointer thread,
+	 * started at the first large WAL, does.  Protected by ckpt_lock.
+	 */
+	pthread_mutex_t ckpt_lock;
+	pthread_cond_t ckpt_cond;
+	pthread_t ckpt;
+	bool ckpt_run, ckpt_want, ckpt_stop;
 };
 
 /* db.c */

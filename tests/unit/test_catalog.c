@@ -1502,8 +1502,12 @@ static sqlite3_vfs *real_vfs, count_vfs;
 static struct {
 	const sqlite3_io_methods *real;
 	sqlite3_io_methods copy;
+	bool main_db; /* the database file's (not a journal's) */
 } count_io[4];
 static int syncs;
+/* flushes of the database file (checkpoints) by this thread, by others */
+static int db_syncs_here, db_syncs_other;
+static pthread_t test_thread;
 
 static int count_sync(sqlite3_file *f, int flags)
 {
@@ -1512,6 +1516,11 @@ static int count_sync(sqlite3_file *f, int flags)
 	__atomic_add_fetch(&syncs, 1, __ATOMIC_RELAXED);
 	for (i = 0; &count_io[i].copy != f->pMethods; i++)
 		;
+	if (count_io[i].main_db)
+		__atomic_add_fetch(pthread_equal(pthread_self(), test_thread)
+					   ? &db_syncs_here
+					   : &db_syncs_other,
+				   1, __ATOMIC_RELAXED);
 	return count_io[i].real->xSync(f, flags);
 }
 
@@ -1529,6 +1538,7 @@ static int count_open(sqlite3_vfs *v, sqlite3_filename name, sqlite3_file *f,
 			count_io[i].real = f->pMethods;
 			count_io[i].copy = *f->pMethods;
 			count_io[i].copy.xSync = count_sync;
+			count_io[i].main_db = flags & SQLITE_OPEN_MAIN_DB;
 		}
 		if (count_io[i].real == f->pMethods) {
 			f->pMethods = &count_io[i].copy;
@@ -1536,6 +1546,27 @@ static int count_open(sqlite3_vfs *v, sqlite3_filename name, sqlite3_file *f,
 		}
 	}
 	return rc;
+}
+
+/* Make the counting VFS the default (count_vfs_off() undoes it). */
+static bool count_vfs_on(void)
+{
+	real_vfs = sqlite3_vfs_find(NULL);
+	CHECK(real_vfs != NULL);
+	if (!real_vfs)
+		return false;
+	count_vfs = *real_vfs;
+	count_vfs.zName = "m365-count-sync";
+	count_vfs.xOpen = count_open;
+	test_thread = pthread_self();
+	CHECK_EQ(sqlite3_vfs_register(&count_vfs, 1), SQLITE_OK);
+	return true;
+}
+
+static void count_vfs_off(void)
+{
+	sqlite3_vfs_unregister(&count_vfs);
+	sqlite3_vfs_register(real_vfs, 1);
 }
 
 /* Results recorded lazily are not flushed, and leave the connection
@@ -1546,14 +1577,8 @@ static void test_restore_batch_durable(void)
 	int64_t id1, id2, id3;
 	int before;
 
-	real_vfs = sqlite3_vfs_find(NULL);
-	CHECK(real_vfs != NULL);
-	if (!real_vfs)
+	if (!count_vfs_on())
 		return;
-	count_vfs = *real_vfs;
-	count_vfs.zName = "m365-count-sync";
-	count_vfs.xOpen = count_open;
-	CHECK_EQ(sqlite3_vfs_register(&count_vfs, 1), SQLITE_OK);
 	fresh_db("durable.db");
 	CHECK_EQ(cat_open(dbpath, CAT_OPEN_WRITE | CAT_OPEN_CREATE, &c), 0);
 	cat_close(c);
@@ -1591,8 +1616,41 @@ static void test_restore_batch_durable(void)
 	check_entry(r, id2, CAT_RESTORE_DONE, "X2");
 	check_entry(r, id3, CAT_RESTORE_PENDING, NULL);
 	cat_close(r);
-	sqlite3_vfs_unregister(&count_vfs);
-	sqlite3_vfs_register(real_vfs, 1);
+	count_vfs_off();
+}
+
+/* Enqueues never checkpoint (copy the WAL into the database and flush
+ * it) themselves: the checkpointer thread does. */
+static void test_restore_checkpoint(void)
+{
+	struct cat *c = NULL, *r = NULL;
+	char data[3000];
+	int64_t id = 0;
+	int i;
+
+	if (!count_vfs_on())
+		return;
+	memset(data, 'd', sizeof(data));
+	fresh_db("ckpt.db");
+	CHECK_EQ(cat_open(dbpath, CAT_OPEN_WRITE | CAT_OPEN_CREATE, &c), 0);
+	cat_close(c);
+	CHECK_EQ(cat_open(dbpath, CAT_OPEN_READ, &r), 0);
+	CHECK_EQ(cat_restore_data_init(r), 0);
+	db_syncs_here = db_syncs_other = 0;
+	/* some 2 WAL pages each: SQLite would checkpoint at 1000 */
+	for (i = 0; i < 1200; i++)
+		CHECK_EQ(cat_restore_enqueue_data(r, "/r/a", "/s/a", data,
+						  sizeof(data), &id),
+			 0);
+	for (i = 0;
+	     i < 500 && !__atomic_load_n(&db_syncs_other, __ATOMIC_RELAXED);
+	     i++)
+		usleep(10 * 1000);
+	CHECK(db_syncs_other > 0);
+	CHECK_EQ(db_syncs_here, 0);
+	check_entry(r, id, CAT_RESTORE_PENDING, NULL);
+	cat_close(r);
+	count_vfs_off();
 }
 
 static void test_restore_during_run(void)
@@ -1699,6 +1757,7 @@ int main(void)
 	RUN(test_restore_during_run);
 	RUN(test_restore_data_and_batch);
 	RUN(test_restore_batch_durable);
+	RUN(test_restore_checkpoint);
 	ret = check_done();
 	nftw(tmpdir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 	return ret;
