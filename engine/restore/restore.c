@@ -25,6 +25,7 @@
 #define MAIL_MAX      (150u << 20) /* largest message imported */
 #define THREADS_MAX   32
 #define RESCAN_S      10 /* idle uploaders look for pending entries */
+#define REC_LINGER_MS 10 /* results arriving within this share a commit */
 #define SPOOL_SHORT                                                            \
 	"the spool file is incomplete (m365fs stopped while the file was "     \
 	"being copied): copy it again"
@@ -55,6 +56,7 @@ struct restore {
 	 * commits now, whether the uploaders have ended */
 	struct result *recq, **recq_tail;
 	struct result *recording;
+	bool rec_linger; /* the recorder waits for more: no wake-up needed */
 	bool workers_gone;
 	unsigned started;
 	pthread_mutex_t lock;
@@ -1232,6 +1234,18 @@ int restore_drain(struct restore *r, int timeout_ms)
 	}
 }
 
+/* The CLOCK_REALTIME time @ms from now into @ts (condition waits). */
+static void deadline_in(struct timespec *ts, int ms)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
 /* Does @q leave a spool file to remove once it is recorded? */
 static bool drops_file(const struct result *q)
 {
@@ -1286,9 +1300,10 @@ static void unrecord(struct restore *r, struct result *batch)
 
 /*
  * The recorder thread writes the uploaders' results (done, failed) to the
- * queue in batches: one synchronous commit for all the results that
- * arrived while the previous batch was committed, instead of one per
- * file, and the uploader goes on with the next file at once.  A result is
+ * queue in batches: one commit for all the results that arrived while the
+ * previous batch was committed or within REC_LINGER_MS of the first one,
+ * instead of one commit and one wake-up per file, and the uploader goes
+ * on with the next file at once.  A result is
  * shown as "uploading" until it is recorded; the spool file of a done
  * entry is removed only then.  Should the daemon die in between, the
  * entry is pending at the next start and found in the tenant (the lookup
@@ -1300,6 +1315,7 @@ static void *recorder(void *arg)
 	struct result *batch;
 	struct timespec ts;
 	int rc, fails = 0;
+	bool lingered = false;
 
 	pthread_mutex_lock(&r->lock);
 	for (;;) {
@@ -1309,6 +1325,15 @@ static void *recorder(void *arg)
 			pthread_cond_wait(&r->rec_wake, &r->lock);
 			continue;
 		}
+		if (!lingered && !r->workers_gone) {
+			lingered = true;
+			r->rec_linger = true;
+			deadline_in(&ts, REC_LINGER_MS);
+			pthread_cond_timedwait(&r->rec_wake, &r->lock, &ts);
+			r->rec_linger = false;
+			continue;
+		}
+		lingered = false;
 		batch = r->recq;
 		r->recq = NULL;
 		r->recq_tail = &r->recq;
@@ -1372,7 +1397,8 @@ static void finish(struct restore *r, int64_t id, int status,
 	pthread_mutex_lock(&r->lock);
 	*r->recq_tail = q;
 	r->recq_tail = &q->next;
-	pthread_cond_signal(&r->rec_wake);
+	if (!r->rec_linger)
+		pthread_cond_signal(&r->rec_wake);
 	pthread_mutex_unlock(&r->lock);
 }
 
@@ -1558,13 +1584,7 @@ static void backoff(struct restore *r, int attempt)
 	struct timespec ts;
 	int ms = attempt < 6 ? 250 << attempt : 8000;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	deadline_in(&ts, ms);
 	pthread_mutex_lock(&r->lock);
 	if (!r->stop)
 		pthread_cond_timedwait(&r->quit, &r->lock, &ts);
