@@ -64,6 +64,7 @@ struct lnode {
 	uint32_t *kids, *byname;
 	size_t nkids;
 	int64_t listed_ms; /* 0: never listed */
+	int64_t kernel_ms; /* listed_ms when the kernel last cached the entries */
 	bool listing;
 };
 
@@ -2310,6 +2311,7 @@ struct dent {
 struct dhandle {
 	struct dent *e;
 	size_t n;
+	int64_t listed_ms; /* of the listing the entries came from */
 };
 
 static void dhandle_free(struct dhandle *h)
@@ -2387,6 +2389,7 @@ static int dir_entries(uint64_t ino, struct dhandle *h, size_t *cap)
 		return rc;
 	pthread_mutex_lock(&L.lock);
 	d = L.nodes[idx];
+	h->listed_ms = d->listed_ms;
 	node_attr(d, &st);
 	rc = dent_add(h, cap, ".", &st, false);
 	memset(&st, 0, sizeof(st));
@@ -2400,6 +2403,29 @@ static int dir_entries(uint64_t ino, struct dhandle *h, size_t *cap)
 	}
 	pthread_mutex_unlock(&L.lock);
 	return rc;
+}
+
+/*
+ * Let the kernel keep the entries of directory @ino (opened with @fi) in
+ * its page cache, and reuse the entries it kept from the last opendir
+ * while the listing they came from is still the current one: a warm
+ * ls -l then costs an opendir and a releasedir, no readdir.  Once the
+ * listing was renewed (after the TTL) the kernel reads it again, with
+ * readdirplus, which also renews the attributes of every entry.
+ */
+static void kernel_cache(uint64_t ino, const struct dhandle *h,
+			 struct fuse_file_info *fi)
+{
+	struct lnode *d;
+
+	pthread_mutex_lock(&L.lock);
+	d = node_get(ino);
+	if (d && h->listed_ms) {
+		fi->cache_readdir = 1;
+		fi->keep_cache = d->kernel_ms == h->listed_ms;
+		d->kernel_ms = h->listed_ms;
+	}
+	pthread_mutex_unlock(&L.lock);
 }
 
 static void lop_opendir(fuse_req_t req, fuse_ino_t ino,
@@ -2425,6 +2451,8 @@ static void lop_opendir(fuse_req_t req, fuse_ino_t ino,
 		fuse_reply_err(req, fuse_errno(rc));
 		return;
 	}
+	if (ino != INO_ROOT)
+		kernel_cache(ino, h, fi);
 	fi->fh = (uintptr_t)h;
 	if (fuse_reply_open(req, fi) == -ENOENT)
 		dhandle_free(h); /* interrupted */

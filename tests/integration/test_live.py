@@ -231,6 +231,68 @@ def test_live_mutations_appear_after_ttl(emulator, tmp_path):
         assert set(os.listdir(d)) == before
 
 
+def fuse_ops(m, start):
+    """Opcodes of the FUSE requests the daemon (-o debug) logged after
+    byte @start of its log -> {opcode: count}."""
+    ops = {}
+    for op in re.findall(r"opcode: (\w+)", m.output()[start:]):
+        ops[op] = ops.get(op, 0) + 1
+    return ops
+
+
+def test_live_warm_ls_l_is_answered_by_the_kernel(emulator, tmp_path):
+    """Within the TTL the kernel keeps a folder's entries and attributes:
+    ls -l again costs no readdir, lookup or getattr (only opendir,
+    releasedir and ls's two ACL/label probes, answered without Graph);
+    once the listing was
+    renewed after the TTL, ls -l shows the tenant's changes (a new file,
+    a deleted one, a new size)."""
+    env = Env(emulator, tmp_path)
+    base = "onedrive/%s/wide" % ADMIN
+    emulator.mutate(op="create_folder", path=base)
+    for i in range(40):
+        emulator.mutate(op="create_file", path="%s/f%02d.txt" % (base, i),
+                        content="file %d\n" % i)
+
+    def ls_l(d):
+        p = subprocess.run(["ls", "-l", str(d)], capture_output=True,
+                           text=True, check=True)
+        return {ln.split()[-1]: int(ln.split()[4])
+                for ln in p.stdout.splitlines()[1:]}
+
+    m = env.mount("-o", "debug", ttl=600)
+    m.allowed = [r"error: -\d+"]
+    with m:
+        d = m.mnt / "live" / base
+        first = ls_l(d)
+        assert first == {"f%02d.txt" % i: len("file %d\n" % i)
+                         for i in range(40)}
+        # the kernel marks the folder's atime stale after a readdir it
+        # sent: this ls -l asks for the folder's attributes once
+        assert ls_l(d) == first
+        emulator.reset_stats()
+        for _ in range(3):
+            start = len(m.output())
+            assert ls_l(d) == first
+            ops = fuse_ops(m, start)
+            assert not {"READDIR", "READDIRPLUS", "LOOKUP", "GETATTR"} \
+                & set(ops), ops
+            assert ops.get("OPENDIR") == 1, ops
+        assert emulator.stats()["total"] == 0
+    with env.mount(ttl=1) as m:
+        d = m.mnt / "live" / base
+        assert ls_l(d) == first
+        assert ls_l(d) == first
+        emulator.mutate(op="create_file", path=base + "/new.txt",
+                        content="new\n")
+        emulator.mutate(op="delete", path=base + "/f00.txt")
+        emulator.mutate(op="modify_file", path=base + "/f01.txt",
+                        content="a longer second version\n")
+        want = dict(first, **{"new.txt": 4, "f01.txt": 24})
+        del want["f00.txt"]
+        wait_for(lambda: ls_l(d) == want, "the changes in ls -l")
+
+
 def walk(top):
     """Every file under @top -> its bytes, and the folders."""
     files, dirs = {}, []
