@@ -385,16 +385,27 @@ static void *ckpt_main(void *arg)
 	return NULL;
 }
 
-/* After each commit of a pool connection: @pages in the WAL. */
+/*
+ * After each commit of a pool connection: @pages in the WAL.  One
+ * checkpoint per CAT_CKPT_PAGES new pages: while readers keep the WAL
+ * from starting over, SQLite would checkpoint (two flushes) after every
+ * commit once it is over the limit.
+ */
 static int wal_hook(void *ctx, sqlite3 *db, const char *name, int pages)
 {
 	struct cat *c = ctx;
 	bool run;
 
 	(void)name;
-	if (pages < CAT_CKPT_PAGES)
-		return SQLITE_OK;
 	pthread_mutex_lock(&c->ckpt_lock);
+	if (pages < c->ckpt_seen || !c->ckpt_next)
+		c->ckpt_next = CAT_CKPT_PAGES; /* the WAL started over */
+	c->ckpt_seen = pages;
+	if (pages < c->ckpt_next) {
+		pthread_mutex_unlock(&c->ckpt_lock);
+		return SQLITE_OK;
+	}
+	c->ckpt_next = pages + CAT_CKPT_PAGES;
 	if (!c->ckpt_run && !c->ckpt_stop)
 		c->ckpt_run = pthread_create(&c->ckpt, NULL, ckpt_main, c) == 0;
 	run = c->ckpt_run;
