@@ -126,8 +126,6 @@ struct cat {
 	pthread_cond_t ckpt_cond;
 	pthread_t ckpt;
 	bool ckpt_run, ckpt_want, ckpt_stop;
-	int ckpt_seen; /* WAL pages after the last commit */
-	int ckpt_next; /* WAL pages that call for the next checkpoint */
 };
 
 /* db.c */
