@@ -14,6 +14,7 @@ renamed in the folder of 1,200 (changed; undone after the run):
   find   find LIB | wc -l
   ls-l   ls -l LIB/Wide folder
   cat    cat LIB/Scans/* > /dev/null   (141 MB)
+A warm find or ls -l is timed as the median of WARM_RUNS runs in a row.
 Reports medians (seconds), the ratio live/rclone and the Graph requests
 each needed, 302 redirects and downloads included (emulator /stats).
 Asserts nothing about timing.
@@ -38,6 +39,7 @@ import fsutil  # noqa: E402
 
 LIB = "sites/contoso.sharepoint.com/sites/Marketing/Documents"
 TTL = 5  # seconds listings are kept, both mounts
+WARM_RUNS = 11  # a warm listing is timed as the median of this many runs
 WORKLOADS = [
     ("find", "find . | wc -l"),
     ("ls-l", "ls -l 'Wide folder' | wc -l"),
@@ -243,6 +245,12 @@ def main():
                             time.sleep(TTL + 0.5)
                         control(ready, "POST", "/stats/reset", {})
                         dt, out = run(cmd, root)
+                        if phase == "warm" and wname != "cat":
+                            # ~10 ms each: the median of WARM_RUNS
+                            more = [run(cmd, root) for _ in
+                                    range(WARM_RUNS - 1)]
+                            dt = statistics.median([dt] + [
+                                x[0] for x in more])
                         st = control(ready, "GET", "/stats")
                         k = (tool.name, wname, phase)
                         res.setdefault(k, []).append(
