@@ -1247,7 +1247,7 @@ static void test_edges(void)
 
 /* ---- browse queries in held read transactions ---- */
 
-/* (busy, frames) of a TRUNCATE checkpoint through a connection of our own */
+/* busy flag of a TRUNCATE checkpoint through a connection of our own */
 static int checkpoint_busy(void)
 {
 	sqlite3 *db = NULL;
