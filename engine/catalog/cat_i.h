@@ -123,6 +123,16 @@ struct cat {
 	bool committer_run;
 	bool committer_stop;
 	pthread_cond_t cond;
+
+	/*
+	 * Pool connections do not checkpoint when they commit (a restore
+	 * enqueue would wait for it in close()): the checkpointer thread,
+	 * started at the first large WAL, does.  Protected by ckpt_lock.
+	 */
+	pthread_mutex_t ckpt_lock;
+	pthread_cond_t ckpt_cond;
+	pthread_t ckpt;
+	bool ckpt_run, ckpt_want, ckpt_stop;
 };
 
 /* db.c */
@@ -130,6 +140,9 @@ int cat_errno(sqlite3 *db, int rc, const char *what);
 struct conn *cat_conn_get(struct cat *c);
 struct conn *cat_conn_browse(struct cat *c);
 void cat_conn_put(struct cat *c, struct conn *k);
+/* Close pool connection @k instead of giving it back (the writer's is
+ * given back). */
+void cat_conn_drop(struct cat *c, struct conn *k);
 int cat_stmt(struct conn *k, enum cat_q q, sqlite3_stmt **out);
 int cat_exec(sqlite3 *db, const char *sql);
 int cat_exec_i(sqlite3 *db, const char *sql, int n, ...);

@@ -604,13 +604,16 @@ struct cat_restore_set {
 };
 
 /**
- * As cat_restore_update() for @n entries in one transaction: one
- * synchronous commit for all (group commit of uploaders' results).  All
- * or nothing; entries that no longer exist are skipped.  Returns 0,
+ * As cat_restore_update() for @n entries in one transaction (group commit
+ * of uploaders' results).  All or nothing; entries that no longer exist
+ * are skipped.  @durable: the commit is flushed to disk before this
+ * returns; else it is not (WAL with synchronous=NORMAL): a killed process
+ * loses nothing, a power failure may lose the whole transaction, never a
+ * part of it, and the next durable commit flushes it too.  Returns 0,
  * -EINVAL (a bad status), -EBUSY or -EIO.
  */
 int cat_restore_update_many(struct cat *c, const struct cat_restore_set *v,
-			    size_t n);
+			    size_t n, bool durable);
 
 /**
  * Entries left uploading by a dead uploader become pending again.

@@ -347,6 +347,67 @@ static void conn_free(struct conn *k)
 	free(k);
 }
 
+/* WAL pages after which the checkpointer runs (SQLite's default) */
+#define CAT_CKPT_PAGES 1000
+
+/*
+ * The checkpointer: passive checkpoints on a connection of its own, so
+ * that no commit of a pool connection (a close() in restore/ waiting for
+ * its enqueue) copies the WAL into the database first.
+ */
+static void *ckpt_main(void *arg)
+{
+	struct cat *c = arg;
+	sqlite3 *db = NULL;
+	int rc;
+
+	pthread_mutex_lock(&c->ckpt_lock);
+	for (;;) {
+		while (!c->ckpt_want && !c->ckpt_stop)
+			pthread_cond_wait(&c->ckpt_cond, &c->ckpt_lock);
+		if (c->ckpt_stop)
+			break;
+		c->ckpt_want = false;
+		pthread_mutex_unlock(&c->ckpt_lock);
+		if (!db && cat_db_open(c->path, SQLITE_OPEN_READWRITE, &db) < 0)
+			db = NULL;
+		rc = db ? sqlite3_wal_checkpoint_v2(db, NULL,
+						    SQLITE_CHECKPOINT_PASSIVE,
+						    NULL, NULL)
+			: SQLITE_CANTOPEN;
+		if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+			log_debug("catalog: checkpoint of '%s': %s", c->path,
+				  sqlite3_errstr(rc));
+		pthread_mutex_lock(&c->ckpt_lock);
+	}
+	pthread_mutex_unlock(&c->ckpt_lock);
+	sqlite3_close(db);
+	return NULL;
+}
+
+/* After each commit of a pool connection: @pages in the WAL. */
+static int wal_hook(void *ctx, sqlite3 *db, const char *name, int pages)
+{
+	struct cat *c = ctx;
+	bool run;
+
+	(void)name;
+	if (pages < CAT_CKPT_PAGES)
+		return SQLITE_OK;
+	pthread_mutex_lock(&c->ckpt_lock);
+	if (!c->ckpt_run && !c->ckpt_stop)
+		c->ckpt_run = pthread_create(&c->ckpt, NULL, ckpt_main, c) == 0;
+	run = c->ckpt_run;
+	c->ckpt_want = true;
+	pthread_cond_signal(&c->ckpt_cond);
+	pthread_mutex_unlock(&c->ckpt_lock);
+	/* without the thread, this commit checkpoints as SQLite would */
+	if (!run)
+		sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE,
+					  NULL, NULL);
+	return SQLITE_OK;
+}
+
 static int conn_new(struct cat *c, struct conn **out)
 {
 	struct conn *k;
@@ -366,6 +427,8 @@ static int conn_new(struct cat *c, struct conn **out)
 	if (!c->writer)
 		/* restore-queue writes are durable before they return */
 		ret = cat_exec(k->db, "PRAGMA synchronous=FULL");
+	if (ret == 0 && !c->writer)
+		sqlite3_wal_hook(k->db, wal_hook, c); /* no autocheckpoint */
 out:
 	if (ret < 0) {
 		conn_free(k);
@@ -458,6 +521,14 @@ void cat_conn_put(struct cat *c, struct conn *k)
 	k->next = c->free;
 	c->free = k;
 	pthread_mutex_unlock(&c->lock);
+}
+
+void cat_conn_drop(struct cat *c, struct conn *k)
+{
+	if (c->writer)
+		cat_conn_put(c, k);
+	else
+		conn_free(k);
 }
 
 int cat_stmt(struct conn *k, enum cat_q q, sqlite3_stmt **out)
@@ -674,6 +745,8 @@ int cat_open(const char *path, int flags, struct cat **out)
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_mutex_init(&c->qlock, NULL);
 	pthread_cond_init(&c->cond, NULL);
+	pthread_mutex_init(&c->ckpt_lock, NULL);
+	pthread_cond_init(&c->ckpt_cond, NULL);
 	c->qfd = -1;
 	c->batch_rows = CAT_BATCH_ROWS;
 	c->batch_ms = 500;
@@ -747,6 +820,12 @@ void cat_close(struct cat *c)
 
 	if (!c)
 		return;
+	pthread_mutex_lock(&c->ckpt_lock);
+	c->ckpt_stop = true;
+	pthread_cond_signal(&c->ckpt_cond);
+	pthread_mutex_unlock(&c->ckpt_lock);
+	if (c->ckpt_run)
+		pthread_join(c->ckpt, NULL);
 	if (c->committer_run) {
 		pthread_mutex_lock(&c->lock);
 		c->committer_stop = true;
@@ -772,6 +851,8 @@ void cat_close(struct cat *c)
 	free(c->scope_name);
 	free(c->path);
 	pthread_cond_destroy(&c->cond);
+	pthread_cond_destroy(&c->ckpt_cond);
+	pthread_mutex_destroy(&c->ckpt_lock);
 	pthread_mutex_destroy(&c->qlock);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
