@@ -509,6 +509,19 @@ int cat_commit(struct cat *c);
  */
 void cat_set_batch(struct cat *c, unsigned rows, unsigned ms);
 
+/**
+ * Reader: run the browse queries (cat_lookup(), cat_item_get(),
+ * cat_list(), cat_item_meta()) in read transactions held open for up to
+ * @ms milliseconds per connection (0: off, the default), which saves
+ * their locking system calls.  A held transaction sees the catalog as it
+ * was when it began: call cat_read_refresh() when a new snapshot was seen
+ * (cat_snapshot_latest() and the other calls always see the newest), so
+ * that browse queries about it find its items.  Idle transactions are
+ * ended after @ms by a thread, so the WAL can be reset.
+ */
+void cat_set_read_hold(struct cat *c, unsigned ms);
+void cat_read_refresh(struct cat *c);
+
 /* ---- restore queue ---------------------------------------------------- */
 
 enum cat_restore_status {

@@ -1245,6 +1245,79 @@ static void test_edges(void)
 	cat_close(c);
 }
 
+/* ---- browse queries in held read transactions ---- */
+
+/* busy flag of a TRUNCATE checkpoint through a connection of our own */
+static int checkpoint_busy(void)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *q = NULL;
+	int busy = -1;
+
+	if (sqlite3_open_v2(dbpath, &db, SQLITE_OPEN_READWRITE, NULL) ==
+		    SQLITE_OK &&
+	    sqlite3_prepare_v2(db, "PRAGMA wal_checkpoint(TRUNCATE)", -1, &q,
+			       NULL) == SQLITE_OK &&
+	    sqlite3_step(q) == SQLITE_ROW)
+		busy = sqlite3_column_int(q, 0);
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+	return busy;
+}
+
+static void snap_with(struct cat *c, const char *name)
+{
+	int64_t snap;
+
+	CHECK_EQ(cat_snapshot_begin(c, &snap), 0);
+	mk(c, CAT_ROOT, CAT_KIND_TOP, name, NULL);
+	CHECK_EQ(cat_snapshot_finish(c, CAT_SNAP_COMPLETE), 0);
+}
+
+static void test_read_hold(void)
+{
+	struct cat *c = NULL, *r = NULL, *q = NULL;
+	struct cat_item it;
+	int64_t latest = 0, id = 0;
+
+	fresh_db("hold.db");
+	CHECK_EQ(cat_open(dbpath, CAT_OPEN_WRITE | CAT_OPEN_CREATE, &c), 0);
+	CHECK_EQ(cat_open(dbpath, CAT_OPEN_READ, &r), 0);
+	CHECK_EQ(cat_open(dbpath, CAT_OPEN_READ, &q), 0);
+	if (!c || !r || !q)
+		return;
+	snap_with(c, "sites");
+	cat_set_read_hold(r, 600000); /* held for the whole test */
+	CHECK_EQ(cat_lookup(r, 1, CAT_ROOT, "sites", &it), 0);
+	snap_with(c, "onedrive");
+	/* the other calls see the newest commit at once ... */
+	CHECK_EQ(cat_snapshot_latest(r, &latest), 0);
+	CHECK_EQ(latest, 2);
+	/* ... a restore-queue write ends the held transaction first ... */
+	CHECK_EQ(cat_restore_enqueue(r, "/restore/a", "/spool/1", 1, &id), 0);
+	/* ... and a browse query holds a transaction again, begun before
+	   the next snapshot commits */
+	CHECK_EQ(cat_lookup(r, 2, CAT_ROOT, "onedrive", &it), 0);
+	snap_with(c, "mailboxes");
+	CHECK_EQ(cat_lookup(r, 3, CAT_ROOT, "mailboxes", &it), -ENOENT);
+	CHECK_EQ(checkpoint_busy(), 1); /* the held reader pins the WAL */
+	cat_read_refresh(r);
+	CHECK_EQ(cat_lookup(r, 3, CAT_ROOT, "mailboxes", &it), 0);
+	cat_close(r);
+	CHECK_EQ(checkpoint_busy(), 0);
+
+	/* an idle held transaction ends by itself */
+	cat_set_read_hold(q, 50);
+	CHECK_EQ(cat_lookup(q, 3, CAT_ROOT, "mailboxes", &it), 0);
+	snap_with(c, "more");
+	for (int i = 0; i < 100 && checkpoint_busy() != 0; i++)
+		usleep(20000);
+	CHECK_EQ(checkpoint_busy(), 0);
+	CHECK_EQ(cat_lookup(q, 4, CAT_ROOT, "more", &it), 0);
+	cat_close(q);
+	cat_close(c);
+}
+
 /* ---- a failing commit hook (store flush) loses the run, not data ---- */
 
 static int hook_calls, hook_fail;
@@ -1761,6 +1834,7 @@ int main(void)
 	RUN(test_basic);
 	RUN(test_model);
 	RUN(test_edges);
+	RUN(test_read_hold);
 	RUN(test_hook);
 	RUN(test_batch_size);
 	RUN(test_writer_memory);
