@@ -223,8 +223,8 @@ static int stage_limit(int cdc_min, int cdc_avg, int cdc_max)
 		}
 		tg += elapsed(&t);
 	}
-	printf("limit chunk %.3f sha %.3f lz4 %.3f gcm %.3f read %.3f\n", tc, ts,
-	       tl, tg, tr);
+	printf("limit chunk %.3f sha %.3f lz4 %.3f gcm %.3f read %.3f\n", tc,
+	       ts, tl, tg, tr);
 	ret = 0;
 out:
 	buf_release(&out);
