@@ -49,6 +49,7 @@ struct lnode {
 	uint8_t kind; /* CAT_KIND_* */
 	bool gone; /* no longer in its parent's listing */
 	char *name; /* mapped */
+	char *mapped; /* when @name got a " [hash]" (uniquify): as mapped */
 	char *id; /* Graph id of what the node shows, NULL: a path dir */
 	char *drive; /* DRIVE, ONEDRIVE, FOLDER, FILE */
 	char *user; /* MAILBOX, MAIL_FOLDER, MESSAGE: user id */
@@ -176,6 +177,7 @@ static struct lnode *node_get(uint64_t ino)
 static void node_fields_free(struct lnode *n)
 {
 	free(n->name);
+	free(n->mapped);
 	free(n->id);
 	free(n->drive);
 	free(n->user);
@@ -1171,6 +1173,7 @@ static void node_update(struct lnode *to, struct lnode *from)
 {
 	node_fields_free(to);
 	to->name = from->name;
+	to->mapped = from->mapped;
 	to->id = from->id;
 	to->drive = from->drive;
 	to->user = from->user;
@@ -1183,8 +1186,8 @@ static void node_update(struct lnode *to, struct lnode *from)
 	to->btime = from->btime;
 	to->child_count = from->child_count;
 	to->gone = false;
-	from->name = from->id = from->drive = from->user = from->tag =
-		from->url = NULL;
+	from->name = from->mapped = from->id = from->drive = from->user =
+		from->tag = from->url = NULL;
 	buf_init(&from->meta, 0);
 }
 
@@ -1220,7 +1223,10 @@ static void uniquify(uint32_t *v, size_t n)
 		buf_adds(&b, c->name);
 		if (names_uniquify(&b, c->id ? c->id : c->name) == 0 &&
 		    b.data) {
-			free(c->name);
+			if (c->mapped)
+				free(c->name);
+			else
+				c->mapped = c->name;
 			c->name = buf_detach(&b, NULL);
 		}
 	}
@@ -1453,7 +1459,7 @@ static size_t ix_find(const uint32_t *ix, size_t n, const char *id,
 /* A copy of what a listing shows of @n (not its children), or NULL. */
 static struct lnode *node_clone(const struct lnode *n)
 {
-	struct lnode *c = node_new(n->name, n->kind);
+	struct lnode *c = node_new(n->mapped ? n->mapped : n->name, n->kind);
 
 	if (!c)
 		return NULL;
@@ -1680,6 +1686,48 @@ static int drive_done(struct ldrive *dr, struct dchanges *c, int rc)
 }
 
 /*
+ * Folders of drive @drive that moved, as the delta round @c of @t0 told
+ * (lock held): the node at the new place (one of those from node @from
+ * on, never listed) takes over the listing of the node at the old place
+ * (gone now) when that listing is covered by @c (as of @since_ms or
+ * later), with @c applied to it.
+ */
+static void moved_listings(const char *drive, size_t from,
+			   const struct dchanges *c, int64_t t0,
+			   int64_t since_ms)
+{
+	size_t i, j, k;
+
+	for (i = from; i < L.n; i++) {
+		struct lnode *to = L.nodes[i];
+
+		if (to->gone || to->kind != CAT_KIND_FOLDER || to->listed_ms ||
+		    !to->id)
+			continue;
+		for (j = 0; j < from; j++) {
+			struct lnode *o = L.nodes[j];
+
+			if (!o->gone || o->kind != CAT_KIND_FOLDER ||
+			    o->listed_ms < since_ms || o->listing || !o->id ||
+			    strcmp(o->id, to->id) || !o->drive ||
+			    strcmp(o->drive, drive))
+				continue;
+			to->kids = o->kids;
+			to->byname = o->byname;
+			to->nkids = o->nkids;
+			o->kids = o->byname = NULL;
+			o->nkids = 0;
+			o->listed_ms = 0;
+			for (k = 0; k < to->nkids; k++)
+				L.nodes[to->kids[k]]->parent = (uint32_t)i;
+			to->listed_ms =
+				delta_patch(to, (uint32_t)i, c) ? 0 : t0;
+			break;
+		}
+	}
+}
+
+/*
  * Cached listings of drive @drive expired: renew them with one delta
  * call when that is cheaper (see above).  Returns 1: done (or done by
  * another thread meanwhile: look again), 0: not done (list the folder).
@@ -1757,8 +1805,8 @@ static int drive_refresh(const char *drive)
 
 			if (d->gone || !d->listed_ms || d->listing ||
 			    !is_drive_dir(d->kind) || !d->drive ||
-			    strcmp(d->drive, drive))
-				continue;
+			    strcmp(d->drive, drive) || d->listed_ms > t0)
+				continue; /* (listed after the delta: newer) */
 			/* listed before the saved link: not covered by it */
 			if (link && d->listed_ms < link_ms) {
 				d->listed_ms = 0;
@@ -1771,6 +1819,7 @@ static int drive_refresh(const char *drive)
 				*(mark[i] ? &patched : &kept) += 1;
 			}
 		}
+		moved_listings(drive, n, &c, t0, link ? link_ms : oldest);
 		free(dr->link);
 		dr->link = next;
 		dr->link_ms = t0;
