@@ -49,6 +49,7 @@ struct lnode {
 	uint8_t kind; /* CAT_KIND_* */
 	bool gone; /* no longer in its parent's listing */
 	char *name; /* mapped */
+	char *mapped; /* when @name got a " [hash]" (uniquify): as mapped */
 	char *id; /* Graph id of what the node shows, NULL: a path dir */
 	char *drive; /* DRIVE, ONEDRIVE, FOLDER, FILE */
 	char *user; /* MAILBOX, MAIL_FOLDER, MESSAGE: user id */
@@ -60,10 +61,12 @@ struct lnode {
 	int64_t child_count; /* MAIL_FOLDER */
 	struct buf meta; /* "key\0value\0"... */
 	char *root_id; /* DRIVE, ONEDRIVE: id of the root item, once seen */
+	char *link; /* MAIL_FOLDER: deltaLink of its messages, once listed */
 	/* directories: */
 	uint32_t *kids, *byname;
 	size_t nkids;
 	int64_t listed_ms; /* 0: never listed */
+	int64_t kernel_ms; /* listed_ms when the kernel last cached the entries */
 	bool listing;
 };
 
@@ -174,6 +177,7 @@ static struct lnode *node_get(uint64_t ino)
 static void node_fields_free(struct lnode *n)
 {
 	free(n->name);
+	free(n->mapped);
 	free(n->id);
 	free(n->drive);
 	free(n->user);
@@ -189,6 +193,7 @@ static void node_free(struct lnode *n)
 	node_fields_free(n);
 	free(n->open_tag);
 	free(n->root_id);
+	free(n->link);
 	free(n->kids);
 	free(n->byname);
 	free(n);
@@ -312,6 +317,50 @@ static int fuse_errno(int rc)
 
 /* ---- listing: the levels ------------------------------------------------ */
 
+/* One item of a delta round. */
+struct dchange {
+	char *id, *parent;
+	bool deleted, root;
+	struct lnode *n; /* as a listing would show it, or NULL */
+};
+
+struct dchanges {
+	struct dchange *v;
+	size_t n, alloc;
+};
+
+static void dchanges_release(struct dchanges *c)
+{
+	size_t i;
+
+	for (i = 0; i < c->n; i++) {
+		free(c->v[i].id);
+		free(c->v[i].parent);
+		node_free(c->v[i].n);
+	}
+	free(c->v);
+	memset(c, 0, sizeof(*c));
+}
+
+/* A new, zeroed entry at the end of @c, or NULL: ENOMEM. */
+static struct dchange *dchange_new(struct dchanges *c)
+{
+	struct dchange *x;
+
+	if (c->n == c->alloc) {
+		size_t na = c->alloc ? c->alloc * 2 : 64;
+		struct dchange *v = realloc(c->v, na * sizeof(*v));
+
+		if (!v)
+			return NULL;
+		c->v = v;
+		c->alloc = na;
+	}
+	x = &c->v[c->n++];
+	memset(x, 0, sizeof(*x));
+	return x;
+}
+
 /* What a listing needs to know of the directory (copied out of the lock). */
 struct dinfo {
 	uint32_t idx;
@@ -320,6 +369,10 @@ struct dinfo {
 	int64_t child_count;
 	struct buf path; /* site dirs: mapped components below sites/ */
 	char *root_id; /* out: drives: parent id of their top items */
+	char *link; /* mail folders: the saved deltaLink, or NULL */
+	char *next; /* out: mail folders: the new deltaLink */
+	struct dchanges changes; /* out: what @link said changed */
+	bool patch; /* out: @changes (and not all children) were read */
 };
 
 static void dinfo_release(struct dinfo *d)
@@ -328,6 +381,9 @@ static void dinfo_release(struct dinfo *d)
 	free(d->drive);
 	free(d->user);
 	free(d->root_id);
+	free(d->link);
+	free(d->next);
+	dchanges_release(&d->changes);
 	buf_release(&d->path);
 }
 
@@ -591,16 +647,23 @@ static void cache_key(const struct lnode *n, struct buf *out)
 		buf_addf(out, "f/%s/%s/%s", n->drive, n->id, n->tag);
 }
 
-static int list_messages(const struct dinfo *d, struct kids *k)
+/*
+ * The messages of mail folder @d through its message delta: all of them
+ * into @k, or with a saved deltaLink (@d->link) what changed since into
+ * @d->changes (@d->patch).  @d->next receives the new deltaLink.
+ */
+static int list_messages(struct dinfo *d, struct kids *k)
 {
 	struct graph_pager *p = NULL;
 	struct graph_message m = { 0 };
 	struct buf key = BUF_INIT;
+	struct dchange *x;
 	struct lnode *n;
 	uint64_t size;
 	int rc;
 
-	rc = graph_message_delta_open(L.g, d->user, d->id, MSG_SELECT, NULL,
+	d->patch = d->link != NULL;
+	rc = graph_message_delta_open(L.g, d->user, d->id, MSG_SELECT, d->link,
 				      &p);
 	while (rc == 0) {
 		const cJSON *raw = NULL;
@@ -611,9 +674,9 @@ static int list_messages(const struct dinfo *d, struct kids *k)
 		rc = graph_parse_message(raw, &m);
 		if (rc < 0)
 			break;
-		if (m.removed)
+		if (m.removed && !d->patch)
 			continue;
-		n = message_node(&m, raw, d->user);
+		n = m.removed ? NULL : message_node(&m, raw, d->user);
 		if (n) {
 			/* the MIME's size, once it was read */
 			cache_key(n, &key);
@@ -621,8 +684,24 @@ static int list_messages(const struct dinfo *d, struct kids *k)
 			    live_cache_size(L.cache, key.data, &size) == 0)
 				n->size = (int64_t)size;
 		}
-		rc = kids_add(k, n);
+		if (!d->patch) {
+			rc = kids_add(k, n);
+			continue;
+		}
+		x = dchange_new(&d->changes);
+		if (!x) {
+			node_free(n);
+			rc = -ENOMEM;
+			break;
+		}
+		x->id = sdup(m.id);
+		x->deleted = m.removed;
+		x->n = n;
+		if (!x->id || (!m.removed && !n))
+			rc = -ENOMEM;
 	}
+	free(d->next);
+	d->next = rc == 0 ? sdup(graph_pager_delta_link(p)) : NULL;
 	graph_message_release(&m);
 	graph_pager_free(p);
 	buf_release(&key);
@@ -1094,6 +1173,7 @@ static void node_update(struct lnode *to, struct lnode *from)
 {
 	node_fields_free(to);
 	to->name = from->name;
+	to->mapped = from->mapped;
 	to->id = from->id;
 	to->drive = from->drive;
 	to->user = from->user;
@@ -1106,8 +1186,8 @@ static void node_update(struct lnode *to, struct lnode *from)
 	to->btime = from->btime;
 	to->child_count = from->child_count;
 	to->gone = false;
-	from->name = from->id = from->drive = from->user = from->tag =
-		from->url = NULL;
+	from->name = from->mapped = from->id = from->drive = from->user =
+		from->tag = from->url = NULL;
 	buf_init(&from->meta, 0);
 }
 
@@ -1143,7 +1223,10 @@ static void uniquify(uint32_t *v, size_t n)
 		buf_adds(&b, c->name);
 		if (names_uniquify(&b, c->id ? c->id : c->name) == 0 &&
 		    b.data) {
-			free(c->name);
+			if (c->mapped)
+				free(c->name);
+			else
+				c->mapped = c->name;
 			c->name = buf_detach(&b, NULL);
 		}
 	}
@@ -1245,8 +1328,11 @@ static void site_path(uint32_t i, struct buf *out)
 /*
  * When cached listings of a drive expire, one delta call (the drive's
  * saved deltaLink, or at first a time token older than every listing of
- * the drive) tells which of them changed: those are listed again when
- * next used, the others are kept for another TTL without a request.
+ * the drive) tells what changed: the listings it touches get its
+ * changes (items added, changed, renamed, deleted, moved in or out),
+ * and all are kept for another TTL without a request; a listing is
+ * listed again when next used only when the delta does not say where an
+ * item went, or when the listing is older than the saved deltaLink.
  * That is done when at least DELTA_MIN_EXPIRED listings of the drive
  * expired (one is as cheap to list again as to ask about).
  */
@@ -1281,31 +1367,6 @@ static struct ldrive *drive_state(const char *id)
 	return v;
 }
 
-/* One item of a delta round. */
-struct dchange {
-	char *id, *parent;
-	bool deleted, root;
-	struct lnode *n; /* as a listing would show it, or NULL */
-};
-
-struct dchanges {
-	struct dchange *v;
-	size_t n, alloc;
-};
-
-static void dchanges_release(struct dchanges *c)
-{
-	size_t i;
-
-	for (i = 0; i < c->n; i++) {
-		free(c->v[i].id);
-		free(c->v[i].parent);
-		node_free(c->v[i].n);
-	}
-	free(c->v);
-	memset(c, 0, sizeof(*c));
-}
-
 /*
  * Read a delta round of @drive (@link, else @token, else all of the
  * drive) into @c, at most @max_pages pages (0: no limit; more: -EFBIG);
@@ -1328,19 +1389,11 @@ static int delta_read(const char *drive, const char *link, const char *token,
 			rc = -EFBIG;
 			break;
 		}
-		if (c->n == c->alloc) {
-			size_t na = c->alloc ? c->alloc * 2 : 64;
-			struct dchange *v = realloc(c->v, na * sizeof(*v));
-
-			if (!v) {
-				rc = -ENOMEM;
-				break;
-			}
-			c->v = v;
-			c->alloc = na;
+		x = dchange_new(c);
+		if (!x) {
+			rc = -ENOMEM;
+			break;
 		}
-		x = &c->v[c->n++];
-		memset(x, 0, sizeof(*x));
 		x->id = sdup(it.id);
 		x->parent = sdup(it.parent_id);
 		x->deleted = it.deleted;
@@ -1401,6 +1454,129 @@ static size_t ix_find(const uint32_t *ix, size_t n, const char *id,
 		;
 	*first = lo;
 	return e - lo;
+}
+
+/* A copy of what a listing shows of @n (not its children), or NULL. */
+static struct lnode *node_clone(const struct lnode *n)
+{
+	struct lnode *c = node_new(n->mapped ? n->mapped : n->name, n->kind);
+
+	if (!c)
+		return NULL;
+	c->id = sdup(n->id);
+	c->drive = sdup(n->drive);
+	c->user = sdup(n->user);
+	c->tag = sdup(n->tag);
+	c->url = sdup(n->url);
+	buf_add(&c->meta, n->meta.data, n->meta.len);
+	c->size = n->size;
+	c->mtime = n->mtime;
+	c->mtime_ns = n->mtime_ns;
+	c->btime = n->btime;
+	c->child_count = n->child_count;
+	if ((n->id && !c->id) || (n->drive && !c->drive) ||
+	    (n->user && !c->user) || (n->tag && !c->tag) ||
+	    (n->url && !c->url) || c->meta.len != n->meta.len) {
+		node_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+static const struct dchanges *by_id_c; /* lock held: one sort at once */
+
+static int cmp_change_id(const void *x, const void *y)
+{
+	size_t a = *(const size_t *)x, b = *(const size_t *)y;
+	int c = strcmp(by_id_c->v[a].id, by_id_c->v[b].id);
+
+	return c ? c : a < b ? -1 : a > b;
+}
+
+/* The last change of @c for Graph id @id; @ord: its @n ids, sorted. */
+static const struct dchange *change_find(const struct dchanges *c,
+					 const size_t *ord, size_t n,
+					 const char *id)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int cmp = strcmp(c->v[ord[mid]].id, id);
+
+		if (!cmp)
+			return &c->v[ord[mid]];
+		if (cmp < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/*
+ * The children of directory @d as listing it again would show them,
+ * after the changes @c of its drive or mail folder (lock held): its
+ * children of kind @kind (0: all) with the changes applied (changed,
+ * renamed, deleted, moved elsewhere) and the items whose parent is @gid
+ * (NULL: every item of @c) added, copied into @k.  Returns 0, 1 when @c
+ * does not say where an item went (list @d instead), or -ENOMEM.
+ */
+static int patched_kids(const struct lnode *d, const char *gid,
+			const struct dchanges *c, int kind, struct kids *k)
+{
+	size_t *ord = malloc((c->n ? c->n : 1) * sizeof(*ord));
+	uint32_t *ids = malloc((d->nkids ? d->nkids : 1) * sizeof(*ids));
+	size_t n = 0, nids = 0, i, j, f;
+	int rc = 0;
+
+	if (!ord || !ids) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (i = 0; i < c->n; i++)
+		if (c->v[i].id)
+			ord[n++] = i;
+	by_id_c = c;
+	qsort(ord, n, sizeof(*ord), cmp_change_id);
+	by_id_c = NULL;
+	for (i = j = 0; i < n; i++) /* the last change of each item wins */
+		if (i + 1 == n || strcmp(c->v[ord[i]].id, c->v[ord[i + 1]].id))
+			ord[j++] = ord[i];
+	n = j;
+	for (i = 0; i < d->nkids && rc == 0; i++) {
+		const struct lnode *o = L.nodes[d->kids[i]];
+		const struct dchange *x;
+
+		if (kind && o->kind != kind)
+			continue;
+		x = o->id ? change_find(c, ord, n, o->id) : NULL;
+		if (o->id)
+			ids[nids++] = d->kids[i];
+		if (!x)
+			rc = kids_add(k, node_clone(o));
+		else if (x->deleted || !x->n)
+			; /* deleted */
+		else if (gid && !x->parent)
+			rc = 1;
+		else if (!gid || !strcmp(x->parent, gid))
+			rc = kids_add(k, node_clone(x->n)); /* changed */
+		/* else moved elsewhere */
+	}
+	qsort(ids, nids, sizeof(*ids), cmp_id);
+	for (i = 0; i < n && rc == 0; i++) {
+		const struct dchange *x = &c->v[ord[i]];
+
+		if (x->deleted || !x->n || x->root ||
+		    (gid && (!x->parent || strcmp(x->parent, gid))) ||
+		    ix_find(ids, nids, x->id, &f))
+			continue;
+		rc = kids_add(k, node_clone(x->n)); /* added or moved in */
+	}
+out:
+	free(ord);
+	free(ids);
+	return rc;
 }
 
 /* Mark the directories of the drive that list folder @gid (lock held). */
@@ -1479,10 +1655,21 @@ static int delta_mark(const char *drive, const struct dchanges *c,
 }
 
 /*
- * Cached listings of drive @drive expired: renew them with one delta
- * call when that is cheaper (see above).  Returns 1: done (or done by
- * another thread meanwhile: look again), 0: not done (list the folder).
+ * Apply the changes @c of its drive to the listing of folder @d (node
+ * @idx, lock held).  Returns 0, else nonzero: list it again.
  */
+static int delta_patch(struct lnode *d, uint32_t idx, const struct dchanges *c)
+{
+	const char *gid = d->kind == CAT_KIND_FOLDER ? d->id : d->root_id;
+	struct kids k = { 0 };
+	int rc = gid ? patched_kids(d, gid, c, 0, &k) : 1;
+
+	if (rc == 0)
+		rc = merge(d, idx, &k);
+	kids_release(&k);
+	return rc;
+}
+
 /*
  * The end of a refresh or an enumeration of drive @dr (L.lock held, given
  * up here): wake the threads that waited for it.  Returns 1 when it
@@ -1498,6 +1685,53 @@ static int drive_done(struct ldrive *dr, struct dchanges *c, int rc)
 	return rc == 0 ? 1 : 0;
 }
 
+/*
+ * Folders of drive @drive that moved, as the delta round @c of @t0 told
+ * (lock held): the node at the new place (one of those from node @from
+ * on, never listed) takes over the listing of the node at the old place
+ * (gone now) when that listing is covered by @c (as of @since_ms or
+ * later), with @c applied to it.
+ */
+static void moved_listings(const char *drive, size_t from,
+			   const struct dchanges *c, int64_t t0,
+			   int64_t since_ms)
+{
+	size_t i, j, k;
+
+	for (i = from; i < L.n; i++) {
+		struct lnode *to = L.nodes[i];
+
+		if (to->gone || to->kind != CAT_KIND_FOLDER || to->listed_ms ||
+		    !to->id)
+			continue;
+		for (j = 0; j < from; j++) {
+			struct lnode *o = L.nodes[j];
+
+			if (!o->gone || o->kind != CAT_KIND_FOLDER ||
+			    o->listed_ms < since_ms || o->listing || !o->id ||
+			    strcmp(o->id, to->id) || !o->drive ||
+			    strcmp(o->drive, drive))
+				continue;
+			to->kids = o->kids;
+			to->byname = o->byname;
+			to->nkids = o->nkids;
+			o->kids = o->byname = NULL;
+			o->nkids = 0;
+			o->listed_ms = 0;
+			for (k = 0; k < to->nkids; k++)
+				L.nodes[to->kids[k]]->parent = (uint32_t)i;
+			to->listed_ms =
+				delta_patch(to, (uint32_t)i, c) ? 0 : t0;
+			break;
+		}
+	}
+}
+
+/*
+ * Cached listings of drive @drive expired: renew them with one delta
+ * call when that is cheaper (see above).  Returns 1: done (or done by
+ * another thread meanwhile: look again), 0: not done (list the folder).
+ */
 static int drive_refresh(const char *drive)
 {
 	struct dchanges c = { 0 };
@@ -1564,31 +1798,35 @@ static int drive_refresh(const char *drive)
 		rc = mark ? delta_mark(drive, &c, mark) : -ENOMEM;
 	}
 	if (rc == 0 && dr) {
-		size_t changed = 0, kept = 0;
+		size_t changed = 0, patched = 0, kept = 0, n = L.n;
 
-		for (i = 0; i < L.n; i++) {
+		for (i = 0; i < n; i++) {
 			struct lnode *d = L.nodes[i];
 
 			if (d->gone || !d->listed_ms || d->listing ||
 			    !is_drive_dir(d->kind) || !d->drive ||
-			    strcmp(d->drive, drive))
-				continue;
+			    strcmp(d->drive, drive) || d->listed_ms > t0)
+				continue; /* (listed after the delta: newer) */
 			/* listed before the saved link: not covered by it */
-			if (mark[i] || (link && d->listed_ms < link_ms)) {
+			if (link && d->listed_ms < link_ms) {
+				d->listed_ms = 0;
+				changed++;
+			} else if (mark[i] && delta_patch(d, (uint32_t)i, &c)) {
 				d->listed_ms = 0;
 				changed++;
 			} else {
 				d->listed_ms = t0;
-				kept++;
+				*(mark[i] ? &patched : &kept) += 1;
 			}
 		}
+		moved_listings(drive, n, &c, t0, link ? link_ms : oldest);
 		free(dr->link);
 		dr->link = next;
 		dr->link_ms = t0;
 		next = NULL;
 		log_debug("live: drive %s: %zu changes, %zu folders kept, "
-			  "%zu to list again",
-			  drive, c.n, kept, changed);
+			  "%zu patched, %zu to list again",
+			  drive, c.n, kept, patched, changed);
 	} else if (dr) {
 		if (rc == -ESTALE) {
 			free(dr->link); /* expired: a time token next time */
@@ -1785,6 +2023,26 @@ static int drive_walk(uint32_t idx)
 }
 
 /*
+ * Mail folder @d was asked for its changes @c, its subfolders listed
+ * into @k: add its messages with the changes applied to @k (lock held).
+ */
+static int patch_messages(const struct lnode *d, const struct dchanges *c,
+			  struct kids *k)
+{
+	struct kids all = { 0 };
+	size_t i;
+	int rc = patched_kids(d, NULL, c, CAT_KIND_MESSAGE, &all);
+
+	for (i = 0; rc == 0 && i < k->n; i++) {
+		rc = kids_add(&all, k->v[i]);
+		k->v[i] = NULL;
+	}
+	kids_release(k);
+	*k = all;
+	return rc;
+}
+
+/*
  * Make sure directory node @idx has a listing younger than the TTL
  * (listing it in Graph when not; other threads wait for that listing).
  * Returns 0 or -errno.
@@ -1842,6 +2100,7 @@ static int ensure_listed(uint32_t idx)
 	di.drive = sdup(d->drive);
 	di.user = sdup(d->user);
 	di.child_count = d->child_count;
+	di.link = d->listed_ms ? sdup(d->link) : NULL;
 	if (d->kind == CAT_KIND_SITE_HOST || d->kind == CAT_KIND_SITE_PATH)
 		site_path(idx, &di.path);
 	pthread_mutex_unlock(&L.lock);
@@ -1850,18 +2109,34 @@ static int ensure_listed(uint32_t idx)
 	if (!L.g) {
 		rc = -EIO;
 	} else {
-		do {
+		for (;;) {
 			kids_release(&k);
+			dchanges_release(&di.changes);
 			rc = fetch_kids(&di, &k);
-		} while (rc < 0 && wait_again(rc, t0, &attempt));
+			if (rc == -ESTALE && di.link) {
+				/* the deltaLink expired: list them all */
+				free(di.link);
+				di.link = NULL;
+				continue;
+			}
+			if (rc >= 0 || !wait_again(rc, t0, &attempt))
+				break;
+		}
 	}
 	if (rc > 0)
 		rc = 0;
 
 	pthread_mutex_lock(&L.lock);
 	d = L.nodes[idx];
+	if (rc == 0 && di.patch)
+		rc = patch_messages(d, &di.changes, &k);
 	if (rc == 0)
 		rc = merge(d, idx, &k);
+	if (rc == 0 && d->kind == CAT_KIND_MAIL_FOLDER) {
+		free(d->link);
+		d->link = di.next;
+		di.next = NULL;
+	}
 	if (rc == 0 && di.root_id && !d->root_id) {
 		d->root_id = di.root_id;
 		di.root_id = NULL;
@@ -2310,6 +2585,7 @@ struct dent {
 struct dhandle {
 	struct dent *e;
 	size_t n;
+	int64_t listed_ms; /* of the listing the entries came from */
 };
 
 static void dhandle_free(struct dhandle *h)
@@ -2387,6 +2663,7 @@ static int dir_entries(uint64_t ino, struct dhandle *h, size_t *cap)
 		return rc;
 	pthread_mutex_lock(&L.lock);
 	d = L.nodes[idx];
+	h->listed_ms = d->listed_ms;
 	node_attr(d, &st);
 	rc = dent_add(h, cap, ".", &st, false);
 	memset(&st, 0, sizeof(st));
@@ -2400,6 +2677,29 @@ static int dir_entries(uint64_t ino, struct dhandle *h, size_t *cap)
 	}
 	pthread_mutex_unlock(&L.lock);
 	return rc;
+}
+
+/*
+ * Let the kernel keep the entries of directory @ino (opened with @fi) in
+ * its page cache, and reuse the entries it kept from the last opendir
+ * while the listing they came from is still the current one: a warm
+ * ls -l then costs an opendir and a releasedir, no readdir.  Once the
+ * listing was renewed (after the TTL) the kernel reads it again, with
+ * readdirplus, which also renews the attributes of every entry.
+ */
+static void kernel_cache(uint64_t ino, const struct dhandle *h,
+			 struct fuse_file_info *fi)
+{
+	struct lnode *d;
+
+	pthread_mutex_lock(&L.lock);
+	d = node_get(ino);
+	if (d && h->listed_ms) {
+		fi->cache_readdir = 1;
+		fi->keep_cache = d->kernel_ms == h->listed_ms;
+		d->kernel_ms = h->listed_ms;
+	}
+	pthread_mutex_unlock(&L.lock);
 }
 
 static void lop_opendir(fuse_req_t req, fuse_ino_t ino,
@@ -2425,6 +2725,8 @@ static void lop_opendir(fuse_req_t req, fuse_ino_t ino,
 		fuse_reply_err(req, fuse_errno(rc));
 		return;
 	}
+	if (ino != INO_ROOT)
+		kernel_cache(ino, h, fi);
 	fi->fh = (uintptr_t)h;
 	if (fuse_reply_open(req, fi) == -ENOENT)
 		dhandle_free(h); /* interrupted */

@@ -621,7 +621,7 @@ static int node_spool(struct rnode *n, struct rnode *dir)
 		return rc;
 	if (n->fd >= 0)
 		close(n->fd);
-	if (n->spool && !n->committed)
+	if (n->spool && !n->committed && !n->mem)
 		unlink(n->spool);
 	free(n->spool);
 	n->spool = strdup(spool.data);
@@ -680,6 +680,7 @@ static void rop_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		}
 		pthread_mutex_unlock(&R.lock);
 	}
+	fi->direct_io = 1; /* see rop_open() */
 	if (rc < 0)
 		fuse_reply_err(req, -rc);
 	else if (fuse_reply_create(req, &e, fi) == -ENOENT)
@@ -740,6 +741,14 @@ static void rop_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	pthread_mutex_unlock(&R.lock);
 	fi->fh = 0;
+	/*
+	 * Unbuffered: each write comes here as it is made (as it would
+	 * without a write-back cache), and the kernel leaves clearing
+	 * set-user-ID bits to us instead of asking for security.capability
+	 * before the first write of every file (one request per file less
+	 * in a cp -r).  Shared writable mmap() is not supported then.
+	 */
+	fi->direct_io = 1;
 	if (rc < 0)
 		fuse_reply_err(req, -rc);
 	else
@@ -923,7 +932,7 @@ static void rop_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		rc = ENOTEMPTY;
 	else {
 		/* forget it here; the tenant keeps what was restored */
-		if (!n->dir && !n->committed && n->spool)
+		if (!n->dir && !n->committed && n->spool && !n->mem)
 			unlink(n->spool);
 		if (n->fd >= 0)
 			close(n->fd);

@@ -21,6 +21,7 @@
 #define CHECK_MS  2 /* at most one latest-snapshot query per CHECK_MS */
 #define RELOAD_MS 2000
 #define REOPEN_MS 1000 /* retry opening a missing catalog */
+#define HOLD_MS	  100 /* browse queries share a read transaction that long */
 
 static struct fs_snaps *snaps_alloc(size_t n)
 {
@@ -86,6 +87,7 @@ struct cat *fs_cat(struct fs *fs)
 				strerror(-rc));
 		return NULL;
 	}
+	cat_set_read_hold(mine, HOLD_MS);
 	pthread_mutex_lock(&fs->lock);
 	if (!fs->cat) {
 		fs->cat = mine;
@@ -232,6 +234,8 @@ struct fs_snaps *fs_snaps_get(struct fs *fs, bool refresh)
 	nl = reload(fs, cat, l);
 	if (!nl)
 		return l;
+	/* browse queries about the new snapshots must see them */
+	cat_read_refresh(cat);
 
 	pthread_mutex_lock(&fs->lock);
 	nl->gen = ++fs->snaps_gen;

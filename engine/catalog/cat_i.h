@@ -70,6 +70,8 @@ struct conn {
 	sqlite3 *db;
 	sqlite3_stmt *st[Q_MAX];
 	struct conn *next; /* free list; protected by cat->lock */
+	int64_t held_ms; /* reader: browse transaction open since, 0 = none */
+	uint64_t held_gen; /* cat->read_gen when it began */
 };
 
 /* A full walk in progress: items seen since generation @gen count. */
@@ -112,16 +114,35 @@ struct cat {
 	int64_t scope_sid; /* ... and its id */
 	cat_commit_hook hook;
 	void *hook_ctx;
-	pthread_t committer; /* commits batches left idle */
+	/* Reader: browse transactions held open (cat_set_read_hold()). */
+	int64_t hold_ms; /* 0: every statement is its own transaction */
+	uint64_t read_gen; /* cat_read_refresh() count */
+	int held; /* connections with a browse transaction open */
+	pthread_t committer; /* writer: commits batches left idle;
+				reader: ends browse transactions left idle */
 	bool committer_run;
 	bool committer_stop;
 	pthread_cond_t cond;
+
+	/*
+	 * Pool connections do not checkpoint when they commit (a restore
+	 * enqueue would wait for it in close()): the checkpointer thread,
+	 * started at the first large WAL, does.  Protected by ckpt_lock.
+	 */
+	pthread_mutex_t ckpt_lock;
+	pthread_cond_t ckpt_cond;
+	pthread_t ckpt;
+	bool ckpt_run, ckpt_want, ckpt_stop;
 };
 
 /* db.c */
 int cat_errno(sqlite3 *db, int rc, const char *what);
 struct conn *cat_conn_get(struct cat *c);
+struct conn *cat_conn_browse(struct cat *c);
 void cat_conn_put(struct cat *c, struct conn *k);
+/* Close pool connection @k instead of giving it back (the writer's is
+ * given back). */
+void cat_conn_drop(struct cat *c, struct conn *k);
 int cat_stmt(struct conn *k, enum cat_q q, sqlite3_stmt **out);
 int cat_exec(sqlite3 *db, const char *sql);
 int cat_exec_i(sqlite3 *db, const char *sql, int n, ...);

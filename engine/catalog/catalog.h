@@ -509,6 +509,19 @@ int cat_commit(struct cat *c);
  */
 void cat_set_batch(struct cat *c, unsigned rows, unsigned ms);
 
+/**
+ * Reader: run the browse queries (cat_lookup(), cat_item_get(),
+ * cat_list(), cat_item_meta()) in read transactions held open for up to
+ * @ms milliseconds per connection (0: off, the default), which saves
+ * their locking system calls.  A held transaction sees the catalog as it
+ * was when it began: call cat_read_refresh() when a new snapshot was seen
+ * (cat_snapshot_latest() and the other calls always see the newest), so
+ * that browse queries about it find its items.  Idle transactions are
+ * ended after @ms by a thread, so the WAL can be reset.
+ */
+void cat_set_read_hold(struct cat *c, unsigned ms);
+void cat_read_refresh(struct cat *c);
+
 /* ---- restore queue ---------------------------------------------------- */
 
 enum cat_restore_status {
@@ -591,13 +604,16 @@ struct cat_restore_set {
 };
 
 /**
- * As cat_restore_update() for @n entries in one transaction: one
- * synchronous commit for all (group commit of uploaders' results).  All
- * or nothing; entries that no longer exist are skipped.  Returns 0,
+ * As cat_restore_update() for @n entries in one transaction (group commit
+ * of uploaders' results).  All or nothing; entries that no longer exist
+ * are skipped.  @durable: the commit is flushed to disk before this
+ * returns; else it is not (WAL with synchronous=NORMAL): a killed process
+ * loses nothing, a power failure may lose the whole transaction, never a
+ * part of it, and the next durable commit flushes it too.  Returns 0,
  * -EINVAL (a bad status), -EBUSY or -EIO.
  */
 int cat_restore_update_many(struct cat *c, const struct cat_restore_set *v,
-			    size_t n);
+			    size_t n, bool durable);
 
 /**
  * Entries left uploading by a dead uploader become pending again.

@@ -347,6 +347,67 @@ static void conn_free(struct conn *k)
 	free(k);
 }
 
+/* WAL pages after which the checkpointer runs (SQLite's default) */
+#define CAT_CKPT_PAGES 1000
+
+/*
+ * The checkpointer: passive checkpoints on a connection of its own, so
+ * that no commit of a pool connection (a close() in restore/ waiting for
+ * its enqueue) copies the WAL into the database first.
+ */
+static void *ckpt_main(void *arg)
+{
+	struct cat *c = arg;
+	sqlite3 *db = NULL;
+	int rc;
+
+	pthread_mutex_lock(&c->ckpt_lock);
+	for (;;) {
+		while (!c->ckpt_want && !c->ckpt_stop)
+			pthread_cond_wait(&c->ckpt_cond, &c->ckpt_lock);
+		if (c->ckpt_stop)
+			break;
+		c->ckpt_want = false;
+		pthread_mutex_unlock(&c->ckpt_lock);
+		if (!db && cat_db_open(c->path, SQLITE_OPEN_READWRITE, &db) < 0)
+			db = NULL;
+		rc = db ? sqlite3_wal_checkpoint_v2(db, NULL,
+						    SQLITE_CHECKPOINT_PASSIVE,
+						    NULL, NULL)
+			: SQLITE_CANTOPEN;
+		if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+			log_debug("catalog: checkpoint of '%s': %s", c->path,
+				  sqlite3_errstr(rc));
+		pthread_mutex_lock(&c->ckpt_lock);
+	}
+	pthread_mutex_unlock(&c->ckpt_lock);
+	sqlite3_close(db);
+	return NULL;
+}
+
+/* After each commit of a pool connection: @pages in the WAL. */
+static int wal_hook(void *ctx, sqlite3 *db, const char *name, int pages)
+{
+	struct cat *c = ctx;
+	bool run;
+
+	(void)name;
+	if (pages < CAT_CKPT_PAGES)
+		return SQLITE_OK;
+	pthread_mutex_lock(&c->ckpt_lock);
+	if (!c->ckpt_run && !c->ckpt_stop)
+		c->ckpt_run = pthread_create(&c->ckpt, NULL, ckpt_main, c) == 0;
+	run = c->ckpt_run;
+	c->ckpt_want = true;
+	pthread_cond_signal(&c->ckpt_cond);
+	pthread_mutex_unlock(&c->ckpt_lock);
+	/* without the thread, this commit checkpoints as SQLite would */
+	if (!run)
+		sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE,
+					  NULL, NULL);
+	return SQLITE_OK;
+}
+
 static int conn_new(struct cat *c, struct conn **out)
 {
 	struct conn *k;
@@ -366,6 +427,8 @@ static int conn_new(struct cat *c, struct conn **out)
 	if (!c->writer)
 		/* restore-queue writes are durable before they return */
 		ret = cat_exec(k->db, "PRAGMA synchronous=FULL");
+	if (ret == 0 && !c->writer)
+		sqlite3_wal_hook(k->db, wal_hook, c); /* no autocheckpoint */
 out:
 	if (ret < 0) {
 		conn_free(k);
@@ -375,20 +438,74 @@ out:
 	return ret;
 }
 
-struct conn *cat_conn_get(struct cat *c)
+/* End the browse transaction of @k, if any; c->lock held. */
+static void conn_unhold(struct cat *c, struct conn *k)
+{
+	if (!k->held_ms)
+		return;
+	if (!sqlite3_get_autocommit(k->db) &&
+	    sqlite3_exec(k->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		sqlite3_exec(k->db, "ROLLBACK", NULL, NULL, NULL);
+	k->held_ms = 0;
+	c->held--;
+}
+
+static struct conn *conn_take(struct cat *c, bool browse)
 {
 	struct conn *k;
+	int64_t now;
 
 	pthread_mutex_lock(&c->lock);
 	if (c->writer)
 		return c->w; /* the lock stays held until cat_conn_put() */
 	k = c->free;
-	if (k)
+	if (k) {
 		c->free = k->next;
+		now = browse ? util_mono_ms() : 0;
+		if (k->held_ms && (!browse || now - k->held_ms >= c->hold_ms ||
+				   k->held_gen != c->read_gen))
+			conn_unhold(c, k);
+	}
 	pthread_mutex_unlock(&c->lock);
 	if (!k && conn_new(c, &k) < 0)
 		return NULL;
 	k->next = NULL;
+	return k;
+}
+
+struct conn *cat_conn_get(struct cat *c)
+{
+	return conn_take(c, false);
+}
+
+/*
+ * A connection for the browse queries (lookup, get, list): with a read
+ * hold set, they run in a read transaction that stays open on the
+ * connection for up to hold_ms and until cat_read_refresh().  A statement
+ * in an open transaction takes no locks; on its own it costs three system
+ * calls (the WAL read mark's lock and unlock, a fstat), which were a tenth
+ * of the daemon's time per cold lookup.  Every other call ends the
+ * transaction first (cat_conn_get()), so it sees the newest commit.
+ */
+struct conn *cat_conn_browse(struct cat *c)
+{
+	struct conn *k = conn_take(c, true);
+
+	if (!k || c->writer || !c->hold_ms)
+		return k;
+	pthread_mutex_lock(&c->lock);
+	if (k->held_ms && sqlite3_get_autocommit(k->db)) {
+		k->held_ms = 0; /* ended by an error */
+		c->held--;
+	}
+	if (!k->held_ms &&
+	    sqlite3_exec(k->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK) {
+		k->held_ms = util_mono_ms();
+		k->held_gen = c->read_gen;
+		if (c->held++ == 0)
+			pthread_cond_signal(&c->cond);
+	}
+	pthread_mutex_unlock(&c->lock);
 	return k;
 }
 
@@ -404,6 +521,14 @@ void cat_conn_put(struct cat *c, struct conn *k)
 	k->next = c->free;
 	c->free = k;
 	pthread_mutex_unlock(&c->lock);
+}
+
+void cat_conn_drop(struct cat *c, struct conn *k)
+{
+	if (c->writer)
+		cat_conn_put(c, k);
+	else
+		conn_free(k);
 }
 
 int cat_stmt(struct conn *k, enum cat_q q, sqlite3_stmt **out)
@@ -545,21 +670,49 @@ static void *committer_main(void *arg)
 {
 	struct cat *c = arg;
 	struct timespec ts;
+	int64_t now;
 
 	pthread_mutex_lock(&c->lock);
 	while (!c->committer_stop) {
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 250 * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
+		if (!c->writer && !c->held) {
+			pthread_cond_wait(&c->cond, &c->lock);
+			continue;
 		}
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += (c->writer ? 250 : c->hold_ms) * 1000000L;
+		ts.tv_sec += ts.tv_nsec / 1000000000L;
+		ts.tv_nsec %= 1000000000L;
 		pthread_cond_timedwait(&c->cond, &c->lock, &ts);
-		if (c->in_txn && util_mono_ms() - c->txn_start_ms > c->batch_ms)
+		now = util_mono_ms();
+		if (c->writer && c->in_txn &&
+		    now - c->txn_start_ms > c->batch_ms)
 			cat_txn_commit(c); /* errors logged; batch lost */
+		/* a reader's idle browse transactions: the WAL cannot restart
+		   past them */
+		for (struct conn *k = c->free; k && !c->writer; k = k->next)
+			if (k->held_ms && now - k->held_ms >= c->hold_ms)
+				conn_unhold(c, k);
 	}
 	pthread_mutex_unlock(&c->lock);
 	return NULL;
+}
+
+void cat_set_read_hold(struct cat *c, unsigned ms)
+{
+	pthread_mutex_lock(&c->lock);
+	if (!c->writer && !c->committer_run && ms &&
+	    pthread_create(&c->committer, NULL, committer_main, c) == 0)
+		c->committer_run = true;
+	if (c->committer_run && !c->writer)
+		c->hold_ms = ms;
+	pthread_mutex_unlock(&c->lock);
+}
+
+void cat_read_refresh(struct cat *c)
+{
+	pthread_mutex_lock(&c->lock);
+	c->read_gen++;
+	pthread_mutex_unlock(&c->lock);
 }
 
 /* Restore-queue writes on the writer: nothing of a batch may wait. */
@@ -592,6 +745,8 @@ int cat_open(const char *path, int flags, struct cat **out)
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_mutex_init(&c->qlock, NULL);
 	pthread_cond_init(&c->cond, NULL);
+	pthread_mutex_init(&c->ckpt_lock, NULL);
+	pthread_cond_init(&c->ckpt_cond, NULL);
 	c->qfd = -1;
 	c->batch_rows = CAT_BATCH_ROWS;
 	c->batch_ms = 500;
@@ -665,6 +820,12 @@ void cat_close(struct cat *c)
 
 	if (!c)
 		return;
+	pthread_mutex_lock(&c->ckpt_lock);
+	c->ckpt_stop = true;
+	pthread_cond_signal(&c->ckpt_cond);
+	pthread_mutex_unlock(&c->ckpt_lock);
+	if (c->ckpt_run)
+		pthread_join(c->ckpt, NULL);
 	if (c->committer_run) {
 		pthread_mutex_lock(&c->lock);
 		c->committer_stop = true;
@@ -681,6 +842,7 @@ void cat_close(struct cat *c)
 	while (c->free) {
 		k = c->free;
 		c->free = k->next;
+		conn_unhold(c, k);
 		conn_free(k);
 	}
 	if (c->qfd >= 0)
@@ -689,6 +851,8 @@ void cat_close(struct cat *c)
 	free(c->scope_name);
 	free(c->path);
 	pthread_cond_destroy(&c->cond);
+	pthread_cond_destroy(&c->ckpt_cond);
+	pthread_mutex_destroy(&c->ckpt_lock);
 	pthread_mutex_destroy(&c->qlock);
 	pthread_mutex_destroy(&c->lock);
 	free(c);

@@ -752,7 +752,7 @@ int cat_lookup(struct cat *c, int64_t snap, int64_t parent, const char *name,
 	sqlite3_stmt *q;
 	int ret;
 
-	k = cat_conn_get(c);
+	k = cat_conn_browse(c);
 	if (!k)
 		return -ENOMEM;
 	ret = cat_stmt(k, Q_LOOKUP, &q);
@@ -779,7 +779,7 @@ int cat_item_get(struct cat *c, int64_t snap, int64_t id, struct cat_item *out)
 		out->kind = CAT_KIND_TOP;
 		return 0;
 	}
-	k = cat_conn_get(c);
+	k = cat_conn_browse(c);
 	if (!k)
 		return -ENOMEM;
 	ret = cat_stmt(k, Q_GET, &q);
@@ -800,7 +800,7 @@ int cat_list(struct cat *c, int64_t snap, int64_t parent, const char *after,
 	struct cat_item it;
 	int rc, ret;
 
-	k = cat_conn_get(c);
+	k = cat_conn_browse(c);
 	if (!k)
 		return -ENOMEM;
 	ret = cat_stmt(k, Q_LIST, &q);
@@ -830,7 +830,7 @@ int cat_item_meta(struct cat *c, int64_t id, int64_t from_snap, struct buf *out)
 	size_t len0 = out->len;
 	int ret;
 
-	k = cat_conn_get(c);
+	k = cat_conn_browse(c);
 	if (!k)
 		return -ENOMEM;
 	ret = cold_read(k, id, from_snap, &m);

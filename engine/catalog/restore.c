@@ -327,7 +327,7 @@ int cat_restore_update(struct cat *c, int64_t id, int status,
 }
 
 int cat_restore_update_many(struct cat *c, const struct cat_restore_set *v,
-			    size_t n)
+			    size_t n, bool durable)
 {
 	struct conn *k;
 	size_t i;
@@ -341,7 +341,12 @@ int cat_restore_update_many(struct cat *c, const struct cat_restore_set *v,
 	k = wconn(c);
 	if (!k)
 		return -ENOMEM;
-	ret = cat_exec(k->db, "BEGIN IMMEDIATE");
+	/* every connection that writes the queue is synchronous=FULL; the
+	 * writer's stays so (its batches are not the queue's) */
+	durable |= c->writer;
+	ret = durable ? 0 : cat_exec(k->db, "PRAGMA synchronous=NORMAL");
+	if (ret == 0)
+		ret = cat_exec(k->db, "BEGIN IMMEDIATE");
 	for (i = 0; ret == 0 && i < n; i++) {
 		ret = update_one(c, k, &v[i]);
 		if (ret == -ENOENT) /* gone (queue cleared): nothing to do */
@@ -351,6 +356,12 @@ int cat_restore_update_many(struct cat *c, const struct cat_restore_set *v,
 		ret = cat_exec(k->db, "COMMIT");
 	if (ret < 0 && !sqlite3_get_autocommit(k->db))
 		sqlite3_exec(k->db, "ROLLBACK", NULL, NULL, NULL);
+	if (!durable && cat_exec(k->db, "PRAGMA synchronous=FULL") < 0) {
+		/* not back in the pool: its next commit would not be flushed */
+		cat_conn_drop(c, k);
+		qunlock(c);
+		return ret;
+	}
 	wconn_put(c, k);
 	return ret;
 }

@@ -25,6 +25,7 @@
 #define MAIL_MAX      (150u << 20) /* largest message imported */
 #define THREADS_MAX   32
 #define RESCAN_S      10 /* idle uploaders look for pending entries */
+#define REC_LINGER_MS 10 /* results arriving within this share a commit */
 #define SPOOL_SHORT                                                            \
 	"the spool file is incomplete (m365fs stopped while the file was "     \
 	"being copied): copy it again"
@@ -36,6 +37,7 @@ struct result;
 struct restore {
 	char *repo;
 	char *spool_dir;
+	dev_t spool_dev; /* of spool_dir: a descriptor elsewhere is memory */
 	struct graph *graph;
 	struct cat *cat;
 	unsigned threads;
@@ -54,6 +56,7 @@ struct restore {
 	 * commits now, whether the uploaders have ended */
 	struct result *recq, **recq_tail;
 	struct result *recording;
+	bool rec_linger; /* the recorder waits for more: no wake-up needed */
 	bool workers_gone;
 	unsigned started;
 	pthread_mutex_t lock;
@@ -880,6 +883,14 @@ static int fsync_dir(const char *dir)
 	return rc;
 }
 
+/* Is @fd a memory spool (restore_spool_open_mem()), no spool file? */
+static bool in_memory(const struct restore *r, int fd)
+{
+	struct stat st;
+
+	return fstat(fd, &st) == 0 && st.st_dev != r->spool_dev;
+}
+
 /*
  * The syncer thread makes spool files durable (fsync of the file, then of
  * the spool directory) while restore_commit() records the entry in the
@@ -950,7 +961,7 @@ static int commit_inline(struct restore *r, int fd, const char *target,
 	rc = cat_restore_enqueue_data(r->cat, target, spool, data.data, size,
 				      id);
 	buf_release(&data);
-	if (rc == 0)
+	if (rc == 0 && !in_memory(r, fd))
 		unlink(spool);
 	return rc;
 }
@@ -995,7 +1006,7 @@ int restore_commit(struct restore *r, int fd, const char *target,
 
 	if (r->inline_ok && size <= (int64_t)RESTORE_INLINE_MAX)
 		rc = commit_inline(r, fd, target, spool, size, &j.id);
-	if (rc == -ENOTSUP && access(spool, F_OK) < 0 && errno == ENOENT) {
+	if (rc == -ENOTSUP && in_memory(r, fd)) {
 		/* a memory spool that cannot go into the catalog */
 		int dfd = dup(fd);
 
@@ -1020,18 +1031,19 @@ int restore_commit(struct restore *r, int fd, const char *target,
 }
 
 /*
- * The bytes to restore for @e: kept in the catalog (small files), else
- * the spool file.  A descriptor to read them (caller closes), or -errno
- * with @reason set.
+ * The bytes to restore for @e: kept in the catalog (small files: *@kept
+ * set true), else the spool file.  A descriptor to read them (caller
+ * closes), or -errno with @reason set.
  */
 static int spool_fd(struct restore *r, const struct cat_restore *e,
-		    struct buf *reason)
+		    struct buf *reason, bool *kept)
 {
 	struct buf data = BUF_INIT;
 	int fd = -1, rc;
 
 	rc = cat_restore_data(r->cat, e->id, &data);
 	if (rc == 0) {
+		*kept = true;
 		fd = memfd_create("m365-restore", MFD_CLOEXEC);
 		rc = fd < 0 ? -errno : util_write_all(fd, data.data, data.len);
 		if (rc < 0 && fd >= 0)
@@ -1061,7 +1073,8 @@ struct result {
 	int status;
 	char *reason;
 	char *remote_id;
-	char *spool; /* removed once done is recorded */
+	char *spool; /* spool file, NULL for none: removed once done is
+		      * recorded */
 	struct result *next;
 };
 
@@ -1221,26 +1234,52 @@ int restore_drain(struct restore *r, int timeout_ms)
 	}
 }
 
-/* Record @batch (lock not held): 0 or -errno. */
+/* The CLOCK_REALTIME time @ms from now into @ts (condition waits). */
+static void deadline_in(struct timespec *ts, int ms)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+/* Does @q leave a spool file to remove once it is recorded? */
+static bool drops_file(const struct result *q)
+{
+	return q->status == CAT_RESTORE_DONE && q->spool;
+}
+
+/*
+ * Record @batch (lock not held): 0 or -errno.  The commit is flushed to
+ * disk only when a spool file goes after it: a result lost by a power
+ * failure leaves its entry pending, and the next start finds it in the
+ * tenant (not restored twice) as long as its bytes are still there.
+ */
 static int record(struct restore *r, struct result *batch)
 {
 	struct cat_restore_set *v;
 	struct result *q;
 	size_t n = count_results(batch), i = 0;
+	bool durable = false;
 	int rc;
 
 	v = calloc(n, sizeof(*v));
 	if (!v)
 		return -ENOMEM;
-	for (q = batch; q; q = q->next)
+	for (q = batch; q; q = q->next) {
 		v[i++] = (struct cat_restore_set){ q->id, q->status, q->reason,
 						   q->remote_id };
-	rc = cat_restore_update_many(r->cat, v, n);
+		durable |= drops_file(q);
+	}
+	rc = cat_restore_update_many(r->cat, v, n, durable);
 	free(v);
 	if (rc < 0)
 		return rc;
 	for (q = batch; q; q = q->next)
-		if (q->status == CAT_RESTORE_DONE)
+		if (drops_file(q))
 			unlink(q->spool);
 	return 0;
 }
@@ -1261,9 +1300,10 @@ static void unrecord(struct restore *r, struct result *batch)
 
 /*
  * The recorder thread writes the uploaders' results (done, failed) to the
- * queue in batches: one synchronous commit for all the results that
- * arrived while the previous batch was committed, instead of one per
- * file, and the uploader goes on with the next file at once.  A result is
+ * queue in batches: one commit for all the results that arrived while the
+ * previous batch was committed or within REC_LINGER_MS of the first one,
+ * instead of one commit and one wake-up per file, and the uploader goes
+ * on with the next file at once.  A result is
  * shown as "uploading" until it is recorded; the spool file of a done
  * entry is removed only then.  Should the daemon die in between, the
  * entry is pending at the next start and found in the tenant (the lookup
@@ -1275,6 +1315,7 @@ static void *recorder(void *arg)
 	struct result *batch;
 	struct timespec ts;
 	int rc, fails = 0;
+	bool lingered = false;
 
 	pthread_mutex_lock(&r->lock);
 	for (;;) {
@@ -1284,6 +1325,15 @@ static void *recorder(void *arg)
 			pthread_cond_wait(&r->rec_wake, &r->lock);
 			continue;
 		}
+		if (!lingered && !r->workers_gone) {
+			lingered = true;
+			r->rec_linger = true;
+			deadline_in(&ts, REC_LINGER_MS);
+			pthread_cond_timedwait(&r->rec_wake, &r->lock, &ts);
+			r->rec_linger = false;
+			continue;
+		}
+		lingered = false;
 		batch = r->recq;
 		r->recq = NULL;
 		r->recq_tail = &r->recq;
@@ -1321,6 +1371,7 @@ static void *recorder(void *arg)
 /*
  * The result of entry @id: done or failed, with @reason and @remote_id
  * (may be NULL), recorded by the recorder (or here when it does not run).
+ * @spool: its spool file, NULL when its bytes were kept in the catalog.
  */
 static void finish(struct restore *r, int64_t id, int status,
 		   const char *reason, const char *remote_id, const char *spool)
@@ -1332,21 +1383,22 @@ static void finish(struct restore *r, int64_t id, int status,
 		q->status = status;
 		q->reason = sdup(reason);
 		q->remote_id = sdup(remote_id);
-		q->spool = strdup(spool);
+		q->spool = sdup(spool);
 	}
 	if (!q || (reason && !q->reason) || (remote_id && !q->remote_id) ||
-	    !q->spool || !r->recorder_on) {
+	    (spool && !q->spool) || !r->recorder_on) {
 		result_free(q);
 		if (cat_restore_update(r->cat, id, status, reason, remote_id) ==
 			    0 &&
-		    status == CAT_RESTORE_DONE)
+		    status == CAT_RESTORE_DONE && spool)
 			unlink(spool);
 		return;
 	}
 	pthread_mutex_lock(&r->lock);
 	*r->recq_tail = q;
 	r->recq_tail = &q->next;
-	pthread_cond_signal(&r->rec_wake);
+	if (!r->rec_linger)
+		pthread_cond_signal(&r->rec_wake);
 	pthread_mutex_unlock(&r->lock);
 }
 
@@ -1532,13 +1584,7 @@ static void backoff(struct restore *r, int attempt)
 	struct timespec ts;
 	int ms = attempt < 6 ? 250 << attempt : 8000;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	deadline_in(&ts, ms);
 	pthread_mutex_lock(&r->lock);
 	if (!r->stop)
 		pthread_cond_timedwait(&r->quit, &r->lock, &ts);
@@ -1636,7 +1682,7 @@ static int upload_session(struct restore *r, const struct cat_restore *e,
 static int upload_file(struct restore *r, const struct cat_restore *e,
 		       bool again, const struct restore_loc *loc,
 		       const char *raw, int conflict, struct buf *id,
-		       struct buf *reason)
+		       struct buf *reason, bool *kept)
 {
 	struct graph_item it = { 0 };
 	struct http_source src;
@@ -1644,7 +1690,7 @@ static int upload_file(struct restore *r, const struct cat_restore *e,
 	struct stat st;
 	int fd, rc;
 
-	fd = spool_fd(r, e, reason);
+	fd = spool_fd(r, e, reason, kept);
 	if (fd < 0)
 		return fd;
 	if (fstat(fd, &st) < 0 || st.st_size != e->size) {
@@ -1838,7 +1884,7 @@ static int add_attachments(struct restore *r, const char *user, const char *msg,
 
 static int import_mail(struct restore *r, const struct cat_restore *e,
 		       bool again, const struct restore_loc *loc,
-		       struct buf *id, struct buf *reason)
+		       struct buf *id, struct buf *reason, bool *kept)
 {
 	struct graph_message m = { 0 }, moved = { 0 };
 	struct buf mime = BUF_INIT, json = BUF_INIT, saved = BUF_INIT;
@@ -1852,7 +1898,9 @@ static int import_mail(struct restore *r, const struct cat_restore *e,
 		goto move;
 	}
 	rc = cat_restore_data(r->cat, e->id, &mime);
-	if (rc == -ENOENT)
+	if (rc == 0)
+		*kept = true;
+	else if (rc == -ENOENT)
 		rc = util_read_file(e->spool, &mime, MAIL_MAX);
 	if (rc < 0) {
 		buf_addf(reason, "cannot read spool file '%s': %s", e->spool,
@@ -1971,6 +2019,7 @@ static void process(struct restore *r, struct cat_restore *e,
 		   reason = BUF_INIT;
 	const char *slash = strrchr(e->target, '/');
 	int conflict = policy_of_spool(e->spool), rc, status;
+	bool kept = false; /* the bytes were in the catalog: no spool file */
 
 	buf_add(&parent, e->target, slash ? (size_t)(slash - e->target) : 0);
 	buf_adds(&parent, "");
@@ -1983,7 +2032,7 @@ static void process(struct restore *r, struct cat_restore *e,
 		set_reason(&reason, rc, "find the target folder");
 	} else if (loc.kind == RESTORE_K_FOLDER) {
 		rc = upload_file(r, e, j->again, &loc, raw.data, conflict, &id,
-				 &reason);
+				 &reason, &kept);
 		if (rc == -EEXIST && conflict == RESTORE_SKIP) {
 			buf_truncate(&reason, 0);
 			buf_addf(&reason,
@@ -1992,7 +2041,7 @@ static void process(struct restore *r, struct cat_restore *e,
 			rc = 0;
 		}
 	} else if (loc.kind == RESTORE_K_MAIL_FOLDER) {
-		rc = import_mail(r, e, j->again, &loc, &id, &reason);
+		rc = import_mail(r, e, j->again, &loc, &id, &reason, &kept);
 	} else {
 		rc = -EINVAL;
 		buf_adds(
@@ -2035,7 +2084,7 @@ static void process(struct restore *r, struct cat_restore *e,
 		finish(r, e->id, status,
 		       reason.len ? reason.data
 				  : (status == CAT_RESTORE_DONE ? "" : NULL),
-		       id.len ? id.data : NULL, e->spool);
+		       id.len ? id.data : NULL, kept ? NULL : e->spool);
 	if (status == CAT_RESTORE_PENDING && rc != -EINTR) {
 		struct job next = { e->id, j->attempts + 1, true };
 
@@ -2180,6 +2229,7 @@ int restore_new(const struct restore_config *cfg, struct restore **out)
 {
 	struct restore *r;
 	struct buf path = BUF_INIT;
+	struct stat st;
 	int rc;
 
 	*out = NULL;
@@ -2209,11 +2259,14 @@ int restore_new(const struct restore_config *cfg, struct restore **out)
 		goto out;
 	}
 	rc = util_mkdir_p(r->spool_dir, 0700);
+	if (rc == 0 && stat(r->spool_dir, &st) < 0)
+		rc = -errno;
 	if (rc < 0) {
 		log_err("restore: cannot create '%s': %s", r->spool_dir,
 			strerror(-rc));
 		goto out;
 	}
+	r->spool_dev = st.st_dev;
 	buf_truncate(&path, 0);
 	buf_addf(&path, "%s/%s", cfg->repo, CAT_FILE);
 	rc = cat_open(path.data, CAT_OPEN_READ, &r->cat);

@@ -23,7 +23,10 @@
  * memory (the catalog entry stays pending until it is done or failed: no
  * claim per file, so close() does not wait behind the uploaders'
  * commits); their results are recorded in batches by a recorder thread
- * (cat_restore_update_many), shown as uploading until then.
+ * (cat_restore_update_many), shown as uploading until then; a batch is
+ * flushed to disk only when spool files are removed after it (a result
+ * lost by a power failure leaves its entry pending: it is found in the
+ * tenant at the next start).
  * restore_start() loads what an earlier process left pending.  Uploads:
  * one PUT up to GRAPH_SMALL_UPLOAD_MAX, else an upload session whose URL is
  * kept in the entry (remote_id "upload:<url>") so a restarted daemon

@@ -157,6 +157,13 @@ int gcm_open_to(const unsigned char key[32], const unsigned char *nonce,
 	return gcm_to(false, key, nonce, aad, aad_len, p, n, dst);
 }
 
+int gcm_seal_to(const unsigned char key[32], const unsigned char *nonce,
+		const void *aad, size_t aad_len, const void *p, size_t n,
+		unsigned char *dst)
+{
+	return gcm_to(true, key, nonce, aad, aad_len, p, n, dst);
+}
+
 int gcm_seal(const unsigned char key[32], const unsigned char *nonce,
 	     const void *aad, size_t aad_len, const void *p, size_t n,
 	     struct buf *out)

@@ -591,8 +591,10 @@ static int copy_kept(struct store *st, const struct chunk_row *rows, size_t n,
 			break;
 		}
 		if (!ret)
-			ret = store_append(st, (unsigned char *)rec.data,
-					   rec.len, false, &dup);
+			ret = store_append(
+				st, (unsigned char *)rec.data,
+				(unsigned char *)rec.data + CHUNK_HDR_LEN,
+				rec.len - CHUNK_HDR_LEN, false, &dup);
 		if (ret)
 			break;
 		(*kept)++;

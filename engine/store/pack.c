@@ -109,22 +109,36 @@ uint64_t thread_cpu_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/*
+ * Empty scratch @b with room for @n bytes: a buffer too small is replaced
+ * rather than grown, so that what it held is not copied.
+ */
+static int scratch(struct buf *b, size_t n)
+{
+	buf_reset(b);
+	if (b->alloc && b->alloc <= n)
+		buf_release(b);
+	return buf_grow(b, n);
+}
+
 int chunk_seal(const struct store_keys *k, const unsigned char *id,
 	       const void *p, size_t n, void *lz4, struct buf *tmp,
-	       struct buf *rec, uint64_t *ns)
+	       struct chunk_rec *rec, uint64_t *ns)
 {
 	struct chunk_hdr h = { 0 };
 	int bound = LZ4_compressBound((int)n), clen, ret;
-	const void *src = p;
+	const unsigned char *src = p;
+	unsigned char *out;
 	size_t plen = n;
 	uint64_t t0 = ns ? thread_cpu_ns() : 0, t1;
 
 	if (!n || n > CHUNK_LIMIT)
 		return -EINVAL;
-	buf_reset(tmp);
-	ret = buf_grow(tmp, (size_t)bound);
+	/* the lz4 output, or the sealed payload (+ tag) of either */
+	ret = scratch(tmp, (size_t)bound + GCM_TAG_LEN);
 	if (ret)
 		return ret;
+	out = (unsigned char *)tmp->data;
 	clen = incompressible(p, n, lz4, tmp->data)
 		       ? 0
 		       : LZ4_compress_fast_extState(lz4, p, tmp->data, (int)n,
@@ -133,7 +147,7 @@ int chunk_seal(const struct store_keys *k, const unsigned char *id,
 	h.plain = (uint32_t)n;
 	if (clen > 0 && (size_t)clen < n) {
 		h.flags |= CHUNK_F_LZ4;
-		src = tmp->data;
+		src = out;
 		plen = (size_t)clen;
 	}
 	if (ns) {
@@ -141,27 +155,23 @@ int chunk_seal(const struct store_keys *k, const unsigned char *id,
 		ns[STORE_STAGE_LZ4] += t1 - t0;
 		t0 = t1;
 	}
-	buf_reset(rec);
-	ret = buf_grow(rec, CHUNK_HDR_LEN + plen + GCM_TAG_LEN);
-	if (ret)
-		return ret;
 	if (!k->enc) {
-		memcpy(rec->data + CHUNK_HDR_LEN, src, plen);
 		h.stored = (uint32_t)plen;
 		le64_put(h.nonce, chk64(src, plen));
-		chunk_hdr_encode(&h, (unsigned char *)rec->data);
-		rec->len = CHUNK_HDR_LEN + plen;
-		rec->data[rec->len] = 0;
+		chunk_hdr_encode(&h, rec->hdr);
+		rec->payload = src;
+		rec->len = plen;
 	} else {
 		h.flags |= CHUNK_F_ENC;
 		h.stored = (uint32_t)(plen + GCM_TAG_LEN);
 		ret = util_random(h.nonce, GCM_NONCE_LEN);
 		if (ret)
 			return ret;
-		chunk_hdr_encode(&h, (unsigned char *)rec->data);
-		rec->len = CHUNK_HDR_LEN;
-		ret = gcm_seal(k->data_key, h.nonce, rec->data, CHUNK_AAD_LEN,
-			       src, plen, rec);
+		chunk_hdr_encode(&h, rec->hdr);
+		ret = gcm_seal_to(k->data_key, h.nonce, rec->hdr, CHUNK_AAD_LEN,
+				  src, plen, out);
+		rec->payload = out;
+		rec->len = h.stored;
 	}
 	if (ns)
 		ns[STORE_STAGE_SEAL] += thread_cpu_ns() - t0;

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <lz4.h>
@@ -694,11 +695,19 @@ out:
 	return ret;
 }
 
-/* Write all of @p at @off of @fd. */
-static int pwrite_all(int fd, const unsigned char *p, size_t n, uint64_t off)
+/*
+ * Write record header @hdr and then @n payload bytes at @p to @off of
+ * @fd, in one system call when the kernel takes them whole.
+ */
+static int pwrite_rec(int fd, const unsigned char *hdr, const unsigned char *p,
+		      size_t n, uint64_t off)
 {
-	while (n) {
-		ssize_t w = pwrite(fd, p, n, (off_t)off);
+	struct iovec iov[2] = { { (void *)hdr, CHUNK_HDR_LEN },
+				{ (void *)p, n } };
+	int cnt = 2;
+
+	while (cnt) {
+		ssize_t w = pwritev(fd, iov + 2 - cnt, cnt, (off_t)off);
 
 		if (w < 0 && errno == EINTR)
 			continue;
@@ -706,16 +715,21 @@ static int pwrite_all(int fd, const unsigned char *p, size_t n, uint64_t off)
 			return -errno;
 		if (!w)
 			return -EIO;
-		p += w;
-		n -= (size_t)w;
 		off += (uint64_t)w;
+		for (; cnt && (size_t)w >= iov[2 - cnt].iov_len; cnt--)
+			w -= (ssize_t)iov[2 - cnt].iov_len;
+		if (cnt) {
+			iov[2 - cnt].iov_base =
+				(char *)iov[2 - cnt].iov_base + w;
+			iov[2 - cnt].iov_len -= (size_t)w;
+		}
 	}
 	return 0;
 }
 
 /*
  * Rotate to a new pack when @len more bytes would overflow the current
- * one, and reserve @len bytes in it for record @rec: its pending row
+ * one, and reserve @len bytes in it for the record of header @rec: its pending row
  * (busy until written), its place in *@fd at *@off.  Caller holds wlock.
  */
 static int reserve(struct store *st, const unsigned char *rec, size_t len,
@@ -762,10 +776,12 @@ static int reserve(struct store *st, const unsigned char *rec, size_t len,
 	return 0;
 }
 
-int store_append(struct store *st, const unsigned char *rec, size_t len,
-		 bool dedup, bool *dup)
+int store_append(struct store *st, const unsigned char *rec,
+		 const unsigned char *payload, size_t plen, bool dedup,
+		 bool *dup)
 {
 	uint64_t off, wb = 0, wb_end = 0, v;
+	size_t len = CHUNK_HDR_LEN + plen;
 	int fd = -1, ret;
 
 	*dup = false;
@@ -794,7 +810,7 @@ int store_append(struct store *st, const unsigned char *rec, size_t len,
 	pthread_mutex_unlock(&st->wlock);
 
 	/* other writers append meanwhile; a flush waits for this one */
-	ret = pwrite_all(fd, rec, len, off);
+	ret = pwrite_rec(fd, rec, payload, plen, off);
 	if (!ret && wb_end)
 		sync_file_range(fd, (off_t)wb, (off_t)(wb_end - wb),
 				SYNC_FILE_RANGE_WRITE);

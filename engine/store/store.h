@@ -229,6 +229,23 @@ int store_writer_new(struct store *st, struct store_writer **out);
 int store_writer_add(struct store_writer *w, const void *p, size_t n);
 
 /**
+ * Add content without copying it: store_writer_space() gives the free
+ * room at the end of the writer's own buffer (*@p, *@n > 0 bytes) to
+ * read the next bytes into, store_writer_commit() then adds the first @n
+ * of them (@n no more than that room; 0 is fine) as store_writer_add()
+ * would.  The room is valid until the next call on @w.  Both return 0 or
+ * -errno (-EINVAL: @n beyond the room).
+ */
+int store_writer_space(struct store_writer *w, void **p, size_t *n);
+int store_writer_commit(struct store_writer *w, size_t n);
+
+/**
+ * Add the rest of the open file @fd (from its current position to its
+ * end), read straight into the writer's buffer.  Returns 0 or -errno.
+ */
+int store_writer_add_fd(struct store_writer *w, int fd);
+
+/**
  * End the content: store its last chunk and fill @res (its descriptor is
  * replaced; @res must have been initialised).  The writer is ready for
  * the next content afterwards.  The chunks become durable and visible to

@@ -62,6 +62,10 @@ int gcm_seal(const unsigned char key[32], const unsigned char *nonce,
 int gcm_open(const unsigned char key[32], const unsigned char *nonce,
 	     const void *aad, size_t aad_len, const void *p, size_t n,
 	     struct buf *out);
+/* As gcm_seal() into @dst (@n + 16 bytes; @dst may be @p). */
+int gcm_seal_to(const unsigned char key[32], const unsigned char *nonce,
+		const void *aad, size_t aad_len, const void *p, size_t n,
+		unsigned char *dst);
 /* As gcm_open() into @dst (@n - 16 bytes), without a buffer. */
 int gcm_open_to(const unsigned char key[32], const unsigned char *nonce,
 		const void *aad, size_t aad_len, const void *p, size_t n,
@@ -148,15 +152,23 @@ void chunk_hdr_encode(const struct chunk_hdr *h, unsigned char *out);
 /* Parse and validate a header; -EBADMSG when it is not one. */
 int chunk_hdr_decode(const unsigned char *in, struct chunk_hdr *h);
 
+/* A sealed chunk record: its header, then its payload. */
+struct chunk_rec {
+	unsigned char hdr[CHUNK_HDR_LEN];
+	const unsigned char *payload; /* the chunk itself, or in the scratch */
+	size_t len; /* of the payload */
+};
+
 /*
- * Build the record (header + payload) of plaintext chunk @p (@n bytes,
- * id @id) into @rec (reset first).  @lz4 is per-thread lz4 state,
- * @tmp per-thread scratch.  @ns: NULL, or stage times (enum
- * store_stage) to add the lz4 and sealing CPU time to.
+ * Seal plaintext chunk @p (@n bytes, id @id) into @rec: lz4 and AES-GCM
+ * write into @tmp (per-thread scratch; encryption in place), a plain chunk
+ * stored raw is not copied at all (@rec->payload is @p then).  @lz4 is
+ * per-thread lz4 state.  @ns: NULL, or stage times (enum store_stage) to
+ * add the lz4 and sealing CPU time to.
  */
 int chunk_seal(const struct store_keys *k, const unsigned char *id,
 	       const void *p, size_t n, void *lz4, struct buf *tmp,
-	       struct buf *rec, uint64_t *ns);
+	       struct chunk_rec *rec, uint64_t *ns);
 
 /* CPU time of the calling thread in nanoseconds (stage timers). */
 uint64_t thread_cpu_ns(void);
@@ -343,9 +355,13 @@ struct store {
 	struct fd_pool fds;
 };
 
-/* Append a finished record to the current pack (rotating as needed). */
-int store_append(struct store *st, const unsigned char *rec, size_t len,
-		 bool dedup, bool *dup);
+/*
+ * Append a finished record, header @rec and @plen bytes of @payload, to
+ * the current pack (rotating as needed).
+ */
+int store_append(struct store *st, const unsigned char *rec,
+		 const unsigned char *payload, size_t plen, bool dedup,
+		 bool *dup);
 /* Locate @id: pending rows first, then the index. */
 int store_locate(struct store *st, const unsigned char *id, struct loc *loc);
 /*

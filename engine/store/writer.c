@@ -42,7 +42,7 @@ struct store_writer {
 	struct buf desc;
 	uint64_t size, chunks, new_chunks, new_bytes, stored_bytes;
 	void *lz4;
-	struct buf tmp, rec;
+	struct buf tmp; /* the sealed payload of a chunk */
 	int err;
 	bool timed; /* count stage times */
 	struct store_writer_stats stats;
@@ -117,8 +117,6 @@ void store_writer_reset(struct store_writer *w)
 	}
 	if (w->tmp.alloc > WRITER_KEEP)
 		buf_release(&w->tmp);
-	if (w->rec.alloc > WRITER_KEEP)
-		buf_release(&w->rec);
 	w->start = w->len = 0;
 	w->size = w->chunks = w->new_chunks = w->new_bytes = 0;
 	w->stored_bytes = 0;
@@ -149,7 +147,6 @@ int store_writer_new(struct store *st, struct store_writer **out)
 	w->lz4 = malloc((size_t)LZ4_sizeofState());
 	buf_init(&w->desc, 0);
 	buf_init(&w->tmp, 0);
-	buf_init(&w->rec, 0);
 	if (!w->whole || !w->lz4) {
 		store_writer_free(w);
 		return -ENOMEM;
@@ -167,7 +164,7 @@ int store_writer_new(struct store *st, struct store_writer **out)
 
 size_t store_writer_held(const struct store_writer *w)
 {
-	return w->cap + w->tmp.alloc + w->rec.alloc + w->desc.alloc;
+	return w->cap + w->tmp.alloc + w->desc.alloc;
 }
 
 void store_writer_free(struct store_writer *w)
@@ -179,7 +176,6 @@ void store_writer_free(struct store_writer *w)
 	free(w->lz4);
 	buf_release(&w->desc);
 	buf_release(&w->tmp);
-	buf_release(&w->rec);
 	OPENSSL_cleanse(&w->hm, sizeof(w->hm));
 	free(w);
 }
@@ -187,25 +183,33 @@ void store_writer_free(struct store_writer *w)
 /*
  * The id of chunk @p (@n bytes) into @id, and the chunk into the SHA-256
  * of the whole content unless @only (the chunk is the whole content of a
- * plain repository: its id is that SHA-256), both in one pass.
+ * plain repository: its id is that SHA-256), both in one pass.  In a
+ * plain repository the first chunk's SHA-256 is a prefix of the whole
+ * content's: that chunk is hashed once, into the whole content's state,
+ * whose copy then ends as the id.
  */
 static void ids_x2(struct store_writer *w, const unsigned char *p, size_t n,
 		   bool only, unsigned char id[32])
 {
 	struct sha2x a;
 
-	if (w->st->keys.enc)
+	if (w->st->keys.enc) {
 		a = w->hm.inner;
-	else
-		sha2x_init(&a);
-	if (only)
-		sha2x_update(&a, p, n);
-	else
 		sha2x_update2(&a, &w->wx, p, n);
-	if (w->st->keys.enc)
 		sha2x_hmac_final(&w->hm, &a, id);
-	else
-		sha2x_final(&a, id);
+		return;
+	}
+	if (only) { /* the whole content */
+		sha2x_init(&a);
+		sha2x_update(&a, p, n);
+	} else if (!w->chunks) { /* a prefix of the whole content */
+		sha2x_update(&w->wx, p, n);
+		a = w->wx;
+	} else {
+		sha2x_init(&a);
+		sha2x_update2(&a, &w->wx, p, n);
+	}
+	sha2x_final(&a, id);
 }
 
 /*
@@ -219,6 +223,7 @@ static int emit(struct store_writer *w, const unsigned char *p, size_t n,
 {
 	struct store *st = w->st;
 	unsigned char id[32];
+	struct chunk_rec rec;
 	struct loc loc;
 	uint64_t t = w->timed ? thread_cpu_ns() : 0, wall = 0;
 	bool only = last && !w->chunks && !st->keys.enc, dup;
@@ -251,7 +256,7 @@ static int emit(struct store_writer *w, const unsigned char *p, size_t n,
 		return 0; /* dedup: already stored */
 	if (ret != -ENOENT)
 		return ret;
-	ret = chunk_seal(&st->keys, id, p, n, w->lz4, &w->tmp, &w->rec,
+	ret = chunk_seal(&st->keys, id, p, n, w->lz4, &w->tmp, &rec,
 			 w->timed ? w->stats.ns : NULL);
 	if (ret)
 		return ret;
@@ -259,8 +264,7 @@ static int emit(struct store_writer *w, const unsigned char *p, size_t n,
 		t = thread_cpu_ns();
 		wall = wall_ns();
 	}
-	ret = store_append(st, (unsigned char *)w->rec.data, w->rec.len, true,
-			   &dup);
+	ret = store_append(st, rec.hdr, rec.payload, rec.len, true, &dup);
 	if (w->timed) {
 		uint64_t cpu = thread_cpu_ns() - t, all = wall_ns() - wall;
 
@@ -272,7 +276,7 @@ static int emit(struct store_writer *w, const unsigned char *p, size_t n,
 	w->stats.new_chunks++;
 	w->new_chunks++;
 	w->new_bytes += n;
-	w->stored_bytes += w->rec.len;
+	w->stored_bytes += CHUNK_HDR_LEN + rec.len;
 	return 0;
 }
 
@@ -303,42 +307,72 @@ static int window_room(struct store_writer *w)
 	return 0;
 }
 
-int store_writer_add(struct store_writer *w, const void *p, size_t n)
+int store_writer_space(struct store_writer *w, void **p, size_t *n)
 {
-	const unsigned char *s = p;
-	size_t take, cut;
 	uint64_t t;
 
 	if (w->err)
 		return w->err;
+	if (w->len == w->cap) {
+		t = w->timed ? thread_cpu_ns() : 0;
+		w->err = window_room(w);
+		if (w->err)
+			return w->err;
+		lap(w, STORE_STAGE_COPY, t);
+	}
+	*p = w->buf + w->len;
+	*n = w->cap - w->len;
+	return 0;
+}
+
+int store_writer_commit(struct store_writer *w, size_t n)
+{
+	size_t cut;
+	uint64_t t;
+
+	if (w->err)
+		return w->err;
+	if (n > w->cap - w->len)
+		return w->err = -EINVAL;
+	w->len += n;
 	w->stats.bytes += n;
-	t = w->timed ? thread_cpu_ns() : 0;
-	while (n) {
-		if (w->len == w->cap) {
-			w->err = window_room(w);
-			if (w->err)
-				return w->err;
-		}
-		take = w->cap - w->len;
-		if (take > n)
-			take = n;
-		memcpy(w->buf + w->len, s, take);
-		w->len += take;
-		s += take;
-		n -= take;
-		t = lap(w, STORE_STAGE_COPY, t);
-		while (w->len - w->start >= w->st->cdc.max) {
-			cut = cdc_cut(&w->st->cdc, w->buf + w->start,
-				      w->len - w->start);
-			lap(w, STORE_STAGE_CHUNK, t);
-			w->err = emit(w, w->buf + w->start, cut, false);
-			if (w->err)
-				return w->err;
-			w->start += cut;
-			t = w->timed ? thread_cpu_ns() : 0;
-		}
+	while (w->len - w->start >= w->st->cdc.max) {
+		t = w->timed ? thread_cpu_ns() : 0;
+		cut = cdc_cut(&w->st->cdc, w->buf + w->start,
+			      w->len - w->start);
+		lap(w, STORE_STAGE_CHUNK, t);
+		w->err = emit(w, w->buf + w->start, cut, false);
+		if (w->err)
+			return w->err;
+		w->start += cut;
 	}
 	return 0;
+}
+
+int store_writer_add(struct store_writer *w, const void *p, size_t n)
+{
+	const unsigned char *s = p;
+	size_t take;
+	void *room;
+	uint64_t t;
+	int ret;
+
+	while (n) {
+		ret = store_writer_space(w, &room, &take);
+		if (ret)
+			return ret;
+		if (take > n)
+			take = n;
+		t = w->timed ? thread_cpu_ns() : 0;
+		memcpy(room, s, take);
+		lap(w, STORE_STAGE_COPY, t);
+		ret = store_writer_commit(w, take);
+		if (ret)
+			return ret;
+		s += take;
+		n -= take;
+	}
+	return w->err;
 }
 
 int store_writer_finish(struct store_writer *w, struct store_content *res)
@@ -397,32 +431,38 @@ int store_put(struct store *st, const void *p, size_t n,
 	return ret;
 }
 
+int store_writer_add_fd(struct store_writer *w, int fd)
+{
+	ssize_t n = 1;
+	size_t room;
+	void *p;
+	int ret = 0;
+
+	while (!ret && n) { /* read straight into the chunker window */
+		ret = store_writer_space(w, &p, &room);
+		if (ret)
+			break;
+		n = read(fd, p, room);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			ret = -errno;
+		else
+			ret = store_writer_commit(w, (size_t)n);
+	}
+	return ret;
+}
+
 int store_put_fd(struct store *st, int fd, struct store_content *res)
 {
 	struct store_writer *w = NULL;
-	size_t bsize = 1 << 20;
-	char *b = malloc(bsize);
-	ssize_t n;
 	int ret;
 
-	if (!b)
-		return -ENOMEM;
 	ret = store_writer_new(st, &w);
-	while (!ret) {
-		n = read(fd, b, bsize);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			ret = -errno;
-			break;
-		}
-		if (!n)
-			break;
-		ret = store_writer_add(w, b, (size_t)n);
-	}
+	if (!ret)
+		ret = store_writer_add_fd(w, fd);
 	if (!ret)
 		ret = store_writer_finish(w, res);
 	store_writer_free(w);
-	free(b);
 	return ret;
 }

@@ -155,6 +155,25 @@ def tree_digest(root):
     return files, dirs
 
 
+def thread_stacks(pid):
+    """What the threads of @pid are doing: gdb's backtraces when gdb is
+    installed, else each thread's kernel wait channel."""
+    if shutil.which("gdb"):
+        r = subprocess.run(["gdb", "-p", str(pid), "-batch", "-nx", "-ex",
+                            "thread apply all bt"], capture_output=True,
+                           text=True, timeout=60, check=False)
+        return "\n".join(ln for ln in r.stdout.splitlines()
+                         if ln.startswith(("#", "Thread")))
+    out = []
+    for t in sorted(pathlib.Path(f"/proc/{pid}/task").glob("*")):
+        try:
+            out.append(f"{t.name} {(t / 'comm').read_text().strip()} "
+                       f"{(t / 'wchan').read_text().strip()}")
+        except OSError:
+            pass
+    return "\n".join(out)
+
+
 class Mount:
     """m365fs REPO MNT in the foreground; stderr kept in a file."""
 
@@ -217,10 +236,13 @@ class Mount:
         try:
             rc = self.proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
+            stacks = thread_stacks(self.proc.pid)
             self.proc.kill()
             rc = self.proc.wait()
             raise AssertionError("m365fs did not exit after unmount"
-                                 + (f" ({umount_msg})" if umount_msg else ""))
+                                 + (f" ({umount_msg})" if umount_msg else "")
+                                 + f"\nits threads:\n{stacks}"
+                                 + f"\nits log:\n{self.output()[-4000:]}")
         finally:
             self.proc = None
             self.logf.close()

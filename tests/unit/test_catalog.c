@@ -1245,6 +1245,79 @@ static void test_edges(void)
 	cat_close(c);
 }
 
+/* ---- browse queries in held read transactions ---- */
+
+/* busy flag of a TRUNCATE checkpoint through a connection of our own */
+static int checkpoint_busy(void)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *q = NULL;
+	int busy = -1;
+
+	if (sqlite3_open_v2(dbpath, &db, SQLITE_OPEN_READWRITE, NULL) ==
+		    SQLITE_OK &&
+	    sqlite3_prepare_v2(db, "PRAGMA wal_checkpoint(TRUNCATE)", -1, &q,
+			       NULL) == SQLITE_OK &&
+	    sqlite3_step(q) == SQLITE_ROW)
+		busy = sqlite3_column_int(q, 0);
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+	return busy;
+}
+
+static void snap_with(struct cat *c, const char *name)
+{
+	int64_t snap;
+
+	CHECK_EQ(cat_snapshot_begin(c, &snap), 0);
+	mk(c, CAT_ROOT, CAT_KIND_TOP, name, NULL);
+	CHECK_EQ(cat_snapshot_finish(c, CAT_SNAP_COMPLETE), 0);
+}
+
+static void test_read_hold(void)
+{
+	struct cat *c = NULL, *r = NULL, *q = NULL;
+	struct cat_item it;
+	int64_t latest = 0, id = 0;
+
+	fresh_db("hold.db");
+	CHECK_EQ(cat_open(dbpath, CAT_OPEN_WRITE | CAT_OPEN_CREATE, &c), 0);
+	CHECK_EQ(cat_open(dbpath, CAT_OPEN_READ, &r), 0);
+	CHECK_EQ(cat_open(dbpath, CAT_OPEN_READ, &q), 0);
+	if (!c || !r || !q)
+		return;
+	snap_with(c, "sites");
+	cat_set_read_hold(r, 600000); /* held for the whole test */
+	CHECK_EQ(cat_lookup(r, 1, CAT_ROOT, "sites", &it), 0);
+	snap_with(c, "onedrive");
+	/* the other calls see the newest commit at once ... */
+	CHECK_EQ(cat_snapshot_latest(r, &latest), 0);
+	CHECK_EQ(latest, 2);
+	/* ... a restore-queue write ends the held transaction first ... */
+	CHECK_EQ(cat_restore_enqueue(r, "/restore/a", "/spool/1", 1, &id), 0);
+	/* ... and a browse query holds a transaction again, begun before
+	   the next snapshot commits */
+	CHECK_EQ(cat_lookup(r, 2, CAT_ROOT, "onedrive", &it), 0);
+	snap_with(c, "mailboxes");
+	CHECK_EQ(cat_lookup(r, 3, CAT_ROOT, "mailboxes", &it), -ENOENT);
+	CHECK_EQ(checkpoint_busy(), 1); /* the held reader pins the WAL */
+	cat_read_refresh(r);
+	CHECK_EQ(cat_lookup(r, 3, CAT_ROOT, "mailboxes", &it), 0);
+	cat_close(r);
+	CHECK_EQ(checkpoint_busy(), 0);
+
+	/* an idle held transaction ends by itself */
+	cat_set_read_hold(q, 50);
+	CHECK_EQ(cat_lookup(q, 3, CAT_ROOT, "mailboxes", &it), 0);
+	snap_with(c, "more");
+	for (int i = 0; i < 100 && checkpoint_busy() != 0; i++)
+		usleep(20000);
+	CHECK_EQ(checkpoint_busy(), 0);
+	CHECK_EQ(cat_lookup(q, 4, CAT_ROOT, "more", &it), 0);
+	cat_close(q);
+	cat_close(c);
+}
+
 /* ---- a failing commit hook (store flush) loses the run, not data ---- */
 
 static int hook_calls, hook_fail;
@@ -1403,6 +1476,19 @@ static void test_writer_memory(void)
 
 /* ---- restore enqueues while a writer process runs a snapshot ---- */
 
+/* Entry @id of @r has @status (and @remote_id unless NULL). */
+static void check_entry(struct cat *r, int64_t id, int status,
+			const char *remote_id)
+{
+	struct cat_restore e = { 0 };
+
+	CHECK_EQ(cat_restore_get(r, id, &e), 0);
+	CHECK_EQ(e.status, status);
+	if (remote_id)
+		CHECK_STR(e.remote_id, remote_id);
+	cat_restore_release(&e);
+}
+
 /* Small files kept with their entry; results recorded in one commit. */
 static void test_restore_data_and_batch(void)
 {
@@ -1457,23 +1543,18 @@ static void test_restore_data_and_batch(void)
 			{ id3, CAT_RESTORE_DONE, NULL, "X3" },
 		};
 
-		CHECK_EQ(cat_restore_update_many(r, bad, 2), -EINVAL);
+		CHECK_EQ(cat_restore_update_many(r, bad, 2, true), -EINVAL);
 		CHECK_EQ(cat_restore_get(r, id1, &e), 0);
 		CHECK_EQ(e.status, CAT_RESTORE_PENDING);
 		cat_restore_release(&e);
-		CHECK_EQ(cat_restore_update_many(r, v, 4), 0);
+		CHECK_EQ(cat_restore_update_many(r, v, 4, true), 0);
 	}
-	CHECK_EQ(cat_restore_get(r, id1, &e), 0);
-	CHECK_EQ(e.status, CAT_RESTORE_DONE);
-	CHECK_STR(e.remote_id, "X1");
-	cat_restore_release(&e);
+	check_entry(r, id1, CAT_RESTORE_DONE, "X1");
 	CHECK_EQ(cat_restore_get(r, id2, &e), 0);
 	CHECK_EQ(e.status, CAT_RESTORE_FAILED);
 	CHECK_STR(e.reason, "no space");
 	cat_restore_release(&e);
-	CHECK_EQ(cat_restore_get(r, id3, &e), 0);
-	CHECK_EQ(e.status, CAT_RESTORE_DONE);
-	cat_restore_release(&e);
+	check_entry(r, id3, CAT_RESTORE_DONE, NULL);
 	buf_truncate(&b, 0);
 	CHECK_EQ(cat_restore_data(r, id1, &b), -ENOENT);
 	CHECK_EQ(cat_restore_data(r, id2, &b), 0); /* to retry it */
@@ -1483,6 +1564,166 @@ static void test_restore_data_and_batch(void)
 	/* a writer of the same file still opens it */
 	CHECK_EQ(cat_open(dbpath, CAT_OPEN_WRITE, &c), 0);
 	cat_close(c);
+}
+
+/*
+ * A default SQLite VFS that counts flushes to disk (xSync): the unix VFS
+ * with the method tables of its files (one for the database, one for
+ * its journals) copied and xSync counted.
+ */
+static sqlite3_vfs *real_vfs, count_vfs;
+static struct {
+	const sqlite3_io_methods *real;
+	sqlite3_io_methods copy;
+	bool main_db; /* the database file's (not a journal's) */
+} count_io[4];
+static int syncs;
+/* flushes of the database file (checkpoints) by this thread, by others */
+static int db_syncs_here, db_syncs_other;
+static pthread_t test_thread;
+
+static int count_sync(sqlite3_file *f, int flags)
+{
+	size_t i;
+
+	__atomic_add_fetch(&syncs, 1, __ATOMIC_RELAXED);
+	for (i = 0; &count_io[i].copy != f->pMethods; i++)
+		;
+	if (count_io[i].main_db)
+		__atomic_add_fetch(pthread_equal(pthread_self(), test_thread)
+					   ? &db_syncs_here
+					   : &db_syncs_other,
+				   1, __ATOMIC_RELAXED);
+	return count_io[i].real->xSync(f, flags);
+}
+
+static int count_open(sqlite3_vfs *v, sqlite3_filename name, sqlite3_file *f,
+		      int flags, int *out)
+{
+	int rc = real_vfs->xOpen(real_vfs, name, f, flags, out);
+	size_t i;
+
+	(void)v;
+	if (rc != SQLITE_OK || !f->pMethods)
+		return rc;
+	for (i = 0; i < 4; i++) {
+		if (!count_io[i].real) { /* tests run in one thread */
+			count_io[i].real = f->pMethods;
+			count_io[i].copy = *f->pMethods;
+			count_io[i].copy.xSync = count_sync;
+			count_io[i].main_db = flags & SQLITE_OPEN_MAIN_DB;
+		}
+		if (count_io[i].real == f->pMethods) {
+			f->pMethods = &count_io[i].copy;
+			break;
+		}
+	}
+	return rc;
+}
+
+/* Make the counting VFS the default (count_vfs_off() undoes it). */
+static bool count_vfs_on(void)
+{
+	real_vfs = sqlite3_vfs_find(NULL);
+	CHECK(real_vfs != NULL);
+	if (!real_vfs)
+		return false;
+	count_vfs = *real_vfs;
+	count_vfs.zName = "m365-count-sync";
+	count_vfs.xOpen = count_open;
+	test_thread = pthread_self();
+	CHECK_EQ(sqlite3_vfs_register(&count_vfs, 1), SQLITE_OK);
+	return true;
+}
+
+static void count_vfs_off(void)
+{
+	sqlite3_vfs_unregister(&count_vfs);
+	sqlite3_vfs_register(real_vfs, 1);
+}
+
+/* Results recorded lazily are not flushed, and leave the connection
+ * flushing the next enqueue; durable ones are flushed. */
+static void test_restore_batch_durable(void)
+{
+	struct cat *c = NULL, *r = NULL;
+	int64_t id1, id2, id3;
+	int before;
+
+	if (!count_vfs_on())
+		return;
+	fresh_db("durable.db");
+	CHECK_EQ(cat_open(dbpath, CAT_OPEN_WRITE | CAT_OPEN_CREATE, &c), 0);
+	cat_close(c);
+	CHECK_EQ(cat_open(dbpath, CAT_OPEN_READ, &r), 0);
+	CHECK_EQ(cat_restore_data_init(r), 0);
+	before = syncs;
+	CHECK_EQ(cat_restore_enqueue_data(r, "/r/a", "/s/a", "abc", 3, &id1),
+		 0);
+	CHECK(syncs > before); /* the check works: an enqueue is flushed */
+	CHECK_EQ(cat_restore_enqueue_data(r, "/r/b", "/s/b", "de", 2, &id2), 0);
+	{
+		struct cat_restore_set v[] = {
+			{ id1, CAT_RESTORE_DONE, "", "X1" },
+		};
+		struct cat_restore_set w[] = {
+			{ id2, CAT_RESTORE_DONE, "", "X2" },
+		};
+
+		before = syncs;
+		CHECK_EQ(cat_restore_update_many(r, v, 1, false), 0);
+		CHECK_EQ(syncs, before);
+		/* the same pooled connection flushes the next enqueue */
+		CHECK_EQ(cat_restore_enqueue_data(r, "/r/c", "/s/c", "f", 1,
+						  &id3),
+			 0);
+		CHECK(syncs > before);
+		before = syncs;
+		CHECK_EQ(cat_restore_update_many(r, w, 1, true), 0);
+		CHECK(syncs > before);
+	}
+	cat_close(r);
+	/* committed all the same: another process sees it */
+	CHECK_EQ(cat_open(dbpath, CAT_OPEN_READ, &r), 0);
+	check_entry(r, id1, CAT_RESTORE_DONE, "X1");
+	check_entry(r, id2, CAT_RESTORE_DONE, "X2");
+	check_entry(r, id3, CAT_RESTORE_PENDING, NULL);
+	cat_close(r);
+	count_vfs_off();
+}
+
+/* Enqueues never checkpoint (copy the WAL into the database and flush
+ * it) themselves: the checkpointer thread does. */
+static void test_restore_checkpoint(void)
+{
+	struct cat *c = NULL, *r = NULL;
+	char data[3000];
+	int64_t id = 0;
+	int i;
+
+	if (!count_vfs_on())
+		return;
+	memset(data, 'd', sizeof(data));
+	fresh_db("ckpt.db");
+	CHECK_EQ(cat_open(dbpath, CAT_OPEN_WRITE | CAT_OPEN_CREATE, &c), 0);
+	cat_close(c);
+	CHECK_EQ(cat_open(dbpath, CAT_OPEN_READ, &r), 0);
+	CHECK_EQ(cat_restore_data_init(r), 0);
+	db_syncs_here = db_syncs_other = 0;
+	/* some 2 WAL pages each: SQLite would checkpoint at 1000 */
+	for (i = 0; i < 1200; i++)
+		CHECK_EQ(cat_restore_enqueue_data(r, "/r/a", "/s/a", data,
+						  sizeof(data), &id),
+			 0);
+	for (i = 0;
+	     i < 500 && !__atomic_load_n(&db_syncs_other, __ATOMIC_RELAXED);
+	     i++)
+		usleep(10 * 1000);
+	CHECK(db_syncs_other > 0);
+	CHECK_EQ(db_syncs_here, 0);
+	check_entry(r, id, CAT_RESTORE_PENDING, NULL);
+	cat_close(r);
+	count_vfs_off();
 }
 
 static void test_restore_during_run(void)
@@ -1578,6 +1819,7 @@ int main(void)
 	RUN(test_basic);
 	RUN(test_model);
 	RUN(test_edges);
+	RUN(test_read_hold);
 	RUN(test_hook);
 	RUN(test_batch_size);
 	RUN(test_writer_memory);
@@ -1588,6 +1830,8 @@ int main(void)
 	RUN(test_restore_and_prune);
 	RUN(test_restore_during_run);
 	RUN(test_restore_data_and_batch);
+	RUN(test_restore_batch_durable);
+	RUN(test_restore_checkpoint);
 	ret = check_done();
 	nftw(tmpdir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 	return ret;

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -1263,10 +1264,80 @@ static void test_big_stream(void)
 	free(repo);
 }
 
+/* Every chunk id of plain content @c is the SHA-256 of its bytes in @b. */
+static bool ids_are_sha256(const struct store_content *c,
+			   const unsigned char *b)
+{
+	unsigned char md[32];
+
+	for (uint64_t i = 0; i < c->chunks; i++) {
+		const unsigned char *id;
+		uint64_t start, end;
+
+		desc_entry(c->desc.data, i, &id, &start, &end);
+		SHA256(b + start, end - start, md);
+		if (memcmp(md, id, 32))
+			return false;
+	}
+	return true;
+}
+
+/* store_put_fd() of a file holding @n bytes at @b. */
+static int put_fd_of(struct store *st, const unsigned char *b, size_t n,
+		     struct store_content *res)
+{
+	int fd = memfd_create("put_fd", MFD_CLOEXEC), ret;
+
+	if (fd < 0)
+		return -errno;
+	if (write(fd, b, n) != (ssize_t)n || lseek(fd, 0, SEEK_SET))
+		ret = -EIO;
+	else
+		ret = store_put_fd(st, fd, res);
+	close(fd);
+	return ret;
+}
+
+/*
+ * Feed @n bytes at @b to @w in random pieces: copied in by
+ * store_writer_add(), or (@direct) written into the room that
+ * store_writer_space() gives, as a file read does.  Returns the most
+ * bytes @w held meanwhile.
+ */
+static size_t feed(struct store_writer *w, const unsigned char *b, size_t n,
+		   bool direct)
+{
+	size_t off = 0, peak = 0, room;
+	void *p;
+
+	while (off < n) {
+		size_t piece = 1 + (size_t)(rnd() % 700000);
+
+		if (piece > n - off)
+			piece = n - off;
+		if (direct) {
+			CHECK_EQ(store_writer_space(w, &p, &room), 0);
+			CHECK(room > 0);
+			if (piece > room)
+				piece = room;
+			memcpy(p, b + off, piece);
+			CHECK_EQ(store_writer_commit(w, piece), 0);
+		} else {
+			CHECK_EQ(store_writer_add(w, b + off, piece), 0);
+		}
+		if (store_writer_held(w) > peak)
+			peak = store_writer_held(w);
+		off += piece;
+	}
+	return peak;
+}
+
 /*
  * One writer reused for big and small contents (as a download thread
- * does) cuts the same chunks as a fresh writer, and between contents
- * holds a few MiB however big the last content was.
+ * does), fed by copy or straight into its window, cuts the same chunks
+ * as a fresh writer, with chunk ids and content hash that are SHA-256
+ * of the bytes, and between contents holds a few MiB however big the
+ * last content was.
  */
 static void test_writer_reuse(void)
 {
@@ -1284,19 +1355,11 @@ static void test_writer_reuse(void)
 	CHECK_EQ(store_writer_new(st, &w), 0);
 	CHECK(store_writer_held(w) <= 64 * 1024);
 	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
-		size_t n = sizes[i], off = 0, peak = 0;
+		size_t n = sizes[i], peak;
+		unsigned char md[32];
 
 		gen_block(b, n, 40 + i);
-		while (off < n) {
-			size_t piece = 1 + (size_t)(rnd() % 700000);
-
-			if (piece > n - off)
-				piece = n - off;
-			CHECK_EQ(store_writer_add(w, b + off, piece), 0);
-			if (store_writer_held(w) > peak)
-				peak = store_writer_held(w);
-			off += piece;
-		}
+		peak = feed(w, b, n, i % 2);
 		store_content_init(&c);
 		store_content_init(&ref);
 		CHECK_EQ(store_writer_finish(w, &c), 0);
@@ -1307,16 +1370,37 @@ static void test_writer_reuse(void)
 		CHECK(c.desc.len == ref.desc.len &&
 		      !memcmp(c.desc.data, ref.desc.data, c.desc.len));
 		CHECK(!memcmp(c.sha256, ref.sha256, 32));
+		SHA256(b, n, md);
+		CHECK(!memcmp(c.sha256, md, 32));
+		CHECK(ids_are_sha256(&c, b));
 		/* the window never exceeds two largest chunks, the chunk
-		 * buffers one sealed chunk each */
+		 * buffer one sealed chunk */
 		CHECK(peak <= 2 * (size_t)STORE_CHUNK_MAX +
-				      2 * ((size_t)STORE_CHUNK_MAX + 65536) +
+				      ((size_t)STORE_CHUNK_MAX + 65536) +
 				      65536);
 		if (n >= (5u << 20))
 			CHECK(peak > (4u << 20)); /* it did grow */
-		CHECK(store_writer_held(w) <= 3u << 20);
+		CHECK(store_writer_held(w) <= (2u << 20) + 65536);
+		/* a file read straight into the window: the same content */
+		store_content_release(&ref);
+		store_content_init(&ref);
+		CHECK_EQ(put_fd_of(st, b, n, &ref), 0);
+		CHECK(c.desc.len == ref.desc.len &&
+		      !memcmp(c.desc.data, ref.desc.data, c.desc.len));
+		CHECK(!memcmp(c.sha256, ref.sha256, 32));
 		store_content_release(&c);
 		store_content_release(&ref);
+	}
+	/* more than the room is refused, and so is the content after it */
+	{
+		size_t room;
+		void *p;
+
+		CHECK_EQ(store_writer_space(w, &p, &room), 0);
+		CHECK_EQ(store_writer_commit(w, room + 1), -EINVAL);
+		CHECK_EQ(store_writer_add(w, b, 1), -EINVAL);
+		store_writer_reset(w);
+		CHECK_EQ(store_writer_add(w, b, 1), 0);
 	}
 	store_writer_free(w);
 	store_close(st);
