@@ -66,7 +66,9 @@ struct lnode {
 	uint32_t *kids, *byname;
 	size_t nkids;
 	int64_t listed_ms; /* 0: never listed */
-	int64_t kernel_ms; /* listed_ms when the kernel last cached the entries */
+	uint32_t gen; /* changes with every change of the children */
+	int64_t kernel_ms; /* listed_ms and gen when the kernel last */
+	uint32_t kernel_gen; /* cached the entries */
 	bool listing;
 };
 
@@ -1299,6 +1301,7 @@ static int merge(struct lnode *d, uint32_t idx, struct kids *k)
 	d->kids = kids;
 	d->byname = byname;
 	d->nkids = k->n;
+	d->gen++;
 	kids = byname = NULL;
 out:
 	free(old);
@@ -1715,6 +1718,7 @@ static void moved_listings(const char *drive, size_t from,
 			to->kids = o->kids;
 			to->byname = o->byname;
 			to->nkids = o->nkids;
+			to->gen++;
 			o->kids = o->byname = NULL;
 			o->nkids = 0;
 			o->listed_ms = 0;
@@ -2586,6 +2590,7 @@ struct dhandle {
 	struct dent *e;
 	size_t n;
 	int64_t listed_ms; /* of the listing the entries came from */
+	uint32_t gen;
 };
 
 static void dhandle_free(struct dhandle *h)
@@ -2664,6 +2669,7 @@ static int dir_entries(uint64_t ino, struct dhandle *h, size_t *cap)
 	pthread_mutex_lock(&L.lock);
 	d = L.nodes[idx];
 	h->listed_ms = d->listed_ms;
+	h->gen = d->gen;
 	node_attr(d, &st);
 	rc = dent_add(h, cap, ".", &st, false);
 	memset(&st, 0, sizeof(st));
@@ -2696,8 +2702,10 @@ static void kernel_cache(uint64_t ino, const struct dhandle *h,
 	d = node_get(ino);
 	if (d && h->listed_ms) {
 		fi->cache_readdir = 1;
-		fi->keep_cache = d->kernel_ms == h->listed_ms;
+		fi->keep_cache =
+			d->kernel_ms == h->listed_ms && d->kernel_gen == h->gen;
 		d->kernel_ms = h->listed_ms;
+		d->kernel_gen = h->gen;
 	}
 	pthread_mutex_unlock(&L.lock);
 }

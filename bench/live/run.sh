@@ -16,11 +16,13 @@ if ! command -v rclone >/dev/null 2>&1; then
 fi
 if [ "${M365_LIVE_BENCH_INNER:-}" != 1 ]; then
 	export M365_LIVE_BENCH_INNER=1
+	export M365_OUTER_MNTNS="$(readlink /proc/self/ns/mnt)"
 	if [ "$(id -u)" = 0 ]; then
 		exec unshare -m -n -- "$0" "$@"
 	fi
 	exec unshare -m -n -r -- "$0" "$@"
 fi
+"$(dirname "$(realpath "$0")")/../../tests/emulator/detach-fuse.sh"
 mkdir -p "$out"
 ip link set lo up
 cat >"$out/hosts" <<HOSTS

@@ -9,22 +9,27 @@
  *
  *	bench_repo TREE REPO THREADS plain|encrypted
  *
- * Prints one line: "files F bytes B wall S cpu S flush S" (wall from
- * the first file opened to the last pack fsynced and the index
- * committed; cpu of the whole process; flush: the final store_close()),
+ * Prints one line: "files F bytes B wall S cpu S flush S open_cpu S
+ * close_cpu S" (wall from the first file opened to the last pack
+ * fsynced and the index committed; cpu of the whole process over that
+ * time: the writer threads, file reads included, and store_open() and
+ * store_close(); flush: the wall of the final store_close(); open_cpu
+ * and close_cpu: the CPU of those two calls, index commit included),
  * and where the writers' CPU time went: "stages NAME S ..." (the
  * store's stage timers summed over the threads; "wait" is wall time
  * waiting for the pack).  Then the stage limit on the same data: each
  * file read into memory, then the chunker, SHA-256 of each chunk, lz4
  * of each chunk and AES-256-GCM of what lz4 left, each stage timed
- * alone in one thread: "limit chunk S sha S lz4 S gcm S" (CPU seconds),
+ * alone in one thread: "limit chunk S sha S lz4 S gcm S read S" (CPU
+ * seconds; read: the file reads, which the other four leave out),
  * and what the writer threads spent on a CPU and waiting for one (the
  * run queue: other jobs on a shared machine), summed over the threads,
  * from /proc/thread-self/schedstat: "sched cpu S runqueue S threads N".
  * Then every content is read back once from a new read-only store (64
  * MiB chunk cache, packs in the page cache) in 128 KiB pieces as FUSE
  * asks, and the packs are read by `cat`: "read wall S cpu S cat_wall S
- * cat_cpu S packs B" (cpu: of the reading thread, of cat).  Catalog rows are not written (a few per file).
+ * cat_cpu S packs B" (cpu: of the reading thread, of cat).  Catalog
+ * rows are not written (a few per file).
  */
 #define _XOPEN_SOURCE 700
 #include <errno.h>
@@ -143,7 +148,7 @@ static double elapsed(double *t)
 static int stage_limit(int cdc_min, int cdc_avg, int cdc_max)
 {
 	unsigned char key[32] = { 1 }, nonce[GCM_NONCE_LEN] = { 2 }, md[32];
-	double tc = 0, ts = 0, tl = 0, tg = 0, t;
+	double tc = 0, ts = 0, tl = 0, tg = 0, tr = 0, t;
 	size_t cap = 0, *cuts = NULL, *packed = NULL, ncap = 0;
 	unsigned char *data = NULL;
 	char *dst = malloc((size_t)LZ4_compressBound(cdc_max));
@@ -160,6 +165,7 @@ static int stage_limit(int cdc_min, int cdc_avg, int cdc_max)
 
 		if (fd < 0)
 			goto out;
+		t = clock_s(CLOCK_THREAD_CPUTIME_ID);
 		for (;;) {
 			if (n == cap) {
 				unsigned char *d;
@@ -178,6 +184,7 @@ static int stage_limit(int cdc_min, int cdc_avg, int cdc_max)
 			n += (size_t)got;
 		}
 		close(fd);
+		tr += elapsed(&t);
 		if (got < 0)
 			goto out;
 		if (ncap < n / (size_t)cdc_min + 2) {
@@ -216,7 +223,8 @@ static int stage_limit(int cdc_min, int cdc_avg, int cdc_max)
 		}
 		tg += elapsed(&t);
 	}
-	printf("limit chunk %.3f sha %.3f lz4 %.3f gcm %.3f\n", tc, ts, tl, tg);
+	printf("limit chunk %.3f sha %.3f lz4 %.3f gcm %.3f read %.3f\n", tc,
+	       ts, tl, tg, tr);
 	ret = 0;
 out:
 	buf_release(&out);
@@ -296,7 +304,7 @@ int main(int argc, char **argv)
 	struct store_open_opts oo = { .flags = STORE_OPEN_WRITE,
 				      .command = "bench_repo" };
 	pthread_t th[64];
-	double w0, c0, wj;
+	double w0, c0, wj, co0, cc0, open_cpu, close_cpu;
 	int nth, ret = 0;
 
 	if (argc != 5 || (nth = atoi(argv[3])) < 1 || nth > 64) {
@@ -323,10 +331,12 @@ int main(int argc, char **argv)
 	oo.key = co.encrypt ? key : NULL;
 	w0 = clock_s(CLOCK_MONOTONIC);
 	c0 = clock_s(CLOCK_PROCESS_CPUTIME_ID);
+	co0 = clock_s(CLOCK_THREAD_CPUTIME_ID);
 	if (store_open(argv[2], &oo, &st, NULL)) {
 		fprintf(stderr, "bench_repo: cannot open '%s'\n", argv[2]);
 		return 1;
 	}
+	open_cpu = clock_s(CLOCK_THREAD_CPUTIME_ID) - co0;
 	for (int i = 0; i < nth; i++)
 		if (pthread_create(&th[i], NULL, worker, NULL))
 			return 1;
@@ -338,13 +348,16 @@ int main(int argc, char **argv)
 			ret = 1;
 	}
 	wj = clock_s(CLOCK_MONOTONIC);
+	cc0 = clock_s(CLOCK_THREAD_CPUTIME_ID);
 	if (store_close(st))
 		ret = 1;
-	printf("files %zu bytes %llu wall %.3f cpu %.3f flush %.3f\n", npaths,
-	       (unsigned long long)atomic_load(&total_bytes),
+	close_cpu = clock_s(CLOCK_THREAD_CPUTIME_ID) - cc0;
+	printf("files %zu bytes %llu wall %.3f cpu %.3f flush %.3f open_cpu "
+	       "%.3f close_cpu %.3f\n",
+	       npaths, (unsigned long long)atomic_load(&total_bytes),
 	       clock_s(CLOCK_MONOTONIC) - w0,
 	       clock_s(CLOCK_PROCESS_CPUTIME_ID) - c0,
-	       clock_s(CLOCK_MONOTONIC) - wj);
+	       clock_s(CLOCK_MONOTONIC) - wj, open_cpu, close_cpu);
 	printf("sched cpu %.3f runqueue %.3f threads %d\n", sched_cpu,
 	       sched_queue, nth);
 	printf("stages");

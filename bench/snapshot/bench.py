@@ -103,13 +103,15 @@ def enter_namespace():
     if subprocess.run(un + ["true"], capture_output=True).returncode:
         print("note: unshare -m -n is not allowed here: no rclone peer")
         return False
-    env = dict(os.environ, M365_BENCH_NS="1")
+    env = dict(os.environ, M365_BENCH_NS="1",
+               M365_OUTER_MNTNS=os.readlink("/proc/self/ns/mnt"))
     rc = subprocess.call(un + [sys.executable, __file__] + sys.argv[1:],
                          env=env)
     sys.exit(rc)
 
 
 def namespace_setup(work):
+    subprocess.run([ROOT / "tests/emulator/detach-fuse.sh"], check=True)
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
     hosts = work / "hosts"
     hosts.write_text(HOSTS)

@@ -248,12 +248,13 @@ static int fail(const struct greq *r, const struct http_response *resp, int rc)
 		/* the caller asks for the rest (graph_item_download()) */
 		log_debug("%s %s: broke after %llu bytes: %s", method, path,
 			  (unsigned long long)resp->body_bytes, e->message);
-	else
-		log_err("%s %s: HTTP %ld %s (request-id %s, client-request-id "
-			"%s): %s",
-			method, path, resp->status, e->code,
-			e->request_id[0] ? e->request_id : "-",
-			e->client_request_id, e->message);
+	else /* an expired delta token: the caller reads it afresh */
+		log_at(rc == -ESTALE ? LOG_INFO : LOG_ERR,
+		       "%s %s: HTTP %ld %s (request-id %s, client-request-id "
+		       "%s): %s",
+		       method, path, resp->status, e->code,
+		       e->request_id[0] ? e->request_id : "-",
+		       e->client_request_id, e->message);
 	return rc;
 }
 

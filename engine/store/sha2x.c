@@ -6,9 +6,11 @@
  * the inner hash of HMAC-SHA-256) and once for the SHA-256 of the whole
  * content.  One SHA-256 stream is bound by the latency of the
  * SHA256RNDS2 instruction, so the rounds of the two hashes are
- * interleaved block by block and run in about the time of one.  Only
- * used when the CPU has the extensions (sha2x_supported()); otherwise
- * the writer hashes with OpenSSL as before.
+ * interleaved block by block: about 1.3 times the time of one (measured
+ * on AMD Zen 5), 1.25 times when the two see the same blocks and share
+ * their message schedule.  Only used when the CPU has the extensions
+ * (sha2x_supported()); otherwise the writer hashes with OpenSSL as
+ * before.
  */
 #include <string.h>
 
@@ -123,9 +125,15 @@ NI static void blocks1(uint32_t s[8], const unsigned char *p, size_t n)
 	ni_store(s, abef, cdgh);
 }
 
-/* @n blocks of each of two messages, their rounds interleaved. */
-NI static void blocks2(uint32_t s[8], const unsigned char *p, uint32_t t[8],
-		       const unsigned char *q, size_t n)
+/*
+ * @n blocks of each of two messages, their rounds interleaved.  @same:
+ * the two are the same bytes (@q is @p), so each block's message schedule
+ * is computed once for both: a chunk that starts its content, or starts
+ * block-aligned in it, as every chunk does for its id's HMAC.
+ */
+NI static inline __attribute__((always_inline)) void
+blocks2_any(uint32_t s[8], const unsigned char *p, uint32_t t[8],
+	    const unsigned char *q, size_t n, bool same)
 {
 	const __m128i bswap =
 		_mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
@@ -135,11 +143,25 @@ NI static void blocks2(uint32_t s[8], const unsigned char *p, uint32_t t[8],
 	ni_load(t, &xabef, &xcdgh);
 	for (; n; n--, p += 64, q += 64) {
 		__m128i sa = abef, sc = cdgh, xa = xabef, xc = xcdgh;
-		__m128i m[4], x[4];
+		__m128i m[4], x[4] = { 0 };
 
 #pragma GCC unroll 16
 		for (int i = 0; i < 16; i++) {
 			m[i & 3] = NI_SCHEDULE(m, p, i);
+			if (same) { /* the two states' rounds alternate */
+				__m128i k = _mm_add_epi32(
+					m[i & 3],
+					_mm_loadu_si128(
+						(const __m128i *)(k256 +
+								  4 * i)));
+				__m128i k2 = _mm_shuffle_epi32(k, 0x0E);
+
+				cdgh = _mm_sha256rnds2_epu32(cdgh, abef, k);
+				xcdgh = _mm_sha256rnds2_epu32(xcdgh, xabef, k);
+				abef = _mm_sha256rnds2_epu32(abef, cdgh, k2);
+				xabef = _mm_sha256rnds2_epu32(xabef, xcdgh, k2);
+				continue;
+			}
 			x[i & 3] = NI_SCHEDULE(x, q, i);
 			NI_ROUNDS(abef, cdgh, m[i & 3], i);
 			NI_ROUNDS(xabef, xcdgh, x[i & 3], i);
@@ -151,6 +173,15 @@ NI static void blocks2(uint32_t s[8], const unsigned char *p, uint32_t t[8],
 	}
 	ni_store(s, abef, cdgh);
 	ni_store(t, xabef, xcdgh);
+}
+
+NI static void blocks2(uint32_t s[8], const unsigned char *p, uint32_t t[8],
+		       const unsigned char *q, size_t n)
+{
+	if (p == q)
+		blocks2_any(s, p, t, p, n, true);
+	else
+		blocks2_any(s, p, t, q, n, false);
 }
 
 #else /* no SHA extensions: never called (sha2x_supported() is false) */

@@ -11,11 +11,13 @@
 set -eu
 if [ "${M365_RCLONE_INNER:-}" != 1 ]; then
 	export M365_RCLONE_INNER=1
+	export M365_OUTER_MNTNS="$(readlink /proc/self/ns/mnt)"
 	if [ "$(id -u)" = 0 ]; then
 		exec unshare -m -n -- "$0" "$@"
 	fi
 	exec unshare -m -n -r -- "$0" "$@"
 fi
+"$(dirname "$(realpath "$0")")/detach-fuse.sh"
 work=$(realpath "$1")
 scale=${2:-0}
 here=$(dirname "$(realpath "$0")")

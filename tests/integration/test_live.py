@@ -502,6 +502,16 @@ def test_live_mail_folder_renewed_through_message_delta(emulator, tmp_path):
         assert set(os.listdir(d)) == names
         (call,) = message_calls(emulator.stats())
         assert "deltatoken" in call.get("query", ""), call
+        # a deltaLink the server no longer knows (410): one full listing
+        emulator.knobs(expire_mail_delta_tokens=True)
+        emulator.mutate(op="delete_message", mailbox=mbx, id=r["id"])
+        time.sleep(ttl + 0.5)
+        emulator.reset_stats()
+        assert set(os.listdir(d)) - subfolders == want()
+        assert msg_name(new) not in os.listdir(d)
+        gone, full = message_calls(emulator.stats())
+        assert gone["status"] == 410 and full["status"] == 200, (gone, full)
+        assert "deltatoken" not in full.get("query", ""), full
 
 
 def test_live_first_refresh_through_a_time_token(emulator, tmp_path):
