@@ -30,6 +30,7 @@
 
 #include "store/store.h"
 #include "util/log.h"
+#include "util/util.h"
 
 #define PUSH_QUEUE   4
 #define PAGE	     4096u
@@ -158,8 +159,7 @@ void fs_push_stop(struct fs *fs)
 
 	if (!p)
 		return;
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += STOP_WAIT_MS / 1000;
+	util_deadline_in(&until, STOP_WAIT_MS);
 	pthread_mutex_lock(&p->lock);
 	p->stop = true;
 	pthread_cond_broadcast(&p->cond);

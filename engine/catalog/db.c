@@ -710,10 +710,7 @@ static void *committer_main(void *arg)
 			pthread_cond_wait(&c->cond, &c->lock);
 			continue;
 		}
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += (c->writer ? 250 : c->hold_ms) * 1000000L;
-		ts.tv_sec += ts.tv_nsec / 1000000000L;
-		ts.tv_nsec %= 1000000000L;
+		util_deadline_in(&ts, c->writer ? 250 : c->hold_ms);
 		pthread_cond_timedwait(&c->cond, &c->lock, &ts);
 		now = util_mono_ms();
 		if (c->writer && c->in_txn &&

@@ -457,12 +457,7 @@ int live_progress(struct live_progress *p, uint64_t done)
 			break;
 		}
 		/* far enough ahead of the reader: wait for it */
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 200 * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		util_deadline_in(&ts, 200);
 		pthread_cond_timedwait(&c->cv, &c->lock, &ts);
 	}
 	pthread_mutex_unlock(&c->lock);

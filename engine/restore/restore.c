@@ -1234,18 +1234,6 @@ int restore_drain(struct restore *r, int timeout_ms)
 	}
 }
 
-/* The CLOCK_REALTIME time @ms from now into @ts (condition waits). */
-static void deadline_in(struct timespec *ts, int ms)
-{
-	clock_gettime(CLOCK_REALTIME, ts);
-	ts->tv_sec += ms / 1000;
-	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
-}
-
 /* Does @q leave a spool file to remove once it is recorded? */
 static bool drops_file(const struct result *q)
 {
@@ -1328,7 +1316,7 @@ static void *recorder(void *arg)
 		if (!lingered && !r->workers_gone) {
 			lingered = true;
 			r->rec_linger = true;
-			deadline_in(&ts, REC_LINGER_MS);
+			util_deadline_in(&ts, REC_LINGER_MS);
 			pthread_cond_timedwait(&r->rec_wake, &r->lock, &ts);
 			r->rec_linger = false;
 			continue;
@@ -1360,8 +1348,7 @@ static void *recorder(void *arg)
 			 "the queue (%s): trying again",
 			 count_results(batch), strerror(-rc));
 		unrecord(r, batch);
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += 1;
+		util_deadline_in(&ts, 1000);
 		pthread_cond_timedwait(&r->quit, &r->lock, &ts);
 	}
 	pthread_mutex_unlock(&r->lock);
@@ -1584,7 +1571,7 @@ static void backoff(struct restore *r, int attempt)
 	struct timespec ts;
 	int ms = attempt < 6 ? 250 << attempt : 8000;
 
-	deadline_in(&ts, ms);
+	util_deadline_in(&ts, ms);
 	pthread_mutex_lock(&r->lock);
 	if (!r->stop)
 		pthread_cond_timedwait(&r->quit, &r->lock, &ts);
@@ -2190,8 +2177,7 @@ static void *worker(void *arg)
 	pthread_mutex_lock(&r->lock);
 	while (!r->stop) {
 		if (!pop_job(r, slot, &j)) {
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_sec += RESCAN_S;
+			util_deadline_in(&ts, RESCAN_S * 1000);
 			if (pthread_cond_timedwait(&r->wake, &r->lock, &ts) !=
 				    ETIMEDOUT ||
 			    r->ready_n || r->scanning ||
