@@ -348,7 +348,32 @@ static void conn_free(struct conn *k)
 }
 
 /* WAL pages after which the checkpointer runs (SQLite's default) */
-#define CAT_CKPT_PAGES 1000
+#define CAT_CKPT_PAGES	1000
+#define CAT_CKPT_PASSES 16
+
+/*
+ * Checkpoint @db so that the next commit starts the WAL over (the file
+ * stays at its size: no growth, and a commit's flush has no new file size
+ * to write): passive passes copy the WAL into the database while commits
+ * go on, until one catches up or CAT_CKPT_PASSES did not; a restart
+ * checkpoint then copies what is left (commits wait for that only) and
+ * waits for readers of older snapshots.
+ */
+static int ckpt_passes(sqlite3 *db)
+{
+	int rc = SQLITE_OK, pages = 0, done = 0, i;
+
+	for (i = 0; i < CAT_CKPT_PASSES; i++) {
+		rc = sqlite3_wal_checkpoint_v2(
+			db, NULL, SQLITE_CHECKPOINT_PASSIVE, &pages, &done);
+		if (rc != SQLITE_OK || done >= pages)
+			break;
+	}
+	if (rc == SQLITE_OK)
+		rc = sqlite3_wal_checkpoint_v2(
+			db, NULL, SQLITE_CHECKPOINT_RESTART, NULL, NULL);
+	return rc;
+}
 
 /*
  * The checkpointer: passive checkpoints on a connection of its own, so
@@ -371,10 +396,7 @@ static void *ckpt_main(void *arg)
 		pthread_mutex_unlock(&c->ckpt_lock);
 		if (!db && cat_db_open(c->path, SQLITE_OPEN_READWRITE, &db) < 0)
 			db = NULL;
-		rc = db ? sqlite3_wal_checkpoint_v2(db, NULL,
-						    SQLITE_CHECKPOINT_PASSIVE,
-						    NULL, NULL)
-			: SQLITE_CANTOPEN;
+		rc = db ? ckpt_passes(db) : SQLITE_CANTOPEN;
 		if (rc != SQLITE_OK && rc != SQLITE_BUSY)
 			log_debug("catalog: checkpoint of '%s': %s", c->path,
 				  sqlite3_errstr(rc));
@@ -385,7 +407,11 @@ static void *ckpt_main(void *arg)
 	return NULL;
 }
 
-/* After each commit of a pool connection: @pages in the WAL. */
+/*
+ * After each commit of a pool connection: @pages in the WAL.  Beyond
+ * CAT_CKPT_PAGES the checkpointer is woken (once for all the commits
+ * while it works) until the WAL has started over.
+ */
 static int wal_hook(void *ctx, sqlite3 *db, const char *name, int pages)
 {
 	struct cat *c = ctx;

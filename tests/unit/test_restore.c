@@ -71,6 +71,8 @@ static void test_spool_and_queue(void)
 		0);
 	CHECK(id > 0);
 	close(fd);
+	/* small: kept in the catalog, the spool file is not needed */
+	CHECK_EQ(stat(spool.data, &sb), -1);
 	CHECK_EQ(restore_status_text(r, &st), 0);
 	CHECK_STR(st.data, "pending\tonedrive/u@x/a.txt\n");
 	CHECK_EQ(restore_entry_status(r, id, &one), 0);
