@@ -3,11 +3,17 @@
 hyperfine; ratios against native.  "cold": page cache dropped and FUSE
 daemons restarted before each run; "warm": after a warm-up run.
 
-The tree (fsutil.make_tree): 7,500 documents of 0 B-300 KB in 30 folders,
-a folder of 50,000 small files, 2,000 mails, a 200 MB file of random
-data: about 60,000 files, the size of the issue's peer measurements
-("same kind of data, 65k files"; an emulator scale-10 tenant takes longer
-to snapshot than a bench run on this machine class is allowed).
+The data set: the emulator's scale-10 tenant (tests/emulator: 99,000
+files, 2.8 GiB in 49 drives, among them a folder of 50,000 small files,
+and 50,000 mails, 0.5 GiB) with one 200 MB file of binary data added
+through the control port, snapshotted by m365-snapshot into the
+repository m365fs mounts.  The native tree is an `rsync -a` copy of the
+mounted snapshot; squashfs, restic and borg are built from the native
+tree, so every target holds the same files.  Built once (about 4 minutes
+here, most of it the snapshot; WORK/dataset.json marks it done,
+WORK/setup.json says how long each step took) and reused by later runs.
+--quick: the scale-1 tenant (3,000 files, 1,200 in one folder, 5,000
+mails) and a 50 MB file.
 
 Peers that are slow on a workload get a time cap per run
 (BENCH_CAP seconds, default 30): one probe run decides; over the cap the
@@ -16,6 +22,8 @@ workload.  Restic and borg repositories are unencrypted (restic: a
 password file, borg: -e none) and use their default compression.
 
 usage: bench.py OUTDIR [--quick]
+environment: BENCH_CASES=stat,read (cases whose name holds a word),
+BENCH_PEERS="squashfuse_ll restic borg", BENCH_CAP=seconds
 """
 import json
 import os
@@ -29,15 +37,17 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]
                        / "tests/integration"))
+import conftest  # noqa: E402
 import fsutil  # noqa: E402
+from test_snapshot import Tool  # noqa: E402
 
 QUICK = "--quick" in sys.argv
 OUT = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else "build/bench/fs")
 WORK = OUT / ("work-quick" if QUICK else "work")
 SRC = WORK / "src"
-BIG_FOLDER = "onedrive/megan@contoso.example/Big folder"
-BIG_FILE = "sites/contoso.example/sites/hr/Documents/big.bin"
-MARKER = "zebrafish"
+SCALE = 1 if QUICK else 10
+BIG_MB = 50 if QUICK else 200
+MARKER = "zanzibar-quartz"  # tests/emulator/tenant.py puts it in some files
 CAP = float(os.environ.get("BENCH_CAP", "10" if QUICK else "30"))
 PEERS = os.environ.get("BENCH_PEERS",
                        "squashfuse_ll restic borg").split()
@@ -47,22 +57,71 @@ def sh(cmd, **kw):
     return subprocess.run(cmd, shell=True, check=True, **kw)
 
 
-def build_tree():
-    if (WORK / "tree.done").exists():
-        return
+def build_dataset():
+    """The data set of every target, built once (dataset.json marks it
+    done): the emulator's tenant (SCALE) with one BIG_MB file added,
+    snapshotted by m365-snapshot into WORK/repo (m365fs's target), and
+    SRC, an `rsync -a` copy of the mounted snapshot (the native target,
+    and what the peers back up).  Returns the description."""
+    done = WORK / "dataset.json"
+    if done.exists():
+        print(f"data set: cached in {WORK} (delete it to rebuild)")
+        return json.loads(done.read_text())
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir(parents=True)
-    n_big = 5000 if QUICK else 50_000
-    fsutil.make_tree(SRC, seed=7, files_per_folder=60 if QUICK else 250,
-                     folders=10, big_mb=2, big_folder=n_big, mails=2000,
-                     marker=MARKER)
-    # one 200 MB file of random-ish data (compresses a little, like media)
-    rnd = random.Random(3)
-    block = rnd.randbytes(1 << 20)
-    with open(SRC / BIG_FILE, "wb") as f:
-        for i in range(50 if QUICK else 200):
-            f.write(block[i % 7:] + block[:i % 7])
-    (WORK / "tree.done").touch()
+    emu = timed(f"emulator --scale {SCALE}: start",
+                lambda: conftest.start_emulator(WORK / "emu", scale=SCALE,
+                                                timeout=1200))
+    try:
+        truth = emu.truth()
+        # the 200 MB file: next to the 50,000-entry folder
+        wide = [f for f in truth["files"] if "/Wide folder/" in f["path"]]
+        if not wide:
+            raise RuntimeError(f"the scale-{SCALE} tenant has no "
+                               "'Wide folder'")
+        big_folder = os.path.dirname(wide[0]["path"])
+        big_file = os.path.join(os.path.dirname(big_folder),
+                                f"recording {BIG_MB} MB.mp4")
+        timed(f"add a {BIG_MB} MB file", lambda: emu.mutate(
+            op="create_file", path=big_file, size=BIG_MB << 20, text=False,
+            seed=3))
+        truth = emu.truth()
+        tool = Tool(emu, WORK)
+        repo = WORK / "repo"
+        tool.init(repo)
+        p = timed("m365-snapshot create (full snapshot)",
+                  lambda: subprocess.run(
+                      [tool.bin, "create", "--repo", str(repo),
+                       "--connection", tool.name, "--json"],
+                      env=tool.env, capture_output=True, text=True))
+        summary = json.loads(p.stdout or "{}")
+        if p.returncode != 0 or summary.get("status") != "complete":
+            raise RuntimeError(f"m365-snapshot failed ({p.returncode}):\n"
+                               f"{p.stdout[-2000:]}{p.stderr[-3000:]}")
+    finally:
+        emu.stop()
+    shutil.rmtree(WORK / "emu", ignore_errors=True)
+    with fsutil.Mount(repo, WORK / "mnt-copy") as m:
+        timed("rsync -a of the mounted snapshot to disk",
+              lambda: sh(f"rsync -a '{m.mnt}/snapshots/latest/' '{SRC}/'"))
+    msgs = truth.get("messages", [])
+    ds = {"scale": SCALE, "files": len(truth["files"]),
+          "file_bytes": sum(f["size"] for f in truth["files"]),
+          "messages": len(msgs),
+          "message_bytes": sum(m.get("size", 0) for m in msgs),
+          "drives": len(truth["drives"]),
+          "mailboxes": len({m["mailbox"] for m in msgs}),
+          "big_folder": big_folder, "big_file": big_file}
+    n = sum(1 for p in SRC.rglob("*") if p.is_file())
+    if n != ds["files"] + ds["messages"]:
+        raise RuntimeError(f"the copy of the mount has {n} files, the "
+                           f"tenant {ds['files']} files and "
+                           f"{ds['messages']} messages")
+    ds["marked"] = len(subprocess.run(
+        ["grep", "-rlF", MARKER, str(SRC)], capture_output=True,
+        text=True).stdout.splitlines())
+    done.write_text(json.dumps(ds, indent=1) + "\n")
+    return ds
 
 
 class Target:
@@ -107,9 +166,12 @@ def wait_cmd(mnt):
 
 def umount_cmd(cmd, pattern):
     """@cmd, then wait until no process matches @pattern (pgrep -f; a
-    "[x]yz" pattern does not match the shell running this)."""
-    return (f"{cmd}; while pgrep -f '{pattern}' >/dev/null; "
-            f"do sleep 0.05; done")
+    "[x]yz" pattern does not match the shell running this).  @cmd is
+    tried again every second while it fails: right after a reader was
+    killed (a run over the cap) the mount can still be busy."""
+    return (f"n=0; until {cmd} 2>/dev/null; do n=$((n+1)); "
+            f"[ $n -lt 60 ] || {{ {cmd}; exit 1; }}; sleep 1; done; "
+            f"while pgrep -f '{pattern}' >/dev/null; do sleep 0.05; done")
 
 
 def fresh_mountpoint(d):
@@ -119,21 +181,21 @@ def fresh_mountpoint(d):
 
 
 def timed(label, fn):
+    """Runs @fn, prints and records (WORK/setup.json) how long it took
+    under @label; returns what @fn returned."""
     t0 = time.monotonic()
-    fn()
+    r = fn()
     dt = time.monotonic() - t0
-    print(f"{label}: {dt:.1f} s", flush=True)
-    return dt
+    print(f"setup: {label}: {dt:.1f} s", flush=True)
+    f = WORK / "setup.json"
+    steps = json.loads(f.read_text()) if f.exists() else {}
+    steps[label] = round(dt, 1)
+    f.write_text(json.dumps(steps, indent=1) + "\n")
+    return r
 
 
 def setup_m365fs(targets, info):
     repo = WORK / "repo"
-    if not (WORK / "repo.done").exists():
-        shutil.rmtree(repo, ignore_errors=True)
-        info["m365fs import"] = timed(
-            "import into the m365fs repository",
-            lambda: fsutil.gen_import(repo, SRC, small_chunks=False))
-        (WORK / "repo.done").touch()
     mnt = WORK / "mnt-m365fs"
     fresh_mountpoint(mnt)
     mount = f"{fsutil.M365FS} '{repo}' '{mnt}' && {wait_cmd(mnt)}"
@@ -288,7 +350,8 @@ def fmt(m, native, i=0):
 def main():
     OUT.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
-    build_tree()
+    ds = build_dataset()
+    big_folder, big_file = ds["big_folder"], ds["big_file"]
     info = {}
     targets = [Target("native", SRC)]
     setup_m365fs(targets, info)
@@ -307,16 +370,15 @@ def main():
     statlist = WORK / "stat.list"
     statlist.write_text("\n".join(files[:10_000]) + "\n")
     rsync_out = WORK / "rsync-out"
-    n_big = len(os.listdir(SRC / BIG_FOLDER))
+    n_big = len(os.listdir(SRC / big_folder))
     cases = [
         ("find (metadata walk)", "find {d} -printf '%s %T@\\n' >/dev/null"),
         (f"ls -l {n_big:,}-entry folder",
-         f"ls -l '{{d}}/{BIG_FOLDER}' >/dev/null"),
+         f"ls -l '{{d}}/{big_folder}' >/dev/null"),
         ("grep -r", f"grep -r {MARKER} {{d}} >/dev/null"),
         ("rsync -a sites/ to disk",
          f"rm -rf {rsync_out}; rsync -a {{d}}/sites/ {rsync_out}/"),
-        ("read 200 MB file" if not QUICK else "read 50 MB file",
-         f"cat {{d}}/{BIG_FILE} >/dev/null"),
+        (f"read {BIG_MB} MB file", f"cat '{{d}}/{big_file}' >/dev/null"),
         ("tar of all mail", "tar -cf - -C {d} mailboxes | cat >/dev/null"),
         (f"stat {min(len(files), 10_000):,} files",
          f"cd {{d}} && xargs -d '\\n' -a {statlist} stat -c %s >/dev/null"),
@@ -326,6 +388,7 @@ def main():
         cases = [c for c in cases if any(w in c[0] for w in only.split(","))]
     runs = {"warm": 3, "cold": 2} if QUICK else {"warm": 5, "cold": 3}
     rows = []
+    load0 = f"{os.getloadavg()[0]:.2f}"
     for name, tmpl in cases:
         for mode in ("warm", "cold"):
             meds = []
@@ -344,7 +407,7 @@ def main():
                "--output-format=json" % (2 if QUICK else 5))
     for t in targets:
         sh(t.restart_cmd())
-        fn = str(t.root / BIG_FILE).replace(":", "\\:")
+        fn = str(t.root / big_file).replace(":", "\\:")
         args = [a if a != "--filename=FILE" else "--filename=" + fn
                 for a in fio_cmd.split()]
         p = subprocess.run(args, capture_output=True, text=True, check=True)
@@ -375,11 +438,23 @@ def main():
                " | ".join("-" if rss[n] is None else str(rss[n])
                           for n in names) + " |")
     rep.append("")
-    rep.append(f"Data: {n_files:,} files ({len(files):,} .txt documents, "
-               f"{n_big:,} in one folder, 2,000 mails, one "
-               f"{(SRC / BIG_FILE).stat().st_size >> 20} MB file); "
+    rep.append(f"Data: the emulator's scale-{ds['scale']} tenant, "
+               f"snapshotted by m365-snapshot: {ds['files']:,} files "
+               f"({ds['file_bytes'] / 2**30:.2f} GiB in {ds['drives']} "
+               f"drives) and {ds['messages']:,} mails "
+               f"({ds['message_bytes'] / 2**30:.2f} GiB in "
+               f"{ds['mailboxes']} mailboxes), {n_files:,} files in all "
+               f"({len(files):,} .txt, {n_big:,} in one folder, "
+               f"{ds['marked']} holding the word grep looks for, one "
+               f"{(SRC / big_file).stat().st_size >> 20} MB file added "
+               f"before the snapshot); the native tree is an `rsync -a` "
+               f"copy of the mounted snapshot, the peers back that up. "
                f"m365fs mount time {info['mount_s']:.3f} s; "
-               f"peers capped at {CAP:.0f} s per run.")
+               f"peers capped at {CAP:.0f} s per run; load average "
+               f"before/after: {load0} / {os.getloadavg()[0]:.2f}.")
+    steps = json.loads((WORK / "setup.json").read_text())
+    rep.append("Setup (once; later runs reuse it): " + "; ".join(
+        f"{k} {v:.0f} s" for k, v in steps.items()) + ".")
     rep.append("Ratios: time / native time (IOPS: IOPS / native IOPS). "
                "Cold: `sync; echo 3 > /proc/sys/vm/drop_caches` and the "
                "FUSE daemon restarted before each run.")
@@ -388,7 +463,7 @@ def main():
     rep.append("Commands ({d}: the tree's root in each target):")
     for name, tmpl in cases:
         rep.append(f"* {name}: `{tmpl}`")
-    rep.append(f"* random 4 KiB reads: `{fio_cmd}` (FILE: {BIG_FILE})")
+    rep.append(f"* random 4 KiB reads: `{fio_cmd}` (FILE: {big_file})")
     rep.append("")
     rep.append("Targets:")
     for t in targets:

@@ -1,6 +1,7 @@
 #!/bin/sh
-# m365fs against native disk and squashfuse_ll (bench/fs/bench.py).
-#   bench/fs/run.sh [OUTDIR]      BENCH_QUICK=1 for a small data set
+# m365fs against native disk, squashfuse_ll, restic and borg on a snapshot
+# of the emulator's scale-10 tenant (bench/fs/bench.py).
+#   bench/fs/run.sh [OUTDIR]      BENCH_QUICK=1 for the scale-1 tenant
 # Needs root (drop_caches), hyperfine, fio, squashfuse, squashfs-tools.
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
