@@ -357,7 +357,7 @@ static void conn_free(struct conn *k)
  * to write): passive passes copy the WAL into the database while commits
  * go on, until one catches up or CAT_CKPT_PASSES did not; a restart
  * checkpoint then copies what is left (commits wait for that only) and
- * waits for readers of older snapshots.
+ * checks that no reader of an older snapshot is left.
  */
 static int ckpt_passes(sqlite3 *db)
 {
@@ -396,6 +396,12 @@ static void *ckpt_main(void *arg)
 		pthread_mutex_unlock(&c->ckpt_lock);
 		if (!db && cat_db_open(c->path, SQLITE_OPEN_READWRITE, &db) < 0)
 			db = NULL;
+		/* no waiting: the restart checkpoint holds the write lock
+		 * while it waits for readers (a browsing reader keeps its
+		 * snapshot up to 100 ms); busy, it is tried again at the
+		 * next commit */
+		if (db)
+			sqlite3_busy_timeout(db, 0);
 		rc = db ? ckpt_passes(db) : SQLITE_CANTOPEN;
 		if (rc != SQLITE_OK && rc != SQLITE_BUSY)
 			log_debug("catalog: checkpoint of '%s': %s", c->path,
