@@ -525,8 +525,10 @@ struct conn *cat_conn_browse(struct cat *c)
 
 	if (!k || c->writer || !c->hold_ms)
 		return k;
+	if (k->held_ms && !sqlite3_get_autocommit(k->db))
+		return k; /* still held: no second trip through the lock */
 	pthread_mutex_lock(&c->lock);
-	if (k->held_ms && sqlite3_get_autocommit(k->db)) {
+	if (k->held_ms) {
 		k->held_ms = 0; /* ended by an error */
 		c->held--;
 	}
