@@ -240,6 +240,36 @@ def fuse_ops(m, start):
     return ops
 
 
+def test_read_only_files_close_without_a_request(emulator, tmp_path):
+    """With a connection the kernel sends open and release for every file
+    (live/ and restore/ need them), but not a flush on each close() of a
+    snapshot or live/ file: they are read-only, so close() waits for
+    nothing.  restore/ files still get theirs (it is where a restore
+    reports its errors)."""
+    env = Env(emulator, tmp_path, snapshot=True)
+    m = env.mount("-o", "debug")
+    m.allowed = [r"error: -\d+"]
+    with m:
+        snap = m.mnt / "snapshots" / "latest" / "onedrive" / ADMIN
+        live = m.mnt / "live" / "onedrive" / ADMIN
+        files = [p for p in snap.rglob("*") if p.is_file()][:5]
+        assert files
+        for root in (snap, live):
+            for f in files:
+                (root / f.relative_to(snap)).read_bytes()  # names listed
+            start = len(m.output())
+            for f in files:
+                with open(root / f.relative_to(snap), "rb") as fh:
+                    fh.read(1)
+            ops = fuse_ops(m, start)
+            assert ops.get("OPEN") == len(files), ops
+            assert "FLUSH" not in ops, ops
+        start = len(m.output())
+        (m.mnt / "restore" / "onedrive" / ADMIN / "flush-probe.txt") \
+            .write_bytes(b"probe\n")
+        assert fuse_ops(m, start).get("FLUSH", 0) >= 1
+
+
 def test_live_warm_ls_l_is_answered_by_the_kernel(emulator, tmp_path):
     """Within the TTL the kernel keeps a folder's entries and attributes:
     ls -l again costs no readdir, lookup or getattr (only opendir,
@@ -291,6 +321,48 @@ def test_live_warm_ls_l_is_answered_by_the_kernel(emulator, tmp_path):
         want = dict(first, **{"new.txt": 4, "f01.txt": 24})
         del want["f00.txt"]
         wait_for(lambda: ls_l(d) == want, "the changes in ls -l")
+
+
+def test_live_listing_in_pages_reads_ahead(emulator, tmp_path):
+    """A folder that comes in several pages lists completely with one
+    request a page (the next one asked for while the last is worked
+    through, none twice); a page that fails fails the listing (EIO-like
+    errno, a log line), and the next ls lists it whole."""
+    env = Env(emulator, tmp_path)
+    base = "onedrive/%s/paged" % ADMIN
+    emulator.mutate(op="create_folder", path=base)
+    other = "onedrive/%s/paged2" % ADMIN
+    emulator.mutate(op="create_folder", path=other)
+    names = ["p%02d.txt" % i for i in range(40)]
+    for i, n in enumerate(names):
+        emulator.mutate(op="create_file", path="%s/%s" % (base, n),
+                        content=n)
+        if i < 20:
+            emulator.mutate(op="create_file", path="%s/%s" % (other, n),
+                            content=n)
+    emulator.knobs(max_page_size=7)
+    try:
+        m = env.mount(ttl=600)
+        m.allowed = [r"list children: "]
+        with m:
+            d = m.mnt / "live" / base
+            os.stat(d)
+            emulator.reset_stats()
+            assert sorted(os.listdir(d)) == names
+            calls = graph_calls(emulator.stats(), "/children")
+            assert len(calls) == 6, calls
+            assert len({c["query"] for c in calls}) == 6, calls
+            assert os.stat(d / "p39.txt").st_size == len("p39.txt")
+
+            d2 = m.mnt / "live" / other
+            os.stat(d2)
+            emulator.fault(path_regex=r"/children\?.*skiptoken", status=403,
+                           count=1)
+            with pytest.raises(OSError):
+                os.listdir(d2)
+            assert sorted(os.listdir(d2)) == names[:20]
+    finally:
+        emulator.knobs(max_page_size=None)
 
 
 def walk(top):
