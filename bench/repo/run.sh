@@ -12,7 +12,8 @@
 # of input per wall second, and per CPU second: user + system of all
 # threads, which other jobs on a shared machine disturb less),
 # repository size as % of the input, and our ratios against the peers;
-# where our CPU time went (the store's stage timers) and our ingest per
+# where our CPU time went (the store's stage timers; with the SHA
+# extensions the chunker runs inside the hashing and counts in "id") and our ingest per
 # core against the stage limit (chunker + SHA-256 + lz4 [+ AES-256-GCM],
 # each alone on the same files, one core; goal >= 75%), with what our
 # CPU time counts beyond the stages (file reads, store open and close);

@@ -44,11 +44,12 @@ void cdc_init(struct cdc *c, uint32_t min, uint32_t avg, uint32_t max)
 	c->max = max;
 	c->mask_s = top_mask(bits + 2);
 	c->mask_l = top_mask(bits > 2 ? bits - 2 : 1);
+	c->gear = gear;
 }
 
 size_t cdc_cut(const struct cdc *c, const unsigned char *p, size_t n)
 {
-	size_t i, normal = c->avg, limit = c->max;
+	size_t normal = c->avg, limit = c->max, cut;
 	uint64_t fp = 0;
 
 	if (n <= c->min)
@@ -57,15 +58,8 @@ size_t cdc_cut(const struct cdc *c, const unsigned char *p, size_t n)
 		limit = n;
 	if (normal > limit)
 		normal = limit;
-	for (i = c->min; i < normal; i++) {
-		fp = (fp << 1) + gear[p[i]];
-		if (!(fp & c->mask_s))
-			return i + 1;
-	}
-	for (; i < limit; i++) {
-		fp = (fp << 1) + gear[p[i]];
-		if (!(fp & c->mask_l))
-			return i + 1;
-	}
-	return limit;
+	cut = cdc_roll(c, &fp, c->mask_s, p, c->min, normal);
+	if (!cut)
+		cut = cdc_roll(c, &fp, c->mask_l, p, normal, limit);
+	return cut ? cut : limit;
 }

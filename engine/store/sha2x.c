@@ -104,51 +104,45 @@ NI static inline void ni_store(uint32_t s[8], __m128i abef, __m128i cdgh)
 					     _mm_shuffle_epi32(t_, 0x0E));     \
 	} while (0)
 
-NI static void blocks1(uint32_t s[8], const unsigned char *p, size_t n)
-{
-	const __m128i bswap =
-		_mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
-	__m128i abef, cdgh;
-
-	ni_load(s, &abef, &cdgh);
-	for (; n; n--, p += 64) {
-		__m128i sa = abef, sc = cdgh, m[4];
-
-#pragma GCC unroll 16
-		for (int i = 0; i < 16; i++) {
-			m[i & 3] = NI_SCHEDULE(m, p, i);
-			NI_ROUNDS(abef, cdgh, m[i & 3], i);
-		}
-		abef = _mm_add_epi32(abef, sa);
-		cdgh = _mm_add_epi32(cdgh, sc);
-	}
-	ni_store(s, abef, cdgh);
-}
-
 /*
- * @n blocks of each of two messages, their rounds interleaved.  @same:
- * the two are the same bytes (@q is @p), so each block's message schedule
- * is computed once for both: a chunk that starts its content, or starts
- * block-aligned in it, as every chunk does for its id's HMAC.
+ * Up to @n blocks of @p into state @st, and of @q into @t when @two, the
+ * rounds of the two interleaved.  @same: the two are the same bytes (@q
+ * is @p), so each block's message schedule is computed once for both: a
+ * chunk that starts its content, or starts block-aligned in it, as every
+ * chunk does for its id's HMAC.
+ *
+ * With @scan, each block is hashed while the gear hash *@fp rolls over the
+ * 64 bytes at @s + 64 * i with @mask, four of its steps between each
+ * four rounds, so that the chunker's chain of additions runs in the
+ * shadow of the rounds' latency.  Stops after the first block whose bytes
+ * at @s hold a cut: how many blocks were done, and in *@cut the offset
+ * just past the cut in the last one's bytes at @s (0: no cut).  The
+ * blocks at @p and @q must end where the bytes at @s begin or before.
  */
-NI static inline __attribute__((always_inline)) void
-blocks2_any(uint32_t s[8], const unsigned char *p, uint32_t t[8],
-	    const unsigned char *q, size_t n, bool same)
+NI static inline __attribute__((always_inline)) size_t
+scan_any(uint32_t st[8], const unsigned char *p, uint32_t t[8],
+	 const unsigned char *q, bool two, bool same, bool scan,
+	 const unsigned char *s, size_t n, const uint64_t *gear, uint64_t mask,
+	 uint64_t *fp, unsigned *cut)
 {
 	const __m128i bswap =
 		_mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
-	__m128i abef, cdgh, xabef, xcdgh;
+	__m128i abef, cdgh, xabef = _mm_setzero_si128(),
+			    xcdgh = _mm_setzero_si128();
+	uint64_t h = scan ? *fp : 0, hit = 0;
+	size_t done = 0;
 
-	ni_load(s, &abef, &cdgh);
-	ni_load(t, &xabef, &xcdgh);
-	for (; n; n--, p += 64, q += 64) {
+	ni_load(st, &abef, &cdgh);
+	if (two)
+		ni_load(t, &xabef, &xcdgh);
+	while (done < n && !hit) {
 		__m128i sa = abef, sc = cdgh, xa = xabef, xc = xcdgh;
 		__m128i m[4], x[4] = { 0 };
 
 #pragma GCC unroll 16
 		for (int i = 0; i < 16; i++) {
 			m[i & 3] = NI_SCHEDULE(m, p, i);
-			if (same) { /* the two states' rounds alternate */
+			if (two && same) {
 				__m128i k = _mm_add_epi32(
 					m[i & 3],
 					_mm_loadu_si128(
@@ -160,28 +154,71 @@ blocks2_any(uint32_t s[8], const unsigned char *p, uint32_t t[8],
 				xcdgh = _mm_sha256rnds2_epu32(xcdgh, xabef, k);
 				abef = _mm_sha256rnds2_epu32(abef, cdgh, k2);
 				xabef = _mm_sha256rnds2_epu32(xabef, xcdgh, k2);
-				continue;
+			} else {
+				NI_ROUNDS(abef, cdgh, m[i & 3], i);
+				if (two) {
+					x[i & 3] = NI_SCHEDULE(x, q, i);
+					NI_ROUNDS(xabef, xcdgh, x[i & 3], i);
+				}
 			}
-			x[i & 3] = NI_SCHEDULE(x, q, i);
-			NI_ROUNDS(abef, cdgh, m[i & 3], i);
-			NI_ROUNDS(xabef, xcdgh, x[i & 3], i);
+#pragma GCC unroll 4
+			for (int j = 0; scan && j < 4; j++) {
+				h = (h << 1) + gear[s[4 * i + j]];
+				hit |= (uint64_t) !(h & mask) << (4 * i + j);
+			}
 		}
 		abef = _mm_add_epi32(abef, sa);
 		cdgh = _mm_add_epi32(cdgh, sc);
-		xabef = _mm_add_epi32(xabef, xa);
-		xcdgh = _mm_add_epi32(xcdgh, xc);
+		if (two) {
+			xabef = _mm_add_epi32(xabef, xa);
+			xcdgh = _mm_add_epi32(xcdgh, xc);
+		}
+		p += 64;
+		q += 64;
+		s += scan ? 64 : 0;
+		done++;
 	}
-	ni_store(s, abef, cdgh);
-	ni_store(t, xabef, xcdgh);
+	ni_store(st, abef, cdgh);
+	if (two)
+		ni_store(t, xabef, xcdgh);
+	if (scan) {
+		*fp = h;
+		*cut = hit ? (unsigned)__builtin_ctzll(hit) + 1 : 0;
+	}
+	return done;
 }
 
-NI static void blocks2(uint32_t s[8], const unsigned char *p, uint32_t t[8],
+NI static void blocks1(uint32_t st[8], const unsigned char *p, size_t n)
+{
+	scan_any(st, p, NULL, p, false, false, false, p, n, NULL, 0, NULL,
+		 NULL);
+}
+
+NI static void blocks2(uint32_t st[8], const unsigned char *p, uint32_t t[8],
 		       const unsigned char *q, size_t n)
 {
 	if (p == q)
-		blocks2_any(s, p, t, p, n, true);
+		scan_any(st, p, t, p, true, true, false, p, n, NULL, 0, NULL,
+			 NULL);
 	else
-		blocks2_any(s, p, t, q, n, false);
+		scan_any(st, p, t, q, true, false, false, p, n, NULL, 0, NULL,
+			 NULL);
+}
+
+NI static size_t scan_blocks(uint32_t st[8], const unsigned char *p,
+			     uint32_t t[8], const unsigned char *q,
+			     const unsigned char *s, size_t n,
+			     const uint64_t *gear, uint64_t mask, uint64_t *fp,
+			     unsigned *cut)
+{
+	if (!t)
+		return scan_any(st, p, NULL, p, false, false, true, s, n, gear,
+				mask, fp, cut);
+	if (p == q)
+		return scan_any(st, p, t, p, true, true, true, s, n, gear, mask,
+				fp, cut);
+	return scan_any(st, p, t, q, true, false, true, s, n, gear, mask, fp,
+			cut);
 }
 
 #else /* no SHA extensions: never called (sha2x_supported() is false) */
@@ -206,6 +243,23 @@ static void blocks2(uint32_t s[8], const unsigned char *p, uint32_t t[8],
 	(void)t;
 	(void)q;
 	(void)n;
+}
+
+static size_t scan_blocks(uint32_t st[8], const unsigned char *p, uint32_t t[8],
+			  const unsigned char *q, const unsigned char *s,
+			  size_t n, const uint64_t *gear, uint64_t mask,
+			  uint64_t *fp, unsigned *cut)
+{
+	(void)st;
+	(void)p;
+	(void)t;
+	(void)q;
+	(void)s;
+	(void)gear;
+	(void)mask;
+	(void)fp;
+	*cut = 0;
+	return n;
 }
 
 #endif
@@ -276,6 +330,100 @@ void sha2x_update2(struct sha2x *a, struct sha2x *b, const void *data, size_t n)
 		tail(a, pa, n - ka);
 	if (n > kb)
 		tail(b, pb, n - kb);
+}
+
+/*
+ * Hash the whole blocks of @a (next block at *@ha) and @b (at *@hb, or
+ * NULL) that end at or before @end, the two interleaved where both have
+ * one.
+ */
+static void blocks_upto(struct sha2x *a, size_t *ha, struct sha2x *b,
+			size_t *hb, const unsigned char *p, size_t end)
+{
+	size_t na = (end - *ha) / 64, nb = b ? (end - *hb) / 64 : 0;
+	size_t both = na < nb ? na : nb;
+
+	if (both)
+		blocks2(a->h, p + *ha, b->h, p + *hb, both);
+	if (na > both)
+		blocks1(a->h, p + *ha + 64 * both, na - both);
+	if (nb > both)
+		blocks1(b->h, p + *hb + 64 * both, nb - both);
+	*ha += 64 * na;
+	*hb += 64 * nb;
+}
+
+/*
+ * Roll the gear hash over @p[*i..end) with @mask, the whole blocks of @a
+ * and @b that lie before the scanned bytes hashed alongside
+ * (scan_blocks()) where there are 64 bytes to scan for each: the cut
+ * found, or 0 with *@i moved to @end.  Needs *@ha + 64 <= *@i and
+ * *@hb + 64 <= *@i (the hashed blocks are in the chunk).
+ */
+static size_t scan(const struct cdc *c, uint64_t mask, const unsigned char *p,
+		   size_t *i, size_t end, struct sha2x *a, size_t *ha,
+		   struct sha2x *b, size_t *hb, uint64_t *fp)
+{
+	size_t n = (end - *i) / 64, done;
+	unsigned cut;
+
+	done = scan_blocks(a->h, p + *ha, b ? b->h : NULL, p + *hb, p + *i, n,
+			   c->gear, mask, fp, &cut);
+	*ha += 64 * done;
+	if (b)
+		*hb += 64 * done;
+	if (cut)
+		return *i + 64 * (done - 1) + cut;
+	*i += 64 * done;
+	cut = (unsigned)cdc_roll(c, fp, mask, p, *i, end); /* < 64 left */
+	*i = end;
+	return cut;
+}
+
+size_t sha2x_cdc(const struct cdc *c, const unsigned char *p, size_t n,
+		 struct sha2x *a, struct sha2x *b)
+{
+	size_t normal = c->avg, limit = c->max, cut, i, ha, hb = 0;
+	uint64_t fp = 0;
+
+	if (n <= c->min + 64 ||
+	    c->avg < c->min + 64) { /* too short to run ahead */
+		cut = cdc_cut(c, p, n);
+		if (b)
+			sha2x_update2(a, b, p, cut);
+		else
+			sha2x_update(a, p, cut);
+		return cut;
+	}
+	if (limit > n)
+		limit = n;
+	if (normal > limit)
+		normal = limit;
+	/*
+	 * The chunk has more than min bytes: the partial blocks fill, the
+	 * blocks below min are hashed, and the scan of one block runs ahead
+	 * of the hashing from then on.
+	 */
+	ha = fill(a, p, 64);
+	if (b)
+		hb = fill(b, p, 64);
+	blocks_upto(a, &ha, b, &hb, p, c->min);
+	i = c->min + 64 < normal ? c->min + 64 : normal;
+	cut = cdc_roll(c, &fp, c->mask_s, p, c->min, i);
+	if (!cut)
+		cut = scan(c, c->mask_s, p, &i, normal, a, &ha, b, &hb, &fp);
+	if (!cut)
+		cut = scan(c, c->mask_l, p, &i, limit, a, &ha, b, &hb, &fp);
+	if (!cut)
+		cut = limit;
+	blocks_upto(a, &ha, b, &hb, p, cut);
+	a->total += cut;
+	tail(a, p + ha, cut - ha);
+	if (b) {
+		b->total += cut;
+		tail(b, p + hb, cut - hb);
+	}
+	return cut;
 }
 
 void sha2x_final(struct sha2x *c, unsigned char md[32])

@@ -79,6 +79,8 @@ uint64_t chk64(const void *p, size_t n);
 
 /* ---- two SHA-256 in one pass (sha2x.c) ---- */
 
+struct cdc;
+
 struct sha2x {
 	uint32_t h[8];
 	unsigned char buf[64]; /* partial block */
@@ -97,6 +99,16 @@ void sha2x_init(struct sha2x *c);
 void sha2x_update(struct sha2x *c, const void *p, size_t n);
 /* Feed the same @n bytes to @a and @b, the two hashes interleaved. */
 void sha2x_update2(struct sha2x *a, struct sha2x *b, const void *p, size_t n);
+/*
+ * The length of the next chunk of @p[0..n), as cdc_cut() finds it, with
+ * that chunk fed to @a and, unless NULL, @b (as sha2x_update2() and
+ * sha2x_update() would): each 64-byte block is hashed right after the
+ * gear hash has rolled over it, so that the chunker's chain of
+ * dependent additions runs beside the SHA-256 rounds instead of before
+ * them.
+ */
+size_t sha2x_cdc(const struct cdc *c, const unsigned char *p, size_t n,
+		 struct sha2x *a, struct sha2x *b);
 /* The digest of @c (which is spent). */
 void sha2x_final(struct sha2x *c, unsigned char md[32]);
 void sha2x_hmac_init(struct sha2x_hmac *m, const unsigned char key[32]);
@@ -112,11 +124,33 @@ void sha2x_hmac_final(const struct sha2x_hmac *m, struct sha2x *inner,
 struct cdc {
 	uint32_t min, avg, max;
 	uint64_t mask_s, mask_l;
+	const uint64_t *gear; /* the gear table (FORMAT.md) */
 };
 
 void cdc_init(struct cdc *c, uint32_t min, uint32_t avg, uint32_t max);
 /* Length of the next chunk of @p[0..n); @n >= max unless at the end. */
 size_t cdc_cut(const struct cdc *c, const unsigned char *p, size_t n);
+
+/*
+ * Roll the gear hash *@fp over @p[i..end): the offset just past the
+ * first byte after which the bits of @mask are all zero (a cut), or 0
+ * when there is none.  Both cdc_cut() and sha2x_cdc() scan with it.
+ */
+static inline size_t cdc_roll(const struct cdc *c, uint64_t *fp, uint64_t mask,
+			      const unsigned char *p, size_t i, size_t end)
+{
+	uint64_t h = *fp;
+
+	for (; i < end; i++) {
+		h = (h << 1) + c->gear[p[i]];
+		if (!(h & mask)) {
+			*fp = h;
+			return i + 1;
+		}
+	}
+	*fp = h;
+	return 0;
+}
 
 /* ---- chunk records (pack.c) ---- */
 

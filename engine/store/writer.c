@@ -3,8 +3,8 @@
  * and sealing in the calling thread; the pack append only reserves its
  * place under the store's lock and writes without it (store_append()),
  * in a pack lane the writer holds until its content ends.
- * Chunk ids and the SHA-256 of the whole content are computed in one
- * pass where the CPU has the SHA extensions (sha2x.c).
+ * Where the CPU has the SHA extensions, the chunker's scan, the chunk
+ * ids and the SHA-256 of the whole content are one pass (sha2x.c).
  */
 #include <errno.h>
 #include <lz4.h>
@@ -186,62 +186,71 @@ void store_writer_free(struct store_writer *w)
 }
 
 /*
- * The id of chunk @p (@n bytes) into @id, and the chunk into the SHA-256
- * of the whole content unless @only (the chunk is the whole content of a
- * plain repository: its id is that SHA-256), both in one pass.  In a
- * plain repository the first chunk's SHA-256 is a prefix of the whole
- * content's: that chunk is hashed once, into the whole content's state,
- * whose copy then ends as the id.
+ * Cut the next chunk of @p[0..n) (@n >= the largest chunk unless at the
+ * end of the content) and compute its id into @id, feeding the chunk to
+ * the SHA-256 of the whole content, in one pass over its bytes
+ * (sha2x_cdc()).  In a plain repository the first chunk's SHA-256 is a
+ * prefix of the whole content's: that chunk is hashed once, into the
+ * whole content's state, whose copy then ends as the id (and when it is
+ * the only chunk, the id is the whole content's SHA-256).
  */
-static void ids_x2(struct store_writer *w, const unsigned char *p, size_t n,
-		   bool only, unsigned char id[32])
+static size_t cut_x2(struct store_writer *w, const unsigned char *p, size_t n,
+		     unsigned char id[32])
 {
+	const struct cdc *c = &w->st->cdc;
 	struct sha2x a;
+	size_t cut;
 
 	if (w->st->keys.enc) {
 		a = w->hm.inner;
-		sha2x_update2(&a, &w->wx, p, n);
+		cut = sha2x_cdc(c, p, n, &a, &w->wx);
 		sha2x_hmac_final(&w->hm, &a, id);
-		return;
+		return cut;
 	}
-	if (only) { /* the whole content */
-		sha2x_init(&a);
-		sha2x_update(&a, p, n);
-	} else if (!w->chunks) { /* a prefix of the whole content */
-		sha2x_update(&w->wx, p, n);
+	if (!w->chunks) {
+		cut = sha2x_cdc(c, p, n, &w->wx, NULL);
 		a = w->wx;
 	} else {
 		sha2x_init(&a);
-		sha2x_update2(&a, &w->wx, p, n);
+		cut = sha2x_cdc(c, p, n, &a, &w->wx);
 	}
 	sha2x_final(&a, id);
+	return cut;
 }
 
 /*
- * Store one chunk of the content (@last: nothing follows it).  The
- * SHA-256 of the whole content is fed chunk by chunk here, while the
- * chunk is in the CPU cache; when a plain repository's content is a
- * single chunk, its id already is that SHA-256 and is not computed twice.
+ * Store the next chunk of the window (@finish: no more bytes will come).
+ * Without the SHA extensions the chunker and the two hashes are separate
+ * passes; the SHA-256 of the whole content is fed chunk by chunk, while
+ * the chunk is in the CPU cache, and when a plain repository's content is
+ * a single chunk, its id already is that SHA-256 and is not computed
+ * twice.  Stage times: with the extensions the chunker's scan is counted
+ * in "id" (it runs inside the hashing).
  */
-static int emit(struct store_writer *w, const unsigned char *p, size_t n,
-		bool last)
+static int emit(struct store_writer *w, bool finish)
 {
 	struct store *st = w->st;
+	const unsigned char *p = w->buf + w->start;
+	size_t n = w->len - w->start;
 	unsigned char id[32];
 	struct chunk_rec rec;
 	struct loc loc;
 	uint64_t t = w->timed ? thread_cpu_ns() : 0, wall = 0;
-	bool only = last && !w->chunks && !st->keys.enc, dup;
+	bool only, dup;
 	int ret;
 
 	if (w->x2) {
-		ids_x2(w, p, n, only, id);
+		n = cut_x2(w, p, n, id);
 	} else {
+		n = cdc_cut(&st->cdc, p, n);
+		t = lap(w, STORE_STAGE_CHUNK, t);
 		ret = chunk_id(&st->keys, p, n, id);
 		if (ret)
 			return ret;
 	}
 	t = lap(w, STORE_STAGE_ID, t);
+	w->start += n;
+	only = finish && w->start == w->len && !w->chunks && !st->keys.enc;
 	if (only) {
 		memcpy(w->id0, id, 32);
 		w->whole_is_id = true;
@@ -333,9 +342,6 @@ int store_writer_space(struct store_writer *w, void **p, size_t *n)
 
 int store_writer_commit(struct store_writer *w, size_t n)
 {
-	size_t cut;
-	uint64_t t;
-
 	if (w->err)
 		return w->err;
 	if (n > w->cap - w->len)
@@ -343,14 +349,9 @@ int store_writer_commit(struct store_writer *w, size_t n)
 	w->len += n;
 	w->stats.bytes += n;
 	while (w->len - w->start >= w->st->cdc.max) {
-		t = w->timed ? thread_cpu_ns() : 0;
-		cut = cdc_cut(&w->st->cdc, w->buf + w->start,
-			      w->len - w->start);
-		lap(w, STORE_STAGE_CHUNK, t);
-		w->err = emit(w, w->buf + w->start, cut, false);
+		w->err = emit(w, false);
 		if (w->err)
 			return w->err;
-		w->start += cut;
 	}
 	return 0;
 }
@@ -385,19 +386,10 @@ int store_writer_finish(struct store_writer *w, struct store_content *res)
 {
 	unsigned int mdlen = 32;
 	struct buf tmp;
-	size_t cut;
 	int ret;
 
-	while (!w->err && w->len > w->start) {
-		uint64_t t = w->timed ? thread_cpu_ns() : 0;
-
-		cut = cdc_cut(&w->st->cdc, w->buf + w->start,
-			      w->len - w->start);
-		lap(w, STORE_STAGE_CHUNK, t);
-		w->err = emit(w, w->buf + w->start, cut,
-			      w->start + cut == w->len);
-		w->start += cut;
-	}
+	while (!w->err && w->len > w->start)
+		w->err = emit(w, true);
 	if (!w->err)
 		w->err = desc_end(&w->desc, w->chunks);
 	if (!w->err && w->whole_is_id)
