@@ -507,61 +507,31 @@ out:
  * Children of a drive folder, 999 a page (the connection's default page
  * is Graph's 200: a folder of 1,200 files would take 6 requests).
  */
-#define CHILDREN_PAGE "999"
+#define CHILDREN_PAGE 999
 
 static int list_children(struct dinfo *d, struct kids *k)
 {
-	struct buf url = BUF_INIT;
+	struct graph_pager *p = NULL;
 	struct graph_item it = { 0 };
-	const cJSON *v, *e, *next;
-	cJSON *page = NULL;
+	const cJSON *e;
 	struct lnode *n;
 	bool skip;
 	int rc;
 
-	rc = buf_adds(&url, "/drives/");
-	if (rc == 0)
-		rc = http_escape(&url, d->drive);
-	if (rc == 0)
-		rc = buf_adds(&url, "/items/");
-	if (rc == 0)
-		rc = http_escape(&url,
-				 d->kind == CAT_KIND_FOLDER ? d->id : "root");
-	if (rc == 0)
-		rc = buf_adds(&url, "/children?$top=" CHILDREN_PAGE);
-	while (rc == 0 && url.len) {
-		cJSON_Delete(page);
-		page = NULL;
-		rc = graph_call(L.g, "GET", url.data, NULL, NULL, &page);
+	rc = graph_children_open_ahead(
+		L.g, d->drive, d->kind == CAT_KIND_FOLDER ? d->id : "root",
+		CHILDREN_PAGE, &p);
+	while (rc == 0 && (rc = graph_pager_next_json(p, &e)) == 1) {
+		rc = graph_parse_item(e, &it);
 		if (rc < 0)
 			break;
-		v = cJSON_GetObjectItemCaseSensitive(page, "value");
-		if (!cJSON_IsArray(v)) {
-			rc = -EBADMSG;
-			break;
-		}
-		cJSON_ArrayForEach(e, v)
-		{
-			rc = graph_parse_item(e, &it);
-			if (rc < 0)
-				break;
-			n = item_node(&it, d->drive, &skip);
-			if (d->kind != CAT_KIND_FOLDER && !d->root_id &&
-			    it.parent_id)
-				d->root_id = strdup(it.parent_id);
-			rc = skip ? 0 : kids_add(k, n);
-			if (rc < 0)
-				break;
-		}
-		next = cJSON_GetObjectItemCaseSensitive(page,
-							"@odata.nextLink");
-		buf_reset(&url);
-		if (rc == 0 && cJSON_IsString(next))
-			rc = buf_adds(&url, next->valuestring);
+		n = item_node(&it, d->drive, &skip);
+		if (d->kind != CAT_KIND_FOLDER && !d->root_id && it.parent_id)
+			d->root_id = strdup(it.parent_id);
+		rc = skip ? 0 : kids_add(k, n);
 	}
-	cJSON_Delete(page);
+	graph_pager_free(p);
 	graph_item_release(&it);
-	buf_release(&url);
 	return rc;
 }
 

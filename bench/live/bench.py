@@ -15,6 +15,10 @@ renamed in the folder of 1,200 (changed; undone after the run):
   ls-l   ls -l LIB/Wide folder
   cat    cat LIB/Scans/* > /dev/null   (141 MB)
 A warm find or ls -l is timed as the median of WARM_RUNS runs in a row.
+Then the cold ls -l once more, COLD_LS_RUNS times on each mount in turn
+(live, rclone, rclone, live, ...): its time is mostly the emulator making
+two pages of 999 and 201 items, which makes it noisy under load, so it
+gets its ratio from many runs side by side.
 Reports medians (seconds), the ratio live/rclone and the Graph requests
 each needed, 302 redirects and downloads included (emulator /stats).
 Asserts nothing about timing.
@@ -40,6 +44,7 @@ import fsutil  # noqa: E402
 LIB = "sites/contoso.sharepoint.com/sites/Marketing/Documents"
 TTL = 5  # seconds listings are kept, both mounts
 WARM_RUNS = 11  # a warm listing is timed as the median of this many runs
+COLD_LS_RUNS = 21  # cold ls -l runs of each mount, interleaved
 WORKLOADS = [
     ("find", "find . | wc -l"),
     ("ls-l", "ls -l 'Wide folder' | wc -l"),
@@ -214,18 +219,76 @@ def change(ready, undo=False):
         "new_name": old.rsplit("/", 1)[1][len("bench-renamed "):]})
 
 
+def cold_ls(tools, ready, runs):
+    """Cold ls -l of the folder of 1,200, RUNS times on each mount,
+    interleaved (ABBA, a fresh mount each time) -> {tool name: [(seconds,
+    requests, ms the emulator took to make the responses)]}."""
+    cmd = dict(WORKLOADS)["ls-l"]
+    out = {t.name: [] for t in tools}
+    for i in range(runs):
+        for tool in (tools if i % 2 == 0 else tools[::-1]):
+            root = tool.mount()
+            os.stat(root)
+            os.listdir(root)
+            os.stat(root / "Wide folder")
+            control(ready, "POST", "/stats/reset", {})
+            dt, _ = run(cmd, root)
+            st = control(ready, "GET", "/stats")
+            out[tool.name].append((dt, st["total"], sum(
+                x.get("made_ms", 0) for x in st["log"])))
+            tool.umount()
+    return out
+
+
+def cold_ls_report(tools, res):
+    lv, rc = res[tools[0].name], res[tools[1].name]
+    med = statistics.median
+    return [
+        "cold ls -l of the folder of 1,200, %d interleaved runs each "
+        "(fresh mounts), medians:" % len(lv),
+        "%-14s %8s %8s %11s" % ("", "s", "requests", "emulator ms"),
+        "%-14s %8.3f %8d %11.0f" % (tools[0].name, med(x[0] for x in lv),
+                                    med(x[1] for x in lv),
+                                    med(x[2] for x in lv)),
+        "%-14s %8.3f %8d %11.0f" % (tools[1].name, med(x[0] for x in rc),
+                                    med(x[1] for x in rc),
+                                    med(x[2] for x in rc)),
+        "ratio live/rclone: %.2f of the medians, %.2f the median of the "
+        "runs side by side (quartiles %.2f-%.2f)" % (
+            med(x[0] for x in lv) / med(x[0] for x in rc),
+            med(a[0] / b[0] for a, b in zip(lv, rc)),
+            *quartiles([a[0] / b[0] for a, b in zip(lv, rc)])),
+        "(emulator ms: the time the emulator took to make the pages)"]
+
+
+def quartiles(v):
+    q = statistics.quantiles(v, n=4) if len(v) > 1 else [v[0]] * 3
+    return q[0], q[2]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--scale", type=int, default=1)
+    ap.add_argument("--cold-ls", type=int, default=None,
+                    help="interleaved cold ls -l runs (default 21, "
+                    "--quick 5)")
+    ap.add_argument("--cold-ls-only", action="store_true")
     a = ap.parse_args()
+    if a.cold_ls is None:
+        a.cold_ls = 5 if a.quick else COLD_LS_RUNS
     work = pathlib.Path(a.out).resolve()
     work.mkdir(parents=True, exist_ok=True)
     reps = 1 if a.quick else 3
     emu, ready = start_emulator(work, a.scale)
     try:
         tools = [LiveMount(work, ready), RcloneMount(work, ready)]
+        if a.cold_ls_only:
+            print("\n".join(cold_ls_report(
+                tools, cold_ls(tools, ready, a.cold_ls)) + [
+                "load %s" % " ".join("%.1f" % x for x in os.getloadavg())]))
+            return
         res = {}  # (tool, workload, cold|warm) -> [seconds], requests
         outs = {}
         routes = {}  # "tool workload phase" -> requests by route (last run)
@@ -284,6 +347,12 @@ def main():
                                 statistics.median(x[1] for x in lv),
                                 statistics.median(x[1] for x in rc),
                                 statistics.median(x[2] for x in lv) / 1e6))
+        if a.cold_ls:
+            lines.append("")
+            lines.extend(cold_ls_report(tools, cold_ls(tools, ready,
+                                                       a.cold_ls)))
+            lines.append("load after: %s" % " ".join(
+                "%.1f" % x for x in os.getloadavg()))
         same = all(len(v) == 1 for v in outs.values())
         lines.append("")
         lines.append("outputs identical between the two mounts: %s" %

@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -268,6 +269,16 @@ static bool token_rejected(const struct http_response *resp)
 	       !strstr(resp->body.data, "\"code\"");
 }
 
+/* The result of @r by the status in @resp: 0, or -errno logged. */
+static int outcome(const struct greq *r, const struct http_response *resp)
+{
+	if (resp->status >= 200 && resp->status < 300)
+		return 0;
+	if (resp->status >= 300 && resp->status < 400 && !r->follow)
+		return 0;
+	return fail(r, resp, 0);
+}
+
 /*
  * Send @r.  Returns 0 with a 2xx (or 3xx when not following) in @resp, or
  * -errno with the last error filled and logged.
@@ -325,12 +336,7 @@ static int send_req(struct graph *g, const struct greq *r,
 		}
 		break;
 	}
-	if (resp->status >= 200 && resp->status < 300)
-		rc = 0;
-	else if (resp->status >= 300 && resp->status < 400 && !r->follow)
-		rc = 0;
-	else
-		rc = fail(r, resp, 0);
+	rc = outcome(r, resp);
 out:
 	if (tok.len)
 		explicit_bzero(tok.data, tok.len);
@@ -587,15 +593,175 @@ static int set_link(char **dst, const cJSON *page, const char *name,
 	return *dst ? 0 : -ENOMEM;
 }
 
+/*
+ * Reading ahead: the next page of a pager, asked for (GET, without
+ * waiting) as soon as its link is known.  The loop thread completes it;
+ * the pager waits for it when it gets to that page, or, freed before,
+ * leaves it to the completion to free.
+ */
+struct ahead {
+	pthread_mutex_t lock;
+	pthread_cond_t cv;
+	bool done;
+	bool orphan; /* the pager is gone: the completion frees it */
+	int rc;
+	char *url;
+	char *prefer;
+	const char *hdrs[2];
+	struct buf tok;
+	struct http_request hr;
+	struct http_response resp;
+};
+
+static void ahead_free(struct ahead *a)
+{
+	pthread_mutex_destroy(&a->lock);
+	pthread_cond_destroy(&a->cv);
+	if (a->tok.len)
+		explicit_bzero(a->tok.data, a->tok.len);
+	buf_release(&a->tok);
+	http_response_release(&a->resp);
+	free(a->url);
+	free(a->prefer);
+	free(a);
+}
+
+static void ahead_done(void *ctx, int rc, struct http_response *resp)
+{
+	struct ahead *a = ctx;
+	bool orphan;
+
+	(void)resp;
+	pthread_mutex_lock(&a->lock);
+	a->done = true;
+	a->rc = rc;
+	orphan = a->orphan;
+	pthread_cond_signal(&a->cv);
+	pthread_mutex_unlock(&a->lock);
+	if (orphan)
+		ahead_free(a);
+}
+
+/* Forget the page read ahead of @p (it completes unseen). */
+static void ahead_drop(struct graph_pager *p)
+{
+	struct ahead *a = p->ahead;
+	bool done;
+
+	if (!a)
+		return;
+	p->ahead = NULL;
+	pthread_mutex_lock(&a->lock);
+	done = a->done;
+	a->orphan = true;
+	pthread_mutex_unlock(&a->lock);
+	if (done)
+		ahead_free(a);
+}
+
+/*
+ * @p read ahead and the page that just arrived in @resp has a next page:
+ * ask for it now, while this page is parsed and worked through.  The link
+ * is picked out of the body unparsed, so it is only a guess, used when it
+ * equals the @odata.nextLink of the parsed page; it must be on the graph
+ * host like every link.  Best effort: on any failure the next page is
+ * asked for when it is needed.
+ */
+static void ahead_start(struct graph_pager *p, const struct http_response *resp)
+{
+	const char *v;
+	size_t n;
+	char o[256];
+	struct ahead *a;
+
+	if (!graph_json_top_string(resp->body.data, resp->body.len,
+				   "@odata.nextLink", &v, &n) ||
+	    n > 16384)
+		return;
+	a = calloc(1, sizeof(*a));
+	if (!a)
+		return;
+	pthread_mutex_init(&a->lock, NULL);
+	pthread_cond_init(&a->cv, NULL);
+	buf_init(&a->tok, 0);
+	http_response_init(&a->resp);
+	a->url = strndup(v, n);
+	a->prefer = p->prefer ? strdup(p->prefer) : NULL;
+	if (!a->url || (p->prefer && !a->prefer) ||
+	    http_url_origin(a->url, o, sizeof(o)) < 0 ||
+	    strcmp(o, p->g->origin))
+		goto fail;
+	a->hdrs[0] = a->prefer;
+	a->hr.url = a->url;
+	a->hr.headers = a->hdrs;
+	a->hr.body_cap = p->g->json_cap;
+	if (p->g->token.get) {
+		if (p->g->token.get(p->g->token.ctx, &a->tok) < 0)
+			goto fail;
+		a->hr.bearer = a->tok.data;
+	}
+	if (http_submit(p->g->http, &a->hr, &a->resp, ahead_done, a) < 0)
+		goto fail;
+	p->ahead = a;
+	return;
+fail:
+	ahead_free(a);
+}
+
+/*
+ * Send @r (GET @r->url of pager @p) into @resp: through the page read
+ * ahead when it is that one, else now.  0 with a 2xx or -errno, as
+ * send_req().
+ */
+static int page_get(struct graph_pager *p, const struct greq *r,
+		    struct http_response *resp)
+{
+	struct ahead *a = p->ahead;
+	int rc;
+
+	if (!a || strcmp(a->url, r->url)) {
+		ahead_drop(p);
+		return send_req(p->g, r, resp);
+	}
+	p->ahead = NULL;
+	pthread_mutex_lock(&a->lock);
+	while (!a->done)
+		pthread_cond_wait(&a->cv, &a->lock);
+	pthread_mutex_unlock(&a->lock);
+	http_response_release(resp);
+	*resp = a->resp;
+	http_response_init(&a->resp);
+	rc = a->rc;
+	if (rc == 0 && a->hr.bearer && token_rejected(resp) &&
+	    p->g->token.invalidate) {
+		/* expired or revoked meanwhile: ask again, with a new one */
+		p->g->token.invalidate(p->g->token.ctx, a->tok.data);
+		rc = send_req(p->g, r, resp);
+	} else if (rc < 0) {
+		rc = fail(r, resp, rc);
+	} else {
+		rc = outcome(r, resp);
+	}
+	ahead_free(a);
+	return rc;
+}
+
 int graph_pager_fetch(struct graph_pager *p, const char *url)
 {
 	const char *hdrs[2] = { p->prefer, NULL };
 	struct greq r = { .url = url, .what = p->what, .headers = hdrs };
+	struct http_response resp;
 	const cJSON *v;
 	cJSON *j = NULL;
 	int rc;
 
-	rc = call_json(p->g, &r, &j, NULL);
+	http_response_init(&resp);
+	rc = page_get(p, &r, &resp);
+	if (rc == 0 && p->read_ahead)
+		ahead_start(p, &resp);
+	if (rc == 0)
+		rc = parse_body(&r, &resp, &j);
+	http_response_release(&resp);
 	if (rc < 0)
 		goto out;
 	if (!j || !cJSON_IsObject(j)) {
@@ -625,9 +791,9 @@ out:
 	return rc;
 }
 
-static int pager_open(struct graph *g, enum pager_kind kind, const char *url,
-		      const char *prefer, const char *what,
-		      struct graph_pager **out)
+static int pager_open_as(struct graph *g, enum pager_kind kind, const char *url,
+			 const char *prefer, const char *what, bool read_ahead,
+			 struct graph_pager **out)
 {
 	struct graph_pager *p;
 	int rc;
@@ -638,6 +804,7 @@ static int pager_open(struct graph *g, enum pager_kind kind, const char *url,
 		return -ENOMEM;
 	p->g = g;
 	p->kind = kind;
+	p->read_ahead = read_ahead;
 	snprintf(p->what, sizeof(p->what), "%s", what);
 	if (prefer) {
 		p->prefer = strdup(prefer);
@@ -655,10 +822,18 @@ static int pager_open(struct graph *g, enum pager_kind kind, const char *url,
 	return 0;
 }
 
+static int pager_open(struct graph *g, enum pager_kind kind, const char *url,
+		      const char *prefer, const char *what,
+		      struct graph_pager **out)
+{
+	return pager_open_as(g, kind, url, prefer, what, false, out);
+}
+
 void graph_pager_free(struct graph_pager *p)
 {
 	if (!p)
 		return;
+	ahead_drop(p);
 	cJSON_Delete(p->page);
 	free(p->next_link);
 	free(p->delta_link);
@@ -845,6 +1020,22 @@ int graph_children_open(struct graph *g, const char *drive_id,
 				"/drives/%e/root/children", drive_id, NULL);
 	return open_fmt(g, PK_ITEM, "list children", out,
 			"/drives/%e/items/%e/children", drive_id, item_id);
+}
+
+int graph_children_open_ahead(struct graph *g, const char *drive_id,
+			      const char *item_id, unsigned top,
+			      struct graph_pager **out)
+{
+	struct buf u = BUF_INIT;
+	int rc = graph_url_build(g, &u, "/drives/%e/items/%e/children?$top=%u",
+				 drive_id, item_id, top);
+
+	*out = NULL;
+	if (rc == 0)
+		rc = pager_open_as(g, PK_ITEM, u.data, NULL, "list children",
+				   true, out);
+	buf_release(&u);
+	return rc;
 }
 
 static int check_link(struct graph *g, const char *link)

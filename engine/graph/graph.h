@@ -355,6 +355,16 @@ int graph_drives_open(struct graph *g, enum graph_owner owner,
 /** GET /drives/{d}/items/{id}/children (@item_id "root" ok). */
 int graph_children_open(struct graph *g, const char *drive_id,
 			const char *item_id, struct graph_pager **out);
+/**
+ * GET /drives/{d}/items/{id}/children?$top=@top (@item_id "root" ok),
+ * reading ahead: each next page is asked for as soon as the current one
+ * has arrived (its @odata.nextLink is picked out of the body before the
+ * body is parsed), so it travels while the caller works through this one.
+ * Read it to its end: a pager freed earlier wasted that one request.
+ */
+int graph_children_open_ahead(struct graph *g, const char *drive_id,
+			      const char *item_id, unsigned top,
+			      struct graph_pager **out);
 
 /**
  * Drive delta: GET @delta_link (a saved deltaLink, or a nextLink to resume

@@ -35,6 +35,8 @@ struct graph_pager {
 	char *next_link; /* @odata.nextLink of the current page */
 	char *delta_link; /* @odata.deltaLink once seen */
 	char *prefer; /* "Prefer: ..." line for every page, or NULL */
+	bool read_ahead; /* ask for the next page when this one arrives */
+	struct ahead *ahead; /* the next page, asked for, or NULL */
 	unsigned pages;
 	int err; /* sticky error */
 	char what[160]; /* for messages: "list children of drive X" */
@@ -55,6 +57,16 @@ int graph_pager_fetch(struct graph_pager *p, const char *url);
  * "." and ".." refused), %s raw text, %u an unsigned.  0 or -errno.
  */
 int graph_url_build(struct graph *g, struct buf *u, const char *fmt, ...);
+
+/*
+ * The string value of member @key of the top-level object of JSON text @s
+ * (@len bytes), picked out without parsing it: *@val, *@vlen point into
+ * @s.  Only plain values (no escapes).  1 found, 0 not there or not plain.
+ * The text is not validated: use the value only as a guess that the parse
+ * of the whole text confirms.
+ */
+int graph_json_top_string(const char *s, size_t len, const char *key,
+			  const char **val, size_t *vlen);
 
 /* Reject JSON text with an escaped NUL (\u0000): C strings can't hold it. */
 bool graph_json_has_nul(const char *s, size_t len);

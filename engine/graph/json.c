@@ -671,3 +671,71 @@ bool graph_json_has_nul(const char *s, size_t len)
 	}
 	return false;
 }
+
+/* @p just after the opening '"' of a string: its closing '"', or NULL. */
+static const char *string_end(const char *p, const char *end)
+{
+	for (;;) {
+		const char *q = memchr(p, '"', (size_t)(end - p));
+		const char *b = q;
+
+		if (!q)
+			return NULL;
+		while (b > p && b[-1] == '\\')
+			b--;
+		if ((q - b) % 2 == 0)
+			return q;
+		p = q + 1;
+	}
+}
+
+static const char *skip_space(const char *p, const char *end)
+{
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	return p;
+}
+
+int graph_json_top_string(const char *s, size_t len, const char *key,
+			  const char **val, size_t *vlen)
+{
+	const char *p = s, *end = s + len, *q, *v, *ve;
+	size_t klen = strlen(key);
+	int depth = 0;
+
+	while (p < end) {
+		switch (*p++) {
+		case '"':
+			q = string_end(p, end);
+			if (!q)
+				return 0;
+			v = skip_space(q + 1, end);
+			if (depth != 1 || (size_t)(q - p) != klen ||
+			    memcmp(p, key, klen) || v == end || *v != ':') {
+				p = q + 1;
+				break;
+			}
+			v = skip_space(v + 1, end);
+			if (v == end || *v != '"')
+				return 0;
+			ve = string_end(v + 1, end);
+			if (!ve || memchr(v + 1, '\\', (size_t)(ve - v - 1)))
+				return 0;
+			*val = v + 1;
+			*vlen = (size_t)(ve - v - 1);
+			return 1;
+		case '{':
+		case '[':
+			depth++;
+			break;
+		case '}':
+		case ']':
+			if (--depth <= 0)
+				return 0;
+			break;
+		default:
+			break;
+		}
+	}
+	return 0;
+}

@@ -276,6 +276,7 @@ class Emulator:
             "propagation_delay": 0,
             "clock_skew": 0,
             "page_size": None,
+            "max_page_size": None,
             "device_pending_polls": 2,
             "expire_delta_tokens": False,
             "download_url_lifetime": 3600,
@@ -494,7 +495,10 @@ def make_app(host_of):
 
 async def _serve(req, send, loop, scope):
     fault = None
+    t0 = time.monotonic()
     resp, pattern, fault = await loop.run_in_executor(_POOL, dispatch, req)
+    # the time the handler took to make the response (before sending it)
+    made_ms = round((time.monotonic() - t0) * 1000.0, 2)
     if fault and fault.get("latency_ms"):
         await asyncio.sleep(float(fault["latency_ms"]) / 1000.0)
     drop = fault.get("drop_after_bytes") if fault else None
@@ -517,7 +521,8 @@ async def _serve(req, send, loop, scope):
            for k, v in hdrs.items()]
     # counted before anything is sent, so a client that has its answer
     # always finds it in /stats
-    entry = EMU.count(req, pattern, resp.status, {"bytes": 0})
+    entry = EMU.count(req, pattern, resp.status,
+                      {"bytes": 0, "made_ms": made_ms})
     counting = req.host == "files" and req.method == "GET"
 
     def add(n, dropped=False):

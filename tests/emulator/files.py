@@ -265,6 +265,9 @@ def drive_json(d, select=None):
 
 def page_size(req, default, maximum=1000):
     top = req.query.get("$top")
+    cap = EMU.knobs.get("max_page_size")
+    if cap:  # Graph may send fewer than $top asks for
+        maximum = min(maximum, int(cap))
     if top is not None:
         try:
             n = int(top)
@@ -274,7 +277,7 @@ def page_size(req, default, maximum=1000):
             raise bad_request("Invalid value for $top.")
         return min(n, maximum)
     knob = EMU.knobs.get("page_size")
-    return int(knob) if knob else default
+    return min(int(knob) if knob else default, maximum)
 
 
 def collection(req, items, render, default_page, context=None):

@@ -16,7 +16,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 BUILD = pathlib.Path(os.environ.get("M365_BUILD", ROOT / "build"))
 DRIVER = BUILD / "tests" / "test_graphcli"
 
-ESTALE, EPROTO, EEXIST, EACCES, ENOENT = 116, 71, 17, 13, 2
+ESTALE, EPROTO, EEXIST, EACCES, ENOENT, EPERM = 116, 71, 17, 13, 2, 1
 
 
 def run(emu, *args, opts=(), token=None, timeout=120, check=True):
@@ -95,6 +95,57 @@ def test_graph_delta_pages_and_changes(emu, site_drive):
     assert [i["id"] for i in changed] == [victim["id"]]
     assert changed[0]["size"] == 1234
     assert of(res2, "end")[0]["delta_link"]
+
+
+def children_calls(emu):
+    return [e for e in emu.stats()["log"] if e["path"].endswith("/children")]
+
+
+def test_graph_children_read_ahead(emu, site_drive):
+    """A pager reading ahead asks for each next page while the current one
+    is worked through: the same items as the plain pager, one request a
+    page, none twice.  A throttled page ahead is waited for and retried; a
+    failing one fails the pager when it is reached.  A pager left before
+    its end wasted only the page asked for ahead."""
+    _, drive = site_drive
+    emu.knobs(page_size=2)
+    try:
+        res, _, _ = run(emu, "children", drive["id"], "root")
+    finally:
+        emu.knobs(page_size=None)
+    want = [i["id"] for i in of(res, "item")]
+    assert len(want) >= 5, "the library root needs 5 items for 3 pages"
+    pages = (len(want) + 1) // 2
+
+    emu.reset_stats()
+    res, _, _ = run(emu, "children-ahead", drive["id"], "root", 2)
+    assert [i["id"] for i in of(res, "item")] == want
+    assert of(res, "end")[0]["pages"] == pages
+    calls = children_calls(emu)
+    assert len(calls) == pages, calls
+    tokens = [e["query"] for e in calls]
+    assert len(set(tokens)) == pages and "skiptoken" not in tokens[0]
+
+    emu.reset_stats()
+    emu.fault(path_regex=r"/children\?.*skiptoken", status=429,
+              retry_after="0.1", count=1)
+    res, tail, _ = run(emu, "children-ahead", drive["id"], "root", 2)
+    assert [i["id"] for i in of(res, "item")] == want
+    assert tail["stats"]["throttled"] == 1
+    assert len(children_calls(emu)) == pages + 1
+
+    emu.reset_stats()
+    emu.fault(path_regex=r"/children\?.*skiptoken", status=403, count=1)
+    res, tail, _ = run(emu, "children-ahead", drive["id"], "root", 2,
+                       check=False)
+    assert tail["rc"] == -EPERM
+    assert [i["id"] for i in of(res, "item")] == want[:2]
+    assert of(res, "error")[0]["message"].startswith("list children: ")
+
+    emu.reset_stats()
+    res, _, _ = run(emu, "children-ahead", drive["id"], "root", 2, 1)
+    assert [i["id"] for i in of(res, "item")] == want[:1]
+    assert len(children_calls(emu)) <= 2
 
 
 def test_graph_delta_expired_token_is_estale(emu, site_drive):

@@ -293,6 +293,48 @@ def test_live_warm_ls_l_is_answered_by_the_kernel(emulator, tmp_path):
         wait_for(lambda: ls_l(d) == want, "the changes in ls -l")
 
 
+def test_live_listing_in_pages_reads_ahead(emulator, tmp_path):
+    """A folder that comes in several pages lists completely with one
+    request a page (the next one asked for while the last is worked
+    through, none twice); a page that fails fails the listing (EIO-like
+    errno, a log line), and the next ls lists it whole."""
+    env = Env(emulator, tmp_path)
+    base = "onedrive/%s/paged" % ADMIN
+    emulator.mutate(op="create_folder", path=base)
+    other = "onedrive/%s/paged2" % ADMIN
+    emulator.mutate(op="create_folder", path=other)
+    names = ["p%02d.txt" % i for i in range(40)]
+    for i, n in enumerate(names):
+        emulator.mutate(op="create_file", path="%s/%s" % (base, n),
+                        content=n)
+        if i < 20:
+            emulator.mutate(op="create_file", path="%s/%s" % (other, n),
+                            content=n)
+    emulator.knobs(max_page_size=7)
+    try:
+        m = env.mount(ttl=600)
+        m.allowed = [r"list children: "]
+        with m:
+            d = m.mnt / "live" / base
+            os.stat(d)
+            emulator.reset_stats()
+            assert sorted(os.listdir(d)) == names
+            calls = graph_calls(emulator.stats(), "/children")
+            assert len(calls) == 6, calls
+            assert len({c["query"] for c in calls}) == 6, calls
+            assert os.stat(d / "p39.txt").st_size == len("p39.txt")
+
+            d2 = m.mnt / "live" / other
+            os.stat(d2)
+            emulator.fault(path_regex=r"/children\?.*skiptoken", status=403,
+                           count=1)
+            with pytest.raises(OSError):
+                os.listdir(d2)
+            assert sorted(os.listdir(d2)) == names[:20]
+    finally:
+        emulator.knobs(max_page_size=None)
+
+
 def walk(top):
     """Every file under @top -> its bytes, and the folders."""
     files, dirs = {}, []

@@ -191,6 +191,64 @@ static void test_item_validation(void)
 	CHECK(!graph_json_has_nul("\"\\u0001\"", 8));
 }
 
+/* graph_json_top_string() on @json: the value found for "@odata.nextLink"
+ * (NULL: none). */
+static char *top_link(const char *json)
+{
+	const char *v = NULL;
+	size_t n = 0;
+
+	if (!graph_json_top_string(json, strlen(json), "@odata.nextLink", &v,
+				   &n))
+		return NULL;
+	return strndup(v, n);
+}
+
+#define CHECK_LINK(json, want)                                                 \
+	do {                                                                   \
+		char *got_ = top_link(json);                                   \
+		if (want)                                                      \
+			CHECK_STR(got_, (const char *)(want));                 \
+		else                                                           \
+			CHECK(got_ == NULL);                                   \
+		free(got_);                                                    \
+	} while (0)
+
+static void test_top_string(void)
+{
+	/* after the items, before them, with spaces */
+	CHECK_LINK(
+		"{\"value\":[{\"id\":\"a\"}],\"@odata.nextLink\":\"https://g/x?"
+		"$skiptoken=1\"}",
+		"https://g/x?$skiptoken=1");
+	CHECK_LINK("{\"@odata.nextLink\" :\n \"https://g/2\", \"value\":[]}",
+		   "https://g/2");
+	/* the same name inside an item, or as a value, is not the link */
+	CHECK_LINK("{\"value\":[{\"@odata.nextLink\":\"https://evil/\"}]}",
+		   NULL);
+	CHECK_LINK("{\"value\":{\"@odata.nextLink\":\"https://evil/\"},"
+		   "\"x\":\"@odata.nextLink\"}",
+		   NULL);
+	CHECK_LINK(
+		"{\"a\":\"@odata.nextLink\",\"@odata.nextLink\":\"https://g/3\"}",
+		"https://g/3");
+	/* quotes, braces and backslashes inside strings are skipped */
+	CHECK_LINK("{\"value\":[{\"name\":\"x\\\"}],\\\\\"}],"
+		   "\"q\":\"\\\\\\\"}]\",\"@odata.nextLink\":\"https://g/4\"}",
+		   "https://g/4");
+	/* escapes in the value, a non-string value, truncated text: none */
+	CHECK_LINK("{\"@odata.nextLink\":\"https:\\/\\/g/5\"}", NULL);
+	CHECK_LINK("{\"@odata.nextLink\":null}", NULL);
+	CHECK_LINK("{\"@odata.nextLink\":\"https://g/6", NULL);
+	CHECK_LINK("{\"value\":[\"x], \"@odata.nextLink\":\"https://g/7\"}",
+		   NULL);
+	CHECK_LINK("", NULL);
+	/* the first one wins, as with cJSON */
+	CHECK_LINK("{\"@odata.nextLink\":\"https://g/8\",\"@odata.nextLink\":"
+		   "\"https://g/9\"}",
+		   "https://g/8");
+}
+
 static void test_directory(void)
 {
 	struct graph_site s = { 0 };
@@ -500,6 +558,7 @@ int main(void)
 {
 	RUN(test_items);
 	RUN(test_item_validation);
+	RUN(test_top_string);
 	RUN(test_directory);
 	RUN(test_mail);
 	RUN(test_errors);

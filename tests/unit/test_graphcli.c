@@ -14,6 +14,8 @@
  *   graph commands:
  *     users | groups | sites | drives-site ID | drives-user ID
  *     children DRIVE ITEM | delta DRIVE [LINK] | item DRIVE ITEM
+ *     children-ahead DRIVE ITEM TOP [N] (reading ahead; N: read N items
+ *         and stop)
  *     download DRIVE ITEM [URL] [OFF LEN] | folders USER [PARENT]
  *     mdelta USER FOLDER [LINK] | mime USER MSG | qxh FILE
  *     call METHOD PATH [BODY] | batch PATH...
@@ -572,6 +574,22 @@ static int drain(struct graph_pager *p, const char *kind)
 	return rc;
 }
 
+/* Read @n items of @p, printing them, and leave the rest unread. */
+static int read_some(struct graph_pager *p, int n)
+{
+	struct graph_item it = { 0 };
+	int rc = 1;
+
+	for (int i = 0; i < n && rc == 1; i++) {
+		rc = graph_pager_next_item(p, &it);
+		if (rc == 1)
+			print_item(&it);
+		graph_item_release(&it);
+	}
+	printf("{\"type\": \"end\", \"pages\": %u}\n", graph_pager_pages(p));
+	return rc < 0 ? rc : 0;
+}
+
 /* @pp, not the pager: the open call in the same argument list sets it. */
 static int open_drain(int rc, struct graph_pager **pp, const char *kind)
 {
@@ -816,6 +834,15 @@ static int graphcli_graph(int argc, char **argv)
 	} else if (!strcmp(c, "children") && argc > 2) {
 		rc = open_drain(graph_children_open(G, argv[1], argv[2], &p),
 				&p, "item");
+	} else if (!strcmp(c, "children-ahead") && argc > 3) {
+		rc = graph_children_open_ahead(G, argv[1], argv[2],
+					       (unsigned)atoi(argv[3]), &p);
+		if (rc == 0 && argc > 4)
+			rc = read_some(p, atoi(argv[4]));
+		else if (rc == 0)
+			rc = drain(p, "item");
+		graph_pager_free(p);
+		p = NULL;
 	} else if (!strcmp(c, "delta") && argc > 1) {
 		rc = open_drain(graph_drive_delta_open(G, argv[1],
 						       opt(argc, argv, 2), &p),
