@@ -517,6 +517,7 @@ static void fsop_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	fi->keep_cache = 1;
+	fi->noflush = 1; /* read-only: close() has nothing to report */
 	fuse_reply_open(req, fi);
 }
 
