@@ -109,8 +109,9 @@ int fs_ops_init(struct fs *fs);
 
 /**
  * Answer the requests of @se until it is unmounted or a signal ends it,
- * in at most @max_threads threads; the thread that answered a request
- * reads the next one without sleeping for @spin_us microseconds first.
+ * in at most @max_threads threads; the thread that answered a lookup
+ * reads the next request without sleeping for @spin_us microseconds
+ * first.
  * Returns 0 or -errno (the device failed).
  */
 int fs_loop(struct fuse_session *se, unsigned spin_us, unsigned max_threads);

@@ -4,25 +4,27 @@
  * A request costs the daemon one read and one write on /dev/fuse; what
  * costs time on an otherwise idle machine is waking a sleeping thread
  * (and, in a VM, the idle vCPU under it) for every request.  Programs
- * that walk a tree (stat, find, ls -l) send the next request a few
- * microseconds after the answer to the previous one.  So the thread that
- * answered keeps reading the device without sleeping (O_NONBLOCK: the
- * read says EAGAIN) for a short, bounded time (-o spin=USEC) before it
- * sleeps in poll().  Between two reads it yields the CPU, and when other
- * tasks want the CPU (a turn of the spin took long) it stops spinning for
- * a while: on a busy machine spinning would only take CPU from the client.
+ * that look up many names (stat, ls -l of paths, tar) send the next
+ * lookup a few microseconds after the answer to the previous one.  So
+ * the thread that answered a lookup keeps reading the device without
+ * sleeping (O_NONBLOCK: the read says EAGAIN) for a short, bounded time
+ * (-o spin=USEC) before it sleeps in poll().  Between two reads it yields
+ * the CPU; when other tasks want the CPU (a turn of the spin took long)
+ * or several spins in a row found nothing, it stops spinning for a
+ * while.  After data or a listing the client has work to do: no spin
+ * (it would take CPU from the client, on a sibling hyperthread too).
  *
  * Only one thread reads the device at a time (the "reader"); the others
  * wait on a condition variable.  Another thread waiting in the kernel
  * would be woken by every request even when the spinning reader takes
- * it.  The reader keeps the device while it answers requests that need
- * neither disk nor network (lookups and attributes inside snapshots,
- * answered from the catalog within microseconds): a serial workload then
- * runs in one thread that never sleeps between requests.  Before any
- * other request (reads, listings, live/ and restore/, which may wait for
- * Graph) it hands the device to a waiting thread, or starts one (at most
- * max_threads), so slow requests run in parallel.  A thread that was
- * woken up to read does not spin: nothing it answered is being followed.
+ * it.  The reader keeps the device while it answers lookups and
+ * attributes inside snapshots (from the catalog, within microseconds):
+ * a serial workload then runs in one thread that never sleeps between
+ * requests.  Before file data, live/, restore/ and the top directories
+ * (decompression that runs in parallel, Graph, the kernel) it hands the
+ * device to a waiting thread, or starts one (at most max_threads);
+ * before a listing only when another request is waiting already (one
+ * wakeup per listing, as in libfuse's loop, not two).
  *
  * Exit: unmounting makes reads fail with ENODEV (libfuse marks the
  * session exited); SIGINT/SIGTERM/SIGHUP run libfuse's handler, which
@@ -53,6 +55,8 @@
 /* a turn of the spin this long: another task ran on the CPU */
 #define SPIN_BUSY_NS  20000
 #define SPIN_PAUSE_NS 20000000 /* then no spinning for this long */
+/* spins in a row that found nothing (the client thinks longer): pause */
+#define SPIN_MISSES 8
 
 struct loop {
 	struct fuse_session *se;
@@ -63,7 +67,9 @@ struct loop {
 	atomic_bool stop;
 	/* statistics, for the debug log */
 	atomic_ulong spun, slept, spin_ns_lost, busy;
-	int64_t calm; /* the reader's: no spinning before (ns) */
+	/* the reader's: */
+	int64_t calm; /* no spinning before this time (ns) */
+	unsigned misses; /* spins in a row that found nothing */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	/* protected by lock: */
@@ -82,32 +88,53 @@ static int64_t now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/*
- * Whether request @b is answered from memory without waiting for disk or
- * network: lookups and attributes of inodes inside snapshots.
- */
-static bool quick(const struct fuse_buf *b)
+/* How long answering a request may take (kind()). */
+enum kind {
+	QUICK, /* from memory: lookups and attributes inside snapshots */
+	LOCAL, /* short, may read the catalog from disk: listings */
+	SLOW, /* file data (chunks decompressed in parallel), live/,
+		 restore/ (Graph), the top (may wait for the kernel) */
+};
+
+static enum kind kind(const struct fuse_buf *b)
 {
 	const struct fuse_in_header *in = b->mem;
 	int64_t snap;
 
 	if ((b->flags & FUSE_BUF_IS_FD) || b->size < sizeof(*in))
-		return false;
+		return SLOW;
+	if (in->opcode == FUSE_FORGET || in->opcode == FUSE_BATCH_FORGET)
+		return QUICK;
+	snap = ino_snap(in->nodeid);
+	if (snap <= 0 || snap == INO_LIVE_SNAP)
+		return SLOW; /* the top, live/ and restore/ */
 	switch (in->opcode) {
-	case FUSE_FORGET:
-	case FUSE_BATCH_FORGET:
-		return true;
 	case FUSE_LOOKUP:
 	case FUSE_GETATTR:
 	case FUSE_GETXATTR:
 	case FUSE_LISTXATTR:
 	case FUSE_READLINK:
 	case FUSE_ACCESS:
-		snap = ino_snap(in->nodeid);
-		return snap > 0 && snap != INO_LIVE_SNAP;
+		return QUICK;
+	case FUSE_READDIR:
+	case FUSE_READDIRPLUS:
+	case FUSE_OPEN:
+	case FUSE_OPENDIR:
+	case FUSE_RELEASE:
+	case FUSE_RELEASEDIR:
+	case FUSE_FLUSH:
+		return LOCAL;
 	default:
-		return false;
+		return SLOW;
 	}
+}
+
+/* Whether another request waits in the kernel. */
+static bool pending(const struct loop *l)
+{
+	struct pollfd p = { .fd = l->fd, .events = POLLIN };
+
+	return poll(&p, 1, 0) > 0 && (p.revents & POLLIN);
 }
 
 static void finish(struct loop *l, int err)
@@ -122,13 +149,14 @@ static void finish(struct loop *l, int err)
 
 /*
  * Take the next request into @b as the reader: with @spin (the thread
- * has just answered one) spin for spin_ns, then sleep in poll().  Returns
- * its size, 0 when the loop stops, or -errno.
+ * has just answered a lookup) spin for spin_ns, then sleep in poll().
+ * Returns its size, 0 when the loop stops, or -errno.
  *
  * Spinning pays only while a vCPU is free: between two reads it yields
  * (a client runnable on this CPU runs at once), and a turn that took long
  * with no request at the end means other tasks want the CPU, so spinning
- * stops and stays off for SPIN_PAUSE_NS.
+ * stops and stays off for SPIN_PAUSE_NS; so it does after SPIN_MISSES
+ * spins in a row that found nothing.
  */
 static int take(struct loop *l, struct fuse_buf *b, bool spin)
 {
@@ -145,6 +173,8 @@ static int take(struct loop *l, struct fuse_buf *b, bool spin)
 		if (res > 0) {
 			atomic_fetch_add_explicit(end ? &l->spun : &l->slept, 1,
 						  memory_order_relaxed);
+			if (end)
+				l->misses = 0;
 			return res;
 		}
 		if (res == 0 || fuse_session_exited(l->se))
@@ -163,6 +193,9 @@ static int take(struct loop *l, struct fuse_buf *b, bool spin)
 			} else if (t < end) {
 				sched_yield();
 				continue;
+			} else if (++l->misses == SPIN_MISSES) {
+				l->misses = 0;
+				l->calm = t + SPIN_PAUSE_NS;
 			}
 			atomic_fetch_add_explicit(
 				&l->spin_ns_lost,
@@ -216,6 +249,7 @@ static void *worker(void *arg)
 	struct fuse_buf b = { 0 };
 	bool reader = true; /* threads are started to read */
 	bool spin = false; /* a thread woken up has answered nothing */
+	enum kind k;
 	int res;
 
 	for (;;) {
@@ -238,14 +272,21 @@ static void *worker(void *arg)
 			finish(l, res);
 			break;
 		}
-		if (!quick(&b)) {
+		k = kind(&b);
+		if (k == SLOW || (k == LOCAL && pending(l))) {
 			pthread_mutex_lock(&l->lock);
 			hand_over(l);
 			pthread_mutex_unlock(&l->lock);
 			reader = false;
 		}
 		fuse_session_process_buf(l->se, &b);
-		spin = true;
+		/*
+		 * A quick answer is followed at once by the next request of
+		 * a walk; after data or a listing the client has work to do,
+		 * and spinning would take CPU from it (on the sibling
+		 * hyperthread, too).
+		 */
+		spin = k == QUICK;
 	}
 	free(b.mem);
 	return NULL;
