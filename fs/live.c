@@ -2338,6 +2338,7 @@ static void lop_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	pthread_mutex_unlock(&L.lock);
 	fi->fh = 0;
+	fi->noflush = 1; /* read-only: close() has nothing to report */
 	if (err)
 		fuse_reply_err(req, err);
 	else

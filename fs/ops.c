@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/uio.h>
 
 #include "store/store.h"
 #include "util/log.h"
@@ -33,6 +34,7 @@
 #define MARKER_MAX	 (1u << 20) /* bytes of the .partial marker */
 #define STATFS_MS	 30000
 #define PUSH_READ_MAX	 (64 * 1024) /* larger reads: the kernel reads ahead */
+#define READ_VIEWS	 8 /* chunks one read answers from the cache */
 
 /* ---- cached objects ----------------------------------------------------- */
 
@@ -515,6 +517,7 @@ static void fsop_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	fi->keep_cache = 1;
+	fi->noflush = 1; /* read-only: close() has nothing to report */
 	fuse_reply_open(req, fi);
 }
 
@@ -640,29 +643,47 @@ static void read_marker(fuse_req_t req, struct fs *fs, uint64_t ino,
 }
 
 /*
- * Answer a read that lies within one chunk straight from the store's
- * cache (no copy).  A small read that had to load its chunk hands the
- * chunk to the kernel's page cache (push.c): random reads then cost one
- * chunk load per chunk, not per read.  Returns false when the read spans
- * chunks (or failed to get its chunk: the caller retries and reports).
+ * Answer a read straight from the store's cache (no copy in the daemon):
+ * the pieces of the chunks it covers, up to READ_VIEWS of them, go to
+ * the kernel in one reply.  A small read that had to load its chunk
+ * hands the chunk to the kernel's page cache (push.c): random reads then
+ * cost one chunk load per chunk, not per read.  Returns false when the
+ * read spans more chunks (or failed to get one: the caller retries and
+ * reports).
  */
 static bool read_view(fuse_req_t req, struct fs *fs, struct file_obj *f,
 		      uint64_t ino, size_t size, off_t off)
 {
-	struct store_view v;
+	struct store_view v[READ_VIEWS];
+	struct iovec iov[READ_VIEWS] = { { 0 } };
+	uint64_t pos = (uint64_t)off, end = (uint64_t)off + size;
+	unsigned n = 0, kept = 0;
+	bool ok = true;
 
-	if (store_view_get(fs->st, f->desc, f->desc_len, (uint64_t)off, &v) < 0)
-		return false;
-	if ((uint64_t)off + size > v.off + v.len) {
-		store_view_put(&v);
-		return false;
+	while (pos < end) {
+		uint64_t stop;
+
+		if (n == READ_VIEWS ||
+		    store_view_get(fs->st, f->desc, f->desc_len, pos, &v[n]) <
+			    0) {
+			ok = false;
+			break;
+		}
+		stop = v[n].off + v[n].len < end ? v[n].off + v[n].len : end;
+		iov[n].iov_base = (void *)(v[n].data + (pos - v[n].off));
+		iov[n].iov_len = (size_t)(stop - pos);
+		pos = stop;
+		n++;
 	}
-	fuse_reply_buf(req, (const char *)v.data + ((uint64_t)off - v.off),
-		       size);
-	if (!v.loaded || size > PUSH_READ_MAX || v.len <= size ||
-	    !fs_push(fs, ino, f->size, &v))
-		store_view_put(&v);
-	return true;
+	if (ok)
+		fuse_reply_iov(req, iov, (int)n);
+	/* a pushed chunk's view is released by the push thread */
+	if (ok && n == 1 && v[0].loaded && size <= PUSH_READ_MAX &&
+	    v[0].len > size && fs_push(fs, ino, f->size, &v[0]))
+		kept = 1;
+	for (unsigned i = kept; i < n; i++)
+		store_view_put(&v[i]);
+	return ok;
 }
 
 static void fsop_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,

@@ -558,13 +558,14 @@ static uint64_t file_size(struct store *st, const char *rel)
 	return n;
 }
 
-/* Copy the kept chunks of @p to the current pack; false if damaged. */
+/* Copy the kept chunks of @p to a pack lane; false if damaged. */
 static int copy_kept(struct store *st, const struct chunk_row *rows, size_t n,
 		     const struct store_idset *keep,
 		     const struct store_idset *roots, bool *damaged,
 		     uint64_t *kept)
 {
 	struct buf rec = BUF_INIT, plain = BUF_INIT;
+	struct lane *lane = NULL;
 	struct chunk_hdr h;
 	bool dup;
 	int ret = 0;
@@ -592,13 +593,14 @@ static int copy_kept(struct store *st, const struct chunk_row *rows, size_t n,
 		}
 		if (!ret)
 			ret = store_append(
-				st, (unsigned char *)rec.data,
+				st, &lane, (unsigned char *)rec.data,
 				(unsigned char *)rec.data + CHUNK_HDR_LEN,
 				rec.len - CHUNK_HDR_LEN, false, &dup);
 		if (ret)
 			break;
 		(*kept)++;
 	}
+	store_lane_release(st, &lane);
 	buf_release(&rec);
 	buf_release(&plain);
 	return ret;

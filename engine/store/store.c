@@ -467,7 +467,6 @@ int store_open(const char *repo, const struct store_open_opts *opts,
 		goto out;
 	}
 	st->lock_fd = -1;
-	st->pack_fd = -1;
 	pthread_mutex_init(&st->db_lock, NULL);
 	pthread_mutex_init(&st->flush_lock, NULL);
 	pthread_mutex_init(&st->wlock, NULL);
@@ -591,8 +590,12 @@ int store_close(struct store *st)
 		if (!ret)
 			ret = store_seal_pack(st);
 	}
-	if (st->pack_fd >= 0)
-		close(st->pack_fd);
+	for (size_t i = 0; i < st->nlanes; i++) {
+		if (st->lanes[i]->fd >= 0)
+			close(st->lanes[i]->fd);
+		free(st->lanes[i]);
+	}
+	free(st->lanes);
 	for (size_t i = 0; i < st->nuns; i++)
 		close(st->uns[i].fd);
 	free(st->uns);
@@ -619,9 +622,10 @@ int store_close(struct store *st)
 
 /* ---- packs ---- */
 
-/* Create a new pack; caller holds st->wlock. */
-static int pack_new(struct store *st)
+/* Create a new pack for lane @l; caller holds st->wlock. */
+static int pack_new(struct store *st, struct lane *l)
 {
+	int64_t id = 0;
 	unsigned char rnd[32], hdr[PACK_HDR_LEN];
 	char hex[65];
 	struct buf rel = BUF_INIT, path = BUF_INIT;
@@ -652,7 +656,7 @@ static int pack_new(struct store *st)
 	if (rc != SQLITE_DONE && rc != SQLITE_OK)
 		ret = index_errno(st, rc, "add pack");
 	else
-		st->pack_id = sqlite3_last_insert_rowid(st->db);
+		id = sqlite3_last_insert_rowid(st->db);
 	sqlite3_finalize(q);
 	pthread_mutex_unlock(&st->db_lock);
 	if (ret)
@@ -681,9 +685,10 @@ static int pack_new(struct store *st)
 		ret = -errno;
 		goto out;
 	}
-	st->pack_fd = fd;
-	st->pack_off = PACK_HDR_LEN;
-	st->pack_wb = 0;
+	l->fd = fd;
+	l->pack = id;
+	l->off = PACK_HDR_LEN;
+	l->wb = 0;
 	fd = -1;
 out:
 	if (fd >= 0)
@@ -728,30 +733,31 @@ static int pwrite_rec(int fd, const unsigned char *hdr, const unsigned char *p,
 }
 
 /*
- * Rotate to a new pack when @len more bytes would overflow the current
- * one, and reserve @len bytes in it for the record of header @rec: its pending row
- * (busy until written), its place in *@fd at *@off.  Caller holds wlock.
+ * Rotate lane @l to a new pack when @len more bytes would overflow its
+ * pack, and reserve @len bytes in it for the record of header @rec: its
+ * pending row (busy until written), its place in *@fd at *@off.  Caller
+ * holds wlock.
  */
-static int reserve(struct store *st, const unsigned char *rec, size_t len,
-		   int *fd, uint64_t *off)
+static int reserve(struct store *st, struct lane *l, const unsigned char *rec,
+		   size_t len, int *fd, uint64_t *off)
 {
 	struct pending *p;
 	int ret;
 
-	if (st->pack_fd >= 0 && st->pack_off > PACK_HDR_LEN &&
-	    st->pack_off + len > st->pack_target) {
+	if (l->fd >= 0 && l->off > PACK_HDR_LEN &&
+	    l->off + len > st->pack_target) {
 		ret = array_grow(&st->uns, &st->auns, st->nuns + 1,
 				 sizeof(*st->uns));
 		if (ret)
 			return ret;
-		st->uns[st->nuns].fd = st->pack_fd;
-		st->uns[st->nuns].pack = st->pack_id;
-		st->uns[st->nuns].size = st->pack_off;
+		st->uns[st->nuns].fd = l->fd;
+		st->uns[st->nuns].pack = l->pack;
+		st->uns[st->nuns].size = l->off;
 		st->nuns++;
-		st->pack_fd = -1;
+		l->fd = -1;
 	}
-	if (st->pack_fd < 0) {
-		ret = pack_new(st);
+	if (l->fd < 0) {
+		ret = pack_new(st, l);
 		if (ret)
 			return ret;
 	}
@@ -763,25 +769,67 @@ static int reserve(struct store *st, const unsigned char *rec, size_t len,
 		return ret;
 	p = &st->pend[st->npend++];
 	memcpy(p->id, rec + 8, 32);
-	p->loc.pack = st->pack_id;
-	p->loc.off = st->pack_off;
+	p->loc.pack = l->pack;
+	p->loc.off = l->off;
 	p->loc.flags = rec[4];
 	p->loc.plain = le32_get(rec + 40);
 	p->loc.stored = le32_get(rec + 44);
 	p->busy = true;
-	*fd = st->pack_fd;
-	*off = st->pack_off;
-	st->pack_off += len;
+	*fd = l->fd;
+	*off = l->off;
+	l->off += len;
 	st->inflight++;
 	return 0;
 }
 
-int store_append(struct store *st, const unsigned char *rec,
+/*
+ * A free lane for an appender, preferring one with an open pack (a new
+ * lane only when every one is held); caller holds wlock.
+ */
+static int lane_take(struct store *st, struct lane **out)
+{
+	struct lane *l = NULL;
+	int ret;
+
+	for (size_t i = 0; i < st->nlanes; i++) {
+		if (st->lanes[i]->held)
+			continue;
+		if (!l || (l->fd < 0 && st->lanes[i]->fd >= 0))
+			l = st->lanes[i];
+	}
+	if (!l) {
+		ret = array_grow(&st->lanes, &st->alanes, st->nlanes + 1,
+				 sizeof(*st->lanes));
+		if (ret)
+			return ret;
+		l = calloc(1, sizeof(*l));
+		if (!l)
+			return -ENOMEM;
+		l->fd = -1;
+		st->lanes[st->nlanes++] = l;
+	}
+	l->held = true;
+	*out = l;
+	return 0;
+}
+
+void store_lane_release(struct store *st, struct lane **lane)
+{
+	if (!*lane)
+		return;
+	pthread_mutex_lock(&st->wlock);
+	(*lane)->held = false;
+	pthread_mutex_unlock(&st->wlock);
+	*lane = NULL;
+}
+
+int store_append(struct store *st, struct lane **lane, const unsigned char *rec,
 		 const unsigned char *payload, size_t plen, bool dedup,
 		 bool *dup)
 {
 	uint64_t off, wb = 0, wb_end = 0, v;
 	size_t len = CHUNK_HDR_LEN + plen;
+	struct lane *l;
 	int fd = -1, ret;
 
 	*dup = false;
@@ -793,8 +841,12 @@ int store_append(struct store *st, const unsigned char *rec,
 		*dup = true;
 		goto out;
 	}
-	if (!ret)
-		ret = reserve(st, rec, len, &fd, &off);
+	if (!ret && !*lane)
+		ret = lane_take(st, lane);
+	if (ret)
+		goto out;
+	l = *lane;
+	ret = reserve(st, l, rec, len, &fd, &off);
 	if (ret)
 		goto out;
 	/*
@@ -802,10 +854,10 @@ int store_append(struct store *st, const unsigned char *rec,
 	 * prepared, so that store_flush() finds little left to write: its
 	 * fsync is then short.  Only a hint; errors show up at the fsync.
 	 */
-	if (st->pack_off - st->pack_wb >= WRITEBACK_STEP) {
-		wb = st->pack_wb;
-		wb_end = st->pack_off;
-		st->pack_wb = st->pack_off;
+	if (l->off - l->wb >= WRITEBACK_STEP) {
+		wb = l->wb;
+		wb_end = l->off;
+		l->wb = l->off;
 	}
 	pthread_mutex_unlock(&st->wlock);
 
@@ -852,9 +904,13 @@ int store_locate(struct store *st, const unsigned char *id, struct loc *loc)
 	return index_get(st, id, loc);
 }
 
+/*
+ * Commit the index rows @rows (@n) and the sizes of the packs: @uns
+ * (@nuns, sealed now) and @open (@nopen, still appended to).
+ */
 static int commit_rows(struct store *st, const struct pending *rows, size_t n,
-		       const struct unsynced *uns, size_t nuns, int64_t cur,
-		       uint64_t cur_size)
+		       const struct unsynced *uns, size_t nuns,
+		       const struct unsynced *open, size_t nopen)
 {
 	sqlite3_stmt *ins = NULL, *upd = NULL;
 	int rc, ret;
@@ -890,13 +946,12 @@ static int commit_rows(struct store *st, const struct pending *rows, size_t n,
 			goto rollback;
 		}
 	}
-	for (size_t i = 0; i <= nuns; i++) {
-		if (i == nuns && cur < 0)
-			break;
-		sqlite3_bind_int64(
-			upd, 1, (int64_t)(i < nuns ? uns[i].size : cur_size));
+	for (size_t i = 0; i < nuns + nopen; i++) {
+		const struct unsynced *u = i < nuns ? &uns[i] : &open[i - nuns];
+
+		sqlite3_bind_int64(upd, 1, (int64_t)u->size);
 		sqlite3_bind_int(upd, 2, i < nuns);
-		sqlite3_bind_int64(upd, 3, i < nuns ? uns[i].pack : cur);
+		sqlite3_bind_int64(upd, 3, u->pack);
 		rc = sqlite3_step(upd);
 		sqlite3_reset(upd);
 		if (rc != SQLITE_DONE) {
@@ -916,14 +971,27 @@ out:
 	return ret;
 }
 
+/* fsync (@data: fdatasync) the packs @u (@n); 0 or -errno. */
+static int packs_sync(const struct unsynced *u, size_t n, bool data)
+{
+	for (size_t i = 0; i < n; i++) {
+		if ((data ? fdatasync(u[i].fd) : fsync(u[i].fd)) < 0) {
+			int ret = -errno;
+
+			log_err("store: cannot fsync a pack: %s",
+				strerror(-ret));
+			return ret;
+		}
+	}
+	return 0;
+}
+
 int store_flush(struct store *st)
 {
 	struct pending *rows = NULL;
-	struct unsynced *uns = NULL;
-	size_t n, nuns;
-	int64_t cur;
-	uint64_t cur_size;
-	int cur_fd, ret = 0;
+	struct unsynced *uns = NULL, *open = NULL;
+	size_t n, nuns, nopen = 0;
+	int ret = 0;
 
 	if (!st->info.writable)
 		return -EROFS;
@@ -943,38 +1011,37 @@ int store_flush(struct store *st)
 	}
 	n = st->npend;
 	nuns = st->nuns;
-	cur_fd = st->pack_fd;
-	cur = cur_fd >= 0 ? st->pack_id : -1;
-	cur_size = st->pack_off;
 	if (n) {
 		rows = malloc(n * sizeof(*rows));
 		if (rows)
 			memcpy(rows, st->pend, n * sizeof(*rows));
 	}
+	if (st->nlanes)
+		open = malloc(st->nlanes * sizeof(*open));
+	for (size_t i = 0; open && i < st->nlanes; i++) {
+		const struct lane *l = st->lanes[i];
+
+		if (l->fd >= 0)
+			open[nopen++] =
+				(struct unsynced){ l->fd, l->pack, l->off };
+	}
 	uns = st->uns;
 	st->uns = NULL;
 	st->nuns = st->auns = 0;
 	pthread_mutex_unlock(&st->wlock);
-	if (n && !rows) {
+	if ((n && !rows) || (st->nlanes && !open)) {
 		ret = -ENOMEM;
 		goto out;
 	}
-	for (size_t i = 0; i < nuns; i++) {
-		if (fsync(uns[i].fd) < 0) {
-			ret = -errno;
-			log_err("store: cannot fsync a pack: %s",
-				strerror(errno));
-			goto out;
-		}
-	}
-	if (cur_fd >= 0 && fdatasync(cur_fd) < 0) {
-		ret = -errno;
-		log_err("store: cannot fsync a pack: %s", strerror(errno));
+	/* a lane's pack stays open until this flush is over (flush_lock) */
+	ret = packs_sync(uns, nuns, false);
+	if (!ret)
+		ret = packs_sync(open, nopen, true);
+	if (ret)
 		goto out;
-	}
 	if (!n && !nuns)
 		goto out;
-	ret = commit_rows(st, rows, n, uns, nuns, cur, cur_size);
+	ret = commit_rows(st, rows, n, uns, nuns, open, nopen);
 	if (ret)
 		goto out;
 	pthread_mutex_lock(&st->wlock);
@@ -1004,6 +1071,7 @@ out:
 		pthread_mutex_unlock(&st->wlock);
 	}
 	free(uns);
+	free(open);
 	free(rows);
 	pthread_mutex_unlock(&st->flush_lock);
 	return ret;
@@ -1016,19 +1084,24 @@ int store_seal_pack(struct store *st)
 
 	pthread_mutex_lock(&st->flush_lock);
 	pthread_mutex_lock(&st->wlock);
-	if (st->pack_fd >= 0 && !st->npend && !st->nuns && !st->inflight) {
+	for (size_t i = 0;
+	     !ret && !st->npend && !st->nuns && !st->inflight && i < st->nlanes;
+	     i++) {
+		struct lane *l = st->lanes[i];
+
+		if (l->fd < 0 || l->held)
+			continue;
 		snprintf(sql, sizeof(sql),
 			 "UPDATE packs SET sealed = 1, size = %llu"
 			 " WHERE id = %lld",
-			 (unsigned long long)st->pack_off,
-			 (long long)st->pack_id);
+			 (unsigned long long)l->off, (long long)l->pack);
 		pthread_mutex_lock(&st->db_lock);
 		ret = index_exec(st, sql);
 		pthread_mutex_unlock(&st->db_lock);
 		if (!ret) {
-			pack_trim(st->pack_fd);
-			close(st->pack_fd);
-			st->pack_fd = -1;
+			pack_trim(l->fd);
+			close(l->fd);
+			l->fd = -1;
 		}
 	}
 	pthread_mutex_unlock(&st->wlock);

@@ -223,7 +223,9 @@ int store_writer_new(struct store *st, struct store_writer **out);
 /**
  * Add @n bytes of content (any piece size, 0 is fine).  Chunking,
  * hashing, compression and sealing run in the calling thread; completed
- * chunks are appended to the current pack.  Returns 0 or -errno; after an
+ * chunks are appended to the pack the writer holds while its content is
+ * stored (so they lie one after the other on disk, whatever other writers
+ * append meanwhile).  Returns 0 or -errno; after an
  * error the content is abandoned (store_writer_reset() to start over).
  */
 int store_writer_add(struct store_writer *w, const void *p, size_t n);

@@ -298,6 +298,20 @@ struct unsynced {
 	uint64_t size;
 };
 
+/*
+ * A lane: one open pack being appended to, held by one appender (a
+ * writer, while it stores a content) at a time, so that the records of
+ * one content lie one after the other in the pack however many writers
+ * append at once.  Fields are protected by st->wlock.
+ */
+struct lane {
+	int fd; /* -1: no pack yet (the next append creates one) */
+	int64_t pack; /* its index id */
+	uint64_t off; /* its size */
+	uint64_t wb; /* writeback started up to here (hint only) */
+	bool held; /* by an appender */
+};
+
 /* A plaintext buffer of the chunk cache and its allocated size. */
 struct cbuf {
 	unsigned char *p;
@@ -364,10 +378,8 @@ struct store {
 	bool flushing;
 	int werr;
 	pthread_cond_t wcond;
-	int pack_fd; /* current pack (protected by wlock) */
-	int64_t pack_id; /* its index id */
-	uint64_t pack_off; /* its size */
-	uint64_t pack_wb; /* writeback started up to here (hint only) */
+	struct lane **lanes; /* open packs (protected by wlock) */
+	size_t nlanes, alanes;
 	struct unsynced *uns; /* rotated packs awaiting fsync */
 	size_t nuns, auns;
 	struct pending *pend; /* appended, not yet committed */
@@ -391,11 +403,16 @@ struct store {
 
 /*
  * Append a finished record, header @rec and @plen bytes of @payload, to
- * the current pack (rotating as needed).
+ * the pack of lane *@lane (rotating it as needed); when *@lane is NULL,
+ * a free lane is taken first and left in *@lane, held until
+ * store_lane_release().  @dedup: a chunk already pending is not written
+ * again (*@dup is then true).
  */
-int store_append(struct store *st, const unsigned char *rec,
+int store_append(struct store *st, struct lane **lane, const unsigned char *rec,
 		 const unsigned char *payload, size_t plen, bool dedup,
 		 bool *dup);
+/* Give lane *@lane back for other appenders (NULL: nothing held). */
+void store_lane_release(struct store *st, struct lane **lane);
 /* Locate @id: pending rows first, then the index. */
 int store_locate(struct store *st, const unsigned char *id, struct loc *loc);
 /*

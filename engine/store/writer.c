@@ -1,7 +1,8 @@
 /*
  * writer.c - streaming content writers: chunking, hashing, compression
  * and sealing in the calling thread; the pack append only reserves its
- * place under the store's lock and writes without it (store_append()).
+ * place under the store's lock and writes without it (store_append()),
+ * in a pack lane the writer holds until its content ends.
  * Where the CPU has the SHA extensions, the chunker's scan, the chunk
  * ids and the SHA-256 of the whole content are one pass (sha2x.c).
  */
@@ -43,6 +44,8 @@ struct store_writer {
 	uint64_t size, chunks, new_chunks, new_bytes, stored_bytes;
 	void *lz4;
 	struct buf tmp; /* the sealed payload of a chunk */
+	struct lane *lane; /* held while a content is written: its chunks
+			    * lie one after the other in one pack */
 	int err;
 	bool timed; /* count stage times */
 	struct store_writer_stats stats;
@@ -110,6 +113,7 @@ void store_content_release(struct store_content *c)
 
 void store_writer_reset(struct store_writer *w)
 {
+	store_lane_release(w->st, &w->lane);
 	if (w->cap > WRITER_KEEP) {
 		free(w->buf);
 		w->buf = NULL;
@@ -171,6 +175,7 @@ void store_writer_free(struct store_writer *w)
 {
 	if (!w)
 		return;
+	store_lane_release(w->st, &w->lane);
 	free(w->buf);
 	EVP_MD_CTX_free(w->whole);
 	free(w->lz4);
@@ -273,7 +278,8 @@ static int emit(struct store_writer *w, bool finish)
 		t = thread_cpu_ns();
 		wall = wall_ns();
 	}
-	ret = store_append(st, rec.hdr, rec.payload, rec.len, true, &dup);
+	ret = store_append(st, &w->lane, rec.hdr, rec.payload, rec.len, true,
+			   &dup);
 	if (w->timed) {
 		uint64_t cpu = thread_cpu_ns() - t, all = wall_ns() - wall;
 

@@ -240,6 +240,36 @@ def fuse_ops(m, start):
     return ops
 
 
+def test_read_only_files_close_without_a_request(emulator, tmp_path):
+    """With a connection the kernel sends open and release for every file
+    (live/ and restore/ need them), but not a flush on each close() of a
+    snapshot or live/ file: they are read-only, so close() waits for
+    nothing.  restore/ files still get theirs (it is where a restore
+    reports its errors)."""
+    env = Env(emulator, tmp_path, snapshot=True)
+    m = env.mount("-o", "debug")
+    m.allowed = [r"error: -\d+"]
+    with m:
+        snap = m.mnt / "snapshots" / "latest" / "onedrive" / ADMIN
+        live = m.mnt / "live" / "onedrive" / ADMIN
+        files = [p for p in snap.rglob("*") if p.is_file()][:5]
+        assert files
+        for root in (snap, live):
+            for f in files:
+                (root / f.relative_to(snap)).read_bytes()  # names listed
+            start = len(m.output())
+            for f in files:
+                with open(root / f.relative_to(snap), "rb") as fh:
+                    fh.read(1)
+            ops = fuse_ops(m, start)
+            assert ops.get("OPEN") == len(files), ops
+            assert "FLUSH" not in ops, ops
+        start = len(m.output())
+        (m.mnt / "restore" / "onedrive" / ADMIN / "flush-probe.txt") \
+            .write_bytes(b"probe\n")
+        assert fuse_ops(m, start).get("FLUSH", 0) >= 1
+
+
 def test_live_warm_ls_l_is_answered_by_the_kernel(emulator, tmp_path):
     """Within the TTL the kernel keeps a folder's entries and attributes:
     ls -l again costs no readdir, lookup or getattr (only opendir,

@@ -5,7 +5,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -1958,6 +1960,139 @@ static void test_one_load_per_chunk(void)
 	free(repo);
 }
 
+/*
+ * Lanes: a large content stored while other writers store theirs lands
+ * in one run of consecutive records (two when its pack fills up), so
+ * that reading it back reads one region of one pack.
+ */
+struct lanes {
+	struct store *st;
+	atomic_int big_done; /* the large content is finished */
+	atomic_int during; /* other contents finished while it was stored */
+	int bad;
+	uint64_t seed;
+};
+
+static void *lanes_other(void *arg)
+{
+	struct lanes *x = arg;
+	struct store_writer *w = NULL;
+	struct store_content c;
+	unsigned char *b = xmalloc(700 * 1024);
+	uint64_t seed = x->seed;
+
+	store_content_init(&c);
+	if (store_writer_new(x->st, &w))
+		__atomic_add_fetch(&x->bad, 1, __ATOMIC_RELAXED);
+	while (w && !atomic_load(&x->big_done)) {
+		size_t n = 100 * 1024 + (size_t)(seed % (600 * 1024));
+
+		fill_random(b, n, seed++);
+		if (store_writer_add(w, b, n / 2) ||
+		    store_writer_add(w, b + n / 2, n - n / 2) ||
+		    store_writer_finish(w, &c))
+			__atomic_add_fetch(&x->bad, 1, __ATOMIC_RELAXED);
+		else if (!atomic_load(&x->big_done))
+			atomic_fetch_add(&x->during, 1);
+	}
+	store_writer_free(w);
+	store_content_release(&c);
+	free(b);
+	return NULL;
+}
+
+struct run_walk {
+	struct store *st;
+	struct loc prev;
+	unsigned runs;
+	uint64_t chunks;
+	int bad;
+};
+
+static int run_step(void *arg, const unsigned char *id, uint64_t off,
+		    uint32_t len)
+{
+	struct run_walk *r = arg;
+	struct loc l;
+
+	(void)off;
+	(void)len;
+	if (store_locate(r->st, id, &l)) {
+		r->bad++;
+		return 0;
+	}
+	if (!r->chunks || l.pack != r->prev.pack ||
+	    l.off != r->prev.off + CHUNK_HDR_LEN + r->prev.stored)
+		r->runs++;
+	r->prev = l;
+	r->chunks++;
+	return 0;
+}
+
+static void test_lanes_contiguous(void)
+{
+	const size_t total = 40 * MiB, piece = 64 * 1024;
+	char *repo = new_repo();
+	unsigned char *b = xmalloc(total), *r = xmalloc(total);
+	struct lanes x = { 0 }, xs[3];
+	struct store_writer *w = NULL;
+	struct store_content c;
+	struct run_walk rw = { 0 };
+	pthread_t t[3];
+	int during;
+
+	CHECK_EQ(make_repo(repo, false, NULL), 0);
+	x.st = open_opts(repo, NULL, STORE_OPEN_WRITE, 0, 64 * MiB);
+	CHECK(x.st != NULL);
+	if (!x.st)
+		return;
+	fill_random(b, total, 77);
+	store_content_init(&c);
+	for (int i = 0; i < 3; i++) {
+		xs[i] = x;
+		xs[i].seed = 1000 + (uint64_t)i * 100000;
+	}
+	CHECK_EQ(store_writer_new(x.st, &w), 0);
+	for (int i = 0; i < 3; i++)
+		CHECK_EQ(pthread_create(&t[i], NULL, lanes_other, &xs[i]), 0);
+	/* in small pieces, so that the others append between its chunks */
+	for (size_t off = 0; w && off < total; off += piece) {
+		CHECK_EQ(store_writer_add(w, b + off, piece), 0);
+		sched_yield();
+	}
+	CHECK_EQ(store_writer_finish(w, &c), 0);
+	for (int i = 0; i < 3; i++)
+		atomic_store(&xs[i].big_done, 1);
+	during = 0;
+	for (int i = 0; i < 3; i++) {
+		pthread_join(t[i], NULL);
+		CHECK_EQ(xs[i].bad, 0);
+		during += atomic_load(&xs[i].during);
+	}
+	store_writer_free(w);
+	/* the others were storing all the while */
+	CHECK(during >= 10);
+	CHECK(c.chunks >= 20);
+	CHECK_EQ(c.new_chunks, c.chunks);
+	rw.st = x.st;
+	CHECK_EQ(store_desc_foreach(c.desc.data, c.desc.len, run_step, &rw), 0);
+	CHECK_EQ(rw.bad, 0);
+	CHECK_EQ(rw.chunks, c.chunks);
+	CHECK(rw.runs >= 1 && rw.runs <= 2);
+	CHECK_EQ(store_flush(x.st), 0);
+	CHECK_EQ(store_read(x.st, c.desc.data, c.desc.len, 0, r, total),
+		 (ssize_t)total);
+	CHECK(!memcmp(b, r, total));
+	CHECK_EQ(store_close(x.st), 0);
+	x.st = open_rw(repo, NULL);
+	CHECK_EQ(store_check(x.st, STORE_CHECK_READ_DATA, NULL, NULL, NULL), 0);
+	store_close(x.st);
+	store_content_release(&c);
+	free(b);
+	free(r);
+	free(repo);
+}
+
 /* `test_store NAME` runs only the tests whose name contains NAME. */
 static const char *only;
 #define RUN_IF(fn)                                                             \
@@ -1998,6 +2133,7 @@ int main(int argc, char **argv)
 	RUN_IF(test_same_content_concurrent);
 	RUN_IF(test_write_fails);
 	RUN_IF(test_pack_room);
+	RUN_IF(test_lanes_contiguous);
 	if (!getenv("KEEP")) {
 		char cmd[300];
 
