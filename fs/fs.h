@@ -45,6 +45,7 @@ struct fs_opts {
 	unsigned dir_cache_mb; /* directory listings kept for readdir */
 	double timeout; /* entry/attr timeout inside snapshots, seconds */
 	unsigned readahead_kb; /* kernel readahead of the mount (root) */
+	unsigned spin_us; /* loop.c: reading without sleeping, 0: off */
 	int debug;
 };
 
@@ -52,6 +53,9 @@ struct fs_opts {
 #define FS_DEFAULT_DIR_CACHE_MB 16
 #define FS_DEFAULT_TIMEOUT	86400.0
 #define FS_DEFAULT_READAHEAD_KB 1024
+#define FS_DEFAULT_SPIN_US	50
+#define FS_MAX_SPIN_US		1000
+#define FS_DEFAULT_THREADS	10 /* -o max_threads, as libfuse's */
 #define FS_FILE_CACHE_BYTES	(4u << 20) /* content descriptors */
 
 /* One visible snapshot, as shown in snapshots/. */
@@ -100,6 +104,16 @@ extern const struct fuse_lowlevel_ops fs_ll_ops;
 
 /** Create the inode tables of @fs.  Returns 0 or -ENOMEM. */
 int fs_ops_init(struct fs *fs);
+
+/* loop.c */
+
+/**
+ * Answer the requests of @se until it is unmounted or a signal ends it,
+ * in at most @max_threads threads; the thread that answered a request
+ * reads the next one without sleeping for @spin_us microseconds first.
+ * Returns 0 or -errno (the device failed).
+ */
+int fs_loop(struct fuse_session *se, unsigned spin_us, unsigned max_threads);
 
 /* push.c */
 struct store_view;

@@ -68,6 +68,8 @@ static void usage(FILE *f)
 		"    -o dir_cache=MIB       directory listing cache (default %u)\n"
 		"    -o timeout=SECONDS     kernel cache timeout in snapshots (default %.0f)\n"
 		"    -o readahead=KIB       kernel readahead, needs root (default %u)\n"
+		"    -o spin=USEC           a worker waits for the next request this\n"
+		"                           long without sleeping (default %u, 0: off)\n"
 		"    -o connection=NAME     enable live/ and restore/ through connection NAME\n"
 		"    -o conflict=POLICY     restore/ name clashes: rename (default),\n"
 		"                           replace or skip\n"
@@ -83,7 +85,8 @@ static void usage(FILE *f)
 		"\n"
 		"FUSE options:\n",
 		FS_DEFAULT_CACHE_MB, FS_DEFAULT_DIR_CACHE_MB,
-		FS_DEFAULT_TIMEOUT, FS_DEFAULT_READAHEAD_KB);
+		FS_DEFAULT_TIMEOUT, FS_DEFAULT_READAHEAD_KB,
+		FS_DEFAULT_SPIN_US);
 }
 
 #define FS_OPT(t, p)                                                           \
@@ -98,6 +101,7 @@ static const struct fuse_opt opt_spec[] = {
 	FS_OPT("dir_cache=%u", dir_cache_mb),
 	FS_OPT("timeout=%lf", timeout),
 	FS_OPT("readahead=%u", readahead_kb),
+	FS_OPT("spin=%u", spin_us),
 	FUSE_OPT_END,
 };
 
@@ -302,6 +306,7 @@ int main(int argc, char **argv)
 	fs.o.dir_cache_mb = FS_DEFAULT_DIR_CACHE_MB;
 	fs.o.timeout = FS_DEFAULT_TIMEOUT;
 	fs.o.readahead_kb = FS_DEFAULT_READAHEAD_KB;
+	fs.o.spin_us = FS_DEFAULT_SPIN_US;
 	if (fs_restore_opts(&args) < 0) { /* restore */
 		ret = 2;
 		goto out;
@@ -351,6 +356,15 @@ int main(int argc, char **argv)
 		      : !fs.o.repo ? "no repository given"
 				   : "no mountpoint given");
 		hint("see '" PROG " --help'");
+		ret = 2;
+		goto out;
+	}
+	if (fs.o.spin_us > FS_MAX_SPIN_US) {
+		error("-o spin=%u: a worker would spin up to %u ms after every "
+		      "request",
+		      fs.o.spin_us, fs.o.spin_us / 1000);
+		hint("give at most %u microseconds, or 0 to turn spinning off",
+		     FS_MAX_SPIN_US);
 		ret = 2;
 		goto out;
 	}
@@ -424,6 +438,11 @@ int main(int argc, char **argv)
 
 	if (copts.singlethread) {
 		rc = fuse_session_loop(se);
+	} else if (fs.o.spin_us) {
+		rc = fs_loop(se, fs.o.spin_us,
+			     copts.max_threads && copts.max_threads != UINT_MAX
+				     ? copts.max_threads
+				     : FS_DEFAULT_THREADS);
 	} else {
 		lcfg = fuse_loop_cfg_create();
 		if (!lcfg)
@@ -435,6 +454,10 @@ int main(int argc, char **argv)
 		if (copts.max_threads && copts.max_threads != UINT_MAX)
 			fuse_loop_cfg_set_max_threads(lcfg, copts.max_threads);
 		rc = fuse_session_loop_mt(se, lcfg);
+	}
+	if (rc > 0) { /* libfuse's loops: the signal that stopped them */
+		log_info("stopped by signal %d (%s)", rc, strsignal(rc));
+		rc = 0;
 	}
 	ret = rc == 0 ? 0 : 1;
 	if (rc < 0)

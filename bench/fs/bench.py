@@ -23,7 +23,10 @@ password file, borg: -e none) and use their default compression.
 
 usage: bench.py OUTDIR [--quick]
 environment: BENCH_CASES=stat,read (cases whose name holds a word),
-BENCH_PEERS="squashfuse_ll restic borg", BENCH_CAP=seconds
+BENCH_PEERS="squashfuse_ll restic borg", BENCH_CAP=seconds,
+BENCH_M365FS="old=/path/to/m365fs;spin0=build/bin/m365fs -o spin=0": more
+m365fs targets (NAME=COMMAND, the repository and mountpoint appended),
+for A/B comparisons of binaries or options in the same run
 """
 import json
 import os
@@ -194,20 +197,21 @@ def timed(label, fn):
     return r
 
 
-def setup_m365fs(targets, info):
+def setup_m365fs(targets, info, name="m365fs", cmd=None):
     repo = WORK / "repo"
-    mnt = WORK / "mnt-m365fs"
+    mnt = WORK / f"mnt-{name}"
+    cmd = cmd or str(fsutil.M365FS)
     fresh_mountpoint(mnt)
-    mount = f"{fsutil.M365FS} '{repo}' '{mnt}' && {wait_cmd(mnt)}"
+    mount = f"{cmd} '{repo}' '{mnt}' && {wait_cmd(mnt)}"
     umount = f"fusermount3 -u '{mnt}'"
     sh(mount)
     sh(umount)
     t0 = time.monotonic()
     sh(mount)
-    info["mount_s"] = time.monotonic() - t0
+    info.setdefault("mount_s", time.monotonic() - t0)
     snap = mnt / "snapshots" / os.readlink(mnt / "snapshots/latest")
-    targets.append(Target("m365fs", snap, mount, umount,
-                          pid_pattern=f"{fsutil.M365FS} "))
+    targets.append(Target(name, snap, mount, umount,
+                          pid_pattern=f"{cmd} {repo}"))
 
 
 def setup_squashfs(targets, info):
@@ -355,6 +359,9 @@ def main():
     info = {}
     targets = [Target("native", SRC)]
     setup_m365fs(targets, info)
+    for ab in filter(None, os.environ.get("BENCH_M365FS", "").split(";")):
+        name, _, cmd = ab.partition("=")
+        setup_m365fs(targets, info, name.strip(), cmd.strip())
     for peer, fn in (("squashfuse_ll", setup_squashfs),
                      ("restic", setup_restic), ("borg", setup_borg)):
         if peer not in PEERS:
