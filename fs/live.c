@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -835,7 +836,8 @@ static int list_users(bool mail, struct kids *k)
 /*
  * The lists of sites and of a site's libraries change seldom and every
  * path below sites/ goes through them: they are kept SITES_TTL times the
- * TTL.
+ * TTL.  So are the lists of users of onedrive/ and mailboxes/ (each one a
+ * request plus a $batch per 20 users).
  */
 #define SITES_TTL    10
 #define SITES_TTL_MS ((int64_t)(L.ttl * 1000 * SITES_TTL))
@@ -845,8 +847,8 @@ static int64_t ttl_ms(uint32_t i)
 {
 	int kind = L.nodes[i]->kind;
 
-	if (i == N_SITES || kind == CAT_KIND_SITE_HOST ||
-	    kind == CAT_KIND_SITE_PATH)
+	if (i == N_SITES || i == N_ONEDRIVE || i == N_MAILBOXES ||
+	    kind == CAT_KIND_SITE_HOST || kind == CAT_KIND_SITE_PATH)
 		return SITES_TTL_MS;
 	return (int64_t)(L.ttl * 1000);
 }
@@ -1354,8 +1356,11 @@ static int delta_read(const char *drive, const char *link, const char *token,
 	bool skip;
 	int rc;
 
+	/* reading ahead up to the page that tells there are too many */
 	rc = link ? graph_drive_delta_open(L.g, drive, link, &p)
-		  : graph_drive_delta_top_open(L.g, drive, token, &p);
+		  : graph_drive_delta_top_open(
+			    L.g, drive, token,
+			    max_pages ? max_pages + 1 : UINT_MAX, &p);
 	while (rc == 0 && (rc = graph_pager_next_item(p, &it)) > 0) {
 		rc = 0;
 		if (max_pages && graph_pager_pages(p) > max_pages) {

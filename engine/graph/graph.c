@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -757,7 +758,7 @@ int graph_pager_fetch(struct graph_pager *p, const char *url)
 
 	http_response_init(&resp);
 	rc = page_get(p, &r, &resp);
-	if (rc == 0 && p->read_ahead)
+	if (rc == 0 && p->pages + 2 <= p->ahead_to)
 		ahead_start(p, &resp);
 	if (rc == 0)
 		rc = parse_body(&r, &resp, &j);
@@ -792,8 +793,8 @@ out:
 }
 
 static int pager_open_as(struct graph *g, enum pager_kind kind, const char *url,
-			 const char *prefer, const char *what, bool read_ahead,
-			 struct graph_pager **out)
+			 const char *prefer, const char *what,
+			 unsigned ahead_to, struct graph_pager **out)
 {
 	struct graph_pager *p;
 	int rc;
@@ -804,7 +805,7 @@ static int pager_open_as(struct graph *g, enum pager_kind kind, const char *url,
 		return -ENOMEM;
 	p->g = g;
 	p->kind = kind;
-	p->read_ahead = read_ahead;
+	p->ahead_to = ahead_to;
 	snprintf(p->what, sizeof(p->what), "%s", what);
 	if (prefer) {
 		p->prefer = strdup(prefer);
@@ -826,7 +827,7 @@ static int pager_open(struct graph *g, enum pager_kind kind, const char *url,
 		      const char *prefer, const char *what,
 		      struct graph_pager **out)
 {
-	return pager_open_as(g, kind, url, prefer, what, false, out);
+	return pager_open_as(g, kind, url, prefer, what, 0, out);
 }
 
 void graph_pager_free(struct graph_pager *p)
@@ -1033,7 +1034,7 @@ int graph_children_open_ahead(struct graph *g, const char *drive_id,
 	*out = NULL;
 	if (rc == 0)
 		rc = pager_open_as(g, PK_ITEM, u.data, NULL, "list children",
-				   true, out);
+				   UINT_MAX, out);
 	buf_release(&u);
 	return rc;
 }
@@ -1080,7 +1081,8 @@ int graph_drive_delta_open(struct graph *g, const char *drive_id,
 }
 
 int graph_drive_delta_top_open(struct graph *g, const char *drive_id,
-			       const char *token, struct graph_pager **out)
+			       const char *token, unsigned ahead_to,
+			       struct graph_pager **out)
 {
 	struct buf u = BUF_INIT;
 	int rc;
@@ -1094,8 +1096,8 @@ int graph_drive_delta_top_open(struct graph *g, const char *drive_id,
 		rc = graph_url_build(g, &u, "/drives/%e/root/delta?$top=999",
 				     drive_id);
 	if (rc == 0)
-		rc = pager_open(g, PK_ITEM, u.data, NULL, "read drive changes",
-				out);
+		rc = pager_open_as(g, PK_ITEM, u.data, NULL,
+				   "read drive changes", ahead_to, out);
 	buf_release(&u);
 	return rc;
 }

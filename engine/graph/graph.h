@@ -382,10 +382,13 @@ int graph_drive_delta_open(struct graph *g, const char *drive_id,
  * /drives/{d}/root/delta?$top=999, with &token=@token when not NULL (an
  * ISO time: the items changed since then, OneDrive for Business and
  * SharePoint only; "latest": none); without, a full enumeration.  Ends
- * with a deltaLink to save, as graph_drive_delta_open().
+ * with a deltaLink to save, as graph_drive_delta_open().  With @ahead_to
+ * > 1 it reads ahead as graph_children_open_ahead() does, up to page
+ * @ahead_to (a reader that stops at a page limit asks for no page more).
  */
 int graph_drive_delta_top_open(struct graph *g, const char *drive_id,
-			       const char *token, struct graph_pager **out);
+			       const char *token, unsigned ahead_to,
+			       struct graph_pager **out);
 
 /**
  * Mail folders of @user: @parent NULL = top level (children of

@@ -35,7 +35,8 @@ struct graph_pager {
 	char *next_link; /* @odata.nextLink of the current page */
 	char *delta_link; /* @odata.deltaLink once seen */
 	char *prefer; /* "Prefer: ..." line for every page, or NULL */
-	bool read_ahead; /* ask for the next page when this one arrives */
+	unsigned ahead_to; /* ask for the next page when this one arrives,
+			      up to this page (0: never) */
 	struct ahead *ahead; /* the next page, asked for, or NULL */
 	unsigned pages;
 	int err; /* sticky error */

@@ -1,7 +1,8 @@
 /*
  * fuzz_graph_json - the Graph JSON parsers on hostile input: every object
  * (the document, its "value" elements and their members) goes through
- * every graph_parse_*(), the error mapping and the link checks; the answer
+ * every graph_parse_*(), the error mapping and the link checks (also the
+ * nextLink picked out of the text unparsed, for reading ahead); the answer
  * must be 0 or -EBADMSG, never a crash or a leak, and a parsed struct's
  * invariants must hold.
  */
@@ -70,6 +71,8 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 	struct graph_error e;
 	const cJSON *v, *el;
 	cJSON *j;
+	const char *link = NULL;
+	size_t n = 0;
 	int64_t ms;
 	char o[64];
 
@@ -78,6 +81,14 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 		ready = 1;
 	}
 	graph_json_has_nul((const char *)data, size);
+	/* the link picked out unparsed (read ahead): inside the input, one
+	 * plain JSON string */
+	if (graph_json_top_string((const char *)data, size, "@odata.nextLink",
+				  &link, &n) &&
+	    (link < (const char *)data ||
+	     link + n > (const char *)data + size || memchr(link, '"', n) ||
+	     memchr(link, '\\', n)))
+		abort();
 	for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++) {
 		graph_error_map(statuses[i], (const char *)data, size, "fuzz",
 				&e);

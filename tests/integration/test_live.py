@@ -365,6 +365,36 @@ def test_live_listing_in_pages_reads_ahead(emulator, tmp_path):
         emulator.knobs(max_page_size=None)
 
 
+def test_live_user_lists_are_kept_longer(emulator, tmp_path):
+    """onedrive/ and mailboxes/ (a users request plus a $batch per 20
+    users each) are listed again only after ten times the TTL, like
+    sites/; the drives below them keep the TTL."""
+    env = Env(emulator, tmp_path)
+    ttl = 0.5
+    with env.mount(ttl=ttl) as m:
+        live = m.mnt / "live"
+        users = sorted(os.listdir(live / "onedrive"))
+        boxes = sorted(os.listdir(live / "mailboxes"))
+        assert ADMIN in users and ADMIN in boxes
+        os.listdir(live / "onedrive" / ADMIN)
+        t0 = time.monotonic()
+        time.sleep(ttl + 0.5)
+        emulator.reset_stats()
+        assert sorted(os.listdir(live / "onedrive")) == users
+        assert sorted(os.listdir(live / "mailboxes")) == boxes
+        os.listdir(live / "onedrive" / ADMIN)
+        s = emulator.stats()
+        assert graph_calls(s, "/users") == [], s["log"]
+        assert graph_calls(s, "/$batch") == [], s["log"]
+        assert graph_calls(s, "/children") or graph_calls(s, "/delta"), \
+            s["log"]
+        time.sleep(max(0.0, t0 + 10 * ttl + 0.5 - time.monotonic()))
+        emulator.reset_stats()
+        assert sorted(os.listdir(live / "onedrive")) == users
+        s = emulator.stats()
+        assert len(graph_calls(s, "/users")) == 1, s["log"]
+
+
 def walk(top):
     """Every file under @top -> its bytes, and the folders."""
     files, dirs = {}, []
@@ -382,22 +412,32 @@ def graph_calls(s, what):
             and x["path"].endswith(what)]
 
 
+def drive_tree(emulator, name, n, sub=""):
+    """Folders NAME/d0..dN-1 in the admin's OneDrive, each with f.txt
+    (in SUB below it when given) -> the truth and the admin's files
+    {path below the drive: sha256}."""
+    base = "onedrive/%s/%s" % (ADMIN, name)
+    emulator.mutate(op="create_folder", path=base)
+    for i in range(n):
+        emulator.mutate(op="create_folder", path="%s/d%d" % (base, i))
+        if sub:
+            emulator.mutate(op="create_folder",
+                            path="%s/d%d%s" % (base, i, sub))
+        emulator.mutate(op="create_file",
+                        path="%s/d%d%s/f.txt" % (base, i, sub),
+                        content="file %d\n" % i)
+    t = emulator.truth()
+    prefix = "onedrive/%s/" % ADMIN
+    return t, {f["path"][len(prefix):]: f["sha256"] for f in t["files"]
+               if f["path"].startswith(prefix)}
+
+
 def test_live_recursive_walk_enumerates_the_drive(emulator, tmp_path):
     """A recursive walk of a drive costs a few listings and one delta
     enumeration, not a listing per folder; what it shows equals the
     tenant.  A single folder's listing does not enumerate its drive."""
     env = Env(emulator, tmp_path)
-    base = "onedrive/%s/walk" % ADMIN
-    emulator.mutate(op="create_folder", path=base)
-    for i in range(8):
-        emulator.mutate(op="create_folder", path="%s/d%d" % (base, i))
-        emulator.mutate(op="create_folder", path="%s/d%d/e" % (base, i))
-        emulator.mutate(op="create_file", path="%s/d%d/e/f.txt" % (base, i),
-                        content="file %d\n" % i)
-    t = emulator.truth()
-    prefix = "onedrive/%s/" % ADMIN
-    want = {f["path"][len(prefix):]: f["sha256"] for f in t["files"]
-            if f["path"].startswith(prefix)}
+    _, want = drive_tree(emulator, "walk", 8, "/e")
     with env.mount(ttl=600) as m:
         top = m.mnt / "live/onedrive" / ADMIN
         emulator.reset_stats()
@@ -417,6 +457,35 @@ def test_live_recursive_walk_enumerates_the_drive(emulator, tmp_path):
             {k: v for k, v in want.items()
              if all(safe(c) for c in k.split("/"))}
         assert len(files) == len(want)
+
+
+def test_live_enumeration_reads_ahead_up_to_its_limit(emulator, tmp_path):
+    """The delta enumeration of a walk asks for each next page while the
+    last one is worked through, one request a page; a drive of more pages
+    than the enumeration takes costs the same requests as without reading
+    ahead (it stops at the page that tells), and is listed folder by
+    folder."""
+    env = Env(emulator, tmp_path)
+    t, want = drive_tree(emulator, "ahead", 4)
+    items = 1 + len(want) + len([d for d in t["folders"] if d.startswith(
+        "onedrive/%s/" % ADMIN)])
+    size = -(-items // 6)
+    for cap, pages in ((size, -(-items // size)), (1, 9)):
+        emulator.knobs(max_page_size=cap)
+        try:
+            with env.mount(ttl=600) as m:
+                top = m.mnt / "live/onedrive" / ADMIN
+                os.listdir(top)
+                emulator.reset_stats()
+                files, _ = walk(top)
+                s = emulator.stats()
+        finally:
+            emulator.knobs(max_page_size=None)
+        enum = graph_calls(s, "/delta")
+        assert len(enum) == pages, (cap, enum)
+        assert len({x["query"] for x in enum}) == pages, enum
+        assert {k: hashlib.sha256(v).hexdigest() for k, v in files.items()
+                } == want
 
 
 def test_live_refresh_through_delta(emulator, tmp_path):
