@@ -60,6 +60,7 @@ struct lnode {
 	int64_t size, mtime, btime;
 	int32_t mtime_ns;
 	int64_t child_count; /* MAIL_FOLDER */
+	int64_t folders_ms; /* MAIL_FOLDER: its subfolders listed, 0: never */
 	struct buf meta; /* "key\0value\0"... */
 	char *root_id; /* DRIVE, ONEDRIVE: id of the root item, once seen */
 	char *link; /* MAIL_FOLDER: deltaLink of its messages, once listed */
@@ -376,6 +377,7 @@ struct dinfo {
 	char *next; /* out: mail folders: the new deltaLink */
 	struct dchanges changes; /* out: what @link said changed */
 	bool patch; /* out: @changes (and not all children) were read */
+	bool folders; /* mail folders: list the subfolders (else kept) */
 };
 
 static void dinfo_release(struct dinfo *d)
@@ -837,7 +839,8 @@ static int list_users(bool mail, struct kids *k)
  * The lists of sites and of a site's libraries change seldom and every
  * path below sites/ goes through them: they are kept SITES_TTL times the
  * TTL.  So are the lists of users of onedrive/ and mailboxes/ (each one a
- * request plus a $batch per 20 users).
+ * request plus a $batch per 20 users) and of the folders of a mailbox (a
+ * mail folder's messages keep the TTL: kept_subfolders()).
  */
 #define SITES_TTL    10
 #define SITES_TTL_MS ((int64_t)(L.ttl * 1000 * SITES_TTL))
@@ -848,7 +851,8 @@ static int64_t ttl_ms(uint32_t i)
 	int kind = L.nodes[i]->kind;
 
 	if (i == N_SITES || i == N_ONEDRIVE || i == N_MAILBOXES ||
-	    kind == CAT_KIND_SITE_HOST || kind == CAT_KIND_SITE_PATH)
+	    kind == CAT_KIND_SITE_HOST || kind == CAT_KIND_SITE_PATH ||
+	    kind == CAT_KIND_MAILBOX)
 		return SITES_TTL_MS;
 	return (int64_t)(L.ttl * 1000);
 }
@@ -1103,7 +1107,7 @@ static int fetch_kids(struct dinfo *d, struct kids *k)
 		return list_mail_folders(d->user, NULL, k);
 	case CAT_KIND_MAIL_FOLDER:
 		rc = list_messages(d, k);
-		if (rc == 0 && d->child_count > 0)
+		if (rc == 0 && d->folders)
 			rc = list_mail_folders(d->user, d->id, k);
 		return rc;
 	}
@@ -2022,6 +2026,22 @@ static int patch_messages(const struct lnode *d, const struct dchanges *c,
 }
 
 /*
+ * Mail folder @d's subfolders as they are listed now, copied into @k
+ * (lock held): kept SITES_TTL times the TTL, like the folders of the
+ * mailbox, while its messages are renewed every TTL.  0 or -ENOMEM.
+ */
+static int kept_subfolders(const struct lnode *d, struct kids *k)
+{
+	size_t i;
+	int rc = 0;
+
+	for (i = 0; rc == 0 && i < d->nkids; i++)
+		if (L.nodes[d->kids[i]]->kind == CAT_KIND_MAIL_FOLDER)
+			rc = kids_add(k, node_clone(L.nodes[d->kids[i]]));
+	return rc;
+}
+
+/*
  * Make sure directory node @idx has a listing younger than the TTL
  * (listing it in Graph when not; other threads wait for that listing).
  * Returns 0 or -errno.
@@ -2080,6 +2100,10 @@ static int ensure_listed(uint32_t idx)
 	di.user = sdup(d->user);
 	di.child_count = d->child_count;
 	di.link = d->listed_ms ? sdup(d->link) : NULL;
+	if (d->kind == CAT_KIND_MAIL_FOLDER)
+		di.folders = d->child_count > 0 &&
+			     (!d->folders_ms ||
+			      util_mono_ms() - d->folders_ms >= SITES_TTL_MS);
 	if (d->kind == CAT_KIND_SITE_HOST || d->kind == CAT_KIND_SITE_PATH)
 		site_path(idx, &di.path);
 	pthread_mutex_unlock(&L.lock);
@@ -2107,6 +2131,9 @@ static int ensure_listed(uint32_t idx)
 
 	pthread_mutex_lock(&L.lock);
 	d = L.nodes[idx];
+	if (rc == 0 && d->kind == CAT_KIND_MAIL_FOLDER && !di.folders &&
+	    di.child_count > 0)
+		rc = kept_subfolders(d, &k);
 	if (rc == 0 && di.patch)
 		rc = patch_messages(d, &di.changes, &k);
 	if (rc == 0)
@@ -2120,6 +2147,8 @@ static int ensure_listed(uint32_t idx)
 		d->root_id = di.root_id;
 		di.root_id = NULL;
 	}
+	if (rc == 0 && di.folders)
+		d->folders_ms = t0;
 	if (rc == 0)
 		d->listed_ms = t0; /* as of when it was asked for */
 	else if (rc == -ENOENT)

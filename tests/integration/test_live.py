@@ -655,6 +655,50 @@ def test_live_mail_folder_renewed_through_message_delta(emulator, tmp_path):
         assert "deltatoken" not in full.get("query", ""), full
 
 
+def test_live_mail_subfolders_are_kept_longer(emulator, tmp_path):
+    """A mail folder's messages are renewed every TTL (one delta call),
+    its subfolders, like the folders of the mailbox, only after ten: no
+    childFolders or mailFolders request until then, and a new subfolder
+    shows after that."""
+    env = Env(emulator, tmp_path)
+    for path in ("Kept", "Kept/A", "Kept/B"):
+        parent, _, name = path.rpartition("/")
+        r = emulator.mutate(op="create_mail_folder", mailbox=ADMIN,
+                            parent=parent or None, name=name)
+        assert r["ok"], r
+
+    def folder_calls(s):
+        return [x for x in s["log"] if "/mailFolders" in x["path"]
+                and "/messages" not in x["path"]]
+
+    ttl = 0.5
+    with env.mount(ttl=ttl) as m:
+        d = m.mnt / "live/mailboxes" / ADMIN / "Kept"
+        t0 = time.monotonic()
+        assert sorted(os.listdir(d)) == ["A", "B"]
+        emulator.mutate(op="create_message", mailbox=ADMIN, folder="Kept",
+                        subject="kept folders")
+        emulator.mutate(op="create_mail_folder", mailbox=ADMIN,
+                        parent="Kept", name="C")
+        time.sleep(ttl + 0.5)
+        emulator.reset_stats()
+        names = os.listdir(d)
+        s = emulator.stats()
+        assert sorted(n for n in names if (d / n).is_dir()) == ["A", "B"]
+        assert [n for n in names if "kept folders" in n], names
+        assert folder_calls(s) == [], s["log"]
+        (call,) = [x for x in s["log"] if "/messages" in x["path"]]
+        assert "deltatoken" in call.get("query", ""), call
+        time.sleep(max(0.0, t0 + 10 * ttl + 0.5 - time.monotonic()))
+        emulator.reset_stats()
+        names = os.listdir(d)
+        assert sorted(n for n in names if (d / n).is_dir()) == \
+            ["A", "B", "C"]
+        calls = folder_calls(emulator.stats())
+        assert [x for x in calls if x["path"].endswith("/childFolders")], \
+            calls
+
+
 def test_live_first_refresh_through_a_time_token(emulator, tmp_path):
     """Two folders listed (no recursive walk, so no deltaLink yet) are
     renewed by a delta call with a time token; a move from one to the
