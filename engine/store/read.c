@@ -411,7 +411,7 @@ static int chunk_fetch(struct store *st, const unsigned char *id, bool rehash,
 	int ret, tries = 0;
 
 	do {
-		ret = store_locate(st, id, &loc);
+		ret = store_locate_data(st, id, &loc);
 		if (!ret)
 			ret = store_chunk_load(st, id, &loc, rehash, out, data);
 	} while (ret == -ENOENT && ++tries < 2);

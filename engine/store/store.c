@@ -593,6 +593,9 @@ int store_close(struct store *st)
 	for (size_t i = 0; i < st->nlanes; i++) {
 		if (st->lanes[i]->fd >= 0)
 			close(st->lanes[i]->fd);
+		if (st->lanes[i]->dfd >= 0)
+			close(st->lanes[i]->dfd);
+		free(st->lanes[i]->stage);
 		free(st->lanes[i]);
 	}
 	free(st->lanes);
@@ -621,6 +624,9 @@ int store_close(struct store *st)
 }
 
 /* ---- packs ---- */
+
+static void direct_open(struct store *st, struct lane *l, const char *path,
+			const unsigned char *hdr);
 
 /* Create a new pack for lane @l; caller holds st->wlock. */
 static int pack_new(struct store *st, struct lane *l)
@@ -688,8 +694,10 @@ static int pack_new(struct store *st, struct lane *l)
 	l->fd = fd;
 	l->pack = id;
 	l->off = PACK_HDR_LEN;
+	l->disk = PACK_HDR_LEN;
 	l->wb = 0;
 	fd = -1;
+	direct_open(st, l, path.data, hdr);
 out:
 	if (fd >= 0)
 		close(fd);
@@ -698,6 +706,29 @@ out:
 	buf_release(&rel);
 	buf_release(&path);
 	return ret;
+}
+
+/* Write the @cnt buffers of @iov (changed) whole to @off of @fd. */
+static int pwritev_all(int fd, struct iovec *iov, int cnt, uint64_t off)
+{
+	while (cnt) {
+		ssize_t w = pwritev(fd, iov, cnt, (off_t)off);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -errno;
+		if (!w)
+			return -EIO;
+		off += (uint64_t)w;
+		for (; cnt && (size_t)w >= iov->iov_len; cnt--, iov++)
+			w -= (ssize_t)iov->iov_len;
+		if (cnt) {
+			iov->iov_base = (char *)iov->iov_base + w;
+			iov->iov_len -= (size_t)w;
+		}
+	}
+	return 0;
 }
 
 /*
@@ -709,27 +740,156 @@ static int pwrite_rec(int fd, const unsigned char *hdr, const unsigned char *p,
 {
 	struct iovec iov[2] = { { (void *)hdr, CHUNK_HDR_LEN },
 				{ (void *)p, n } };
-	int cnt = 2;
 
-	while (cnt) {
-		ssize_t w = pwritev(fd, iov + 2 - cnt, cnt, (off_t)off);
+	return pwritev_all(fd, iov, 2, off);
+}
 
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		if (!w)
-			return -EIO;
-		off += (uint64_t)w;
-		for (; cnt && (size_t)w >= iov[2 - cnt].iov_len; cnt--)
-			w -= (ssize_t)iov[2 - cnt].iov_len;
-		if (cnt) {
-			iov[2 - cnt].iov_base =
-				(char *)iov[2 - cnt].iov_base + w;
-			iov[2 - cnt].iov_len -= (size_t)w;
-		}
+/*
+ * Open the new pack of lane @l (at @path, header @hdr written) for direct
+ * writes too, where the file system takes them; otherwise the lane
+ * appends through the page cache.  Caller holds wlock.
+ */
+static void direct_open(struct store *st, struct lane *l, const char *path,
+			const unsigned char *hdr)
+{
+	void *p;
+
+	l->dfd = -1;
+	if (st->no_direct)
+		return;
+	if (!l->stage) {
+		if (posix_memalign(&p, STAGE_ALIGN, STAGE_CAP))
+			return;
+		l->stage = p;
 	}
-	return 0;
+	l->dfd = open(path, O_WRONLY | O_DIRECT | O_CLOEXEC);
+	if (l->dfd < 0) {
+		log_debug("store: packs are written through the page cache: %s",
+			  strerror(errno));
+		st->no_direct = true;
+		return;
+	}
+	memcpy(l->stage, hdr, PACK_HDR_LEN);
+	l->stage_off = 0;
+}
+
+/*
+ * Write the staged bytes of lane @l up to @end: its whole blocks past the
+ * page cache, the partial last block too when @all (through the page
+ * cache), which then stays staged for the next records.  A file system
+ * that refuses the direct write gets everything through the page cache
+ * and the lane appends that way from then on.  Caller owns the stage
+ * (l->busy, or wlock with the lane idle); l->disk is the caller's.
+ */
+static int stage_out(struct store *st, struct lane *l, uint64_t end, bool all)
+{
+	size_t n = (size_t)(end - l->stage_off);
+	size_t whole = n / STAGE_ALIGN * STAGE_ALIGN;
+	struct iovec iov;
+	int ret = 0;
+
+	if (whole) {
+		iov = (struct iovec){ l->stage, whole };
+		ret = pwritev_all(l->dfd, &iov, 1, l->stage_off);
+	}
+	if (ret == -EINVAL) {
+		log_info(
+			"store: the file system refuses direct writes to packs: writing them through the page cache");
+		st->no_direct = true;
+		close(l->dfd);
+		l->dfd = -1;
+		iov = (struct iovec){ l->stage, n };
+		return pwritev_all(l->fd, &iov, 1, l->stage_off);
+	}
+	if (!ret && all && n > whole) {
+		iov = (struct iovec){ l->stage + whole, n - whole };
+		ret = pwritev_all(l->fd, &iov, 1, l->stage_off + whole);
+	}
+	if (!ret && whole) {
+		memmove(l->stage, l->stage + whole, n - whole);
+		l->stage_off += whole;
+	}
+	return ret;
+}
+
+/*
+ * Stage record @rec (header) and @plen bytes of @payload at @off of lane
+ * @l (held, busy), writing whole blocks out once STAGE_WRITE are staged.
+ * A record larger than the stage's room goes through the page cache.
+ * Sets *@disk to what is in the file now.
+ */
+static int stage_rec(struct store *st, struct lane *l, const unsigned char *rec,
+		     const unsigned char *payload, size_t plen, uint64_t off,
+		     uint64_t *disk)
+{
+	uint64_t end = off + CHUNK_HDR_LEN + plen;
+	int ret = 0;
+
+	*disk = 0;
+	if (end - l->stage_off > STAGE_CAP) {
+		ret = stage_out(st, l, off, true);
+		*disk = off;
+	}
+	if (!ret && l->dfd >= 0 && end - l->stage_off > STAGE_CAP) {
+		/* too large to stage: the partial block it ends in stays */
+		uint64_t blk = end / STAGE_ALIGN * STAGE_ALIGN;
+
+		ret = pwrite_rec(l->fd, rec, payload, plen, off);
+		if (!ret) {
+			memcpy(l->stage, payload + plen - (end - blk),
+			       (size_t)(end - blk));
+			l->stage_off = blk;
+			*disk = end;
+		}
+		return ret;
+	}
+	if (!ret && l->dfd < 0) { /* no longer direct */
+		ret = pwrite_rec(l->fd, rec, payload, plen, off);
+		*disk = end;
+	}
+	if (ret || l->dfd < 0)
+		return ret;
+	memcpy(l->stage + (off - l->stage_off), rec, CHUNK_HDR_LEN);
+	memcpy(l->stage + (off - l->stage_off) + CHUNK_HDR_LEN, payload, plen);
+	if (end - l->stage_off >= STAGE_WRITE) {
+		ret = stage_out(st, l, end, false);
+		if (!ret && l->stage_off > *disk)
+			*disk = l->stage_off;
+		if (!ret && l->dfd < 0)
+			*disk = end;
+	}
+	return ret;
+}
+
+/*
+ * Make the records of lane @l readable: write out its staged bytes
+ * (waiting for its appender).  Caller holds wlock, released meanwhile.
+ */
+static int lane_drain(struct store *st, struct lane *l)
+{
+	uint64_t end;
+	int ret;
+
+	while (l->busy && !st->werr)
+		pthread_cond_wait(&st->wcond, &st->wlock);
+	if (st->werr)
+		return st->werr;
+	if (l->dfd < 0 || l->disk >= l->off)
+		return 0;
+	end = l->off;
+	l->busy = true;
+	pthread_mutex_unlock(&st->wlock);
+	ret = stage_out(st, l, end, true);
+	pthread_mutex_lock(&st->wlock);
+	l->busy = false;
+	if (!ret && end > l->disk)
+		l->disk = end;
+	if (ret && !st->werr) {
+		log_err("store: cannot append to a pack: %s", strerror(-ret));
+		st->werr = ret;
+	}
+	pthread_cond_broadcast(&st->wcond);
+	return ret;
 }
 
 /*
@@ -748,8 +908,20 @@ static int reserve(struct store *st, struct lane *l, const unsigned char *rec,
 	    l->off + len > st->pack_target) {
 		ret = array_grow(&st->uns, &st->auns, st->nuns + 1,
 				 sizeof(*st->uns));
+		if (!ret && l->dfd >= 0 && l->disk < l->off) {
+			ret = stage_out(st, l, l->off, true);
+			if (ret) { /* a hole: nothing after it may commit */
+				log_err("store: cannot append to a pack: %s",
+					strerror(-ret));
+				st->werr = ret;
+			}
+		}
 		if (ret)
 			return ret;
+		l->disk = l->off;
+		if (l->dfd >= 0)
+			close(l->dfd);
+		l->dfd = -1;
 		st->uns[st->nuns].fd = l->fd;
 		st->uns[st->nuns].pack = l->pack;
 		st->uns[st->nuns].size = l->off;
@@ -806,6 +978,7 @@ static int lane_take(struct store *st, struct lane **out)
 		if (!l)
 			return -ENOMEM;
 		l->fd = -1;
+		l->dfd = -1;
 		st->lanes[st->nlanes++] = l;
 	}
 	l->held = true;
@@ -827,34 +1000,44 @@ int store_append(struct store *st, struct lane **lane, const unsigned char *rec,
 		 const unsigned char *payload, size_t plen, bool dedup,
 		 bool *dup)
 {
-	uint64_t off, wb = 0, wb_end = 0, v;
+	uint64_t off, wb = 0, wb_end = 0, v, disk = 0;
 	size_t len = CHUNK_HDR_LEN + plen;
-	struct lane *l;
+	struct lane *l = NULL;
+	bool direct = false;
 	int fd = -1, ret;
 
 	*dup = false;
 	pthread_mutex_lock(&st->wlock);
-	while (st->flushing && !st->werr)
+	for (;;) {
+		while (st->flushing && !st->werr)
+			pthread_cond_wait(&st->wcond, &st->wlock);
+		ret = st->werr;
+		if (!ret && dedup && idmap_get(&st->pendmap, rec + 8, &v)) {
+			*dup = true;
+			goto out;
+		}
+		if (!ret && !*lane)
+			ret = lane_take(st, lane);
+		if (ret)
+			goto out;
+		l = *lane;
+		if (!l->busy) /* else a reader writes its stage out */
+			break;
 		pthread_cond_wait(&st->wcond, &st->wlock);
-	ret = st->werr;
-	if (!ret && dedup && idmap_get(&st->pendmap, rec + 8, &v)) {
-		*dup = true;
-		goto out;
 	}
-	if (!ret && !*lane)
-		ret = lane_take(st, lane);
-	if (ret)
-		goto out;
-	l = *lane;
 	ret = reserve(st, l, rec, len, &fd, &off);
 	if (ret)
 		goto out;
-	/*
-	 * Start writing back what was appended while the next chunks are
-	 * prepared, so that store_flush() finds little left to write: its
-	 * fsync is then short.  Only a hint; errors show up at the fsync.
-	 */
-	if (l->off - l->wb >= WRITEBACK_STEP) {
+	direct = l->dfd >= 0;
+	if (direct) {
+		l->busy = true;
+	} else if (l->off - l->wb >= WRITEBACK_STEP) {
+		/*
+		 * Start writing back what was appended while the next chunks
+		 * are prepared, so that store_flush() finds little left to
+		 * write: its fsync is then short.  Only a hint; errors show
+		 * up at the fsync.
+		 */
 		wb = l->wb;
 		wb_end = l->off;
 		l->wb = l->off;
@@ -862,13 +1045,21 @@ int store_append(struct store *st, struct lane **lane, const unsigned char *rec,
 	pthread_mutex_unlock(&st->wlock);
 
 	/* other writers append meanwhile; a flush waits for this one */
-	ret = pwrite_rec(fd, rec, payload, plen, off);
+	if (direct)
+		ret = stage_rec(st, l, rec, payload, plen, off, &disk);
+	else
+		ret = pwrite_rec(fd, rec, payload, plen, off);
 	if (!ret && wb_end)
 		sync_file_range(fd, (off_t)wb, (off_t)(wb_end - wb),
 				SYNC_FILE_RANGE_WRITE);
 
 	pthread_mutex_lock(&st->wlock);
 	st->inflight--;
+	if (direct) {
+		l->busy = false;
+		if (disk > l->disk)
+			l->disk = disk;
+	}
 	if (ret) {
 		/* a hole in the pack now: nothing after it may commit */
 		log_err("store: cannot append to a pack: %s", strerror(-ret));
@@ -883,7 +1074,9 @@ out:
 	return ret;
 }
 
-int store_locate(struct store *st, const unsigned char *id, struct loc *loc)
+/* store_locate(); @data: and make its record readable in the pack. */
+static int locate(struct store *st, const unsigned char *id, struct loc *loc,
+		  bool data)
 {
 	uint64_t v;
 	bool hit;
@@ -898,10 +1091,28 @@ int store_locate(struct store *st, const unsigned char *id, struct loc *loc)
 		ret = st->werr;
 	else if (hit)
 		*loc = st->pend[v].loc;
+	for (size_t i = 0; hit && !ret && data && i < st->nlanes; i++) {
+		struct lane *l = st->lanes[i];
+
+		if (l->fd >= 0 && l->pack == loc->pack &&
+		    l->disk < loc->off + CHUNK_HDR_LEN + loc->stored)
+			ret = lane_drain(st, l);
+	}
 	pthread_mutex_unlock(&st->wlock);
 	if (hit)
 		return ret;
 	return index_get(st, id, loc);
+}
+
+int store_locate(struct store *st, const unsigned char *id, struct loc *loc)
+{
+	return locate(st, id, loc, false);
+}
+
+int store_locate_data(struct store *st, const unsigned char *id,
+		      struct loc *loc)
+{
+	return locate(st, id, loc, true);
 }
 
 /*
@@ -1001,6 +1212,10 @@ int store_flush(struct store *st)
 	st->flushing = true;
 	while (st->inflight)
 		pthread_cond_wait(&st->wcond, &st->wlock);
+	/* staged records into the packs, so that the fsync covers them */
+	for (size_t i = 0; !st->werr && i < st->nlanes; i++)
+		if (st->lanes[i]->fd >= 0)
+			lane_drain(st, st->lanes[i]);
 	st->flushing = false;
 	pthread_cond_broadcast(&st->wcond);
 	if (st->werr) {
@@ -1102,6 +1317,9 @@ int store_seal_pack(struct store *st)
 			pack_trim(l->fd);
 			close(l->fd);
 			l->fd = -1;
+			if (l->dfd >= 0)
+				close(l->dfd);
+			l->dfd = -1;
 		}
 	}
 	pthread_mutex_unlock(&st->wlock);

@@ -310,7 +310,26 @@ struct lane {
 	uint64_t off; /* its size */
 	uint64_t wb; /* writeback started up to here (hint only) */
 	bool held; /* by an appender */
+	/*
+	 * Where the file system takes direct I/O, records are gathered in
+	 * @stage and written in whole blocks past the page cache (@dfd);
+	 * the partial last block stays staged, written through the page
+	 * cache only when the records must be readable (a reader of a
+	 * pending chunk, flush, rotation).  @stage holds the pack's bytes
+	 * [stage_off, off), and [0, disk) is in the file.  @busy: its
+	 * appender or a reader is filling or writing the stage; others wait
+	 * on st->wcond.
+	 */
+	int dfd; /* the pack opened O_DIRECT; -1: through the page cache */
+	unsigned char *stage; /* STAGE_CAP bytes, STAGE_ALIGN aligned */
+	uint64_t stage_off; /* a multiple of STAGE_ALIGN */
+	uint64_t disk;
+	bool busy;
 };
+
+#define STAGE_ALIGN 4096u /* direct I/O: offsets, sizes and memory */
+#define STAGE_WRITE (4u << 20) /* write the stage out from this size */
+#define STAGE_CAP   (8u << 20) /* room of a lane's stage */
 
 /* A plaintext buffer of the chunk cache and its allocated size. */
 struct cbuf {
@@ -378,6 +397,7 @@ struct store {
 	bool flushing;
 	int werr;
 	pthread_cond_t wcond;
+	bool no_direct; /* the file system refused O_DIRECT */
 	struct lane **lanes; /* open packs (protected by wlock) */
 	size_t nlanes, alanes;
 	struct unsynced *uns; /* rotated packs awaiting fsync */
@@ -415,6 +435,9 @@ int store_append(struct store *st, struct lane **lane, const unsigned char *rec,
 void store_lane_release(struct store *st, struct lane **lane);
 /* Locate @id: pending rows first, then the index. */
 int store_locate(struct store *st, const unsigned char *id, struct loc *loc);
+/* As store_locate(), and a pending record is made readable in its pack. */
+int store_locate_data(struct store *st, const unsigned char *id,
+		      struct loc *loc);
 /*
  * Read, verify and decode the chunk at @loc into @out (appended), or,
  * when @out is NULL, into a buffer of the cache's pool *@data (caller

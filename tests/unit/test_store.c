@@ -2093,6 +2093,57 @@ static void test_lanes_contiguous(void)
 	free(repo);
 }
 
+/*
+ * Chunks appended and not yet flushed are readable by the writing store
+ * at once, wherever the writer keeps them before they reach the pack
+ * (direct writes stage them), and appends go on after such a read.
+ */
+static void test_read_pending(void)
+{
+	static const size_t sz[] = { 100 * 1024, 5 * MiB / 2, 5 * MiB, 3,
+				     9 * MiB };
+	enum { N = sizeof(sz) / sizeof(sz[0]) };
+	char *repo = new_repo();
+	unsigned char *a[N], *b = xmalloc(9 * MiB);
+	struct store_content c[N];
+	struct store *st;
+
+	CHECK_EQ(make_repo(repo, false, NULL), 0);
+	st = open_rw(repo, NULL);
+	CHECK(st != NULL);
+	if (!st)
+		return;
+	for (int i = 0; i < N; i++) {
+		a[i] = xmalloc(sz[i]);
+		fill_random(a[i], sz[i], 500 + (uint64_t)i);
+		store_content_init(&c[i]);
+		CHECK_EQ(store_put(st, a[i], sz[i], &c[i]), 0);
+		/* this one and every one before it, before any flush */
+		for (int k = 0; k <= i; k++) {
+			CHECK_EQ(store_read(st, c[k].desc.data, c[k].desc.len,
+					    0, b, sz[k]),
+				 (ssize_t)sz[k]);
+			CHECK(!memcmp(a[k], b, sz[k]));
+		}
+	}
+	CHECK_EQ(store_close(st), 0);
+	st = open_ro(repo, NULL, 0);
+	for (int i = 0; st && i < N; i++) {
+		CHECK_EQ(store_read(st, c[i].desc.data, c[i].desc.len, 0, b,
+				    sz[i]),
+			 (ssize_t)sz[i]);
+		CHECK(!memcmp(a[i], b, sz[i]));
+	}
+	CHECK_EQ(store_check(st, STORE_CHECK_READ_DATA, NULL, NULL, NULL), 0);
+	store_close(st);
+	for (int i = 0; i < N; i++) {
+		free(a[i]);
+		store_content_release(&c[i]);
+	}
+	free(b);
+	free(repo);
+}
+
 /* `test_store NAME` runs only the tests whose name contains NAME. */
 static const char *only;
 #define RUN_IF(fn)                                                             \
@@ -2134,6 +2185,7 @@ int main(int argc, char **argv)
 	RUN_IF(test_write_fails);
 	RUN_IF(test_pack_room);
 	RUN_IF(test_lanes_contiguous);
+	RUN_IF(test_read_pending);
 	if (!getenv("KEEP")) {
 		char cmd[300];
 
