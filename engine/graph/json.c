@@ -656,18 +656,20 @@ out:
 
 bool graph_json_has_nul(const char *s, size_t len)
 {
-	for (size_t i = 0; i + 6 <= len; i++) {
+	const char *p = s, *end = s + len;
+
+	/* from backslash to backslash: memchr() goes through a page of
+	 * items many times faster than a loop over every byte */
+	while ((p = memchr(p, '\\', (size_t)(end - p))) != NULL) {
 		size_t k = 0;
 
-		if (s[i] != '\\')
-			continue;
 		/* count the run of backslashes: odd = an escape */
-		while (i + k < len && s[i + k] == '\\')
+		while (p + k < end && p[k] == '\\')
 			k++;
-		if (k % 2 == 1 && i + k + 5 <= len &&
-		    !strncmp(s + i + k, "u0000", 5))
+		if (k % 2 == 1 && (size_t)(end - p) >= k + 5 &&
+		    !strncmp(p + k, "u0000", 5))
 			return true;
-		i += k - 1;
+		p += k;
 	}
 	return false;
 }

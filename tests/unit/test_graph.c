@@ -189,6 +189,14 @@ static void test_item_validation(void)
 	CHECK(!graph_json_has_nul("{\"a\":\"x\\\\u0000y\"}", 17));
 	CHECK(graph_json_has_nul("\"\\\\\\u0000\"", 10));
 	CHECK(!graph_json_has_nul("\"\\u0001\"", 8));
+	/* at the very end, cut short, trailing backslashes */
+	CHECK(graph_json_has_nul("\\u0000", 6));
+	CHECK(!graph_json_has_nul("\\u000", 5));
+	CHECK(!graph_json_has_nul("\\\\u0000", 7));
+	CHECK(graph_json_has_nul("x\\\\\\u0000", 9));
+	CHECK(!graph_json_has_nul("x\\", 2));
+	CHECK(!graph_json_has_nul("\\\\\\", 3));
+	CHECK(!graph_json_has_nul("", 0));
 }
 
 /* graph_json_top_string() on @json: the value found for "@odata.nextLink"
