@@ -70,7 +70,7 @@ static void usage(FILE *f)
 		"    -o readahead=KIB       kernel readahead, needs root (default %u)\n"
 		"    -o spin=USEC           after a lookup, a worker waits for the next\n"
 		"                           request this long without sleeping\n"
-		"                           (default %u, 0: libfuse's loop)\n"
+		"                           (default %u; 0: libfuse's loop)\n"
 		"    -o connection=NAME     enable live/ and restore/ through connection NAME\n"
 		"    -o conflict=POLICY     restore/ name clashes: rename (default),\n"
 		"                           replace or skip\n"
