@@ -7,7 +7,7 @@
  * as store_put_fd()); the engine's downloads arrive in curl's buffers
  * and are copied in (store_writer_add(), the "copy" stage).
  *
- *	bench_repo TREE REPO THREADS plain|encrypted
+ *	bench_repo TREE REPO THREADS plain|encrypted [timed]
  *
  * Prints one line: "files F bytes B wall S cpu S flush S open_cpu S
  * close_cpu S" (wall from the first file opened to the last pack
@@ -15,9 +15,11 @@
  * time: the writer threads, file reads included, and store_open() and
  * store_close(); flush: the wall of the final store_close(); open_cpu
  * and close_cpu: the CPU of those two calls, index commit included),
- * and where the writers' CPU time went: "stages NAME S ..." (the
- * store's stage timers summed over the threads; "wait" is wall time
- * waiting for the pack).  Then the stage limit on the same data: each
+ * and, with "timed", where the writers' CPU time went: "stages NAME S
+ * ..." (the store's stage timers summed over the threads; "wait" is wall
+ * time waiting for the pack).  The timers read the thread's CPU clock,
+ * a system call, several times per chunk: they cost a few per cent of
+ * the CPU time, so an untimed run measures the ingest.  Then the stage limit on the same data: each
  * file read into memory, then the chunker, SHA-256 of each chunk, lz4
  * of each chunk and AES-256-GCM of what lz4 left, each stage timed
  * alone in one thread: "limit chunk S sha S lz4 S gcm S read S" (CPU
@@ -58,6 +60,7 @@ static struct store *st;
 static struct store_content *cont; /* per file */
 static pthread_mutex_t stats_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct store_writer_stats stats; /* of all writers */
+static bool timed; /* stage timers on */
 static double sched_cpu, sched_queue; /* of all writers, seconds */
 
 static int cmp_str(const void *a, const void *b)
@@ -98,7 +101,7 @@ static void *worker(void *arg)
 
 	(void)arg;
 	if (w)
-		store_writer_timing(w, true);
+		store_writer_timing(w, timed);
 	while (!ret && (i = atomic_fetch_add(&next_file, 1)) < npaths) {
 		int fd = open(paths[i], O_RDONLY | O_CLOEXEC);
 
@@ -307,11 +310,13 @@ int main(int argc, char **argv)
 	double w0, c0, wj, co0, cc0, open_cpu, close_cpu;
 	int nth, ret = 0;
 
-	if (argc != 5 || (nth = atoi(argv[3])) < 1 || nth > 64) {
+	if ((argc != 5 && argc != 6) || (nth = atoi(argv[3])) < 1 || nth > 64 ||
+	    (argc == 6 && strcmp(argv[5], "timed"))) {
 		fprintf(stderr, "usage: bench_repo TREE REPO THREADS "
-				"plain|encrypted\n");
+				"plain|encrypted [timed]\n");
 		return 2;
 	}
+	timed = argc == 6;
 	log_init("bench_repo", LOG_WARNING);
 	co.encrypt = !strcmp(argv[4], "encrypted");
 	if (nftw(argv[1], collect, 64, FTW_PHYS)) {
@@ -360,11 +365,13 @@ int main(int argc, char **argv)
 	       clock_s(CLOCK_MONOTONIC) - wj, open_cpu, close_cpu);
 	printf("sched cpu %.3f runqueue %.3f threads %d\n", sched_cpu,
 	       sched_queue, nth);
-	printf("stages");
-	for (int i = 0; i < STORE_STAGES; i++)
-		printf(" %s %.3f", store_stage_name(i),
-		       (double)stats.ns[i] / 1e9);
-	printf("\n");
+	if (timed) {
+		printf("stages");
+		for (int i = 0; i < STORE_STAGES; i++)
+			printf(" %s %.3f", store_stage_name(i),
+			       (double)stats.ns[i] / 1e9);
+		printf("\n");
+	}
 	if (!ret &&
 	    stage_limit(STORE_CHUNK_MIN, STORE_CHUNK_AVG, STORE_CHUNK_MAX)) {
 		fprintf(stderr, "bench_repo: measuring the stages failed\n");

@@ -261,6 +261,17 @@ static inline uint64_t rotl(uint64_t x, int r)
 	return (x << r) | (x >> (64 - r));
 }
 
+/* The last steps of both checksums: every bit of @h reaches every bit. */
+static inline uint64_t chk_final(uint64_t h)
+{
+	h ^= h >> 33;
+	h *= P2;
+	h ^= h >> 29;
+	h *= P3;
+	h ^= h >> 32;
+	return h;
+}
+
 uint64_t chk64(const void *p, size_t n)
 {
 	const unsigned char *s = p;
@@ -276,12 +287,130 @@ uint64_t chk64(const void *p, size_t n)
 	h = rotl(a, 1) + rotl(b, 7) + rotl(c, 12) + rotl(d, 18) + n;
 	for (; i < n; i++)
 		h = rotl(h ^ (s[i] * P3), 11) * P1;
-	h ^= h >> 33;
-	h *= P2;
-	h ^= h >> 29;
-	h *= P3;
-	h ^= h >> 32;
-	return h;
+	return chk_final(h);
+}
+
+/*
+ * chk2: the plain-payload checksum of format 2 (FORMAT.md "chk2").  Eight
+ * 64-bit lanes, one 64-byte stripe at a time: each lane adds its
+ * neighbour's word and the product of the two 32-bit halves of its own
+ * word xored with a key; a scramble every 16 stripes; the zero-padded
+ * tail is the last stripe.  A stripe is one vector operation of each
+ * kind with AVX-512 (chk64's lanes are a chain of 64-bit multiplies):
+ * about four times chk64's speed, and the same result everywhere.
+ */
+#define CHK2_PRIME 0x9E3779B1ULL
+
+static const uint64_t chk2_key[8] = {
+	0x243F6A8885A308D3ULL, 0x13198A2E03707344ULL, 0xA4093822299F31D0ULL,
+	0x082EFA98EC4E6C89ULL, 0x452821E638D01377ULL, 0xBE5466CF34E90C6CULL,
+	0xC0AC29B7C97C50DDULL, 0x3F84D5B5B5470917ULL,
+};
+
+/* @n stripes of @p into @acc, scrambling after each 16th (@s counts). */
+static void chk2_stripes(uint64_t acc[8], const unsigned char *p, size_t n,
+			 size_t *s)
+{
+	for (size_t i = 0; i < n; i++, p += 64) {
+		uint64_t d[8];
+
+		for (int j = 0; j < 8; j++)
+			d[j] = le64_get(p + 8 * j);
+		for (int j = 0; j < 8; j++) {
+			uint64_t dk = d[j] ^ chk2_key[j];
+
+			acc[j] += d[j ^ 1] + (dk & 0xFFFFFFFFu) * (dk >> 32);
+		}
+		if (++*s % 16 == 0)
+			for (int j = 0; j < 8; j++)
+				acc[j] = (acc[j] ^ (acc[j] >> 47) ^
+					  chk2_key[j]) *
+					 CHK2_PRIME;
+	}
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define CHK2_AVX512 1
+
+/* chk2_stripes() with one AVX-512 register for the eight lanes. */
+__attribute__((target("avx512f"))) static void
+chk2_stripes512(uint64_t acc[8], const unsigned char *p, size_t n, size_t *s)
+{
+	const __m512i key = _mm512_loadu_si512((const void *)chk2_key);
+	const __m512i prime = _mm512_set1_epi64((long long)CHK2_PRIME);
+	__m512i a = _mm512_loadu_si512((const void *)acc);
+
+	for (size_t i = 0; i < n; i++, p += 64) {
+		__m512i d = _mm512_loadu_si512((const void *)p);
+		__m512i dk = _mm512_xor_si512(d, key);
+		__m512i prod = _mm512_mul_epu32(dk, _mm512_srli_epi64(dk, 32));
+		/* each 64-bit word with its neighbour: d[j ^ 1] */
+		__m512i sw = _mm512_shuffle_epi32(d, (_MM_PERM_ENUM)0x4E);
+
+		a = _mm512_add_epi64(a, _mm512_add_epi64(sw, prod));
+		if (++*s % 16 == 0) {
+			__m512i x = _mm512_xor_si512(
+				_mm512_xor_si512(a, _mm512_srli_epi64(a, 47)),
+				key);
+			/* x * prime mod 2^64, prime < 2^32 */
+			__m512i lo = _mm512_mul_epu32(x, prime);
+			__m512i hi = _mm512_mul_epu32(_mm512_srli_epi64(x, 32),
+						      prime);
+
+			a = _mm512_add_epi64(lo, _mm512_slli_epi64(hi, 32));
+		}
+	}
+	_mm512_storeu_si512((void *)acc, a);
+}
+
+static bool chk2_avx512(void)
+{
+	static int cached = -1;
+
+	if (cached < 0)
+		cached = __builtin_cpu_supports("avx512f") ? 1 : 0;
+	return cached;
+}
+#endif
+
+/* chk2 of @p[0..n); @simd: with the vector unit where there is one. */
+static uint64_t chk2_impl(const void *p, size_t n, bool simd)
+{
+	void (*stripes)(uint64_t *, const unsigned char *, size_t, size_t *) =
+		chk2_stripes;
+	const unsigned char *s = p;
+	uint64_t acc[8], h = n * P1;
+	unsigned char last[64];
+	size_t full = n / 64, done = 0;
+
+#ifdef CHK2_AVX512
+	if (simd && chk2_avx512())
+		stripes = chk2_stripes512;
+#else
+	(void)simd;
+#endif
+	for (int j = 0; j < 8; j++)
+		acc[j] = chk2_key[j] * P1;
+	stripes(acc, s, full, &done);
+	if (n % 64) {
+		memset(last, 0, sizeof(last));
+		memcpy(last, s + 64 * full, n % 64);
+		stripes(acc, last, 1, &done);
+	}
+	for (int j = 0; j < 8; j++)
+		h = rotl((h ^ acc[j]) * P1, 31);
+	return chk_final(h);
+}
+
+uint64_t chk2_scalar(const void *p, size_t n)
+{
+	return chk2_impl(p, n, false);
+}
+
+uint64_t chk2(const void *p, size_t n)
+{
+	return chk2_impl(p, n, true);
 }
 
 /* ---- key helpers for the tools ---- */

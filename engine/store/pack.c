@@ -47,6 +47,12 @@ void chunk_hdr_encode(const struct chunk_hdr *h, unsigned char *out)
 	le32_put(out + 60, hdr_check(out));
 }
 
+uint64_t chunk_sum(const struct chunk_hdr *h, const void *p)
+{
+	return (h->flags & CHUNK_F_CHK2) ? chk2(p, h->stored)
+					 : chk64(p, h->stored);
+}
+
 int chunk_hdr_decode(const unsigned char *in, struct chunk_hdr *h)
 {
 	uint32_t bound;
@@ -57,6 +63,8 @@ int chunk_hdr_decode(const unsigned char *in, struct chunk_hdr *h)
 	if (le32_get(in + 60) != hdr_check(in))
 		return -EBADMSG;
 	h->flags = in[4];
+	if ((h->flags & CHUNK_F_ENC) && (h->flags & CHUNK_F_CHK2))
+		return -EBADMSG;
 	memcpy(h->id, in + 8, 32);
 	h->plain = le32_get(in + 40);
 	h->stored = le32_get(in + 44);
@@ -157,7 +165,9 @@ int chunk_seal(const struct store_keys *k, const unsigned char *id,
 	}
 	if (!k->enc) {
 		h.stored = (uint32_t)plen;
-		le64_put(h.nonce, chk64(src, plen));
+		if (k->chk2)
+			h.flags |= CHUNK_F_CHK2;
+		le64_put(h.nonce, chunk_sum(&h, src));
 		chunk_hdr_encode(&h, rec->hdr);
 		rec->payload = src;
 		rec->len = plen;
@@ -206,7 +216,7 @@ int chunk_decode(const struct store_keys *k, const unsigned char *raw,
 			return ret;
 		src = tmp->data;
 		slen = tmp->len;
-	} else if (le64_get(h->nonce) != chk64(payload, h->stored)) {
+	} else if (le64_get(h->nonce) != chunk_sum(h, payload)) {
 		return -EBADMSG;
 	}
 	if (h->flags & CHUNK_F_LZ4) {

@@ -358,7 +358,7 @@ int store_chunk_load(struct store *st, const unsigned char *id,
 	}
 	if (direct) {
 		/* as chunk_decode() of a plain raw chunk, in place */
-		if (le64_get(h.nonce) != chk64(dst, h.stored)) {
+		if (le64_get(h.nonce) != chunk_sum(&h, dst)) {
 			ret = -EBADMSG;
 		} else if (rehash) {
 			unsigned char md[32];

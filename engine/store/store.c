@@ -453,7 +453,7 @@ int store_open(const char *repo, const struct store_open_opts *opts,
 		goto out;
 	}
 	ret = config_parse(text.data, &c);
-	if (!ret && c.format != STORE_FORMAT)
+	if (!ret && (c.format < STORE_FORMAT_MIN || c.format > STORE_FORMAT))
 		ret = -EPROTO;
 	if (ret) {
 		why_set(why,
@@ -507,6 +507,8 @@ int store_open(const char *repo, const struct store_open_opts *opts,
 			goto out;
 		}
 	}
+	/* format 1 repositories stay readable by the versions that made them */
+	st->keys.chk2 = !c.enc && c.format >= 2;
 	if (opts->flags & STORE_OPEN_WRITE) {
 		ret = lock_take(st, opts->command, why);
 		if (ret)

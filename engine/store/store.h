@@ -49,7 +49,8 @@
 #define STORE_KEY_LEN	  32 /* bytes of a repository key */
 #define STORE_KEY_B64_LEN 44 /* base64 characters of a key, with padding */
 #define STORE_ID_LEN	  32 /* bytes of a chunk id */
-#define STORE_FORMAT	  1 /* repository format version (FORMAT.md) */
+#define STORE_FORMAT	  2 /* repository format version (FORMAT.md) */
+#define STORE_FORMAT_MIN  1 /* the oldest this version reads and writes */
 
 /* Chunker defaults (bytes); recorded in REPO/config at creation. */
 #define STORE_CHUNK_MIN (256u * 1024)
@@ -155,7 +156,7 @@ int store_close(struct store *st);
 
 struct store_info {
 	char repo_id[33]; /* 32 hex digits */
-	unsigned format; /* STORE_FORMAT of the repository */
+	unsigned format; /* of the repository: STORE_FORMAT_MIN..STORE_FORMAT */
 	bool encrypted;
 	bool writable;
 	uint32_t chunk_min, chunk_avg, chunk_max;

@@ -28,7 +28,8 @@
 #define CHUNK_AAD_LEN  48 /* magic .. stored size */
 #define CHUNK_F_LZ4    0x01
 #define CHUNK_F_ENC    0x02
-#define CHUNK_F_ALL    (CHUNK_F_LZ4 | CHUNK_F_ENC)
+#define CHUNK_F_CHK2   0x04 /* plain payload checked by chk2, not chk64 */
+#define CHUNK_F_ALL    (CHUNK_F_LZ4 | CHUNK_F_ENC | CHUNK_F_CHK2)
 #define CHUNK_LIMIT    (16u * 1024 * 1024) /* largest plaintext chunk */
 #define GCM_NONCE_LEN  12
 #define GCM_TAG_LEN    16
@@ -41,6 +42,7 @@
 
 struct store_keys {
 	bool enc;
+	bool chk2; /* plain payloads get chk2 (format 2), else chk64 */
 	unsigned char id_key[32]; /* HMAC key for chunk ids */
 	unsigned char data_key[32]; /* AES-256-GCM key */
 	unsigned char check[32]; /* key check value */
@@ -74,8 +76,11 @@ int gcm_open_to(const unsigned char key[32], const unsigned char *nonce,
 /* Log OpenSSL's error queue with @what; returns -EIO (or -ENOMEM). */
 int ssl_errno(const char *what);
 
-/* Fast 64-bit checksum of plain payloads (FORMAT.md "chk64"). */
+/* Fast 64-bit checksums of plain payloads (FORMAT.md "chk64", "chk2"). */
 uint64_t chk64(const void *p, size_t n);
+uint64_t chk2(const void *p, size_t n);
+/* chk2() without the vector unit (the tests compare the two). */
+uint64_t chk2_scalar(const void *p, size_t n);
 
 /* ---- two SHA-256 in one pass (sha2x.c) ---- */
 
@@ -159,13 +164,14 @@ struct chunk_hdr {
 	unsigned char id[32];
 	uint32_t plain; /* plaintext bytes */
 	uint32_t stored; /* payload bytes after the header */
-	unsigned char nonce[GCM_NONCE_LEN]; /* or chk64 of plain payloads */
+	unsigned char
+		nonce[GCM_NONCE_LEN]; /* or chk64/chk2 of plain payloads */
 };
 
 void le32_put(unsigned char *p, uint32_t v);
 void le64_put(unsigned char *p, uint64_t v);
 
-/* Little-endian loads; inline, chk64() runs them over every payload. */
+/* Little-endian loads; inline, the checksums run them over every payload. */
 static inline uint32_t le32_get(const unsigned char *p)
 {
 	uint32_t v;
@@ -183,6 +189,8 @@ static inline uint64_t le64_get(const unsigned char *p)
 }
 
 void chunk_hdr_encode(const struct chunk_hdr *h, unsigned char *out);
+/* The checksum of plain record @h's payload (@h->stored bytes at @p). */
+uint64_t chunk_sum(const struct chunk_hdr *h, const void *p);
 /* Parse and validate a header; -EBADMSG when it is not one. */
 int chunk_hdr_decode(const unsigned char *in, struct chunk_hdr *h);
 

@@ -542,7 +542,63 @@ static void on_problem(void *arg, const struct store_problem *p)
 		count_tail_problems++;
 }
 
-static void damage(bool enc)
+/* Rewrite the "format N" line of @repo's config. */
+static void set_format(const char *repo, unsigned format)
+{
+	char path[300], *line;
+	struct buf in = BUF_INIT, out = BUF_INIT;
+
+	snprintf(path, sizeof(path), "%s/config", repo);
+	CHECK_EQ(util_read_file(path, &in, 1 << 16), 0);
+	for (char *save = NULL, *t = in.data; (line = strtok_r(t, "\n", &save));
+	     t = NULL) {
+		if (!strncmp(line, "format ", 7))
+			buf_addf(&out, "format %u\n", format);
+		else
+			buf_addf(&out, "%s\n", line);
+	}
+	CHECK_EQ(util_write_file_atomic(path, out.data, out.len, 0600), 0);
+	buf_release(&in);
+	buf_release(&out);
+}
+
+struct flag_count {
+	int recs, chk2;
+};
+
+static int count_flags(void *arg, uint64_t off, const unsigned char *raw,
+		       const struct chunk_hdr *h)
+{
+	struct flag_count *f = arg;
+
+	(void)off;
+	(void)raw;
+	f->recs++;
+	f->chk2 += !!(h->flags & CHUNK_F_CHK2);
+	return 0;
+}
+
+/* Records in @pack, and how many of them carry chk2. */
+static struct flag_count pack_flags(const char *pack)
+{
+	struct flag_count f = { 0, 0 };
+	struct pack_walk pw = { count_flags, NULL, &f };
+	struct stat sb;
+	int fd = open(pack, O_RDONLY);
+
+	CHECK(fd >= 0 && !fstat(fd, &sb));
+	if (fd >= 0) {
+		CHECK_EQ(pack_walk(fd, (uint64_t)sb.st_size, &pw), 0);
+		close(fd);
+	}
+	return f;
+}
+
+/*
+ * A byte flipped anywhere in a pack of a repository of @format: that one
+ * chunk reads as damaged, the others read right, check finds it.
+ */
+static void damage(bool enc, unsigned format)
 {
 	unsigned char key[32], *src[NSMALL], buf1[256 * 1024];
 	struct store_content c[NSMALL];
@@ -552,11 +608,22 @@ static void damage(bool enc)
 	struct stat sb;
 	int fd;
 
+	struct store_info info;
+	struct flag_count fl;
+
 	CHECK_EQ(make_repo(repo, enc, key), 0);
+	if (format != STORE_FORMAT)
+		set_format(repo, format);
 	st = open_rw(repo, enc ? key : NULL);
+	store_info(st, &info);
+	CHECK_EQ(info.format, format);
 	store_smalls(st, src, len, c);
 	CHECK_EQ(store_close(st), 0);
 	CHECK(first_pack(repo, pack, sizeof(pack)));
+	/* plain records of format 2 carry chk2, the others do not */
+	fl = pack_flags(pack);
+	CHECK_EQ(fl.recs, NSMALL);
+	CHECK_EQ(fl.chk2, !enc && format >= 2 ? NSMALL : 0);
 	fd = open(pack, O_RDWR);
 	CHECK(fd >= 0 && !fstat(fd, &sb));
 	for (int round = 0; round < 40; round++) {
@@ -601,12 +668,143 @@ static void damage(bool enc)
 
 static void test_damage_plain(void)
 {
-	damage(false);
+	damage(false, STORE_FORMAT);
 }
 
 static void test_damage_encrypted(void)
 {
-	damage(true);
+	damage(true, STORE_FORMAT);
+}
+
+/* Format 1 repositories: still read, written with chk64, still checked. */
+static void test_damage_format1(void)
+{
+	damage(false, 1);
+	damage(true, 1);
+}
+
+/* A format this version does not know is refused, with its number. */
+static void test_format_unknown(void)
+{
+	struct store_open_opts o = { 0 };
+	struct buf why = BUF_INIT;
+	struct store *st = NULL;
+	char *repo = new_repo();
+
+	CHECK_EQ(make_repo(repo, false, NULL), 0);
+	set_format(repo, STORE_FORMAT + 1);
+	CHECK_EQ(store_open(repo, &o, &st, &why), -EPROTO);
+	CHECK(why.data && strstr(why.data, "format 3"));
+	set_format(repo, 0);
+	CHECK_EQ(store_open(repo, &o, &st, NULL), -EPROTO);
+	buf_release(&why);
+	free(repo);
+}
+
+/*
+ * chk2 as FORMAT.md states it, written for clarity: the bytes of each
+ * word assembled one by one, the tail padded, 64-bit arithmetic.
+ */
+static uint64_t chk2_ref(const unsigned char *p, size_t n)
+{
+	static const uint64_t k[8] = {
+		0x243F6A8885A308D3ULL, 0x13198A2E03707344ULL,
+		0xA4093822299F31D0ULL, 0x082EFA98EC4E6C89ULL,
+		0x452821E638D01377ULL, 0xBE5466CF34E90C6CULL,
+		0xC0AC29B7C97C50DDULL, 0x3F84D5B5B5470917ULL,
+	};
+	const uint64_t p1 = 0x9E3779B185EBCA87ULL, p2 = 0xC2B2AE3D27D4EB4FULL,
+		       p3 = 0x165667B19E3779F9ULL;
+	uint64_t acc[8], h = n * p1;
+	size_t stripes = (n + 63) / 64;
+
+	for (int j = 0; j < 8; j++)
+		acc[j] = k[j] * p1;
+	for (size_t s = 0; s < stripes; s++) {
+		uint64_t d[8] = { 0 };
+
+		for (size_t b = 0; b < 64 && 64 * s + b < n; b++)
+			d[b / 8] |= (uint64_t)p[64 * s + b] << (8 * (b % 8));
+		for (int j = 0; j < 8; j++) {
+			uint64_t dk = d[j] ^ k[j];
+
+			acc[j] += d[j ^ 1] + (dk & 0xFFFFFFFFULL) * (dk >> 32);
+		}
+		if ((s + 1) % 16 == 0)
+			for (int j = 0; j < 8; j++)
+				acc[j] = (acc[j] ^ (acc[j] >> 47) ^ k[j]) *
+					 0x9E3779B1ULL;
+	}
+	for (int j = 0; j < 8; j++) {
+		h = (h ^ acc[j]) * p1;
+		h = (h << 31) | (h >> 33);
+	}
+	h ^= h >> 33;
+	h *= p2;
+	h ^= h >> 29;
+	h *= p3;
+	h ^= h >> 32;
+	return h;
+}
+
+static void test_chk2(void)
+{
+	const size_t big[] = { 1023, 1024, 1025, 64 * 1024 - 1, MiB + 13 };
+	size_t cap = MiB + 64;
+	unsigned char *b = malloc(cap), *t = malloc(cap);
+	int diff = 0;
+
+	fill_random(b, cap, 77);
+	fill_text(t, cap, 78);
+	/* the vector code, the portable code and the text agree */
+	for (size_t n = 0; n <= 300; n++)
+		for (size_t a = 0; a < 8; a += 3) {
+			uint64_t r = chk2_ref(b + a, n);
+
+			diff += chk2(b + a, n) != r ||
+				chk2_scalar(b + a, n) != r;
+			r = chk2_ref(t + a, n);
+			diff += chk2(t + a, n) != r ||
+				chk2_scalar(t + a, n) != r;
+		}
+	for (size_t i = 0; i < ARRAY_SIZE(big); i++) {
+		uint64_t r = chk2_ref(b + 1, big[i]);
+
+		diff += chk2(b + 1, big[i]) != r ||
+			chk2_scalar(b + 1, big[i]) != r;
+		r = chk2_ref(t, big[i]);
+		diff += chk2(t, big[i]) != r || chk2_scalar(t, big[i]) != r;
+	}
+	CHECK_EQ(diff, 0);
+	/* pinned: the value is part of the on-disk format */
+	for (size_t i = 0; i < 1000; i++)
+		t[i] = (unsigned char)i;
+	CHECK_EQ(chk2(t, 1000), chk2_ref(t, 1000));
+	CHECK_EQ(chk2(t, 1000), 0xb81562d725a77bd6ULL);
+	/* every single flipped bit shows, and so does a zero appended */
+	for (size_t n = 1; n <= 200; n += 199) {
+		uint64_t r = chk2(b, n);
+
+		for (size_t bit = 0; bit < 8 * n; bit++) {
+			b[bit / 8] ^= (unsigned char)(1u << (bit % 8));
+			diff += chk2(b, n) == r;
+			b[bit / 8] ^= (unsigned char)(1u << (bit % 8));
+		}
+	}
+	for (int i = 0; i < 4000; i++) {
+		size_t bit = (size_t)(rnd() % (8 * (uint64_t)MiB));
+		uint64_t r = chk2(b, MiB);
+
+		b[bit / 8] ^= (unsigned char)(1u << (bit % 8));
+		diff += chk2(b, MiB) == r;
+		b[bit / 8] ^= (unsigned char)(1u << (bit % 8));
+	}
+	memset(t, 0, 130);
+	for (size_t n = 0; n < 129; n++)
+		diff += chk2(t, n) == chk2(t, n + 1);
+	CHECK_EQ(diff, 0);
+	free(b);
+	free(t);
 }
 
 static void test_torn_tail(void)
@@ -2169,6 +2367,9 @@ int main(int argc, char **argv)
 	RUN_IF(test_dedup_edit);
 	RUN_IF(test_damage_plain);
 	RUN_IF(test_damage_encrypted);
+	RUN_IF(test_damage_format1);
+	RUN_IF(test_format_unknown);
+	RUN_IF(test_chk2);
 	RUN_IF(test_torn_tail);
 	RUN_IF(test_kill_writer);
 	RUN_IF(test_concurrency);
