@@ -197,7 +197,9 @@ void fs_push_stop(struct fs *fs)
  * kernel to read both databases ahead, sequentially, into the page cache
  * (when they are small: up to 64 MiB each, a catalog of ~100,000 items);
  * the random reads then find their pages there.  POSIX_FADV_WILLNEED only
- * starts the reads.
+ * starts the reads, and one call reads no more than the device's readahead
+ * (8 MiB here: a 16 MiB index was read half, and every chunk lookup in the
+ * other half waited for the disk): util_willneed() asks in pieces.
  *
  * This must run before SQLite opens the files in this process: closing
  * any descriptor of a file drops every POSIX lock the process holds on it,
@@ -227,7 +229,8 @@ void fs_prefetch(const char *repo)
 		if (!fstat(fd, &st) && (uint64_t)st.st_size <= budget &&
 		    (uint64_t)st.st_size <= PREFETCH_MAX) {
 			budget -= (uint64_t)st.st_size;
-			posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
+			util_willneed(fd, 0, (uint64_t)st.st_size,
+				      util_willneed_max(path));
 		}
 		close(fd);
 	}

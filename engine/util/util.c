@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -326,6 +327,48 @@ int util_pread_all(int fd, void *p, size_t n, off_t off)
 		off += k;
 	}
 	return 0;
+}
+
+#define WILLNEED_MIN (128u << 10) /* the kernel's default readahead */
+
+uint64_t util_willneed_max(const char *path)
+{
+	static const char *const where[] = { "bdi", "../bdi" }; /* partitions */
+	char sys[128];
+	unsigned long kb = 0;
+	struct stat st;
+
+	if (stat(path, &st))
+		return WILLNEED_MIN;
+	for (size_t i = 0; i < sizeof(where) / sizeof(where[0]) && !kb; i++) {
+		FILE *f;
+
+		snprintf(sys, sizeof(sys),
+			 "/sys/dev/block/%u:%u/%s/read_ahead_kb",
+			 major(st.st_dev), minor(st.st_dev), where[i]);
+		f = fopen(sys, "r");
+		if (!f)
+			continue;
+		if (fscanf(f, "%lu", &kb) != 1)
+			kb = 0;
+		fclose(f);
+	}
+	return kb * 1024 > WILLNEED_MIN ? (uint64_t)kb * 1024 : WILLNEED_MIN;
+}
+
+void util_willneed(int fd, uint64_t off, uint64_t len, uint64_t piece)
+{
+	if (!piece)
+		piece = WILLNEED_MIN;
+	while (len) {
+		uint64_t n = len < piece ? len : piece;
+
+		if (posix_fadvise(fd, (off_t)off, (off_t)n,
+				  POSIX_FADV_WILLNEED))
+			return;
+		off += n;
+		len -= n;
+	}
 }
 
 int util_read_file(const char *path, struct buf *out, size_t max)

@@ -71,6 +71,20 @@ int util_write_all(int fd, const void *p, size_t n);
 int util_pread_all(int fd, void *p, size_t n, off_t off);
 
 /**
+ * The most one POSIX_FADV_WILLNEED call reads of a file at @path (the
+ * kernel caps it at the device's readahead, read_ahead_kb): found in
+ * sysfs, at least 128 KiB (the kernel's default, also when unknown).
+ */
+uint64_t util_willneed_max(const char *path);
+
+/**
+ * Start reading @len bytes of @fd at @off into the page cache
+ * (POSIX_FADV_WILLNEED), without waiting for them, in calls of at most
+ * @piece bytes (util_willneed_max(): more would be cut off).  Best effort.
+ */
+void util_willneed(int fd, uint64_t off, uint64_t len, uint64_t piece);
+
+/**
  * Read a whole small file into @out (capped at @max bytes: -E2BIG beyond).
  */
 int util_read_file(const char *path, struct buf *out, size_t max);

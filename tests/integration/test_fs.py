@@ -9,6 +9,7 @@ import hashlib
 import os
 import pathlib
 import random
+import re
 import shutil
 import stat
 import subprocess
@@ -415,6 +416,144 @@ def test_fs_damaged_pack_gives_eio(two_snaps, tmp_path):
         out = m.output()
     for rel in bad:
         assert rel in out
+
+
+def read_ahead_ranges(out, ino):
+    """(from, to) of each "read ahead" of inode @ino in a -d log."""
+    pat = re.compile(rf"read ahead of inode {ino}: bytes (\d+) to (\d+)")
+    return [(int(a), int(b)) for a, b in pat.findall(out)]
+
+
+def sequential_read(path, size):
+    """The bytes of @path read as cat reads it, up to the first error:
+    (bytes, OSError or None)."""
+    got = bytearray()
+    try:
+        with open(path, "rb", buffering=0) as f:
+            while True:
+                b = f.read(size)
+                if not b:
+                    return bytes(got), None
+                got += b
+    except OSError as e:
+        return bytes(got), e
+
+
+@pytest.fixture
+def ahead_repo(tmp_path):
+    """A repository of two multi-chunk files of random bytes (16-256 KiB
+    chunks: ~100 of them each, stored raw): (repo, src, names)."""
+    if not gen_works():
+        pytest.skip("store or catalog not implemented yet")
+    rnd = random.Random(61)
+    src = tmp_path / "src"
+    docs = "sites/contoso.example/sites/hr/Documents"
+    names = [f"{docs}/a.bin", f"{docs}/b.bin"]
+    fsutil.write(src / names[0], rnd.randbytes((6 << 20) + 777))
+    fsutil.write(src / names[1], rnd.randbytes(5 << 20))
+    gen_import(tmp_path / "repo", src)
+    return tmp_path / "repo", src, names
+
+
+def test_fs_read_ahead_keeps_bytes(ahead_repo, tmp_path):
+    """Sequential reads make the daemon ask the kernel for the packs ahead
+    of the reader (logged with -d); what is read stays the file's bytes:
+    sequentially, at random offsets and sizes afterwards, and from four
+    threads reading the file at once with O_DIRECT (reads out of order)."""
+    repo, src, names = ahead_repo
+    m = Mount(repo, tmp_path / "m", "-d")
+    m.allowed.append(r"^\s*unique: \d+, (error|success)")
+    with m:
+        snap = m.mnt / "snapshots/latest"
+        for rel in names:
+            want = (src / rel).read_bytes()
+            got, err = sequential_read(snap / rel, 1 << 20)
+            assert err is None and got == want, rel
+            ranges = read_ahead_ranges(m.output(), os.stat(snap / rel).st_ino)
+            assert ranges, rel
+            assert all(0 < a < b <= len(want) for a, b in ranges), ranges
+            rnd = random.Random(rel)
+            fd = os.open(snap / rel, os.O_RDONLY | os.O_DIRECT)
+            try:
+                for i in range(150):
+                    off = rnd.randrange(0, len(want) + 10)
+                    n = rnd.choice([1, 4096, 70_000, 300_000, 1 << 20,
+                                    3 << 20])
+                    assert os.pread(fd, n, off) == want[off:off + n], (off, n)
+            finally:
+                os.close(fd)
+
+        want = (src / names[0]).read_bytes()
+        bad = []
+
+        def reader(size):
+            fd = os.open(snap / names[0], os.O_RDONLY | os.O_DIRECT)
+            try:
+                off = 0
+                while off < len(want):
+                    b = os.pread(fd, size, off)
+                    if b != want[off:off + size]:
+                        bad.append((size, off))
+                        return
+                    off += size
+            finally:
+                os.close(fd)
+
+        th = [threading.Thread(target=reader, args=(n << 10,))
+              for n in (128, 256, 1024, 2048)]
+        for t in th:
+            t.start()
+        for t in th:
+            t.join()
+        assert not bad
+
+
+def test_fs_read_ahead_of_damaged_chunk(ahead_repo, tmp_path):
+    """A damaged chunk in the range read ahead: reading that file
+    sequentially fails with EIO where it lies (the bytes before it are
+    right), once, logged once with the file's path; the rest of that
+    file and the other file read correctly."""
+    repo, src, names = ahead_repo
+    want = (src / names[0]).read_bytes()
+    spot = (4 << 20) + 1000
+    needle = want[spot:spot + 64]
+    hits = [(p, p.read_bytes().find(needle))
+            for p in (repo / "data").rglob("*.pack")]
+    hits = [(p, at) for p, at in hits if at >= 0]
+    assert len(hits) == 1, "the chunk is stored raw, once"
+    pack, at = hits[0]
+    with open(pack, "r+b") as f:
+        f.seek(at + 10)
+        b = f.read(1)
+        f.seek(at + 10)
+        f.write(bytes([b[0] ^ 0x55]))
+    m = Mount(repo, tmp_path / "m", "-d")
+    m.allowed = [r"^\s*unique: \d+, (error|success)",
+                 r"cannot read '.*': its data in repository .* is damaged",
+                 r"store: chunk [0-9a-f]+ in pack .* is damaged"]
+    with m:
+        snap = m.mnt / "snapshots/latest"
+        path = snap / names[0]
+        got, err = sequential_read(path, 1 << 20)
+        assert err is not None and err.errno == errno.EIO
+        assert (4 << 20) - (1 << 20) <= len(got) <= spot
+        assert got == want[:len(got)]
+        ranges = read_ahead_ranges(m.output(), os.stat(path).st_ino)
+        assert any(a <= spot < b for a, b in ranges), ranges
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
+        try:
+            with pytest.raises(OSError) as e:
+                os.pread(fd, 4096, spot & ~4095)
+            assert e.value.errno == errno.EIO
+            for off in (0, 2 << 20, 5 << 20):  # chunks: 256 KiB at most
+                assert os.pread(fd, 1 << 20, off) == want[off:off + (1 << 20)]
+        finally:
+            os.close(fd)
+        got, err = sequential_read(snap / names[1], 1 << 20)
+        assert err is None and got == (src / names[1]).read_bytes()
+        out = m.output()
+    failed = [line for line in out.splitlines() if "cannot read '" in line]
+    assert len(failed) == 1 and names[0] in failed[0], failed
 
 
 def test_fs_latest_target_is_cached_until_it_moves(two_snaps, tmp_path):
