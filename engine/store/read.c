@@ -846,59 +846,6 @@ void store_view_put(struct store_view *v)
 	memset(v, 0, sizeof(*v));
 }
 
-/*
- * Records closer than this in one pack are asked for in one range (the
- * bytes between are read too): lanes keep a content's chunks together.
- */
-#define PREFETCH_GAP (256u * 1024)
-
-/* Ask for [@from, @to) of pack @pack. */
-static void pack_willneed(struct store *st, int64_t pack, uint64_t from,
-			  uint64_t to)
-{
-	int fd, slot;
-
-	if (pack < 0 || to <= from)
-		return;
-	fd = fd_get(st, pack, &slot);
-	if (fd < 0)
-		return;
-	util_willneed(fd, from, to - from, st->willneed_max);
-	fd_put(st, fd, slot);
-}
-
-void store_prefetch(struct store *st, const void *desc, size_t desc_len,
-		    uint64_t off, uint64_t len)
-{
-	const unsigned char *id;
-	uint64_t count, size, start, end, from = 0, to = 0;
-	int64_t pack = -1;
-	struct loc loc;
-
-	if (desc_shape(desc, desc_len, &count, &size) || off >= size)
-		return;
-	if (len > size - off)
-		len = size - off;
-	for (uint64_t i = desc_find(desc, count, off); i < count; i++) {
-		desc_entry(desc, i, &id, &start, &end);
-		if (start >= off + len)
-			break;
-		if (store_locate(st, id, &loc))
-			continue; /* the load will say why */
-		if (loc.pack == pack && loc.off >= from &&
-		    loc.off <= to + PREFETCH_GAP) {
-			if (loc.off + CHUNK_HDR_LEN + loc.stored > to)
-				to = loc.off + CHUNK_HDR_LEN + loc.stored;
-			continue;
-		}
-		pack_willneed(st, pack, from, to);
-		pack = loc.pack;
-		from = loc.off;
-		to = loc.off + CHUNK_HDR_LEN + loc.stored;
-	}
-	pack_willneed(st, pack, from, to);
-}
-
 int store_read_fd(struct store *st, const void *desc, size_t desc_len, int fd)
 {
 	struct buf b = BUF_INIT;
