@@ -35,8 +35,6 @@
 #define STATFS_MS	 30000
 #define PUSH_READ_MAX	 (64 * 1024) /* larger reads: the kernel reads ahead */
 #define READ_VIEWS	 8 /* chunks one read answers from the cache */
-#define READ_AHEAD	 (16u << 20) /* pack data asked for ahead of a reader */
-#define READ_SEQ_SLACK	 (8u << 20) /* concurrent reads arrive out of order */
 
 /* ---- cached objects ----------------------------------------------------- */
 
@@ -45,8 +43,6 @@ struct file_obj {
 	struct ino_obj o;
 	int64_t size;
 	int err_logged; /* set once a read failure was logged */
-	uint64_t seq_end; /* where the last large read ended */
-	uint64_t ahead; /* pack data asked for up to here (prefetch()) */
 	size_t desc_len;
 	unsigned char desc[];
 };
@@ -690,42 +686,6 @@ static bool read_view(fuse_req_t req, struct fs *fs, struct file_obj *f,
 	return ok;
 }
 
-/*
- * The kernel reads a file ahead in requests larger than PUSH_READ_MAX
- * (up to 1 MiB) only while it is read sequentially; they land on chunks one
- * after the other, each a synchronous pread of its pack.  The packs'
- * own readahead keeps only a few MiB ahead, and a reader that waits
- * for the disk chunk after chunk gets half its speed.  So a read of
- * [@off, @end) that follows the previous one asks the kernel to read the
- * packs up to READ_AHEAD beyond @end, READ_AHEAD / 2 at a time, before
- * the reader gets there (store_prefetch(): asynchronous, bytes not
- * checked: the load still checks what it serves).  Races between
- * threads cost at most a second fadvise of a range.
- */
-static void prefetch(struct fs *fs, struct file_obj *f, uint64_t off,
-		     uint64_t end)
-{
-	uint64_t last = __atomic_exchange_n(&f->seq_end, end, __ATOMIC_RELAXED);
-	uint64_t ahead = __atomic_load_n(&f->ahead, __ATOMIC_RELAXED);
-	uint64_t from, to;
-
-	if (off && (off > last + READ_SEQ_SLACK || off + READ_SEQ_SLACK < last))
-		return; /* not where the last read ended: random access */
-	if (ahead > off + READ_AHEAD + READ_SEQ_SLACK || ahead < off)
-		ahead = off; /* a new run, or one that jumped back */
-	if (ahead >= end + READ_AHEAD / 2 || ahead >= (uint64_t)f->size)
-		return;
-	from = ahead > end ? ahead : end;
-	to = end + READ_AHEAD;
-	if (to > (uint64_t)f->size)
-		to = (uint64_t)f->size;
-	__atomic_store_n(&f->ahead, to, __ATOMIC_RELAXED);
-	log_debug("read ahead of inode %llu: bytes %llu to %llu",
-		  (unsigned long long)f->o.ino, (unsigned long long)from,
-		  (unsigned long long)to);
-	store_prefetch(fs->st, f->desc, f->desc_len, from, to - from);
-}
-
 static void fsop_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		      struct fuse_file_info *fi)
 {
@@ -756,8 +716,10 @@ static void fsop_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	if ((uint64_t)size > (uint64_t)(f->size - off))
 		size = (size_t)(f->size - off);
-	if (read_view(req, fs, f, ino, size, off))
-		goto out;
+	if (read_view(req, fs, f, ino, size, off)) {
+		ino_table_put(fs->files, &f->o);
+		return;
+	}
 	p = rbuf_get(size);
 	if (!p) {
 		ino_table_put(fs->files, &f->o);
@@ -771,11 +733,8 @@ static void fsop_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, EIO);
 		return;
 	}
-	fuse_reply_buf(req, p, (size_t)n);
-out:
-	if (size > PUSH_READ_MAX)
-		prefetch(fs, f, (uint64_t)off, (uint64_t)off + size);
 	ino_table_put(fs->files, &f->o);
+	fuse_reply_buf(req, p, (size_t)n);
 }
 
 /* ---- directories -------------------------------------------------------- */

@@ -546,7 +546,6 @@ int store_open(const char *repo, const struct store_open_opts *opts,
 		ret = fdpool_init(&st->fds, opts->max_fds ? opts->max_fds : 64);
 	if (ret)
 		goto out;
-	st->willneed_max = util_willneed_max(repo);
 	if (st->info.writable) {
 		ret = recover(st);
 		if (ret) {

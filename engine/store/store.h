@@ -385,17 +385,6 @@ int store_view_get(struct store *st, const void *desc, size_t desc_len,
 void store_view_put(struct store_view *v);
 
 /**
- * Have the kernel read ahead, into its page cache, the pack records of
- * the chunks of content @desc that hold bytes [@off, @off + @len), so that
- * loading them later does not wait for the disk (a sequential reader asks
- * for the next few MiB).  Only starts the reads (POSIX_FADV_WILLNEED) and
- * never fails: what cannot be located or opened is left to the load,
- * which reports it.  Neither reads nor checks any chunk.
- */
-void store_prefetch(struct store *st, const void *desc, size_t desc_len,
-		    uint64_t off, uint64_t len);
-
-/**
  * Read the whole content of @desc and write it to @fd.
  * Returns 0 or -errno as store_read().
  */

@@ -427,7 +427,6 @@ struct store {
 	unsigned char loading[LOAD_SLOTS][32];
 	bool load_busy[LOAD_SLOTS];
 	struct fd_pool fds;
-	uint64_t willneed_max; /* util_willneed_max() of the packs */
 };
 
 /*
