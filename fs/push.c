@@ -196,13 +196,13 @@ void fs_push_stop(struct fs *fs)
  * the files, one random disk read each.  Before opening them, ask the
  * kernel to read both databases ahead, sequentially, into the page cache
  * (up to 256 MiB each, a catalog of about 250,000 items: 141 MB for the
- * 150,000 of the scale-10 bench; a cold stat of 10,000 names in one of
- * its folders took 0.84x the time with all of it read ahead than with
- * none, at 40-70 ms more to mount); the random reads then find their
- * pages there.  POSIX_FADV_WILLNEED only
- * starts the reads, and one call reads no more than the device's readahead
- * (8 MiB here: a 16 MiB index was read half, and every chunk lookup in the
- * other half waited for the disk): util_willneed() asks in pieces.
+ * 150,000 of the scale-10 bench, where a cold stat of 10,000 names in one
+ * folder took 0.84x the time with it read ahead, at 40-70 ms more to
+ * mount); the random reads then find their pages there.
+ * POSIX_FADV_WILLNEED only starts the reads, and one call reads no more
+ * than the device's readahead (8 MiB here: a 16 MiB index was read half,
+ * and every chunk lookup in the other half waited for the disk):
+ * util_willneed() asks in pieces.
  *
  * This must run before SQLite opens the files in this process: closing
  * any descriptor of a file drops every POSIX lock the process holds on it,

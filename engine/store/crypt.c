@@ -88,11 +88,6 @@ int chunk_id(const struct store_keys *k, const void *p, size_t n,
 }
 
 /*
- * AES-256-GCM of @n bytes at @p into @dst: sealing writes the ciphertext
- * and the tag (@n + 16 bytes), opening checks the tag at the end of @p
- * and writes @n - 16 bytes.
- */
-/*
  * Each thread keeps one AES-256-GCM context with its key schedule: a
  * chunk then costs a new nonce, not a context allocated and a key
  * expanded (about a tenth of sealing a 100 KB chunk).  Freed, and the key
@@ -157,6 +152,11 @@ static EVP_CIPHER_CTX *gcm_ctx(bool seal, const unsigned char key[32],
 	return NULL;
 }
 
+/*
+ * AES-256-GCM of @n bytes at @p into @dst: sealing writes the ciphertext
+ * and the tag (@n + 16 bytes), opening checks the tag at the end of @p
+ * and writes @n - 16 bytes.
+ */
 static int gcm_to(bool seal, const unsigned char key[32],
 		  const unsigned char *nonce, const void *aad, size_t aad_len,
 		  const void *p, size_t n, unsigned char *dst)
@@ -364,14 +364,6 @@ chk2_stripes512(uint64_t acc[8], const unsigned char *p, size_t n, size_t *s)
 	_mm512_storeu_si512((void *)acc, a);
 }
 
-static bool chk2_avx512(void)
-{
-	static int cached = -1;
-
-	if (cached < 0)
-		cached = __builtin_cpu_supports("avx512f") ? 1 : 0;
-	return cached;
-}
 #endif
 
 /* chk2 of @p[0..n); @simd: with the vector unit where there is one. */
@@ -385,7 +377,7 @@ static uint64_t chk2_impl(const void *p, size_t n, bool simd)
 	size_t full = n / 64, done = 0;
 
 #ifdef CHK2_AVX512
-	if (simd && chk2_avx512())
+	if (simd && __builtin_cpu_supports("avx512f")) /* a flag's load */
 		stripes = chk2_stripes512;
 #else
 	(void)simd;

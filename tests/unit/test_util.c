@@ -1,6 +1,10 @@
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "util/buf.h"
@@ -114,6 +118,65 @@ static void test_time(void)
 	CHECK_STR(out, "2017-09-14T12:34:53Z");
 }
 
+/* How many pages of the first @len bytes of @fd are in the page cache. */
+static size_t resident(int fd, size_t len)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE),
+	       n = (len + page - 1) / page;
+	unsigned char *v = malloc(n);
+	void *m = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+	size_t in = 0;
+
+	if (v && m != MAP_FAILED && !mincore(m, len, v))
+		for (size_t i = 0; i < n; i++)
+			in += v[i] & 1;
+	if (m != MAP_FAILED)
+		munmap(m, len);
+	free(v);
+	return in;
+}
+
+/*
+ * util_willneed() brings a whole file into the page cache, also one
+ * larger than what the kernel reads for a single POSIX_FADV_WILLNEED
+ * (the device's readahead): it asks in pieces.
+ */
+static void test_willneed(void)
+{
+	char path[] = "/var/tmp/test_util.XXXXXX";
+	size_t page = (size_t)sysconf(_SC_PAGESIZE), len, pages, in = 0;
+	uint64_t piece;
+	char *b = calloc(1, 1 << 20);
+	int fd = mkstemp(path);
+
+	CHECK(fd >= 0 && b);
+	if (fd < 0 || !b) {
+		free(b);
+		return;
+	}
+	piece = util_willneed_max(path);
+	CHECK(piece >= 128u << 10);
+	len = (size_t)(piece < (32u << 20) ? piece : 32u << 20) * 3 + 12345;
+	pages = (len + page - 1) / page;
+	for (size_t off = 0; off < len; off += 1 << 20) {
+		memset(b, (int)(off >> 20) + 1, 1 << 20);
+		CHECK_EQ(util_write_all(fd, b,
+					len - off < (1u << 20) ? len - off
+							       : 1u << 20),
+			 0);
+	}
+	CHECK_EQ(fsync(fd), 0);
+	CHECK_EQ(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
+	CHECK(resident(fd, len) < pages / 2); /* out of the cache */
+	util_willneed(fd, 0, len, piece);
+	for (int i = 0; i < 500 && (in = resident(fd, len)) < pages; i++)
+		nanosleep(&(struct timespec){ 0, 10 * 1000 * 1000 }, NULL);
+	CHECK_EQ(in, pages);
+	close(fd);
+	unlink(path);
+	free(b);
+}
+
 int main(void)
 {
 	RUN(test_buf);
@@ -121,5 +184,6 @@ int main(void)
 	RUN(test_b64);
 	RUN(test_hex);
 	RUN(test_time);
+	RUN(test_willneed);
 	return check_done();
 }
