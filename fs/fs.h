@@ -55,8 +55,10 @@ struct fs_opts {
 #define FS_DEFAULT_READAHEAD_KB 1024
 #define FS_DEFAULT_SPIN_US	0 /* measured: wins only under load */
 #define FS_MAX_SPIN_US		1000
-#define FS_DEFAULT_THREADS	10 /* -o max_threads, as libfuse's */
-#define FS_FILE_CACHE_BYTES	(4u << 20) /* content descriptors */
+/* catalog and index lookups share a read transaction that long (ms) */
+#define FS_HOLD_MS	    100
+#define FS_DEFAULT_THREADS  10 /* -o max_threads, as libfuse's */
+#define FS_FILE_CACHE_BYTES (4u << 20) /* content descriptors */
 
 /* One visible snapshot, as shown in snapshots/. */
 struct fs_snap {

@@ -179,6 +179,7 @@ static int open_store(struct fs_opts *o, const unsigned char *key,
 	so.key = key;
 	so.cache_bytes = (size_t)o->cache_mb << 20;
 	so.max_fds = 32;
+	so.read_hold_ms = FS_HOLD_MS;
 	so.command = PROG;
 	rc = store_open(o->repo, &so, st, &why);
 	switch (rc) {

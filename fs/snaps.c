@@ -21,7 +21,6 @@
 #define CHECK_MS  2 /* at most one latest-snapshot query per CHECK_MS */
 #define RELOAD_MS 2000
 #define REOPEN_MS 1000 /* retry opening a missing catalog */
-#define HOLD_MS	  100 /* browse queries share a read transaction that long */
 
 static struct fs_snaps *snaps_alloc(size_t n)
 {
@@ -87,7 +86,7 @@ struct cat *fs_cat(struct fs *fs)
 				strerror(-rc));
 		return NULL;
 	}
-	cat_set_read_hold(mine, HOLD_MS);
+	cat_set_read_hold(mine, FS_HOLD_MS);
 	pthread_mutex_lock(&fs->lock);
 	if (!fs->cat) {
 		fs->cat = mine;

@@ -86,6 +86,12 @@ int cat_content_find_qxh(struct cat *c, int64_t size,
 	return ret;
 }
 
+/*
+ * A browse query: the daemon asks for the content of an item it has just
+ * read through cat_conn_browse(), and a content row is committed with (or
+ * before) the first item that refers to it.  Taking a plain connection
+ * here would end the browse transaction at every file read.
+ */
 int cat_content_get(struct cat *c, int64_t id, struct cat_content *out,
 		    struct buf *desc)
 {
@@ -93,7 +99,7 @@ int cat_content_get(struct cat *c, int64_t id, struct cat_content *out,
 	sqlite3_stmt *q;
 	int ret;
 
-	k = cat_conn_get(c);
+	k = cat_conn_browse(c);
 	if (!k)
 		return -ENOMEM;
 	ret = cat_stmt(k, Q_CONTENT_GET, &q);

@@ -511,7 +511,7 @@ struct conn *cat_conn_get(struct cat *c)
 }
 
 /*
- * A connection for the browse queries (lookup, get, list): with a read
+ * A connection for the browse queries (lookup, get, list, content): with a read
  * hold set, they run in a read transaction that stays open on the
  * connection for up to hold_ms and until cat_read_refresh().  A statement
  * in an open transaction takes no locks; on its own it costs three system

@@ -2,12 +2,22 @@
  * index.c - REPO/index.db, the chunk index (FORMAT.md "Index").  SQLite
  * errors are mapped here only.  One connection per struct store, used
  * under st->db_lock.
+ *
+ * Read hold (read-only stores that ask for it, the file system daemon):
+ * a lookup on its own is a read transaction of its own, three system
+ * calls (lock and unlock of the WAL read mark, a fstat) for a query
+ * answered from memory.  With a hold, lookups share one read transaction
+ * for up to hold_ms; a thread ends an idle one after hold_ms so that a
+ * writer's WAL can restart.  A held view may predate a chunk or pack the
+ * writer committed since: a miss ends the hold and asks again, and so
+ * does a caller whose chunk was moved (index_unhold()).
  */
 #include <errno.h>
 #include <string.h>
 
 #include "store/store_i.h"
 #include "util/log.h"
+#include "util/util.h"
 
 static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v TEXT);"
@@ -94,8 +104,100 @@ out:
 	return ret;
 }
 
+/* End the held read transaction, if any; st->db_lock held. */
+static void hold_end(struct store *st)
+{
+	if (!st->held_ms)
+		return;
+	st->held_ms = 0;
+	if (!sqlite3_get_autocommit(st->db) &&
+	    sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+/* Before a lookup: renew an old hold, or start one; st->db_lock held. */
+static void hold_enter(struct store *st)
+{
+	int64_t now;
+
+	if (!st->hold_ms)
+		return;
+	now = util_mono_ms();
+	if (st->held_ms && (now - st->held_ms >= st->hold_ms ||
+			    sqlite3_get_autocommit(st->db)))
+		hold_end(st);
+	if (!st->held_ms &&
+	    sqlite3_exec(st->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK) {
+		st->held_ms = now;
+		pthread_cond_signal(&st->hold_cv);
+	}
+}
+
+void index_unhold(struct store *st)
+{
+	if (!st->hold_ms)
+		return;
+	pthread_mutex_lock(&st->db_lock);
+	hold_end(st);
+	pthread_mutex_unlock(&st->db_lock);
+}
+
+static void *hold_reaper(void *arg)
+{
+	struct store *st = arg;
+	struct timespec ts;
+
+	pthread_mutex_lock(&st->db_lock);
+	while (!st->hold_stop) {
+		int64_t left;
+
+		if (!st->held_ms) {
+			pthread_cond_wait(&st->hold_cv, &st->db_lock);
+			continue;
+		}
+		left = st->held_ms + st->hold_ms - util_mono_ms();
+		if (left <= 0) {
+			hold_end(st);
+			continue;
+		}
+		util_deadline_in(&ts, left);
+		pthread_cond_timedwait(&st->hold_cv, &st->db_lock, &ts);
+	}
+	hold_end(st);
+	pthread_mutex_unlock(&st->db_lock);
+	return NULL;
+}
+
+int index_hold_start(struct store *st, unsigned ms)
+{
+	int rc;
+
+	if (!ms || st->info.writable || st->hold_run)
+		return 0;
+	pthread_cond_init(&st->hold_cv, NULL);
+	st->hold_ms = ms;
+	rc = pthread_create(&st->hold_thread, NULL, hold_reaper, st);
+	if (rc) {
+		st->hold_ms = 0;
+		pthread_cond_destroy(&st->hold_cv);
+		return -rc;
+	}
+	st->hold_run = true;
+	return 0;
+}
+
 void index_close(struct store *st)
 {
+	if (st->hold_run) {
+		pthread_mutex_lock(&st->db_lock);
+		st->hold_stop = true;
+		pthread_cond_signal(&st->hold_cv);
+		pthread_mutex_unlock(&st->db_lock);
+		pthread_join(st->hold_thread, NULL);
+		pthread_cond_destroy(&st->hold_cv);
+		st->hold_run = false;
+		st->hold_ms = 0;
+	}
 	sqlite3_finalize(st->q_get);
 	st->q_get = NULL;
 	sqlite3_close(st->db);
@@ -121,7 +223,13 @@ int index_get(struct store *st, const unsigned char *id, struct loc *loc)
 	}
 	q = st->q_get;
 	sqlite3_bind_blob(q, 1, id, 32, SQLITE_STATIC);
+	hold_enter(st);
 	rc = sqlite3_step(q);
+	if (rc != SQLITE_ROW && st->held_ms) { /* maybe newer than the hold */
+		sqlite3_reset(q);
+		hold_end(st);
+		rc = sqlite3_step(q);
+	}
 	if (rc == SQLITE_DONE) {
 		ret = -ENOENT;
 		goto out;
@@ -155,7 +263,13 @@ int index_pack_name(struct store *st, int64_t pack, struct buf *name)
 		goto out;
 	}
 	sqlite3_bind_int64(q, 1, pack);
+	hold_enter(st);
 	rc = sqlite3_step(q);
+	if (rc != SQLITE_ROW && st->held_ms) { /* maybe newer than the hold */
+		sqlite3_reset(q);
+		hold_end(st);
+		rc = sqlite3_step(q);
+	}
 	if (rc == SQLITE_DONE) {
 		ret = -ENOENT;
 		goto out;

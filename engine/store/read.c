@@ -459,6 +459,8 @@ static int chunk_fetch(struct store *st, const unsigned char *id, bool rehash,
 	int ret, tries = 0;
 
 	do {
+		if (tries)
+			index_unhold(st); /* moved by a prune since the hold? */
 		ret = store_locate_data(st, id, &loc);
 		if (!ret)
 			ret = store_chunk_load(st, id, &loc, rehash, out, data);

@@ -544,6 +544,8 @@ int store_open(const char *repo, const struct store_open_opts *opts,
 					       : 64ull * 1024 * 1024);
 	if (!ret)
 		ret = fdpool_init(&st->fds, opts->max_fds ? opts->max_fds : 64);
+	if (!ret)
+		ret = index_hold_start(st, opts->read_hold_ms);
 	if (ret)
 		goto out;
 	if (st->info.writable) {

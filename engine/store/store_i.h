@@ -289,6 +289,10 @@ int index_get(struct store *st, const unsigned char *id, struct loc *loc);
 /* Pack path relative to REPO for @pack. Takes st->db_lock. */
 int index_pack_name(struct store *st, int64_t pack, struct buf *name);
 int index_errno(struct store *st, int rc, const char *what);
+/* Read-only stores: lookups share read transactions of @ms (index.c). */
+int index_hold_start(struct store *st, unsigned ms);
+/* End the shared read transaction: the next lookup sees the newest commit. */
+void index_unhold(struct store *st);
 /* Run @sql (no rows); caller holds st->db_lock. */
 int index_exec(struct store *st, const char *sql);
 
@@ -390,6 +394,12 @@ struct store {
 	pthread_mutex_t db_lock;
 	sqlite3 *db; /* protected by db_lock */
 	sqlite3_stmt *q_get; /* chunk lookup, protected by db_lock */
+	/* read hold (index.c), protected by db_lock */
+	unsigned hold_ms; /* 0: none */
+	int64_t held_ms; /* start of the held transaction, 0: none */
+	bool hold_run, hold_stop;
+	pthread_cond_t hold_cv;
+	pthread_t hold_thread;
 
 	pthread_mutex_t flush_lock; /* one flush (or prune step) at a time */
 	pthread_mutex_t wlock;

@@ -2011,6 +2011,111 @@ static void test_reader_sees_flush(void)
 	free(repo);
 }
 
+/* A read-only store whose lookups share read transactions of @ms. */
+static struct store *open_hold(const char *repo, unsigned ms)
+{
+	struct store_open_opts o = { .read_hold_ms = ms };
+	struct store *st = NULL;
+
+	CHECK_EQ(store_open(repo, &o, &st, NULL), 0);
+	return st;
+}
+
+static bool holding(struct store *st)
+{
+	bool held;
+
+	pthread_mutex_lock(&st->db_lock);
+	held = st->held_ms && !sqlite3_get_autocommit(st->db);
+	pthread_mutex_unlock(&st->db_lock);
+	return held;
+}
+
+/*
+ * Read hold: lookups of a read-only store share one read transaction,
+ * yet a chunk committed after it began is found, and so is a chunk a
+ * prune moved to a new pack after it began; an idle hold ends by itself.
+ */
+static void test_read_hold(void)
+{
+	char *repo = new_repo();
+	const size_t n = 700 * 1024;
+	unsigned char *src[4], *b = xmalloc(n);
+	struct store_content c[4]; /* held, moved, dropped, new */
+	struct store_idset *keep = store_idset_new();
+	struct store_prune_stats ps;
+	struct store *w, *r;
+
+	for (int i = 0; i < 4; i++) {
+		src[i] = xmalloc(n);
+		fill_random(src[i], n, 4100 + i);
+		store_content_init(&c[i]);
+	}
+	CHECK_EQ(make_repo(repo, false, NULL), 0);
+	w = open_rw(repo, NULL); /* the held content in a pack of its own */
+	CHECK(w && store_put(w, src[0], n, &c[0]) == 0);
+	CHECK_EQ(store_close(w), 0);
+	w = open_rw(repo, NULL); /* the moved and the dropped one */
+	CHECK(w && store_put(w, src[1], n, &c[1]) == 0 &&
+	      store_put(w, src[2], n, &c[2]) == 0);
+	CHECK_EQ(store_close(w), 0);
+
+	r = open_hold(repo, 60000);
+	w = open_rw(repo, NULL);
+	CHECK(r && w);
+	if (!w || !r)
+		goto out;
+	CHECK_EQ(store_read(r, c[0].desc.data, c[0].desc.len, 0, b, n),
+		 (ssize_t)n);
+	CHECK(holding(r));
+
+	/* committed after the hold began (to a third pack) */
+	CHECK_EQ(store_put(w, src[3], n, &c[3]), 0);
+	CHECK_EQ(store_flush(w), 0);
+	CHECK(store_chunk_exists(r, (const unsigned char *)c[3].desc.data +
+					    DESC_HDR_LEN));
+	CHECK_EQ(store_read(r, c[3].desc.data, c[3].desc.len, 0, b, n),
+		 (ssize_t)n);
+	CHECK(!memcmp(b, src[3], n));
+
+	/* moved by a prune after the hold began (its old pack deleted) */
+	CHECK(holding(r));
+	for (int i = 0; i < 4; i++)
+		if (i != 2)
+			CHECK_EQ(store_idset_add_desc(keep, c[i].desc.data,
+						      c[i].desc.len),
+				 0);
+	CHECK_EQ(store_prune_ex(w, keep, 0, &ps), 0);
+	CHECK(ps.packs_rewritten + ps.packs_deleted >= 1);
+	CHECK_EQ(store_read(r, c[1].desc.data, c[1].desc.len, 0, b, n),
+		 (ssize_t)n);
+	CHECK(!memcmp(b, src[1], n));
+	store_close(r);
+	r = NULL;
+
+	/* an idle hold ends after its time */
+	r = open_hold(repo, 50);
+	CHECK(r != NULL);
+	if (r) {
+		CHECK_EQ(store_read(r, c[0].desc.data, c[0].desc.len, 0, b, n),
+			 (ssize_t)n);
+		CHECK(holding(r));
+		for (int i = 0; i < 100 && holding(r); i++)
+			usleep(10000);
+		CHECK(!holding(r));
+	}
+out:
+	store_close(r);
+	store_close(w);
+	store_idset_free(keep);
+	for (int i = 0; i < 4; i++) {
+		free(src[i]);
+		store_content_release(&c[i]);
+	}
+	free(b);
+	free(repo);
+}
+
 /*
  * store_view_get(): each offset's chunk, its place in the content and
  * bytes; "loaded" only for the first view of a chunk; views outlive
@@ -2375,6 +2480,7 @@ int main(int argc, char **argv)
 	RUN_IF(test_concurrency);
 	RUN_IF(test_blobs);
 	RUN_IF(test_prune);
+	RUN_IF(test_read_hold);
 	RUN_IF(test_prune_threshold);
 	RUN_IF(test_rebuild);
 	RUN_IF(test_big_stream);
