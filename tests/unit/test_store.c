@@ -118,6 +118,27 @@ static struct store *open_ro(const char *repo, const unsigned char *key,
 	return st;
 }
 
+/* A read-only store whose lookups share read transactions of @ms. */
+static struct store *open_hold(const char *repo, const unsigned char *key,
+			       unsigned ms)
+{
+	struct store_open_opts o = { .key = key, .read_hold_ms = ms };
+	struct store *st = NULL;
+
+	CHECK_EQ(store_open(repo, &o, &st, NULL), 0);
+	return st;
+}
+
+static bool holding(struct store *st)
+{
+	bool held;
+
+	pthread_mutex_lock(&st->db_lock);
+	held = st->held_ms && !sqlite3_get_autocommit(st->db);
+	pthread_mutex_unlock(&st->db_lock);
+	return held;
+}
+
 static int make_repo(const char *repo, bool enc, unsigned char key[32])
 {
 	struct store_create_opts o = { .encrypt = enc };
@@ -1062,6 +1083,7 @@ static void test_concurrency(void)
 {
 	char *repo = new_repo();
 	struct conc x = { 0 }, xs[10];
+	struct store *ro;
 	pthread_t t[10];
 
 	CHECK_EQ(make_repo(repo, true, (unsigned char[32]){ 0 }), 0);
@@ -1085,8 +1107,13 @@ static void test_concurrency(void)
 		CHECK_EQ(store_put(x.st, x.src[i], x.len[i], &x.c[i]), 0);
 	}
 	CHECK_EQ(store_flush(x.st), 0);
+	/* half the readers through a read-only store with short read holds */
+	ro = open_hold(repo, key, 5);
+	CHECK(ro != NULL);
 	for (int i = 0; i < 10; i++) {
 		xs[i] = x;
+		if (i >= 4 && i < 8 && ro)
+			xs[i].st = ro;
 		xs[i].seed = 4242 + (uint64_t)i * 7919;
 		CHECK_EQ(pthread_create(&t[i], NULL,
 					i < 8 ? reader_thread : writer_thread,
@@ -1097,6 +1124,7 @@ static void test_concurrency(void)
 		pthread_join(t[i], NULL);
 		CHECK_EQ(xs[i].bad, 0);
 	}
+	store_close(ro);
 	{
 		struct store_stats ss;
 
@@ -2011,26 +2039,6 @@ static void test_reader_sees_flush(void)
 	free(repo);
 }
 
-/* A read-only store whose lookups share read transactions of @ms. */
-static struct store *open_hold(const char *repo, unsigned ms)
-{
-	struct store_open_opts o = { .read_hold_ms = ms };
-	struct store *st = NULL;
-
-	CHECK_EQ(store_open(repo, &o, &st, NULL), 0);
-	return st;
-}
-
-static bool holding(struct store *st)
-{
-	bool held;
-
-	pthread_mutex_lock(&st->db_lock);
-	held = st->held_ms && !sqlite3_get_autocommit(st->db);
-	pthread_mutex_unlock(&st->db_lock);
-	return held;
-}
-
 /*
  * Read hold: lookups of a read-only store share one read transaction,
  * yet a chunk committed after it began is found, and so is a chunk a
@@ -2060,7 +2068,7 @@ static void test_read_hold(void)
 	      store_put(w, src[2], n, &c[2]) == 0);
 	CHECK_EQ(store_close(w), 0);
 
-	r = open_hold(repo, 60000);
+	r = open_hold(repo, NULL, 60000);
 	w = open_rw(repo, NULL);
 	CHECK(r && w);
 	if (!w || !r)
@@ -2094,7 +2102,7 @@ static void test_read_hold(void)
 	r = NULL;
 
 	/* an idle hold ends after its time */
-	r = open_hold(repo, 50);
+	r = open_hold(repo, NULL, 50);
 	CHECK(r != NULL);
 	if (r) {
 		CHECK_EQ(store_read(r, c[0].desc.data, c[0].desc.len, 0, b, n),
