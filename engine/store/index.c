@@ -133,6 +133,24 @@ static void hold_enter(struct store *st)
 	}
 }
 
+/*
+ * Step lookup @q in the held transaction, and once more outside it when
+ * the held view has no row: the row may have been committed since.
+ */
+static int hold_step(struct store *st, sqlite3_stmt *q)
+{
+	int rc;
+
+	hold_enter(st);
+	rc = sqlite3_step(q);
+	if (rc != SQLITE_ROW && st->held_ms) {
+		sqlite3_reset(q); /* keeps the bindings */
+		hold_end(st);
+		rc = sqlite3_step(q);
+	}
+	return rc;
+}
+
 void index_unhold(struct store *st)
 {
 	if (!st->hold_ms)
@@ -223,13 +241,7 @@ int index_get(struct store *st, const unsigned char *id, struct loc *loc)
 	}
 	q = st->q_get;
 	sqlite3_bind_blob(q, 1, id, 32, SQLITE_STATIC);
-	hold_enter(st);
-	rc = sqlite3_step(q);
-	if (rc != SQLITE_ROW && st->held_ms) { /* maybe newer than the hold */
-		sqlite3_reset(q);
-		hold_end(st);
-		rc = sqlite3_step(q);
-	}
+	rc = hold_step(st, q);
 	if (rc == SQLITE_DONE) {
 		ret = -ENOENT;
 		goto out;
@@ -263,13 +275,7 @@ int index_pack_name(struct store *st, int64_t pack, struct buf *name)
 		goto out;
 	}
 	sqlite3_bind_int64(q, 1, pack);
-	hold_enter(st);
-	rc = sqlite3_step(q);
-	if (rc != SQLITE_ROW && st->held_ms) { /* maybe newer than the hold */
-		sqlite3_reset(q);
-		hold_end(st);
-		rc = sqlite3_step(q);
-	}
+	rc = hold_step(st, q);
 	if (rc == SQLITE_DONE) {
 		ret = -ENOENT;
 		goto out;
