@@ -132,7 +132,7 @@ class Target:
                  pid_pattern=None):
         self.name, self.root = name, pathlib.Path(root)
         self.mount, self.umount = mount, umount
-        self.cap = cap  # seconds per run, None: no cap
+        self.cap = cap  # least seconds per run (measure()), None: no cap
         self.pid_pattern = pid_pattern  # pgrep -f pattern of the daemon
 
     def restart_cmd(self):
@@ -322,11 +322,12 @@ def child_cpu():
     return ru.ru_utime + ru.ru_stime
 
 
-def measure(t, cmd, mode, runs, cap):
+def measure(t, cmd, mode, runs, native):
     """(median seconds, CPU seconds) of @cmd on target @t, or (None, cap)
-    when over the cap (@cap seconds, for targets that have one)."""
+    when over its cap: t.cap or twice @native's seconds, the longer."""
     prepare = t.restart_cmd() if mode == "cold" else None
     if t.cap:
+        cap = max(t.cap, 2 * native[0]) if native else t.cap
         # one probe run (the warm-up of warm runs) decides about the cap
         if prepare:
             sh(prepare)
@@ -401,9 +402,9 @@ def main():
             meds = []
             for t in targets:
                 cmd = tmpl.format(d=f"'{t.root}'")
-                # native comes first: a peer may take twice its time
-                cap = max(CAP, 2 * meds[0][0]) if meds else CAP
-                meds.append(measure(t, cmd, mode, runs[mode], cap))
+                # native comes first
+                meds.append(measure(t, cmd, mode, runs[mode],
+                                    meds[0] if meds else None))
             rows.append((f"{name} ({mode})", meds))
             print(f"{name} ({mode}):" + "".join(
                 f"  {t.name} {fmt(m, meds[0])}"

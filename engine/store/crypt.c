@@ -363,7 +363,6 @@ chk2_stripes512(uint64_t acc[8], const unsigned char *p, size_t n, size_t *s)
 	}
 	_mm512_storeu_si512((void *)acc, a);
 }
-
 #endif
 
 /* chk2 of @p[0..n); @simd: with the vector unit where there is one. */

@@ -190,7 +190,7 @@ int index_hold_start(struct store *st, unsigned ms)
 {
 	int rc;
 
-	if (!ms || st->info.writable || st->hold_run)
+	if (!ms || st->info.writable || st->hold_ms)
 		return 0;
 	pthread_cond_init(&st->hold_cv, NULL);
 	st->hold_ms = ms;
@@ -200,20 +200,18 @@ int index_hold_start(struct store *st, unsigned ms)
 		pthread_cond_destroy(&st->hold_cv);
 		return -rc;
 	}
-	st->hold_run = true;
 	return 0;
 }
 
 void index_close(struct store *st)
 {
-	if (st->hold_run) {
+	if (st->hold_ms) { /* the reaper runs */
 		pthread_mutex_lock(&st->db_lock);
 		st->hold_stop = true;
 		pthread_cond_signal(&st->hold_cv);
 		pthread_mutex_unlock(&st->db_lock);
 		pthread_join(st->hold_thread, NULL);
 		pthread_cond_destroy(&st->hold_cv);
-		st->hold_run = false;
 		st->hold_ms = 0;
 	}
 	sqlite3_finalize(st->q_get);

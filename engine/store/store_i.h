@@ -395,9 +395,9 @@ struct store {
 	sqlite3 *db; /* protected by db_lock */
 	sqlite3_stmt *q_get; /* chunk lookup, protected by db_lock */
 	/* read hold (index.c), protected by db_lock */
-	unsigned hold_ms; /* 0: none */
+	unsigned hold_ms; /* 0: none, else the reaper thread runs */
 	int64_t held_ms; /* start of the held transaction, 0: none */
-	bool hold_run, hold_stop;
+	bool hold_stop;
 	pthread_cond_t hold_cv;
 	pthread_t hold_thread;
 
