@@ -46,6 +46,7 @@ struct fs_opts {
 	double timeout; /* entry/attr timeout inside snapshots, seconds */
 	unsigned readahead_kb; /* kernel readahead of the mount (root) */
 	unsigned spin_us; /* loop.c: reading without sleeping, 0: off */
+	unsigned list_ahead; /* push.c: 1/N of a folder looked up: list it */
 	int debug;
 };
 
@@ -55,6 +56,7 @@ struct fs_opts {
 #define FS_DEFAULT_READAHEAD_KB 1024
 #define FS_DEFAULT_SPIN_US	0 /* measured: wins only under load */
 #define FS_MAX_SPIN_US		1000
+#define FS_DEFAULT_LIST_AHEAD	32
 /* catalog and index lookups share a read transaction that long (ms) */
 #define FS_HOLD_MS	    100
 #define FS_DEFAULT_THREADS  10 /* -o max_threads, as libfuse's */
@@ -107,6 +109,12 @@ extern const struct fuse_lowlevel_ops fs_ll_ops;
 /** Create the inode tables of @fs.  Returns 0 or -ENOMEM. */
 int fs_ops_init(struct fs *fs);
 
+/**
+ * Number of entries of directory @ino of a snapshot ("." and ".." not
+ * counted), or -errno.  The listing stays cached for readdir.
+ */
+int64_t fs_dir_entries(struct fs *fs, uint64_t ino);
+
 /* loop.c */
 
 /**
@@ -130,6 +138,14 @@ int fs_push_start(struct fs *fs);
  * false when the queue is full (@v left to the caller).
  */
 bool fs_push(struct fs *fs, uint64_t ino, int64_t size, struct store_view *v);
+
+/**
+ * Note a lookup that found an entry of directory @dir (of a snapshot):
+ * once the lookups in @dir reach 1/fs->o.list_ahead of its entries, the
+ * thread lists it through the mount, so the kernel learns every entry in
+ * a few READDIRPLUS replies instead of one LOOKUP round trip per name.
+ */
+void fs_push_lookup(struct fs *fs, uint64_t dir);
 
 /** Stop the thread (before the session goes).  Idempotent. */
 void fs_push_stop(struct fs *fs);
@@ -189,8 +205,10 @@ const char *fs_snap_status_name(int status);
 
 /**
  * Append the path of @ino below the mount ("snapshots/<time>/sites/...")
- * to @out, for messages.  Best effort: unknown parts become "?".
+ * to @out.  Best effort, for messages: unknown parts become "?".
+ * Returns 0 when every part was known, else -ENOENT (a part unknown),
+ * -ELOOP (deeper than any tree) or -ENOMEM.
  */
-void fs_path(struct fs *fs, uint64_t ino, struct buf *out);
+int fs_path(struct fs *fs, uint64_t ino, struct buf *out);
 
 #endif

@@ -51,6 +51,7 @@
 #include <unistd.h>
 
 #include "util/log.h"
+#include "util/util.h"
 
 /* a turn of the spin this long: another task ran on the CPU */
 #define SPIN_BUSY_NS  20000
@@ -79,14 +80,6 @@ struct loop {
 	int error; /* first error of a read, -errno */
 	pthread_t *th;
 };
-
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 /* How long answering a request may take (kind()). */
 enum kind {
@@ -160,7 +153,7 @@ static void finish(struct loop *l, int err)
  */
 static int take(struct loop *l, struct fuse_buf *b, bool spin)
 {
-	int64_t t = now_ns(), prev, end = 0;
+	int64_t t = util_mono_ns(), prev, end = 0;
 	struct pollfd p[2];
 	int res;
 
@@ -185,7 +178,7 @@ static int take(struct loop *l, struct fuse_buf *b, bool spin)
 			return res;
 		if (end) {
 			prev = t;
-			t = now_ns();
+			t = util_mono_ns();
 			if (t - prev > SPIN_BUSY_NS) {
 				l->calm = t + SPIN_PAUSE_NS;
 				atomic_fetch_add_explicit(&l->busy, 1,

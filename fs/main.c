@@ -71,6 +71,8 @@ static void usage(FILE *f)
 		"    -o spin=USEC           after a lookup, a worker waits for the next\n"
 		"                           request this long without sleeping\n"
 		"                           (default %u; 0: libfuse's loop)\n"
+		"    -o list_ahead=N        list a folder once lookups found 1/N of\n"
+		"                           its entries (default %u; 0: never)\n"
 		"    -o connection=NAME     enable live/ and restore/ through connection NAME\n"
 		"    -o conflict=POLICY     restore/ name clashes: rename (default),\n"
 		"                           replace or skip\n"
@@ -86,8 +88,8 @@ static void usage(FILE *f)
 		"\n"
 		"FUSE options:\n",
 		FS_DEFAULT_CACHE_MB, FS_DEFAULT_DIR_CACHE_MB,
-		FS_DEFAULT_TIMEOUT, FS_DEFAULT_READAHEAD_KB,
-		FS_DEFAULT_SPIN_US);
+		FS_DEFAULT_TIMEOUT, FS_DEFAULT_READAHEAD_KB, FS_DEFAULT_SPIN_US,
+		FS_DEFAULT_LIST_AHEAD);
 }
 
 #define FS_OPT(t, p)                                                           \
@@ -103,6 +105,7 @@ static const struct fuse_opt opt_spec[] = {
 	FS_OPT("timeout=%lf", timeout),
 	FS_OPT("readahead=%u", readahead_kb),
 	FS_OPT("spin=%u", spin_us),
+	FS_OPT("list_ahead=%u", list_ahead),
 	FUSE_OPT_END,
 };
 
@@ -309,6 +312,7 @@ int main(int argc, char **argv)
 	fs.o.timeout = FS_DEFAULT_TIMEOUT;
 	fs.o.readahead_kb = FS_DEFAULT_READAHEAD_KB;
 	fs.o.spin_us = FS_DEFAULT_SPIN_US;
+	fs.o.list_ahead = FS_DEFAULT_LIST_AHEAD;
 	if (fs_restore_opts(&args) < 0) { /* restore */
 		ret = 2;
 		goto out;

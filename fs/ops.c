@@ -449,6 +449,7 @@ static void fsop_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	}
 	attr_item(fs, ino, it.kind, it.size, it.mtime_sec, it.mtime_nsec, &st);
 	reply_entry(req, ino, &st, fs->o.timeout, fs->o.timeout);
+	fs_push_lookup(fs, parent);
 }
 
 static void fsop_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
@@ -871,6 +872,20 @@ fail:
 		free_dir(&d->o);
 	*err = rc;
 	return NULL;
+}
+
+int64_t fs_dir_entries(struct fs *fs, uint64_t ino)
+{
+	struct dir_obj *d;
+	int64_t n;
+	int rc = 0;
+
+	d = dir_get(fs, ino, &rc);
+	if (!d)
+		return rc;
+	n = (int64_t)d->n - 2;
+	ino_table_put(fs->dirs, &d->o);
+	return n;
 }
 
 /* Fill @st for entry @e of a listing. */

@@ -312,7 +312,7 @@ const struct fs_snap *fs_snaps_find_name(const struct fs_snaps *l,
 
 #define PATH_DEPTH_MAX 256
 
-void fs_path(struct fs *fs, uint64_t ino, struct buf *out)
+int fs_path(struct fs *fs, uint64_t ino, struct buf *out)
 {
 	int64_t snap = ino_snap(ino), id = ino_item(ino);
 	struct cat *cat = fs_cat(fs);
@@ -320,32 +320,42 @@ void fs_path(struct fs *fs, uint64_t ino, struct buf *out)
 	const struct fs_snap *s;
 	char *names[PATH_DEPTH_MAX];
 	struct cat_item it;
-	int n = 0, i;
+	int n = 0, i, rc = 0;
 
-	if (snap == 0) {
-		buf_adds(out, ino == INO_ROOT	  ? "."
-			      : ino == INO_LATEST ? "snapshots/latest"
-						  : "snapshots");
-		return;
-	}
+	if (snap == 0)
+		return buf_adds(out, ino == INO_ROOT	 ? "."
+				     : ino == INO_LATEST ? "snapshots/latest"
+							 : "snapshots");
 	l = fs_snaps_get(fs, false);
 	s = fs_snaps_find_id(l, snap);
-	buf_addf(out, "snapshots/%s", s ? s->name : "?");
+	if (!s)
+		rc = -ENOENT;
+	if (buf_addf(out, "snapshots/%s", s ? s->name : "?") < 0)
+		rc = -ENOMEM;
 	fs_snaps_put(fs, l);
-	if (id == INO_ITEM_PARTIAL) {
-		buf_adds(out, "/.partial");
-		return;
-	}
-	while (cat && id != CAT_ROOT && n < PATH_DEPTH_MAX) {
+	if (id == INO_ITEM_PARTIAL)
+		return buf_adds(out, "/.partial") < 0 ? -ENOMEM : rc;
+	if (!cat)
+		rc = -ENOENT;
+	while (cat && id != CAT_ROOT) {
+		if (n == PATH_DEPTH_MAX) {
+			rc = -ELOOP;
+			break;
+		}
 		if (cat_item_get(cat, snap, id, &it) < 0) {
-			names[n++] = strdup("?");
+			names[n++] = NULL;
+			rc = -ENOENT;
 			break;
 		}
 		names[n++] = strdup(it.name);
 		id = it.parent;
 	}
 	for (i = n; i-- > 0;) {
-		buf_addf(out, "/%s", names[i] ? names[i] : "?");
+		if (!names[i] && rc == 0)
+			rc = -ENOMEM;
+		if (buf_addf(out, "/%s", names[i] ? names[i] : "?") < 0)
+			rc = -ENOMEM;
 		free(names[i]);
 	}
+	return rc;
 }

@@ -266,12 +266,17 @@ void util_time_format(int64_t sec, char *out, size_t size)
 		snprintf(out, size, "1970-01-01T00:00:00Z");
 }
 
-int64_t util_mono_ms(void)
+int64_t util_mono_ns(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t util_mono_ms(void)
+{
+	return util_mono_ns() / 1000000;
 }
 
 void util_deadline_in(struct timespec *ts, int64_t ms)

@@ -58,6 +58,8 @@ void util_time_format(int64_t sec, char *out, size_t size);
 
 /** Milliseconds of CLOCK_MONOTONIC. */
 int64_t util_mono_ms(void);
+/** Nanoseconds of CLOCK_MONOTONIC. */
+int64_t util_mono_ns(void);
 /** The CLOCK_REALTIME time @ms from now, for pthread_cond_timedwait(). */
 void util_deadline_in(struct timespec *ts, int64_t ms);
 

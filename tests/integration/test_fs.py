@@ -9,6 +9,7 @@ import hashlib
 import os
 import pathlib
 import random
+import re
 import shutil
 import stat
 import subprocess
@@ -249,6 +250,46 @@ def test_fs_big_folder_listing(mnt):
     out = subprocess.run(["ls", "-l", str(d)], capture_output=True,
                          text=True, check=True).stdout
     assert len(out.strip().split("\n")) == 3001
+
+
+def lookups_of(m, dir_ino):
+    """LOOKUP requests the daemon got for names in directory @dir_ino
+    (libfuse's request log, -d)."""
+    return len(re.findall(rf"opcode: LOOKUP \(1\), nodeid: {dir_ino},",
+                          m.output()))
+
+
+def test_fs_list_ahead(two_snaps, tmp_path):
+    """Looking up many names of a folder without listing it (stat of a
+    list of paths) makes the daemon list the folder through the mount
+    once lookups found 1/32 of its entries: the kernel then answers the
+    other names itself, with the same attributes.  -o list_ahead=0 turns
+    it off: one LOOKUP per name."""
+    rel = "onedrive/megan@contoso.example/Big folder"
+    src = two_snaps["src"] / rel
+    names = [f"item {i:06d}.txt" for i in range(3000)]
+    random.Random(3).shuffle(names)
+    want = {n: (src / n).stat() for n in names}
+    seen = {}
+    for opt in ("", "0"):
+        args = ["-d"] + (["-o", f"list_ahead={opt}"] if opt else [])
+        m = Mount(two_snaps["repo"], tmp_path / f"m{opt}", *args)
+        m.allowed.append(r"^ +unique: \d+, error: ")  # libfuse's -d log
+        with m:
+            d = m.mnt / "snapshots/latest" / rel
+            ino = os.stat(d).st_ino
+            for n in names:
+                st = os.stat(d / n)
+                assert (st.st_size, st.st_mtime_ns) == \
+                    (want[n].st_size, want[n].st_mtime_ns), n
+            seen[opt] = (lookups_of(m, ino), m.output())
+    lookups, log = seen[""]
+    assert re.search(r"listed 'snapshots/[^/]+/" + re.escape(rel)
+                     + r"' ahead: 3000 of 3000 entries", log), log[-3000:]
+    assert 94 <= lookups < 1500, lookups
+    lookups, log = seen["0"]
+    assert lookups == 3000
+    assert "ahead:" not in log
 
 
 def test_fs_new_snapshot_appears_while_reading(two_snaps, tmp_path):
