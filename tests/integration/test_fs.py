@@ -292,6 +292,25 @@ def test_fs_list_ahead(two_snaps, tmp_path):
     assert "ahead:" not in log
 
 
+def test_fs_unmount_while_listing_ahead(two_snaps, tmp_path):
+    """An unmount right after the lookups that started a listing ahead
+    is not refused as busy (the folder is read in a detached copy of the
+    mount); the daemon finishes the listing and exits cleanly."""
+    rel = "onedrive/megan@contoso.example/Big folder"
+    m = Mount(two_snaps["repo"], tmp_path / "m", "-o", "debug")
+    m.allowed.append(r"^ +unique: \d+, error: ")  # libfuse's -d log
+    with m:
+        d = m.mnt / "snapshots/latest" / rel
+        for i in range(0, 3000, 30):  # 100 lookups: 1/32 is 94
+            os.stat(d / f"item {i:06d}.txt")
+        r = subprocess.run(["fusermount3", "-u", str(m.mnt)],
+                           capture_output=True, text=True, check=False)
+        assert r.returncode == 0, r.stderr
+        assert m.proc.wait(timeout=20) == 0
+    assert re.search(r"listed 'snapshots/[^/]+/" + re.escape(rel)
+                     + r"' ahead", m.output()), m.output()[-3000:]
+
+
 def test_fs_new_snapshot_appears_while_reading(two_snaps, tmp_path):
     """8 readers walk snapshot 1 while snapshot 3 commits: every reader
     sees exactly tree v1; snapshots/ then shows the new snapshot without a
