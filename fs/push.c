@@ -216,6 +216,7 @@ static int list_read(struct fs *fs, struct fs_push *p, const char *rel,
 		close(fd);
 		return -ESTALE;
 	}
+	log_debug("listing '%s' ahead", rel);
 	while ((got = getdents64(fd, p->dents, LIST_BUF)) > 0) {
 		for (ssize_t o = 0; o < got;) {
 			o += ((struct dirent64 *)(p->dents + o))->d_reclen;
@@ -271,8 +272,8 @@ static void list_one(struct fs *fs, struct fs_push *p, uint64_t dir)
 		p->list_off = true;
 		pthread_mutex_unlock(&p->lock);
 	} else if (rc < 0) {
-		log_debug("listing '%s' ahead: %s", path.len ? path.data : "?",
-			  strerror(-rc));
+		log_debug("cannot list '%s' ahead: %s",
+			  path.len ? path.data : "?", strerror(-rc));
 	} else {
 		log_debug("listed '%s' ahead%s: %lld of %lld entries after "
 			  "%u lookups, %lld ms",
@@ -300,8 +301,8 @@ void fs_push_lookup(struct fs *fs, uint64_t dir)
 	s = p->list_off ? NULL : list_slot(p, dir, true);
 	if (!s)
 		goto out;
-	if (s->state == LIST_COUNTING && s->lookups < UINT32_MAX)
-		s->lookups++;
+	if (s->lookups < UINT32_MAX)
+		s->lookups++; /* while queued too: the count job may come late */
 	s->last_ns = util_mono_ns();
 	if (s->state == LIST_COUNTING && list_due(s, fs->o.list_ahead) &&
 	    push_queue(p, &(struct push_item){ .kind = PUSH_LIST, .ino = dir }))

@@ -293,16 +293,22 @@ def test_fs_list_ahead(two_snaps, tmp_path):
 
 
 def test_fs_unmount_while_listing_ahead(two_snaps, tmp_path):
-    """An unmount right after the lookups that started a listing ahead
-    is not refused as busy (the folder is read in a detached copy of the
-    mount); the daemon finishes the listing and exits cleanly."""
+    """An unmount while the daemon lists a folder ahead is not refused as
+    busy (the folder is read in a detached copy of the mount); the daemon
+    finishes the listing and exits cleanly."""
     rel = "onedrive/megan@contoso.example/Big folder"
+    started = re.compile(r"listing 'snapshots/[^/]+/" + re.escape(rel)
+                         + "' ahead")
     m = Mount(two_snaps["repo"], tmp_path / "m", "-o", "debug")
     m.allowed.append(r"^ +unique: \d+, error: ")  # libfuse's -d log
     with m:
         d = m.mnt / "snapshots/latest" / rel
         for i in range(0, 3000, 30):  # 100 lookups: 1/32 is 94
             os.stat(d / f"item {i:06d}.txt")
+        t0 = time.monotonic()
+        while not started.search(m.output()):  # the folder is open
+            assert time.monotonic() - t0 < 10, m.output()[-3000:]
+            time.sleep(0.001)
         r = subprocess.run(["fusermount3", "-u", str(m.mnt)],
                            capture_output=True, text=True, check=False)
         assert r.returncode == 0, r.stderr
