@@ -142,8 +142,9 @@ bool fs_push(struct fs *fs, uint64_t ino, int64_t size, struct store_view *v);
 /**
  * Note a lookup that found an entry of directory @dir (of a snapshot):
  * once the lookups in @dir reach 1/fs->o.list_ahead of its entries, the
- * thread lists it through the mount, so the kernel learns every entry in
- * a few READDIRPLUS replies instead of one LOOKUP round trip per name.
+ * thread lists it in a detached copy of the mount, so the kernel learns
+ * every entry from a few READDIRPLUS replies instead of one LOOKUP round
+ * trip per name.
  */
 void fs_push_lookup(struct fs *fs, uint64_t dir);
 
