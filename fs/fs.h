@@ -57,6 +57,7 @@ struct fs_opts {
 #define FS_DEFAULT_SPIN_US	0 /* measured: wins only under load */
 #define FS_MAX_SPIN_US		1000
 #define FS_DEFAULT_LIST_AHEAD	32
+#define FS_MAX_LIST_AHEAD	65536
 /* catalog and index lookups share a read transaction that long (ms) */
 #define FS_HOLD_MS	    100
 #define FS_DEFAULT_THREADS  10 /* -o max_threads, as libfuse's */

@@ -374,6 +374,16 @@ int main(int argc, char **argv)
 		ret = 2;
 		goto out;
 	}
+	if (fs.o.list_ahead > FS_MAX_LIST_AHEAD) {
+		error("-o list_ahead=%u: a folder would be listed after 16 "
+		      "lookups whatever its size",
+		      fs.o.list_ahead);
+		hint("give 1 to %u (a folder is listed once lookups found "
+		     "1/N of it), or 0 to never list ahead",
+		     FS_MAX_LIST_AHEAD);
+		ret = 2;
+		goto out;
+	}
 	if (copts.debug) {
 		fs.o.debug = 1;
 		log_set_level(LOG_DEBUG);

@@ -436,6 +436,9 @@ def test_fs_usage_errors(two_snaps, tmp_path):
     p = run("-o", f"repo={two_snaps['repo']}", two_snaps["repo"],
             tmp_path / "empty")
     assert p.returncode == 2
+    p = run("-o", "list_ahead=-1", two_snaps["repo"], tmp_path / "empty")
+    assert p.returncode == 2 and "list_ahead=4294967295" in p.stderr
+    assert "hint:" in p.stderr and not os.path.ismount(tmp_path / "empty")
     assert run("--help").returncode == 0
     # -o repo= (fstab, systemd mount units), in the background
     p = subprocess.run([str(fsutil.M365FS), "-o", f"repo={two_snaps['repo']}",
