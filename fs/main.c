@@ -375,7 +375,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if (fs.o.list_ahead > FS_MAX_LIST_AHEAD) {
-		error("-o list_ahead=%u: a folder would be listed after 16 "
+		error("-o list_ahead=%u: a folder would be listed after 4 "
 		      "lookups whatever its size",
 		      fs.o.list_ahead);
 		hint("give 1 to %u (a folder is listed once lookups found "

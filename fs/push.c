@@ -62,7 +62,7 @@
 #define STOP_WAIT_MS 2000
 #define LIST_SLOTS   256 /* folders whose lookups are counted */
 #define LIST_WAYS    4 /* slots a folder may take */
-#define LIST_MIN     16 /* lookups before a folder is considered */
+#define LIST_MIN     4 /* lookups before a folder is considered */
 #define LIST_BUF     (64u << 10) /* getdents buffer: ~400 entries, ~1 ms */
 #define LIST_IDLE_NS (20 * 1000000) /* no lookup in the folder: stop */
 
