@@ -30,7 +30,9 @@
  * Then every content is read back once from a new read-only store (64
  * MiB chunk cache, packs in the page cache) in 128 KiB pieces as FUSE
  * asks, and the packs are read by `cat`: "read wall S cpu S cat_wall S
- * cat_cpu S packs B" (cpu: of the reading thread, of cat).  Catalog
+ * cat_cpu S packs B par_wall S par_cpu S par_threads N" (cpu: of the
+ * reading thread, of cat; par_: the same read back by THREADS threads
+ * from another new store, as the FUSE daemon's workers read).  Catalog
  * rows are not written (a few per file).
  */
 #define _XOPEN_SOURCE 700
@@ -249,12 +251,78 @@ static double child_cpu(void)
 	       (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
 }
 
-/* Read every content back, then cat the packs; print the times. */
-static int read_back(const char *repo, const unsigned char *key)
+static atomic_size_t next_read;
+static _Atomic double read_cpu; /* CPU seconds of the reader threads */
+
+/* Read whole contents, taken in turn, in 128 KiB pieces as FUSE asks. */
+static void *reader(void *arg)
+{
+	char *b = malloc(128 << 10);
+	double c0 = clock_s(CLOCK_THREAD_CPUTIME_ID), sum;
+	void *ret = NULL;
+	size_t i;
+
+	(void)arg;
+	while (b && !ret && (i = atomic_fetch_add(&next_read, 1)) < npaths)
+		for (uint64_t off = 0; off < cont[i].size;) {
+			ssize_t got =
+				store_read(st, cont[i].desc.data,
+					   cont[i].desc.len, off, b, 128 << 10);
+
+			if (got <= 0) {
+				ret = (void *)1;
+				break;
+			}
+			off += (uint64_t)got;
+		}
+	sum = atomic_load(&read_cpu);
+	while (!atomic_compare_exchange_weak(
+		&read_cpu, &sum, sum + clock_s(CLOCK_THREAD_CPUTIME_ID) - c0))
+		;
+	free(b);
+	return b ? ret : (void *)1;
+}
+
+/*
+ * Read every content back with @nth threads from a new store (its chunk
+ * cache cold); wall and CPU seconds in @wall and @cpu.
+ */
+static int read_all(const char *repo, const unsigned char *key, int nth,
+		    double *wall, double *cpu)
 {
 	struct store_open_opts oo = { .key = key };
-	char *b = malloc(128 << 10), cmd[4200];
-	double w0, c0, rw, rc, cw;
+	pthread_t th[64];
+	double w0;
+	int bad = 0, n = 0;
+
+	if (store_open(repo, &oo, &st, NULL))
+		return -1;
+	atomic_store(&next_read, 0);
+	atomic_store(&read_cpu, 0);
+	w0 = clock_s(CLOCK_MONOTONIC);
+	while (n < nth && !pthread_create(&th[n], NULL, reader, NULL))
+		n++;
+	for (int i = 0; i < n; i++) {
+		void *r;
+
+		pthread_join(th[i], &r);
+		bad |= r != NULL;
+	}
+	*wall = clock_s(CLOCK_MONOTONIC) - w0;
+	*cpu = atomic_load(&read_cpu);
+	store_close(st);
+	return bad || n < nth ? -1 : 0;
+}
+
+/*
+ * Read every content back in one thread, then cat the packs, then read
+ * back again with @nth threads (as the FUSE daemon's workers answer the
+ * kernel's reads); print the times.
+ */
+static int read_back(const char *repo, const unsigned char *key, int nth)
+{
+	char cmd[4200];
+	double c0, w0, rw, rc, cw, pw, pc;
 	uint64_t packs = 0;
 	FILE *f;
 
@@ -271,32 +339,19 @@ static int read_back(const char *repo, const unsigned char *key)
 		 repo);
 	if (system(cmd)) /* into the page cache, untimed */
 		return -1;
-	if (!b || store_open(repo, &oo, &st, NULL))
+	if (read_all(repo, key, 1, &rw, &rc))
 		return -1;
-	w0 = clock_s(CLOCK_MONOTONIC);
-	c0 = clock_s(CLOCK_THREAD_CPUTIME_ID);
-	for (size_t i = 0; i < npaths; i++)
-		for (uint64_t off = 0; off < cont[i].size;) {
-			ssize_t got =
-				store_read(st, cont[i].desc.data,
-					   cont[i].desc.len, off, b, 128 << 10);
-
-			if (got <= 0)
-				return -1;
-			off += (uint64_t)got;
-		}
-	rc = clock_s(CLOCK_THREAD_CPUTIME_ID) - c0;
-	rw = clock_s(CLOCK_MONOTONIC) - w0;
-	store_close(st);
-	free(b);
 	c0 = child_cpu();
 	w0 = clock_s(CLOCK_MONOTONIC);
 	if (system(cmd))
 		return -1;
 	cw = clock_s(CLOCK_MONOTONIC) - w0;
+	c0 = child_cpu() - c0;
+	if (read_all(repo, key, nth, &pw, &pc))
+		return -1;
 	printf("read wall %.3f cpu %.3f cat_wall %.3f cat_cpu %.3f packs "
-	       "%llu\n",
-	       rw, rc, cw, child_cpu() - c0, (unsigned long long)packs);
+	       "%llu par_wall %.3f par_cpu %.3f par_threads %d\n",
+	       rw, rc, cw, c0, (unsigned long long)packs, pw, pc, nth);
 	return 0;
 }
 
@@ -377,7 +432,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bench_repo: measuring the stages failed\n");
 		ret = 1;
 	}
-	if (!ret && read_back(argv[2], co.encrypt ? key : NULL)) {
+	if (!ret && read_back(argv[2], co.encrypt ? key : NULL, nth)) {
 		fprintf(stderr, "bench_repo: reading back failed\n");
 		ret = 1;
 	}

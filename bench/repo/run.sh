@@ -19,7 +19,9 @@
 # our ingest per core against the stage limit (chunker + SHA-256 + lz4 [+ AES-256-GCM],
 # each alone on the same files, one core; goal >= 75%), with what our
 # CPU time counts beyond the stages (file reads, store open and close);
-# then our read-back throughput against `cat` of the packs.
+# then our read-back throughput against `cat` of the packs, in one
+# thread and in THREADS threads (the FUSE daemon's workers read in
+# parallel; cat is one process).
 # Asserts nothing.
 #   sh bench/repo/run.sh [OUTDIR]
 # Env: REPO_BENCH_MB (tree size, default 665), REPO_BENCH_RUNS (3),
@@ -100,8 +102,9 @@ one() { # tool
 		echo "$1-limit $(grep '^limit ' "$work/line" | cut -d' ' -f2-)" >>"$res"
 		echo "$1-sched $(grep '^sched ' "$work/line" | cut -d' ' -f2-)" >>"$res"
 		set -- "$1" $(grep '^read ' "$work/line")
-		# read back: store wall, store cpu, cat wall, cat cpu, packs
-		echo "$1-read $4 $6 $8 ${10} ${12}" >>"$res" ;;
+		# read back: store wall, store cpu, cat wall, cat cpu, packs,
+		# then by THREADS readers: wall, cpu, threads
+		echo "$1-read $4 $6 $8 ${10} ${12} ${14} ${16} ${18}" >>"$res" ;;
 	restic)
 		restic init -q --repo "$repo" >/dev/null
 		timed restic sh -c 'cd "$1" && restic backup -q --repo "$2" . \
@@ -145,7 +148,7 @@ function medv(list,   n, i, j, v, x) { # median of a space-separated list
 /-sched / { x = substr($1, 1, length($1) - 6); rq[x] = rq[x] " " $5; next }
 /-oc / { x = substr($1, 1, length($1) - 3); oc[x] = oc[x] " " ($2 + $3); next }
 /-limit / { for (i = 2; i < NF; i += 2) lim[$i] = lim[$i] " " $(i + 1); next }
-/-read / { nr++; t[nr] = $1; s[nr] = $2; b[nr] = $3; c[nr] = $4; cw[$1] = cw[$1] " " $4; cc[$1] = cc[$1] " " $5; pk[$1] = $6; seen[$1] = 1; next }
+/-read / { nr++; t[nr] = $1; s[nr] = $2; b[nr] = $3; c[nr] = $4; cw[$1] = cw[$1] " " $4; cc[$1] = cc[$1] " " $5; pk[$1] = $6; pw[$1] = pw[$1] " " $7; pc[$1] = pc[$1] " " $8; pt[$1] = $9; seen[$1] = 1; next }
 { nr++; t[nr] = $1; s[nr] = $2; b[nr] = $3; c[nr] = $4; seen[$1] = 1 }
 END {
 	printf "input: %.0f MB in %d files; first backup into a new repository, median of %d runs\n", input / 1e6, nfiles, runs
@@ -197,5 +200,9 @@ END {
 		rw = input / 1e6 / med(x, 2); rc = input / 1e6 / med(x, 3)
 		kw = pk[x] / 1e6 / med(x "-cat", 2); kc = pk[x] / 1e6 / med(x "-cat", 4)
 		printf "%s read back (chunk cache cold, packs in page cache, 128 KiB reads): %.0f MB/s wall (%.0f%% of cat of the packs, %.0f MB/s), %.0f MB/s CPU (%.0f%% of cat, %.0f MB/s)\n", order[k], rw, 100 * rw / kw, kw, rc, 100 * rc / kc, kc
+		if (pt[x] != "") {
+			qw = input / 1e6 / medv(pw[x]); qc = input / 1e6 / medv(pc[x])
+			printf "%s read back by %d threads (as the FUSE daemon reads): %.0f MB/s wall (%.0f%% of cat of the packs, one process; %.2fx one thread), %.0f MB/s CPU\n", order[k], pt[x], qw, 100 * qw / kw, qw / rw, qc
+		}
 	}
 }' "$res"
