@@ -27,13 +27,14 @@
  * and what the writer threads spent on a CPU and waiting for one (the
  * run queue: other jobs on a shared machine), summed over the threads,
  * from /proc/thread-self/schedstat: "sched cpu S runqueue S threads N".
- * Then every content is read back once from a new read-only store (64
- * MiB chunk cache, packs in the page cache) in 128 KiB pieces as FUSE
- * asks, and the packs are read by `cat`: "read wall S cpu S cat_wall S
- * cat_cpu S packs B par_wall S par_cpu S par_threads N" (cpu: of the
- * reading thread, of cat; par_: the same read back by THREADS threads
- * from another new store, as the FUSE daemon's workers read).  Catalog
- * rows are not written (a few per file).
+ * Then every content is read back once from a new read-only store,
+ * opened as m365fs opens it (32 MiB chunk cache, read transactions kept
+ * for 100 ms), packs in the page cache, in 128 KiB pieces as FUSE asks,
+ * and the packs are read by `cat`: "read wall S cpu S cat_wall S cat_cpu
+ * S packs B par_wall S par_cpu S par_threads N" (cpu: of the reading
+ * thread, of cat; par_: the same read back by THREADS threads from
+ * another new store, as the FUSE daemon's workers read).  Catalog rows
+ * are not written (a few per file).
  */
 #define _XOPEN_SOURCE 700
 #include <errno.h>
@@ -290,7 +291,10 @@ static void *reader(void *arg)
 static int read_all(const char *repo, const unsigned char *key, int nth,
 		    double *wall, double *cpu)
 {
-	struct store_open_opts oo = { .key = key };
+	/* as m365fs opens it (its default -o cache_size, FS_HOLD_MS) */
+	struct store_open_opts oo = { .key = key,
+				      .cache_bytes = 32u << 20,
+				      .read_hold_ms = 100 };
 	pthread_t th[64];
 	double w0;
 	int bad = 0, n = 0;

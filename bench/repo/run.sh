@@ -199,7 +199,7 @@ END {
 		for (i = 1; i <= n; i++) { nr++; t[nr] = x "-cat"; s[nr] = v1[i]; c[nr] = v2[i] }
 		rw = input / 1e6 / med(x, 2); rc = input / 1e6 / med(x, 3)
 		kw = pk[x] / 1e6 / med(x "-cat", 2); kc = pk[x] / 1e6 / med(x "-cat", 4)
-		printf "%s read back (chunk cache cold, packs in page cache, 128 KiB reads): %.0f MB/s wall (%.0f%% of cat of the packs, %.0f MB/s), %.0f MB/s CPU (%.0f%% of cat, %.0f MB/s)\n", order[k], rw, 100 * rw / kw, kw, rc, 100 * rc / kc, kc
+		printf "%s read back (store opened as m365fs does, chunk cache cold, packs in page cache, 128 KiB reads): %.0f MB/s wall (%.0f%% of cat of the packs, %.0f MB/s), %.0f MB/s CPU (%.0f%% of cat, %.0f MB/s)\n", order[k], rw, 100 * rw / kw, kw, rc, 100 * rc / kc, kc
 		if (pt[x] != "") {
 			qw = input / 1e6 / medv(pw[x]); qc = input / 1e6 / medv(pc[x])
 			printf "%s read back by %d threads (as the FUSE daemon reads): %.0f MB/s wall (%.0f%% of cat of the packs, one process; %.2fx one thread), %.0f MB/s CPU\n", order[k], pt[x], qw, 100 * qw / kw, qw / rw, qc
