@@ -292,6 +292,39 @@ def test_fs_list_ahead(two_snaps, tmp_path):
     assert "ahead:" not in log
 
 
+def test_fs_list_ahead_small_folder(two_snaps, tmp_path):
+    """A folder of a few dozen entries is listed after LIST_MIN (4)
+    lookups: the names looked up after that listing cost no request."""
+    src = two_snaps["src"]
+    rel = next(str(d.relative_to(src)) for d in sorted(src.rglob("*"))
+               if d.is_dir() and not d.is_symlink()
+               and 20 <= len(list(d.iterdir())) <= 120
+               and all(e.is_file() and e.name.isascii()
+                       and e.name.isprintable() for e in d.iterdir()))
+    names = sorted(e.name for e in (src / rel).iterdir())
+    random.Random(5).shuffle(names)
+    done = re.compile(r"listed 'snapshots/[^/]+/" + re.escape(rel)
+                      + rf"' ahead: {len(names)} of {len(names)} entries "
+                      r"after 4 lookups")
+    m = Mount(two_snaps["repo"], tmp_path / "m", "-d")
+    m.allowed.append(r"^ +unique: \d+, error: ")  # libfuse's -d log
+    with m:
+        d = m.mnt / "snapshots/latest" / rel
+        ino = os.stat(d).st_ino
+        for n in names[:4]:
+            os.stat(d / n)
+        t0 = time.monotonic()
+        while not done.search(m.output()):
+            assert time.monotonic() - t0 < 10, m.output()[-3000:]
+            time.sleep(0.01)
+        for n in names:
+            st = os.stat(d / n)
+            assert (st.st_size, st.st_mtime_ns) == \
+                ((src / rel / n).stat().st_size,
+                 (src / rel / n).stat().st_mtime_ns), n
+        assert lookups_of(m, ino) == 4, (rel, len(names))
+
+
 def test_fs_unmount_while_listing_ahead(two_snaps, tmp_path):
     """An unmount while the daemon lists a folder ahead is not refused as
     busy (the folder is read in a detached copy of the mount); the daemon
