@@ -3,12 +3,18 @@
  * objects the daemon keeps per inode (file content descriptors, directory
  * listings).
  *
- * Inode numbers are computed, not allocated: an item of the catalog seen
- * in snapshot S has the inode (S << INO_ITEM_BITS) | item id, so the same
- * item in the same snapshot has the same inode across remounts, and the
- * daemon can answer any request from the inode number alone (the catalog
- * is the source of truth).  The kernel's lookup counts therefore need no
- * bookkeeping: the table below is a cache, never the only copy.
+ * Inode numbers are computed, not allocated: a folder of the catalog seen
+ * in snapshot S has the inode (S << INO_ITEM_BITS) | item id; a file or
+ * message has the inode of its version, (F << INO_ITEM_BITS) | item id
+ * where F is the first snapshot of that version, so a file unchanged
+ * between snapshots is one inode in all of them: the kernel caches its
+ * data once, and diff -r between snapshots skips it (same device and
+ * inode).  The version is immutable, so whatever snapshot it is reached
+ * through, F answers for it.  The same item in the same snapshot has the
+ * same inode across remounts, and the daemon can answer any request from
+ * the inode number alone (the catalog is the source of truth).  The
+ * kernel's lookup counts therefore need no bookkeeping: the table below
+ * is a cache, never the only copy.
  *
  *   1 the mount root, 2 snapshots/, 3 snapshots/latest (snapshot field 0);
  *   4 and 5 are kept for live/ and restore/ (later work)

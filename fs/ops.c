@@ -400,6 +400,25 @@ out:
 	fs_snaps_put(fs, l);
 }
 
+/*
+ * The inode of item @it seen in snapshot @snap (inode.h): a folder's is
+ * per snapshot, a file's that of its version.  0: beyond the range.
+ */
+static uint64_t item_ino(int64_t snap, const struct cat_item *it)
+{
+	uint64_t ino;
+
+	if (cat_kind_is_dir(it->kind) || it->from_snap < 1 ||
+	    it->from_snap > snap)
+		ino = ino_make(snap, it->id);
+	else
+		ino = ino_make(it->from_snap, it->id);
+	if (!ino)
+		log_err("item %lld of snapshot %lld is beyond the inode range",
+			(long long)it->id, (long long)snap);
+	return ino;
+}
+
 static void fsop_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fs *fs = fs_of(req);
@@ -440,10 +459,8 @@ static void fsop_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	ino = ino_make(snap, it.id);
+	ino = item_ino(snap, &it);
 	if (!ino) {
-		log_err("item %lld of snapshot %lld is beyond the inode range",
-			(long long)it.id, (long long)snap);
 		fuse_reply_err(req, EOVERFLOW);
 		return;
 	}
@@ -777,13 +794,10 @@ struct list_ctx {
 static int list_one(void *ctx, const struct cat_item *it)
 {
 	struct list_ctx *c = ctx;
-	uint64_t ino = ino_make(c->snap, it->id);
+	uint64_t ino = item_ino(c->snap, it);
 
-	if (!ino) {
-		log_err("item %lld of snapshot %lld is beyond the inode range",
-			(long long)it->id, (long long)c->snap);
+	if (!ino)
 		return 0;
-	}
 	return dir_add(c->d, it->name, ino, it->kind, it->size, it->mtime_sec,
 		       it->mtime_nsec);
 }

@@ -252,11 +252,52 @@ def test_fs_big_folder_listing(mnt):
     assert len(out.strip().split("\n")) == 3001
 
 
-def lookups_of(m, dir_ino):
-    """LOOKUP requests the daemon got for names in directory @dir_ino
-    (libfuse's request log, -d)."""
-    return len(re.findall(rf"opcode: LOOKUP \(1\), nodeid: {dir_ino},",
+def requests_of(m, opcode, ino):
+    """Requests @opcode (e.g. "READ (15)"; "LOOKUP (1)": names looked up
+    in folder @ino) the daemon got for inode @ino (libfuse's request log,
+    -d)."""
+    return len(re.findall(rf"opcode: {re.escape(opcode)}, nodeid: {ino},",
                           m.output()))
+
+
+def lookups_of(m, dir_ino):
+    return requests_of(m, "LOOKUP (1)", dir_ino)
+
+
+def test_fs_unchanged_file_one_inode(two_snaps, tmp_path):
+    """A file unchanged between two snapshots is one inode in both, that
+    of its version: diff -r between the snapshots does not read it (same
+    device and inode), and what was read through one snapshot is in the
+    page cache for the other.  A changed file has an inode per version."""
+    v1, v2 = two_snaps["v1"][0], two_snaps["v2"][0]
+    same = sorted(r for r in v1 if v2.get(r) == v1[r])
+    changed = sorted(r for r in v1 if r in v2 and v2[r][0] != v1[r][0])
+    assert len(same) > 100 and changed, (len(same), changed)
+    m = Mount(two_snaps["repo"], tmp_path / "m", "-d")
+    m.allowed.append(r"^ +unique: \d+, error: ")  # libfuse's -d log
+    with m:
+        s1, s2 = snapdirs(m)
+        r = subprocess.run(["diff", "-rq", str(s1), str(s2)],
+                           capture_output=True, text=True, check=False)
+        assert r.returncode == 1, r.stderr
+        differ = sorted(os.path.relpath(ln[len("Files "):].split(" and ")[0],
+                                        s1)
+                        for ln in r.stdout.splitlines()
+                        if ln.startswith("Files "))
+        assert differ == changed
+        for rel in same:
+            ino = os.stat(s1 / rel).st_ino
+            assert os.stat(s2 / rel).st_ino == ino, rel
+            assert requests_of(m, "READ (15)", ino) == 0, rel
+        for rel in changed:
+            assert os.stat(s1 / rel).st_ino != os.stat(s2 / rel).st_ino
+        rel = max(same, key=lambda r: v1[r][1])  # the largest
+        ino = os.stat(s1 / rel).st_ino
+        data = (s1 / rel).read_bytes()
+        reads = requests_of(m, "READ (15)", ino)
+        assert reads > 0 and hashlib.sha256(data).hexdigest() == v1[rel][0]
+        assert (s2 / rel).read_bytes() == data
+        assert requests_of(m, "READ (15)", ino) == reads
 
 
 def test_fs_list_ahead(two_snaps, tmp_path):
