@@ -9,9 +9,8 @@
  * where F is the first snapshot of that version, so a file unchanged
  * between snapshots is one inode in all of them: the kernel caches its
  * data once, and diff -r between snapshots skips it (same device and
- * inode), and its link count is the number of snapshots that have it (du,
- * tar, cp -a, rsync -H see hard links).  The version is immutable, so
- * whatever snapshot it is reached through, F answers for it.  The same item in the same snapshot has the
+ * inode).  The version is immutable, so whatever snapshot it is reached
+ * through, F answers for it.  The same item in the same snapshot has the
  * same inode across remounts, and the daemon can answer any request from
  * the inode number alone (the catalog is the source of truth).  The
  * kernel's lookup counts therefore need no bookkeeping: the table below

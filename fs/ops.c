@@ -50,7 +50,6 @@ struct file_obj {
 /* One entry of a directory listing. */
 struct dir_ent {
 	uint64_t ino;
-	int64_t to_snap; /* a file's version is valid before it; 0: still */
 	int64_t size;
 	int64_t mtime;
 	int32_t mtime_nsec;
@@ -113,43 +112,13 @@ static void attr_times(struct stat *st, int64_t sec, int32_t nsec)
 	st->st_atim = st->st_ctim = st->st_mtim;
 }
 
-/*
- * Snapshots of list @l in which the file version (@from, @to) is valid:
- * its paths under snapshots/, the link count of its inode (inode.h).
- */
-static nlink_t version_links(const struct fs_snaps *l, int64_t from,
-			     int64_t to)
-{
-	size_t lo = 0, hi = l->n, n = 0;
-
-	while (lo < hi) { /* the first snapshot not before @from */
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (l->s[mid].id < from)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	while (lo + n < l->n && (!to || l->s[lo + n].id < to))
-		n++;
-	return n ? (nlink_t)n : 1;
-}
-
-/*
- * Attributes of an item, or of the .partial marker (@kind KIND_MARKER).
- * A file's link count needs the snapshot list @l and the end of its
- * version @to_snap; without @l it is 1.
- */
-static void attr_item(struct fs *fs, const struct fs_snaps *l, uint64_t ino,
-		      int kind, int64_t to_snap, int64_t size, int64_t mtime,
-		      int32_t mtime_nsec, struct stat *st)
+static void attr_item(struct fs *fs, uint64_t ino, int kind, int64_t size,
+		      int64_t mtime, int32_t mtime_nsec, struct stat *st)
 {
 	attr_base(fs, ino, kind != KIND_MARKER && cat_kind_is_dir(kind), st);
 	if (S_ISREG(st->st_mode)) {
 		st->st_size = size;
 		st->st_blocks = (size + 511) / 512;
-		if (l && kind != KIND_MARKER)
-			st->st_nlink = version_links(l, ino_snap(ino), to_snap);
 	}
 	attr_times(st, mtime, mtime_nsec);
 }
@@ -278,8 +247,8 @@ static int getattr_ino(struct fs *fs, uint64_t ino, struct stat *st,
 			struct buf text = BUF_INIT;
 
 			rc = marker_text(fs, s, &text);
-			attr_item(fs, NULL, ino, KIND_MARKER, 0,
-				  (int64_t)text.len, s->s.end, 0, st);
+			attr_item(fs, ino, KIND_MARKER, (int64_t)text.len,
+				  s->s.end, 0, st);
 			buf_release(&text);
 		}
 		fs_snaps_put(fs, l);
@@ -291,10 +260,7 @@ static int getattr_ino(struct fs *fs, uint64_t ino, struct stat *st,
 	rc = cat_item_get(cat, snap, id, &it);
 	if (rc < 0)
 		return rc;
-	l = fs_snaps_get(fs, false);
-	attr_item(fs, l, ino, it.kind, it.to_snap, it.size, it.mtime_sec,
-		  it.mtime_nsec, st);
-	fs_snaps_put(fs, l);
+	attr_item(fs, ino, it.kind, it.size, it.mtime_sec, it.mtime_nsec, st);
 	return 0;
 }
 
@@ -457,7 +423,6 @@ static void fsop_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fs *fs = fs_of(req);
 	int64_t snap = ino_snap(parent), id = ino_item(parent);
-	struct fs_snaps *l;
 	struct cat_item it;
 	struct stat st;
 	struct cat *cat;
@@ -499,10 +464,7 @@ static void fsop_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, EOVERFLOW);
 		return;
 	}
-	l = fs_snaps_get(fs, false);
-	attr_item(fs, l, ino, it.kind, it.to_snap, it.size, it.mtime_sec,
-		  it.mtime_nsec, &st);
-	fs_snaps_put(fs, l);
+	attr_item(fs, ino, it.kind, it.size, it.mtime_sec, it.mtime_nsec, &st);
 	reply_entry(req, ino, &st, fs->o.timeout, fs->o.timeout);
 	fs_push_lookup(fs, parent);
 }
@@ -816,7 +778,6 @@ static int dir_add(struct dir_obj *d, const char *name, uint64_t ino, int kind,
 		return rc;
 	e = &d->e[d->n++];
 	e->ino = ino;
-	e->to_snap = 0;
 	e->kind = (uint8_t)kind;
 	e->size = size;
 	e->mtime = mtime;
@@ -834,15 +795,11 @@ static int list_one(void *ctx, const struct cat_item *it)
 {
 	struct list_ctx *c = ctx;
 	uint64_t ino = item_ino(c->snap, it);
-	int rc;
 
 	if (!ino)
 		return 0;
-	rc = dir_add(c->d, it->name, ino, it->kind, it->size, it->mtime_sec,
-		     it->mtime_nsec);
-	if (rc >= 0)
-		c->d->e[c->d->n - 1].to_snap = it->to_snap;
-	return rc;
+	return dir_add(c->d, it->name, ino, it->kind, it->size, it->mtime_sec,
+		       it->mtime_nsec);
 }
 
 static struct dir_obj *dir_new(void)
@@ -945,12 +902,11 @@ int64_t fs_dir_entries(struct fs *fs, uint64_t ino)
 	return n;
 }
 
-/* Fill @st for entry @e of a listing (@l: the snapshot list). */
-static void dir_ent_attr(struct fs *fs, const struct fs_snaps *l,
-			 const struct dir_ent *e, struct stat *st)
+/* Fill @st for entry @e of a listing. */
+static void dir_ent_attr(struct fs *fs, const struct dir_ent *e,
+			 struct stat *st)
 {
-	attr_item(fs, l, e->ino, e->kind, e->to_snap, e->size, e->mtime,
-		  e->mtime_nsec, st);
+	attr_item(fs, e->ino, e->kind, e->size, e->mtime, e->mtime_nsec, st);
 }
 
 /*
@@ -995,7 +951,6 @@ static void readdir_snap(fuse_req_t req, struct fs *fs, fuse_ino_t ino,
 			 struct dirbuf *b, off_t off)
 {
 	struct dir_obj *d;
-	struct fs_snaps *l;
 	struct stat st;
 	size_t i;
 	int rc = 0;
@@ -1005,14 +960,12 @@ static void readdir_snap(fuse_req_t req, struct fs *fs, fuse_ino_t ino,
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	l = fs_snaps_get(fs, false);
 	for (i = off < 0 ? 0 : (size_t)off; i < d->n; i++) {
-		dir_ent_attr(fs, l, &d->e[i], &st);
+		dir_ent_attr(fs, &d->e[i], &st);
 		if (!dirbuf_add(b, d->names.data + d->e[i].name, &st,
 				fs->o.timeout, fs->o.timeout, (off_t)i + 1))
 			break;
 	}
-	fs_snaps_put(fs, l);
 	ino_table_put(fs->dirs, &d->o);
 	fuse_reply_buf(req, b->p, b->len);
 }
