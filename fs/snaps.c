@@ -328,7 +328,17 @@ int fs_path(struct fs *fs, uint64_t ino, struct buf *out)
 							 : "snapshots");
 	l = fs_snaps_get(fs, false);
 	s = fs_snaps_find_id(l, snap);
-	if (!s)
+	/*
+	 * A file's inode names the first snapshot of its version (inode.h);
+	 * when that one was forgotten, the version is in a later one.
+	 */
+	for (size_t k = 0;
+	     !s && id != CAT_ROOT && id != INO_ITEM_PARTIAL && k < l->n; k++)
+		if (l->s[k].id > snap)
+			s = &l->s[k];
+	if (s)
+		snap = s->id;
+	else
 		rc = -ENOENT;
 	if (buf_addf(out, "snapshots/%s", s ? s->name : "?") < 0)
 		rc = -ENOMEM;

@@ -560,6 +560,40 @@ def test_fs_damaged_pack_gives_eio(two_snaps, tmp_path):
         assert rel in out
 
 
+def test_fs_damaged_file_named_after_forget(two_snaps, tmp_path):
+    """A file unchanged since a snapshot that was then forgotten keeps the
+    inode of that snapshot's version; when it cannot be read, the log
+    names it in a snapshot that is still there."""
+    repo = tmp_path / "repo"
+    shutil.copytree(two_snaps["repo"], repo)
+    subprocess.run([str(fsutil.BUILD / "bin/m365-snapshot"), "forget",
+                    "--repo", str(repo),
+                    "--keep-last", "1"], check=True, capture_output=True)
+    for pack in (p for p in (repo / "data").rglob("*") if p.is_file()):
+        with open(pack, "r+b") as f:  # a byte every 64 KiB
+            for off in range(4096, pack.stat().st_size, 65536):
+                f.seek(off)
+                b = f.read(1)
+                f.seek(-1, 1)
+                f.write(bytes([b[0] ^ 0x55]))
+    v1, v2 = two_snaps["v1"][0], two_snaps["v2"][0]
+    bad = [r for r in fsutil.gen_damaged(repo) if v1.get(r) == v2[r]]
+    assert bad
+    m = Mount(repo, tmp_path / "m")
+    m.allowed = [r"cannot read '.*': its data in repository .* is damaged",
+                 r"store: chunk [0-9a-f]+ in pack .* is damaged"]
+    with m:
+        (name,) = [n for n in os.listdir(m.mnt / "snapshots")
+                   if n != "latest"]
+        for rel in bad:
+            with pytest.raises(OSError) as e:
+                (m.mnt / "snapshots" / name / rel).read_bytes()
+            assert e.value.errno == errno.EIO
+        out = m.output()
+    for rel in bad:
+        assert f"cannot read 'snapshots/{name}/{rel}'" in out, out[-2000:]
+
+
 def sequential_read(path, size):
     """The bytes of @path read as cat reads it, up to the first error:
     (bytes, OSError or None)."""
