@@ -1154,6 +1154,36 @@ static void snap_xattrs(const struct fs_snap *s, struct buf *out)
 }
 
 /*
+ * The snapshots that have version @it of an item (all of them show the
+ * same file, one inode): the first, the last, and how many.
+ */
+static void version_xattrs(struct fs *fs, const struct cat_item *it,
+			   struct buf *out)
+{
+	struct fs_snaps *l = fs_snaps_get(fs, false);
+	const struct fs_snap *first = NULL, *last = NULL;
+	long long n = 0;
+
+	for (size_t i = 0; i < l->n; i++) {
+		const struct fs_snap *s = &l->s[i];
+
+		if (s->id < it->from_snap ||
+		    (it->to_snap && s->id >= it->to_snap))
+			continue;
+		if (!first)
+			first = s;
+		last = s;
+		n++;
+	}
+	if (n) {
+		kv_add(out, "version.first", "%s", first->name);
+		kv_add(out, "version.last", "%s", last->name);
+		kv_add(out, "version.snapshots", "%lld", n);
+	}
+	fs_snaps_put(fs, l);
+}
+
+/*
  * All extended attributes of @ino as "name\0value\0" pairs appended to
  * @out.  Returns 0 or -errno.
  */
@@ -1199,6 +1229,7 @@ static int xattrs_of(struct fs *fs, uint64_t ino, struct buf *out)
 		util_hex(hex, ct.sha256, sizeof(ct.sha256), false);
 		kv_add(out, "sha256", "%s", hex);
 	}
+	version_xattrs(fs, &it, out);
 	rc = 0;
 out:
 	buf_release(&meta);

@@ -181,6 +181,26 @@ def test_fs_xattrs(mnt):
     assert os.getxattr(mail, "user.m365.subject")
 
 
+def test_fs_version_xattrs(mnt, two_snaps):
+    """user.m365.version.{first,last,snapshots}: the snapshots that have
+    the version of a file the reader sees (unchanged, edited, deleted)."""
+    s1, s2 = snapdirs(mnt)
+    v1, v2 = two_snaps["v1"][0], two_snaps["v2"][0]
+
+    def ver(p):
+        return tuple(os.getxattr(p, f"user.m365.version.{k}").decode()
+                     for k in ("first", "last", "snapshots"))
+    same = next(r for r in sorted(v1) if v2.get(r) == v1[r])
+    edited = "sites/contoso.example/sites/hr/Documents/Folder 0/doc 1.txt"
+    deleted = "sites/contoso.example/sites/hr/Documents/Folder 1/doc 2.txt"
+    assert v1[edited][0] != v2[edited][0] and deleted not in v2
+    assert ver(s1 / same) == ver(s2 / same) == (s1.name, s2.name, "2")
+    assert ver(s1 / edited) == (s1.name, s1.name, "1")
+    assert ver(s2 / edited) == (s2.name, s2.name, "1")
+    assert ver(s1 / deleted) == (s1.name, s1.name, "1")
+    assert "user.m365.version.first" in os.listxattr(s2 / same)
+
+
 def test_fs_two_snapshots_diff_tar_du_cp(mnt, two_snaps, tmp_path):
     s1, s2 = snapdirs(mnt)
     # diff -r between the snapshots reports what changed between the trees
