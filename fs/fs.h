@@ -195,6 +195,9 @@ void fs_snaps_put(struct fs *fs, struct fs_snaps *l);
  */
 void fs_latest_inval(struct fs *fs);
 
+/** The first entry of @l whose id is @id or more, or NULL. */
+const struct fs_snap *fs_snaps_from(const struct fs_snaps *l, int64_t id);
+
 /** The entry of snapshot @id in @l, or NULL. */
 const struct fs_snap *fs_snaps_find_id(const struct fs_snaps *l, int64_t id);
 

@@ -1161,24 +1161,17 @@ static void version_xattrs(struct fs *fs, const struct cat_item *it,
 			   struct buf *out)
 {
 	struct fs_snaps *l = fs_snaps_get(fs, false);
-	const struct fs_snap *first = NULL, *last = NULL;
-	long long n = 0;
+	const struct fs_snap *first = fs_snaps_from(l, it->from_snap), *s;
 
-	for (size_t i = 0; i < l->n; i++) {
-		const struct fs_snap *s = &l->s[i];
-
-		if (s->id < it->from_snap ||
-		    (it->to_snap && s->id >= it->to_snap))
-			continue;
-		if (!first)
-			first = s;
-		last = s;
-		n++;
-	}
-	if (n) {
+	/* the list is ordered by id: the version's snapshots follow */
+	for (s = first;
+	     s && s < l->s + l->n && (!it->to_snap || s->id < it->to_snap); s++)
+		;
+	if (first && s > first) {
 		kv_add(out, "version.first", "%s", first->name);
-		kv_add(out, "version.last", "%s", last->name);
-		kv_add(out, "version.snapshots", "%lld", n);
+		kv_add(out, "version.last", "%s", s[-1].name);
+		kv_add(out, "version.snapshots", "%lld",
+		       (long long)(s - first));
 	}
 	fs_snaps_put(fs, l);
 }

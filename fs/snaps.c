@@ -283,20 +283,25 @@ void fs_latest_inval(struct fs *fs)
 			  strerror(-rc));
 }
 
-const struct fs_snap *fs_snaps_find_id(const struct fs_snaps *l, int64_t id)
+const struct fs_snap *fs_snaps_from(const struct fs_snaps *l, int64_t id)
 {
 	size_t lo = 0, hi = l->n, mid;
 
 	while (lo < hi) {
 		mid = lo + (hi - lo) / 2;
-		if (l->s[mid].id == id)
-			return &l->s[mid];
 		if (l->s[mid].id < id)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	return NULL;
+	return lo < l->n ? &l->s[lo] : NULL;
+}
+
+const struct fs_snap *fs_snaps_find_id(const struct fs_snaps *l, int64_t id)
+{
+	const struct fs_snap *s = fs_snaps_from(l, id);
+
+	return s && s->id == id ? s : NULL;
 }
 
 const struct fs_snap *fs_snaps_find_name(const struct fs_snaps *l,
@@ -327,15 +332,12 @@ int fs_path(struct fs *fs, uint64_t ino, struct buf *out)
 				     : ino == INO_LATEST ? "snapshots/latest"
 							 : "snapshots");
 	l = fs_snaps_get(fs, false);
-	s = fs_snaps_find_id(l, snap);
 	/*
 	 * A file's inode names the first snapshot of its version (inode.h);
 	 * when that one was forgotten, the version is in a later one.
 	 */
-	for (size_t k = 0;
-	     !s && id != CAT_ROOT && id != INO_ITEM_PARTIAL && k < l->n; k++)
-		if (l->s[k].id > snap)
-			s = &l->s[k];
+	s = id == CAT_ROOT || id == INO_ITEM_PARTIAL ? fs_snaps_find_id(l, snap)
+						     : fs_snaps_from(l, snap);
 	if (s)
 		snap = s->id;
 	else
