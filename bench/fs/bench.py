@@ -15,6 +15,12 @@ WORK/setup.json says how long each step took) and reused by later runs.
 --quick: the scale-1 tenant (3,000 files, 1,200 in one folder, 5,000
 mails) and a 50 MB file.
 
+Two workloads span two snapshots (an investigator's `diff -r` and
+`grep -r` across backups): the tenant is changed between them (1 % of
+the files rewritten, some added and deleted, mails added), and the
+native second tree is an `rsync -a --link-dest` copy, its unchanged
+files hard links to the first (as rsnapshot keeps backups).
+
 Peers that are slow on a workload get a time cap per run: BENCH_CAP
 seconds (default 30) or twice native's time on that workload, whichever
 is longer. One probe run decides; over the cap the table says "> cap"
@@ -48,6 +54,7 @@ QUICK = "--quick" in sys.argv
 OUT = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else "build/bench/fs")
 WORK = OUT / ("work-quick" if QUICK else "work")
 SRC = WORK / "src"
+SRC2 = WORK / "src2"  # the second snapshot (unchanged files: hard links)
 SCALE = 1 if QUICK else 10
 BIG_MB = 50 if QUICK else 200
 MARKER = "zanzibar-quartz"  # tests/emulator/tenant.py puts it in some files
@@ -68,8 +75,11 @@ def build_dataset():
     and what the peers back up).  Returns the description."""
     done = WORK / "dataset.json"
     if done.exists():
-        print(f"data set: cached in {WORK} (delete it to rebuild)")
-        return json.loads(done.read_text())
+        ds = json.loads(done.read_text())
+        if "changes" in ds:
+            print(f"data set: cached in {WORK} (delete it to rebuild)")
+            return ds
+        print(f"data set in {WORK} has one snapshot: rebuilt with two")
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir(parents=True)
     emu = timed(f"emulator --scale {SCALE}: start",
@@ -92,21 +102,26 @@ def build_dataset():
         tool = Tool(emu, WORK)
         repo = WORK / "repo"
         tool.init(repo)
-        p = timed("m365-snapshot create (full snapshot)",
-                  lambda: subprocess.run(
-                      [tool.bin, "create", "--repo", str(repo),
-                       "--connection", tool.name, "--json"],
-                      env=tool.env, capture_output=True, text=True))
-        summary = json.loads(p.stdout or "{}")
-        if p.returncode != 0 or summary.get("status") != "complete":
-            raise RuntimeError(f"m365-snapshot failed ({p.returncode}):\n"
-                               f"{p.stdout[-2000:]}{p.stderr[-3000:]}")
+        snapshot(tool, repo, "m365-snapshot create (full snapshot)")
+        changes = timed("change the tenant",
+                        lambda: change_tenant(emu, truth, big_file))
+        truth2 = emu.truth()
+        snapshot(tool, repo, "m365-snapshot create (second snapshot)")
     finally:
         emu.stop()
     shutil.rmtree(WORK / "emu", ignore_errors=True)
     with fsutil.Mount(repo, WORK / "mnt-copy") as m:
+        snaps = sorted(n for n in os.listdir(m.mnt / "snapshots")
+                       if n != "latest")
+        if len(snaps) != 2:
+            raise RuntimeError(f"the repository has snapshots {snaps}, "
+                               "not two")
         timed("rsync -a of the mounted snapshot to disk",
-              lambda: sh(f"rsync -a '{m.mnt}/snapshots/latest/' '{SRC}/'"))
+              lambda: sh(f"rsync -a '{m.mnt}/snapshots/{snaps[0]}/' "
+                         f"'{SRC}/'"))
+        timed("rsync -a --link-dest of the second snapshot",
+              lambda: sh(f"rsync -a --link-dest='{SRC.resolve()}' "
+                         f"'{m.mnt}/snapshots/{snaps[1]}/' '{SRC2}/'"))
     msgs = truth.get("messages", [])
     ds = {"scale": SCALE, "files": len(truth["files"]),
           "file_bytes": sum(f["size"] for f in truth["files"]),
@@ -115,11 +130,16 @@ def build_dataset():
           "drives": len(truth["drives"]),
           "mailboxes": len({m["mailbox"] for m in msgs}),
           "big_folder": big_folder, "big_file": big_file}
-    n = sum(1 for p in SRC.rglob("*") if p.is_file())
-    if n != ds["files"] + ds["messages"]:
-        raise RuntimeError(f"the copy of the mount has {n} files, the "
-                           f"tenant {ds['files']} files and "
-                           f"{ds['messages']} messages")
+    for tree, t in ((SRC, truth), (SRC2, truth2)):
+        n = sum(1 for p in tree.rglob("*") if p.is_file())
+        want = len(t["files"]) + len(t.get("messages", []))
+        if n != want:
+            raise RuntimeError(f"the copy {tree} of the mount has {n} "
+                               f"files, the tenant {want} files and "
+                               "messages")
+    changes["linked"] = sum(1 for p in SRC2.rglob("*")
+                            if p.is_file() and p.stat().st_nlink == 2)
+    ds["changes"] = changes
     ds["marked"] = len(subprocess.run(
         ["grep", "-rlF", MARKER, str(SRC)], capture_output=True,
         text=True).stdout.splitlines())
@@ -127,10 +147,60 @@ def build_dataset():
     return ds
 
 
+def snapshot(tool, repo, label):
+    """m365-snapshot create into @repo (timed under @label)."""
+    p = timed(label, lambda: subprocess.run(
+        [tool.bin, "create", "--repo", str(repo), "--connection",
+         tool.name, "--json"], env=tool.env, capture_output=True,
+        text=True))
+    summary = json.loads(p.stdout or "{}")
+    if p.returncode != 0 or summary.get("status") != "complete":
+        raise RuntimeError(f"m365-snapshot failed ({p.returncode}):\n"
+                           f"{p.stdout[-2000:]}{p.stderr[-3000:]}")
+
+
+def change_tenant(emu, truth, big_file):
+    """Between the two snapshots: rewrite 1 % of the files, delete a
+    tenth as many, add a fifth as many (5 of them holding MARKER) and
+    add mails (3 holding it), all chosen by a fixed seed.  Returns the
+    counts."""
+    rng = random.Random(11)
+    files = [f for f in truth["files"] if f["path"] != big_file]
+    n = max(10, len(files) // 100)
+    picked = rng.sample(files, n + n // 10)
+    for f in picked[:n]:
+        emu.mutate(op="modify_file", path=f["path"], text=True,
+                   size=f["size"] + rng.randrange(1, 4096),
+                   seed=rng.randrange(1 << 62))
+    for f in picked[n:]:
+        emu.mutate(op="delete", path=f["path"])
+    gone = {f["path"] for f in picked[n:]}
+    folders = sorted({os.path.dirname(f["path"]) for f in files
+                      if f["path"] not in gone})
+    added = n // 5
+    for i in range(added):
+        emu.mutate(op="create_file",
+                   path=f"{rng.choice(folders)}/added {i}.txt",
+                   size=rng.randrange(1000, 200_000), text=True,
+                   marker=i < 5, seed=rng.randrange(1 << 62))
+    boxes = sorted({m["mailbox"] for m in truth.get("messages", [])})
+    mails = len(truth.get("messages", [])) // 100 if boxes else 0
+    for i in range(mails):
+        body = f"Added between the snapshots, number {i}."
+        emu.mutate(op="create_message", mailbox=rng.choice(boxes),
+                   subject=f"Added message {i}",
+                   body=body + (f" {MARKER}" if i < 3 else ""))
+    return {"modified": n, "deleted": n // 10, "added": added,
+            "added_marked": min(5, added), "mails": mails,
+            "mails_marked": min(3, mails)}
+
+
 class Target:
-    def __init__(self, name, root, mount=None, umount=None, cap=None,
-                 pid_pattern=None):
+    def __init__(self, name, root, root2, mount=None, umount=None,
+                 cap=None, pid_pattern=None):
+        # root: the first snapshot's tree, root2: the second's
         self.name, self.root = name, pathlib.Path(root)
+        self.root2 = pathlib.Path(root2)
         self.mount, self.umount = mount, umount
         self.cap = cap  # least seconds per run (measure()), None: no cap
         self.pid_pattern = pid_pattern  # pgrep -f pattern of the daemon
@@ -209,22 +279,26 @@ def setup_m365fs(targets, info, name="m365fs", cmd=None):
     t0 = time.monotonic()
     sh(mount)
     info.setdefault("mount_s", time.monotonic() - t0)
-    snap = mnt / "snapshots" / os.readlink(mnt / "snapshots/latest")
-    targets.append(Target(name, snap, mount, umount,
+    snaps = sorted(n for n in os.listdir(mnt / "snapshots")
+                   if n != "latest")
+    targets.append(Target(name, mnt / "snapshots" / snaps[0],
+                          mnt / "snapshots" / snaps[1], mount, umount,
                           pid_pattern=f"{cmd} {repo}"))
 
 
 def setup_squashfs(targets, info):
-    sqfs = WORK / "tree.sqfs"
+    # both trees in one image (identical files stored once): /src, /src2
+    sqfs = WORK / "trees.sqfs"
     if not sqfs.exists():
         timed("mksquashfs -comp lz4", lambda: sh(
-            f"mksquashfs '{SRC}' '{sqfs}' -comp lz4 -quiet -no-progress "
-            f">/dev/null"))
+            f"mksquashfs '{SRC}' '{SRC2}' '{sqfs}' -comp lz4 -quiet "
+            f"-no-progress >/dev/null"))
     mnt = WORK / "mnt-squashfs"
     fresh_mountpoint(mnt)
     mount = f"squashfuse_ll '{sqfs}' '{mnt}' && {wait_cmd(mnt)}"
     sh(mount)
-    targets.append(Target("squashfuse_ll", mnt, mount,
+    targets.append(Target("squashfuse_ll", mnt / SRC.name,
+                          mnt / SRC2.name, mount,
                           f"fusermount3 -u '{mnt}'",
                           pid_pattern=f"squashfuse_ll '?{sqfs}"))
 
@@ -252,7 +326,12 @@ def setup_restic(targets, info):
     pw.write_text("bench\n")
     mnt = build_once(repo, [
         f"restic -q -r '{repo}' init >/dev/null",
-        f"restic -q -r '{repo}' backup '{SRC.resolve()}' >/dev/null"])
+        f"restic -q -r '{repo}' backup '{SRC.resolve()}' >/dev/null",
+        f"restic -q -r '{repo}' backup '{SRC2.resolve()}' >/dev/null"])
+    ids = {s["paths"][0]: s["short_id"] for s in json.loads(
+        subprocess.run(["restic", "-q", "-r", str(repo), "snapshots",
+                        "--json"], check=True, capture_output=True,
+                       text=True).stdout)}
     # restic mount stays in the foreground: detach it; it exits when
     # unmounted
     mount = (f"setsid restic -q -r '{repo}' mount '{mnt}' "
@@ -260,13 +339,14 @@ def setup_restic(targets, info):
     pattern = f"[r]estic -q -r {repo} mount"
     umount = umount_cmd(f"fusermount3 -u '{mnt}'", pattern)
     sh(mount)
-    root = mnt / "snapshots/latest" / str(SRC.resolve()).lstrip("/")
+    root, root2 = (mnt / "ids" / ids[str(d.resolve())] /
+                   str(d.resolve()).lstrip("/") for d in (SRC, SRC2))
     t0 = time.monotonic()
     while not root.is_dir():
         if time.monotonic() - t0 > 60:
             raise RuntimeError(f"restic mount shows no {root}")
         time.sleep(0.1)
-    targets.append(Target("restic", root, mount, umount, cap=CAP,
+    targets.append(Target("restic", root, root2, mount, umount, cap=CAP,
                           pid_pattern=pattern))
 
 
@@ -276,14 +356,17 @@ def setup_borg(targets, info):
     os.environ["BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK"] = "yes"
     mnt = build_once(repo, [
         f"borg init -e none '{repo}'",
-        f"borg create '{repo}::bench' '{SRC.resolve()}'"])
-    mount = f"borg mount '{repo}::bench' '{mnt}' && {wait_cmd(mnt)}"
-    pattern = f"[b]org mount {repo}::"
+        f"borg create '{repo}::bench' '{SRC.resolve()}'",
+        f"borg create '{repo}::bench2' '{SRC2.resolve()}'"])
+    # every archive: /bench and /bench2
+    mount = f"borg mount '{repo}' '{mnt}' && {wait_cmd(mnt)}"
+    pattern = f"[b]org mount {repo} "
     umount = umount_cmd(f"borg umount '{mnt}'", pattern)
     sh(mount)
-    root = mnt / str(SRC.resolve()).lstrip("/")
-    targets.append(Target("borg", root, mount, umount, cap=CAP,
-                          pid_pattern=pattern))
+    targets.append(Target("borg", mnt / "bench" /
+                          str(SRC.resolve()).lstrip("/"),
+                          mnt / "bench2" / str(SRC2.resolve()).lstrip("/"),
+                          mount, umount, cap=CAP, pid_pattern=pattern))
 
 
 def caches_dropped():
@@ -358,7 +441,7 @@ def main():
     ds = build_dataset()
     big_folder, big_file = ds["big_folder"], ds["big_file"]
     info = {}
-    targets = [Target("native", SRC)]
+    targets = [Target("native", SRC, SRC2)]
     setup_m365fs(targets, info)
     for ab in filter(None, os.environ.get("BENCH_M365FS", "").split(";")):
         name, _, cmd = ab.partition("=")
@@ -390,6 +473,11 @@ def main():
         ("tar of all mail", "tar -cf - -C {d} mailboxes | cat >/dev/null"),
         (f"stat {min(len(files), 10_000):,} files",
          f"cd {{d}} && xargs -d '\\n' -a {statlist} stat -c %s >/dev/null"),
+        # across two snapshots ({d2}: the second); diff exits 1: changes
+        ("diff -rq of two snapshots", "diff -rq {d} {d2} >/dev/null; "
+         "test $? = 1"),
+        ("grep -r over two snapshots", f"grep -r {MARKER} {{d}} {{d2}} "
+         ">/dev/null"),
     ]
     only = os.environ.get("BENCH_CASES")
     if only:
@@ -401,7 +489,7 @@ def main():
         for mode in ("warm", "cold"):
             meds = []
             for t in targets:
-                cmd = tmpl.format(d=f"'{t.root}'")
+                cmd = tmpl.format(d=f"'{t.root}'", d2=f"'{t.root2}'")
                 # native comes first
                 meds.append(measure(t, cmd, mode, runs[mode],
                                     meds[0] if meds else None))
@@ -448,6 +536,7 @@ def main():
                " | ".join("-" if rss[n] is None else str(rss[n])
                           for n in names) + " |")
     rep.append("")
+    ch = ds["changes"]
     rep.append(f"Data: the emulator's scale-{ds['scale']} tenant, "
                f"snapshotted by m365-snapshot: {ds['files']:,} files "
                f"({ds['file_bytes'] / 2**30:.2f} GiB in {ds['drives']} "
@@ -459,6 +548,14 @@ def main():
                f"{(SRC / big_file).stat().st_size >> 20} MB file added "
                f"before the snapshot); the native tree is an `rsync -a` "
                f"copy of the mounted snapshot, the peers back that up. "
+               f"Between the two snapshots {ch['modified']:,} files were "
+               f"rewritten, {ch['deleted']:,} deleted, {ch['added']:,} "
+               f"added ({ch['added_marked']} holding the word) and "
+               f"{ch['mails']:,} mails added ({ch['mails_marked']} holding "
+               f"it); the native second tree is an `rsync -a --link-dest` "
+               f"copy ({ch['linked']:,} files hard links to the first), "
+               f"squashfuse_ll's image holds both trees, restic and borg "
+               f"a snapshot or archive of each. "
                f"m365fs mount time {info['mount_s']:.3f} s; "
                f"peers capped per run at {CAP:.0f} s or twice native's "
                f"time; load average "
@@ -471,14 +568,15 @@ def main():
                "FUSE daemon restarted before each run.")
     rep += cpu
     rep.append("")
-    rep.append("Commands ({d}: the tree's root in each target):")
+    rep.append("Commands ({d}: the first snapshot's tree in each "
+               "target, {d2}: the second's):")
     for name, tmpl in cases:
         rep.append(f"* {name}: `{tmpl}`")
     rep.append(f"* random 4 KiB reads: `{fio_cmd}` (FILE: {big_file})")
     rep.append("")
     rep.append("Targets:")
     for t in targets:
-        rep.append(f"* {t.name}: {t.root}" +
+        rep.append(f"* {t.name}: {t.root}, {t.root2}" +
                    (f" (mount: `{t.mount}`)" if t.mount else ""))
     (OUT / "report.md").write_text("\n".join(rep) + "\n")
     print("\n".join(rep))
