@@ -284,6 +284,22 @@ def lookups_of(m, dir_ino):
     return requests_of(m, "LOOKUP (1)", dir_ino)
 
 
+def debug_mount(repo, mnt, *opts):
+    """A Mount with libfuse's request log (-d), for requests_of()."""
+    m = Mount(repo, mnt, "-d", *opts)
+    m.allowed.append(r"^ +unique: \d+, error: ")  # libfuse's -d log
+    return m
+
+
+def wait_log(m, pattern, timeout=10, poll=0.01):
+    """The match of regex @pattern in the daemon's log, waited for."""
+    t0 = time.monotonic()
+    while not (got := pattern.search(m.output())):
+        assert time.monotonic() - t0 < timeout, m.output()[-3000:]
+        time.sleep(poll)
+    return got
+
+
 def test_fs_unchanged_file_one_inode(two_snaps, tmp_path):
     """A file unchanged between two snapshots is one inode in both, that
     of its version: diff -r between the snapshots does not read it (same
@@ -293,9 +309,7 @@ def test_fs_unchanged_file_one_inode(two_snaps, tmp_path):
     same = sorted(r for r in v1 if v2.get(r) == v1[r])
     changed = sorted(r for r in v1 if r in v2 and v2[r][0] != v1[r][0])
     assert len(same) > 100 and changed, (len(same), changed)
-    m = Mount(two_snaps["repo"], tmp_path / "m", "-d")
-    m.allowed.append(r"^ +unique: \d+, error: ")  # libfuse's -d log
-    with m:
+    with debug_mount(two_snaps["repo"], tmp_path / "m") as m:
         s1, s2 = snapdirs(m)
         r = subprocess.run(["diff", "-rq", str(s1), str(s2)],
                            capture_output=True, text=True, check=False)
@@ -333,10 +347,9 @@ def test_fs_list_ahead(two_snaps, tmp_path):
     want = {n: (src / n).stat() for n in names}
     seen = {}
     for opt in ("", "0"):
-        args = ["-d"] + (["-o", f"list_ahead={opt}"] if opt else [])
-        m = Mount(two_snaps["repo"], tmp_path / f"m{opt}", *args)
-        m.allowed.append(r"^ +unique: \d+, error: ")  # libfuse's -d log
-        with m:
+        args = ["-o", f"list_ahead={opt}"] if opt else []
+        with debug_mount(two_snaps["repo"], tmp_path / f"m{opt}",
+                         *args) as m:
             d = m.mnt / "snapshots/latest" / rel
             ino = os.stat(d).st_ino
             for n in names:
@@ -367,23 +380,60 @@ def test_fs_list_ahead_small_folder(two_snaps, tmp_path):
     done = re.compile(r"listed 'snapshots/[^/]+/" + re.escape(rel)
                       + rf"' ahead: {len(names)} of {len(names)} entries "
                       r"after 4 lookups")
-    m = Mount(two_snaps["repo"], tmp_path / "m", "-d")
-    m.allowed.append(r"^ +unique: \d+, error: ")  # libfuse's -d log
-    with m:
+    with debug_mount(two_snaps["repo"], tmp_path / "m") as m:
         d = m.mnt / "snapshots/latest" / rel
         ino = os.stat(d).st_ino
         for n in names[:4]:
             os.stat(d / n)
-        t0 = time.monotonic()
-        while not done.search(m.output()):
-            assert time.monotonic() - t0 < 10, m.output()[-3000:]
-            time.sleep(0.01)
+        wait_log(m, done)
         for n in names:
             st = os.stat(d / n)
             assert (st.st_size, st.st_mtime_ns) == \
                 ((src / rel / n).stat().st_size,
                  (src / rel / n).stat().st_mtime_ns), n
         assert lookups_of(m, ino) == 4, (rel, len(names))
+
+
+def test_fs_list_ahead_stops_and_resumes(tmp_path):
+    """A listing ahead stops when the lookups in the folder stop (20 ms
+    without one) and goes on from where the kernel's cache ends when they
+    come again; what the kernel then answers itself is right."""
+    src, repo = tmp_path / "src", tmp_path / "repo"
+    make_tree(src, files_per_folder=2, folders=1, big_mb=1, mails=2,
+              big_folder=30_000)  # listed in about 0.1 s: it outlasts 20 ms
+    gen_import(repo, src)
+    rel = "onedrive/megan@contoso.example/Big folder"
+    names = [f"item {i:06d}.txt" for i in range(30_000)]
+    random.Random(8).shuffle(names)
+    head = r"listed 'snapshots/[^/]+/" + re.escape(rel) + "' ahead"
+    stopped = re.compile(head + r" \(the lookups stopped\): (\d+) of 30000 "
+                         r"entries after 4 lookups")
+    done = re.compile(head + r": 30000 of 30000 entries")
+    # a folder of any size is listed after LIST_MIN (4) lookups
+    with debug_mount(repo, tmp_path / "m", "-o", "list_ahead=65536") as m:
+        d = m.mnt / "snapshots/latest" / rel
+        ino = os.stat(d).st_ino
+        for n in names[:4]:
+            os.stat(d / n)
+        got = wait_log(m, stopped)
+        assert 0 < int(got.group(1)) < 30_000
+        assert not done.search(m.output())
+        # lookups again: one that reaches the daemon resumes the listing
+        stats = 4
+        for n in names[4:]:
+            os.stat(d / n)
+            stats += 1
+            if stats % 100 == 0 and done.search(m.output()):
+                break
+        assert done.search(m.output()), m.output()[-3000:]
+        for n in names:
+            st = os.stat(d / n)
+            want = (src / rel / n).stat()
+            assert (st.st_size, st.st_mtime_ns) == \
+                (want.st_size, want.st_mtime_ns), n
+        # most names came from the listings, not from a LOOKUP each
+        assert lookups_of(m, ino) < stats < 30_000, (lookups_of(m, ino),
+                                                     stats)
 
 
 def test_fs_unmount_while_listing_ahead(two_snaps, tmp_path):
@@ -393,16 +443,12 @@ def test_fs_unmount_while_listing_ahead(two_snaps, tmp_path):
     rel = "onedrive/megan@contoso.example/Big folder"
     started = re.compile(r"listing 'snapshots/[^/]+/" + re.escape(rel)
                          + "' ahead")
-    m = Mount(two_snaps["repo"], tmp_path / "m", "-o", "debug")
-    m.allowed.append(r"^ +unique: \d+, error: ")  # libfuse's -d log
+    m = debug_mount(two_snaps["repo"], tmp_path / "m")
     with m:
         d = m.mnt / "snapshots/latest" / rel
         for i in range(0, 3000, 30):  # 100 lookups: 1/32 is 94
             os.stat(d / f"item {i:06d}.txt")
-        t0 = time.monotonic()
-        while not started.search(m.output()):  # the folder is open
-            assert time.monotonic() - t0 < 10, m.output()[-3000:]
-            time.sleep(0.001)
+        wait_log(m, started, poll=0.001)  # the folder is open
         r = subprocess.run(["fusermount3", "-u", str(m.mnt)],
                            capture_output=True, text=True, check=False)
         assert r.returncode == 0, r.stderr
