@@ -1161,17 +1161,18 @@ static void version_xattrs(struct fs *fs, const struct cat_item *it,
 			   struct buf *out)
 {
 	struct fs_snaps *l = fs_snaps_get(fs, false);
-	const struct fs_snap *first = fs_snaps_from(l, it->from_snap), *s;
+	const struct fs_snap *first = fs_snaps_from(l, it->from_snap);
+	/* the list is ordered by id: [first, end) have the version */
+	const struct fs_snap *end =
+		it->to_snap ? fs_snaps_from(l, it->to_snap) : NULL;
 
-	/* the list is ordered by id: the version's snapshots follow */
-	for (s = first;
-	     s && s < l->s + l->n && (!it->to_snap || s->id < it->to_snap); s++)
-		;
-	if (first && s > first) {
+	if (!end)
+		end = l->s + l->n;
+	if (first && end > first) {
 		kv_add(out, "version.first", "%s", first->name);
-		kv_add(out, "version.last", "%s", s[-1].name);
+		kv_add(out, "version.last", "%s", end[-1].name);
 		kv_add(out, "version.snapshots", "%lld",
-		       (long long)(s - first));
+		       (long long)(end - first));
 	}
 	fs_snaps_put(fs, l);
 }

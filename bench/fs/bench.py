@@ -111,17 +111,15 @@ def build_dataset():
         emu.stop()
     shutil.rmtree(WORK / "emu", ignore_errors=True)
     with fsutil.Mount(repo, WORK / "mnt-copy") as m:
-        snaps = sorted(n for n in os.listdir(m.mnt / "snapshots")
-                       if n != "latest")
+        snaps = fsutil.snapshot_dirs(m.mnt)
         if len(snaps) != 2:
             raise RuntimeError(f"the repository has snapshots {snaps}, "
                                "not two")
         timed("rsync -a of the mounted snapshot to disk",
-              lambda: sh(f"rsync -a '{m.mnt}/snapshots/{snaps[0]}/' "
-                         f"'{SRC}/'"))
+              lambda: sh(f"rsync -a '{snaps[0]}/' '{SRC}/'"))
         timed("rsync -a --link-dest of the second snapshot",
               lambda: sh(f"rsync -a --link-dest='{SRC.resolve()}' "
-                         f"'{m.mnt}/snapshots/{snaps[1]}/' '{SRC2}/'"))
+                         f"'{snaps[1]}/' '{SRC2}/'"))
     msgs = truth.get("messages", [])
     ds = {"scale": SCALE, "files": len(truth["files"]),
           "file_bytes": sum(f["size"] for f in truth["files"]),
@@ -279,10 +277,8 @@ def setup_m365fs(targets, info, name="m365fs", cmd=None):
     t0 = time.monotonic()
     sh(mount)
     info.setdefault("mount_s", time.monotonic() - t0)
-    snaps = sorted(n for n in os.listdir(mnt / "snapshots")
-                   if n != "latest")
-    targets.append(Target(name, mnt / "snapshots" / snaps[0],
-                          mnt / "snapshots" / snaps[1], mount, umount,
+    snaps = fsutil.snapshot_dirs(mnt)
+    targets.append(Target(name, snaps[0], snaps[1], mount, umount,
                           pid_pattern=f"{cmd} {repo}"))
 
 

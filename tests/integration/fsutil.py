@@ -155,6 +155,20 @@ def tree_digest(root):
     return files, dirs
 
 
+def snapshot_id(d):
+    """The id of the snapshot whose directory is @d."""
+    return int(os.getxattr(d, "user.m365.snapshot.id"))
+
+
+def snapshot_dirs(mnt):
+    """The snapshot directories of mount @mnt, oldest first: ordered by
+    the snapshot's id (those started in one second share a time, and
+    their "~id" suffixes do not sort as numbers)."""
+    top = pathlib.Path(mnt) / "snapshots"
+    return sorted((top / n for n in os.listdir(top) if n != "latest"),
+                  key=snapshot_id)
+
+
 def thread_stacks(pid):
     """What the threads of @pid are doing: gdb's backtraces when gdb is
     installed, else each thread's kernel wait channel."""

@@ -73,9 +73,7 @@ def mnt(two_snaps):
 
 
 def snapdirs(mnt):
-    snaps = mnt.mnt / "snapshots"
-    names = sorted(n for n in os.listdir(snaps) if n != "latest")
-    return [snaps / n for n in names]
+    return fsutil.snapshot_dirs(mnt.mnt)
 
 
 def test_fs_layout(mnt):
@@ -649,8 +647,7 @@ def test_fs_damaged_file_named_after_forget(two_snaps, tmp_path):
     m.allowed = [r"cannot read '.*': its data in repository .* is damaged",
                  r"store: chunk [0-9a-f]+ in pack .* is damaged"]
     with m:
-        (name,) = [n for n in os.listdir(m.mnt / "snapshots")
-                   if n != "latest"]
+        (name,) = [d.name for d in fsutil.snapshot_dirs(m.mnt)]
         for rel in bad:
             with pytest.raises(OSError) as e:
                 (m.mnt / "snapshots" / name / rel).read_bytes()

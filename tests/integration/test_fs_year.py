@@ -56,18 +56,22 @@ def year_of_snapshots(src, repo):
     return digests, counts
 
 
+def version(p):
+    """user.m365.version.{first,last,snapshots} of @p."""
+    return tuple(os.getxattr(p, f"user.m365.version.{k}").decode()
+                 for k in ("first", "last", "snapshots"))
+
+
 def test_fs_a_year_of_daily_snapshots(tmp_path):
     digests, counts = year_of_snapshots(tmp_path / "src", tmp_path / "repo")
     with fsutil.Mount(tmp_path / "repo", tmp_path / "mnt") as m:
         top = m.mnt / "snapshots"
-        names = [n for n in os.listdir(top) if n != "latest"]
-        # imports within one second share a name but for a suffix: order
-        # them by the snapshot's id
-        names.sort(key=lambda n: int(os.getxattr(
-            top / n, "user.m365.snapshot.id")))
+        # imports within one second share a time: ordered by id
+        snaps = fsutil.snapshot_dirs(m.mnt)
+        names = [s.name for s in snaps]
+        ids = [fsutil.snapshot_id(s) for s in snaps]
         assert len(names) == DAYS
         assert os.readlink(top / "latest") == names[-1]
-        snaps = [top / n for n in names]
         for day in SAMPLE:
             assert fsutil.tree_digest(snaps[day]) == digests[day], day
         # every day's tree, listed through the mount
@@ -80,10 +84,6 @@ def test_fs_a_year_of_daily_snapshots(tmp_path):
         assert len(set(ino[:100])) == len(set(ino[100:250])) == 1
         assert len(set(ino[250:])) == 1
         assert len({ino[0], ino[100], ino[250]}) == 3
-
-        def version(p):
-            return tuple(os.getxattr(p, f"user.m365.version.{k}").decode()
-                         for k in ("first", "last", "snapshots"))
         assert version(snaps[180] / STILL) == (names[0], names[-1],
                                                str(DAYS))
         assert version(snaps[120] / WATCHED) == (names[100], names[249],
@@ -98,3 +98,18 @@ def test_fs_a_year_of_daily_snapshots(tmp_path):
         assert sorted(p.stdout.splitlines()) == sorted(
             str(snaps[d] / FOUND) for d in range(200, DAYS))
         assert m.rss_kib() < fsutil.RSS_LIMIT_KIB
+    # keep the last 100 days: a version that began in a forgotten
+    # snapshot now counts from the first one still there
+    subprocess.run([str(fsutil.BUILD / "bin/m365-snapshot"), "forget",
+                    "--repo", str(tmp_path / "repo"), "--keep-last", "100"],
+                   check=True, capture_output=True)
+    with fsutil.Mount(tmp_path / "repo", tmp_path / "mnt") as m:
+        kept = fsutil.snapshot_dirs(m.mnt)
+        # (by id: the name of one started in the second of a forgotten
+        # one loses its "~id" suffix)
+        assert [fsutil.snapshot_id(s) for s in kept] == ids[-100:]
+        first, last = kept[0].name, kept[-1].name
+        assert version(kept[0] / STILL) == (first, last, "100")
+        assert version(kept[-1] / WATCHED) == (first, last, "100")
+        assert os.stat(kept[0] / STILL).st_ino == \
+            os.stat(kept[-1] / STILL).st_ino
